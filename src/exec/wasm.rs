@@ -1,0 +1,1 @@
+//! WebAssembly hook execution (wasmtime). Filled in by the WASM work.

@@ -1,0 +1,1 @@
+//! Podman/CRI-O hooks.d files. Filled in by the hooks.d work.

@@ -1,0 +1,1 @@
+//! runc command-line parsing. Filled in by the runtime work.

@@ -1,0 +1,3 @@
+//! The runc-compatible runtime wrapper.
+
+pub mod argv;
