@@ -4,8 +4,11 @@
 
 pub mod events;
 pub mod grants;
+pub mod define;
 pub mod exec;
+pub mod fsutil;
 pub mod hook;
+pub mod hookspec;
 pub mod hooksd;
 pub mod inject;
 pub mod limits;

@@ -1,1 +1,71 @@
-//! TODO
+//! Where hookhost keeps its files, all under one root directory.
+//!
+//! ```text
+//! ROOT/hooks/NAME.json          one document per registered hook
+//! ROOT/modules/SHA256.wasm      WebAssembly modules, content-addressed
+//! ROOT/cache/                   precompiled modules (safe to delete)
+//! ROOT/events.jsonl             the audit trail, one JSON line per hook run
+//! ROOT/lock                     serialises registry writers
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The environment variable that overrides the default root.
+pub const ROOT_ENV: &str = "HOOKHOST_ROOT";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Paths { root: root.into() }
+    }
+
+    /// `/var/lib/hookhost` for root, `$XDG_DATA_HOME/hookhost` (or `~/.local/share/hookhost`)
+    /// for everyone else.
+    pub fn default_root() -> PathBuf {
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/hookhost");
+        }
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        data_home.join("hookhost")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn hooks_dir(&self) -> PathBuf {
+        self.root.join("hooks")
+    }
+
+    pub fn hook_file(&self, name: &str) -> PathBuf {
+        self.hooks_dir().join(format!("{name}.json"))
+    }
+
+    pub fn modules_dir(&self) -> PathBuf {
+        self.root.join("modules")
+    }
+
+    pub fn module_file(&self, digest: &str) -> PathBuf {
+        self.modules_dir().join(format!("{digest}.wasm"))
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn events_file(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+}

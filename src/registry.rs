@@ -1,1 +1,248 @@
-//! TODO
+//! The persistent registry: one JSON document per hook, plus content-addressed WASM modules.
+//!
+//! Writers serialise on an exclusive lock on `ROOT/lock` and replace files atomically, so
+//! concurrent CLI calls and a `kill -9` at any moment leave every entry whole. Readers take no
+//! lock: a rename is atomic, so they always see a complete document.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::fsutil;
+use crate::hook::{self, Hook, InvalidName};
+use crate::paths::Paths;
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("no such hook: {0}")]
+    NotFound(String),
+    #[error("hook {0:?} already exists (remove it first with `hookhost rm {0}`)")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("registry entry {file} is corrupt: {reason}")]
+    Corrupt { file: PathBuf, reason: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RegistryError {
+    let path = path.to_path_buf();
+    move |source| RegistryError::Io { action, path, source }
+}
+
+/// A handle on a registry root.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    paths: Paths,
+}
+
+/// Held while writing; released on drop.
+struct WriteLock {
+    _file: File,
+}
+
+impl Registry {
+    /// Opens the registry at `root`, creating its directories (mode 0700) when missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+        let paths = Paths::new(root);
+        for dir in [paths.root().to_path_buf(), paths.hooks_dir(), paths.modules_dir()] {
+            fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
+        }
+        Ok(Registry { paths })
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    fn lock(&self) -> Result<WriteLock, RegistryError> {
+        let path = self.paths.lock_file();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err("open lock file", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
+        // Nobody else is writing now: temp files of a killed writer are garbage.
+        let _ = fsutil::remove_stale_temps(&self.paths.hooks_dir());
+        Ok(WriteLock { _file: file })
+    }
+
+    /// Adds a new hook; fails if the name is taken.
+    pub fn create(&self, hook: &Hook) -> Result<(), RegistryError> {
+        hook::validate_name(&hook.name)?;
+        let _lock = self.lock()?;
+        let file = self.paths.hook_file(&hook.name);
+        if file.exists() {
+            return Err(RegistryError::AlreadyExists(hook.name.clone()));
+        }
+        let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
+        doc.push(b'\n');
+        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
+    }
+
+    /// Reads one hook: costs the same whatever the registry's size.
+    pub fn get(&self, name: &str) -> Result<Hook, RegistryError> {
+        hook::validate_name(name)?;
+        let file = self.paths.hook_file(name);
+        let bytes = match fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(name.to_string()));
+            }
+            Err(e) => return Err(io_err("read", &file)(e)),
+        };
+        parse_entry(&file, &bytes)
+    }
+
+    /// Every hook, sorted by name, and the entries that could not be read (each names its
+    /// file) so that one corrupt entry does not hide the others.
+    pub fn list(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
+        let mut hooks = Vec::new();
+        let mut errors = Vec::new();
+        for name in self.names()? {
+            match self.get(&name) {
+                Ok(hook) => hooks.push(hook),
+                Err(RegistryError::NotFound(_)) => {} // removed while we listed
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok((hooks, errors))
+    }
+
+    /// Names of all registered hooks, sorted, without reading their documents.
+    pub fn names(&self) -> Result<Vec<String>, RegistryError> {
+        let dir = self.paths.hooks_dir();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
+            let entry = entry.map_err(io_err("read directory", &dir))?;
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            if let Some(name) = file_name.strip_suffix(".json")
+                && hook::validate_name(name).is_ok()
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a hook. Containers created before keep their snapshot. A corrupt entry can be
+    /// removed too: that is how a user repairs it.
+    pub fn remove(&self, name: &str) -> Result<(), RegistryError> {
+        hook::validate_name(name)?;
+        let _lock = self.lock()?;
+        let file = self.paths.hook_file(name);
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(name.to_string()));
+            }
+            Err(e) => return Err(io_err("remove", &file)(e)),
+        }
+        fsutil::sync_dir(&self.paths.hooks_dir()).map_err(io_err("sync", &file))
+    }
+
+    /// Stores a WASM module under its sha256 and returns the digest. Modules are immutable
+    /// and shared; they stay after `rm` because created containers may still run them.
+    pub fn store_module(&self, bytes: &[u8]) -> Result<String, RegistryError> {
+        let digest = sha256_hex(bytes);
+        let file = self.paths.module_file(&digest);
+        if fs::read(&file).is_ok_and(|stored| sha256_hex(&stored) == digest) {
+            return Ok(digest);
+        }
+        fsutil::write_atomic(&file, bytes, 0o600).map_err(io_err("write", &file))?;
+        Ok(digest)
+    }
+
+    pub fn module_path(&self, digest: &str) -> PathBuf {
+        self.paths.module_file(digest)
+    }
+}
+
+fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::{HookKind, HookSpec, Stage};
+
+    fn sample(name: &str) -> Hook {
+        Hook {
+            name: name.into(),
+            stages: vec![Stage::Prestart],
+            spec: HookSpec {
+                kind: HookKind::Native,
+                path: "/bin/true".into(),
+                args: vec!["true".into()],
+                env: vec![],
+                timeout: 5,
+                digest: None,
+                limits: None,
+                grants: None,
+            },
+            when: None,
+            created: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn create_get_list_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.create(&sample("b")).unwrap();
+        reg.create(&sample("a")).unwrap();
+        assert_eq!(reg.get("a").unwrap(), sample_like(&reg.get("a").unwrap(), "a"));
+        let (hooks, errors) = reg.list().unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(matches!(reg.create(&sample("a")), Err(RegistryError::AlreadyExists(_))));
+        reg.remove("a").unwrap();
+        assert!(matches!(reg.get("a"), Err(RegistryError::NotFound(_))));
+        assert!(matches!(reg.remove("a"), Err(RegistryError::NotFound(_))));
+    }
+
+    fn sample_like(got: &Hook, name: &str) -> Hook {
+        Hook { created: got.created, ..sample(name) }
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_named_and_does_not_hide_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.create(&sample("good")).unwrap();
+        fs::write(reg.paths().hook_file("bad"), "{not json").unwrap();
+        let (hooks, errors) = reg.list().unwrap();
+        assert_eq!(hooks.len(), 1);
+        let msg = errors[0].to_string();
+        assert!(msg.contains("bad.json") && msg.contains("corrupt"), "{msg}");
+        reg.remove("bad").unwrap();
+        assert!(!reg.paths().hook_file("bad").exists());
+    }
+
+    #[test]
+    fn modules_are_content_addressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let digest = reg.store_module(b"\0asm\x01\0\0\0").unwrap();
+        assert_eq!(digest, sha256_hex(b"\0asm\x01\0\0\0"));
+        assert_eq!(fs::read(reg.module_path(&digest)).unwrap(), b"\0asm\x01\0\0\0");
+    }
+}

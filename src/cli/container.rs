@@ -1,0 +1,159 @@
+//! `inject`, `stage`, `events`: hooks attached to containers.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+
+use super::{Cli, parse};
+use hookhost::events::{self, Event, Filter};
+use hookhost::hook::Stage;
+use hookhost::hookspec::SpecFile;
+use hookhost::inject::{BundleConfig, SelfCall};
+use hookhost::plan::{ContainerPlan, Selection, StagePlan};
+use hookhost::registry::Registry;
+
+/// Attach hooks to an OCI bundle by editing its config.json.
+///
+/// hookhost adds itself as the OCI hook of each stage that has work, after the hooks already
+/// there. The container keeps the hooks it was given, whatever later happens to the registry.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  runc run --bundle ./mycontainer demo")]
+pub struct InjectArgs {
+    /// The bundle directory holding config.json
+    #[arg(long, short, default_value = ".", value_name = "DIR")]
+    bundle: PathBuf,
+    /// A registered hook, with extra arguments appended to its registered ones
+    #[arg(long = "add-hook", value_name = "NAME[:JSON-ARGS]")]
+    add_hooks: Vec<String>,
+    /// Inline OCI hooks: a JSON object of stage name to a list of {path, args, env, timeout}
+    #[arg(long, value_name = "FILE")]
+    hook_spec: Option<PathBuf>,
+}
+
+/// Run a container's hooks for one stage (called by the OCI runtime, with the state on stdin).
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The stage being run
+    #[arg(value_parser = parse_stage)]
+    stage: Stage,
+    /// The stage's hooks, as written into config.json by `hookhost inject`
+    #[arg(long, value_name = "JSON")]
+    plan: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EventFormat {
+    Text,
+    Json,
+}
+
+/// Show the audit trail: one line per hook run.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this container's hook runs
+    #[arg(long, value_name = "ID")]
+    container: Option<String>,
+    /// Only runs since this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)
+    #[arg(long, value_parser = parse::since, value_name = "TIME")]
+    since: Option<DateTime<Utc>>,
+    /// Keep printing new events as they happen
+    #[arg(long, short)]
+    follow: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    format: EventFormat,
+}
+
+fn parse_stage(value: &str) -> Result<Stage, String> {
+    value.parse().map_err(|e: hookhost::hook::UnknownStage| e.to_string())
+}
+
+/// Builds a container's plan from `--add-hook` selections and an optional spec file.
+pub fn build_plan(
+    registry: &Registry,
+    add_hooks: &[String],
+    hook_spec: Option<&PathBuf>,
+) -> anyhow::Result<ContainerPlan> {
+    let mut plan = ContainerPlan::default();
+    for text in add_hooks {
+        let selection = Selection::parse(text)?;
+        plan.add_registered(&selection, registry)?;
+    }
+    if let Some(file) = hook_spec {
+        plan.add_spec_file(&SpecFile::load(file)?);
+    }
+    hookhost::plan::check_runnable(&plan)?;
+    Ok(plan)
+}
+
+pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
+    let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
+    let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
+    Ok(SelfCall { exe, root })
+}
+
+pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let plan = build_plan(&registry, &args.add_hooks, args.hook_spec.as_ref())?;
+    let mut config = BundleConfig::load(&args.bundle)?;
+    if plan.is_empty() {
+        println!("no hooks to inject");
+        return Ok(ExitCode::SUCCESS);
+    }
+    config.inject(&plan, &self_call(cli)?)?;
+    config.save()?;
+    for (stage, hooks) in &plan.stages {
+        let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
+        println!("{stage}: {}", names.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
+    let plan: StagePlan = serde_json::from_str(&args.plan).context("invalid --plan")?;
+    let mut state = Vec::new();
+    std::io::stdin().read_to_end(&mut state).context("cannot read the container state from stdin")?;
+    let report = hookhost::stage::run(args.stage, &plan, &state)?;
+    for warning in &report.warnings {
+        eprintln!("Warning: {warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
+    let file = hookhost::paths::Paths::new(cli.root()).events_file();
+    let filter = Filter { container: args.container.clone(), since: args.since };
+    events::read(&file, &filter, args.follow, |event| print_event(event, args.format))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one event; false when stdout is gone (`hookhost events -f | head`).
+fn print_event(event: &Event, format: EventFormat) -> bool {
+    use std::io::Write;
+    let line = match format {
+        EventFormat::Json => serde_json::to_string(event).expect("an event serialises"),
+        EventFormat::Text => {
+            let exit = event.exit.map_or("-".to_string(), |c| c.to_string());
+            let mut line = format!(
+                "{} {} {} {} ({}) exit={} {:.1}ms",
+                event.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                event.container,
+                event.stage,
+                event.hook,
+                event.kind,
+                exit,
+                event.duration_ms
+            );
+            if let Some(error) = &event.error {
+                line.push_str(&format!(" error={error:?}"));
+            }
+            line
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+}

@@ -1,0 +1,172 @@
+//! `create`, `inspect`, `ls`, `rm`: the registry, managed like Docker objects.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::{Cli, parse, report};
+use hookhost::define::{self, Definition};
+use hookhost::hook::{Hook, Stage};
+use hookhost::listarg::{self, Split};
+
+/// Flags whose values are lists the shell may have split at spaces.
+pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
+
+/// Register a hook under a name.
+///
+/// PATH is a native executable (run as a process, exactly as runc runs an OCI hook) or a
+/// WebAssembly module (recognised by its content, run sandboxed inside hookhost).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \
+    hookhost create --type prestart,poststop --args '[\"register\", \"--verbose\"]' systemd /usr/libexec/oci/systemd-hook\n\n\
+    List values may be given as A,B, as a JSON list '[\"A\",\"B\"]', or by repeating the flag.")]
+pub struct CreateArgs {
+    /// Stages to run at: prestart (default), createRuntime, createContainer, startContainer,
+    /// poststart, poststop
+    #[arg(long = "type", visible_alias = "stage", value_name = "STAGE[,STAGE]")]
+    stages: Vec<String>,
+    /// Environment of the hook, KEY=VALUE (the hook gets nothing else but HOOKHOST_STAGE)
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Seconds the hook may run before it is killed with its whole process group [default: 30]
+    #[arg(long, value_parser = parse::timeout_secs, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Arguments, OCI execv style: the first is argv0 [default: PATH]
+    #[arg(long, value_name = "ARG,ARG")]
+    args: Vec<String>,
+    /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+    name: String,
+    /// Absolute path of the executable or WebAssembly module
+    path: PathBuf,
+}
+
+/// Show hooks in detail, as JSON.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+/// List registered hooks.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only print names
+    #[arg(long, short)]
+    quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+}
+
+/// Remove hooks. Containers already created keep running the hooks they were created with.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+}
+
+pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let def = Definition {
+        name: args.name.clone(),
+        path: args.path.clone(),
+        stages: parse_stages(&args.stages)?,
+        args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
+        env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,
+        timeout: args.timeout,
+        ..Definition::default()
+    };
+    let hook = define::build(def, &registry)?;
+    registry.create(&hook)?;
+    println!("{}", hook.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn parse_stages(values: &[String]) -> anyhow::Result<Vec<Stage>> {
+    let names = listarg::parse_all(values, Split::Always).context("--type")?;
+    names.iter().map(|n| n.parse::<Stage>().context("--type")).collect()
+}
+
+pub fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let mut found = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for name in &args.names {
+        match registry.get(name) {
+            Ok(hook) => found.push(hook.inspect_view()),
+            Err(e) => {
+                report(&e.into());
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&found)?);
+    Ok(code)
+}
+
+pub fn ls(cli: &Cli, args: &LsArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    if args.quiet {
+        for name in registry.names()? {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (hooks, errors) = registry.list()?;
+    match args.format {
+        ListFormat::Json => {
+            let views: Vec<_> = hooks.iter().map(Hook::inspect_view).collect();
+            println!("{}", serde_json::to_string_pretty(&views)?);
+        }
+        ListFormat::Table => print_table(&hooks),
+    }
+    for err in &errors {
+        eprintln!("Warning: {err}");
+    }
+    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_table(hooks: &[Hook]) {
+    let mut rows = vec![["NAME".to_string(), "TYPE".into(), "PATH".into(), "ARGS".into()]];
+    for hook in hooks {
+        rows.push([
+            hook.name.clone(),
+            hook.type_label(),
+            hook.spec.path.display().to_string(),
+            hook.spec.args.join(" "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..3).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}   ", width = *width));
+        }
+        line.push_str(&row[3]);
+        println!("{}", line.trim_end());
+    }
+}
+
+pub fn rm(cli: &Cli, args: &RmArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let mut failed = false;
+    for name in &args.names {
+        match registry.remove(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                report(&e.into());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,107 @@
+//! The command line: parsing, and the only place that prints.
+
+mod container;
+mod docs;
+mod hooks;
+mod parse;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hookhost::paths::{Paths, ROOT_ENV};
+use hookhost::registry::Registry;
+
+/// Container lifecycle hooks for Docker, Podman, containerd and runc.
+///
+/// Register hooks once (native executables or sandboxed WebAssembly modules), then attach them
+/// to containers by name: hookhost injects itself into the container's OCI config.json and runs
+/// the container's hooks at each lifecycle stage.
+#[derive(Debug, Parser)]
+#[command(name = "hookhost", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Example (the seed workflow):\n  \
+    hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \
+    hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  \
+    runc run --bundle ./mycontainer demo")]
+pub struct Cli {
+    /// Registry and state directory [default: /var/lib/hookhost for root, else $XDG_DATA_HOME/hookhost]
+    #[arg(long, global = true, env = ROOT_ENV, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Log level for hookhost's own diagnostics on stderr (error, warn, info, debug, trace)
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Create(hooks::CreateArgs),
+    Inspect(hooks::InspectArgs),
+    #[command(alias = "list")]
+    Ls(hooks::LsArgs),
+    #[command(alias = "remove")]
+    Rm(hooks::RmArgs),
+    Inject(container::InjectArgs),
+    Stage(container::StageArgs),
+    Events(container::EventsArgs),
+    Completions(docs::CompletionsArgs),
+    Man(docs::ManArgs),
+}
+
+impl Cli {
+    fn root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(Paths::default_root)
+    }
+
+    fn registry(&self) -> anyhow::Result<Registry> {
+        Ok(Registry::open(self.root())?)
+    }
+}
+
+/// Parses `argv` (after fixing lists the shell split) and runs the command.
+pub fn main(argv: Vec<String>) -> ExitCode {
+    let argv = hookhost::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
+    let cli = Cli::parse_from(argv);
+    init_tracing(&cli.log_level);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Create(args) => hooks::create(cli, args),
+        Command::Inspect(args) => hooks::inspect(cli, args),
+        Command::Ls(args) => hooks::ls(cli, args),
+        Command::Rm(args) => hooks::rm(cli, args),
+        Command::Inject(args) => container::inject(cli, args),
+        Command::Stage(args) => container::stage(args),
+        Command::Events(args) => container::events(cli, args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
+    }
+}
+
+/// Prints an error the way Docker does: one line, the whole cause chain.
+pub fn report(err: &anyhow::Error) {
+    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    eprintln!("Error: {}", chain.join(": "));
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

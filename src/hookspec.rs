@@ -1,0 +1,130 @@
+//! `--hook-spec FILE`: inline OCI hooks keyed by stage (the seed's design (a)).
+//!
+//! ```json
+//! {"prestart": [{"path": "/usr/bin/setup-net", "args": ["setup-net", "eth0"], "timeout": 5}]}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::hook::{DEFAULT_TIMEOUT_SECS, HookKind, HookSpec, Stage};
+use crate::plan::PlannedHook;
+
+#[derive(Debug, Error)]
+pub enum SpecFileError {
+    #[error("cannot read hook spec {file}: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("hook spec {file} is not valid: {reason}")]
+    Invalid { file: PathBuf, reason: String },
+}
+
+/// One OCI hook as the runtime-spec writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OciHook {
+    path: PathBuf,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    timeout: Option<i64>,
+}
+
+/// The hooks of a spec file, per stage, ready to be planned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecFile {
+    pub stages: BTreeMap<Stage, Vec<PlannedHook>>,
+}
+
+impl SpecFile {
+    pub fn load(file: &Path) -> Result<Self, SpecFileError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|source| SpecFileError::Read { file: file.to_path_buf(), source })?;
+        Self::parse(&text).map_err(|reason| SpecFileError::Invalid { file: file.to_path_buf(), reason })
+    }
+
+    /// Parses the JSON text; the error says which stage and entry is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(text)
+            .map_err(|e| format!("{e} (expected an object of stage name to list of hooks)"))?;
+        let mut stages = BTreeMap::new();
+        for (stage_name, entries) in raw {
+            let stage: Stage = stage_name.parse().map_err(|e: crate::hook::UnknownStage| e.to_string())?;
+            let hooks: Vec<PlannedHook> = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| planned(entry).map_err(|e| format!("{stage_name}[{i}]: {e}")))
+                .collect::<Result<_, _>>()?;
+            stages.insert(stage, hooks);
+        }
+        Ok(SpecFile { stages })
+    }
+}
+
+fn planned(entry: serde_json::Value) -> Result<PlannedHook, String> {
+    let hook: OciHook = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    if !hook.path.is_absolute() {
+        return Err(format!("path {:?} must be absolute", hook.path));
+    }
+    let timeout = match hook.timeout {
+        None => DEFAULT_TIMEOUT_SECS,
+        Some(t) if t > 0 => t as u64,
+        Some(t) => return Err(format!("timeout {t} must be a positive number of seconds")),
+    };
+    let args = if hook.args.is_empty() {
+        vec![hook.path.to_string_lossy().into_owned()]
+    } else {
+        hook.args
+    };
+    Ok(PlannedHook {
+        name: format!("inline:{}", hook.path.display()),
+        spec: HookSpec {
+            kind: HookKind::Native,
+            path: hook.path,
+            args,
+            env: hook.env,
+            timeout,
+            digest: None,
+            limits: None,
+            grants: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stages_and_defaults() {
+        let spec = SpecFile::parse(
+            r#"{"prestart":[{"path":"/bin/ls","args":["ls","/tmp"],"timeout":3}],
+                "poststop":[{"path":"/bin/true"}]}"#,
+        )
+        .unwrap();
+        let pre = &spec.stages[&Stage::Prestart][0];
+        assert_eq!(pre.spec.args, vec!["ls", "/tmp"]);
+        assert_eq!(pre.spec.timeout, 3);
+        let post = &spec.stages[&Stage::Poststop][0];
+        assert_eq!(post.spec.args, vec!["/bin/true"]);
+        assert_eq!(post.spec.timeout, DEFAULT_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn errors_name_the_stage_and_entry() {
+        let cases = [
+            (r#"{"prestop":[]}"#, "unknown stage \"prestop\""),
+            (r#"{"prestart":[{"path":"ls"}]}"#, "prestart[0]: path \"ls\" must be absolute"),
+            (r#"{"poststop":[{"path":"/x","timeout":0}]}"#, "poststop[0]: timeout 0"),
+            (r#"{"prestart":[{"path":"/x","tmeout":1}]}"#, "unknown field `tmeout`"),
+            (r#"["prestart"]"#, "expected an object"),
+        ];
+        for (text, want) in cases {
+            let err = SpecFile::parse(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+}
