@@ -1,0 +1,184 @@
+//! Shared helpers for the integration tests: a hookhost with its own registry, real OCI
+//! bundles with a busybox-static rootfs, and real runc.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
+
+/// Applets linked into every test rootfs.
+const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false"];
+
+/// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
+/// run, so a silent skip would hide a broken setup.
+pub fn require(tool: &str) {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root (it runs real containers)");
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+    assert!(found.status.success(), "this test needs `{tool}` installed (see .ci/run)");
+}
+
+/// A unique name for containers, hooks and files of one test.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A hookhost with its own registry root.
+pub struct Host {
+    pub dir: TempDir,
+}
+
+impl Host {
+    pub fn new() -> Self {
+        Host { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(HOOKHOST);
+        cmd.env("HOOKHOST_ROOT", self.root()).env_remove("HOOKHOST_LOG");
+        cmd
+    }
+
+    /// Runs hookhost with `args`; returns the output whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs hookhost and panics with its stderr if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "hookhost {args:?} failed: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// Runs hookhost, expects failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "hookhost {args:?} should have failed: {}", text(&out.stdout));
+        text(&out.stderr)
+    }
+
+    /// A snapshot of every file under the registry root, to prove a command changed nothing.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        walk(&self.root(), &mut files);
+        files.sort();
+        files
+    }
+
+    /// Writes an executable shell script and returns its path.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+}
+
+fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, files);
+        } else {
+            files.push((path.clone(), fs::read(&path).unwrap_or_default()));
+        }
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An OCI bundle made by `runc spec`, with a busybox-static rootfs.
+pub struct Bundle {
+    pub dir: TempDir,
+}
+
+impl Bundle {
+    /// A bundle whose container runs `sh -c SCRIPT`, with a writable rootfs.
+    pub fn new(script: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for sub in ["bin", "tmp", "etc", "proc", "dev", "sys"] {
+            fs::create_dir_all(rootfs.join(sub)).unwrap();
+        }
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        let spec = Command::new("runc").arg("spec").current_dir(dir.path()).output().unwrap();
+        assert!(spec.status.success(), "runc spec: {}", text(&spec.stderr));
+        let bundle = Bundle { dir };
+        bundle.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+            c["root"]["readonly"] = false.into();
+        });
+        bundle
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    pub fn config(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.config_file()).unwrap()).unwrap()
+    }
+
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut config = self.config();
+        f(&mut config);
+        fs::write(self.config_file(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    }
+}
+
+/// runc with its own state root, so tests never see each other's containers.
+pub struct Runc {
+    pub root: TempDir,
+}
+
+impl Runc {
+    pub fn new() -> Self {
+        require("runc");
+        Runc { root: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("runc");
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd
+    }
+
+    /// `runc run --bundle B ID`, in the foreground; returns the output.
+    pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        let out = self.cmd(&["run", "--bundle", bundle.path_str(), id]).output().unwrap();
+        // A failed run can leave a stopped container behind; never leak it.
+        let _ = self.cmd(&["delete", "--force", id]).output();
+        out
+    }
+}
