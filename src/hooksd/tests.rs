@@ -324,6 +324,8 @@ fn read_dirs_precedence_order_and_errors() {
         "C-upper.json",
         always("/bin/sh", &["prestart"]),
     );
+    // Precedence is by exact file name: a name differing only in case does not replace.
+    write(low.path(), "c-UPPER.json", always("/bin/sh", &["prestart"]));
     write(
         high.path(),
         "a-first.json",
@@ -352,12 +354,12 @@ fn read_dirs_precedence_order_and_errors() {
     let set = read_dirs(&[missing, low.path().into(), high.path().into()]);
 
     let names: Vec<&str> = set.hooks.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["a-first", "b-shared", "C-upper", "kept"]);
+    assert_eq!(names, ["a-first", "b-shared", "C-upper", "c-UPPER", "kept"]);
     let shared = &set.hooks[1];
     assert_eq!(shared.file, high.path().join("b-shared.json"));
     assert_eq!(shared.hook.path(), Path::new("/bin/true"));
     assert_eq!(shared.stages, [Stage::Poststop]);
-    assert_eq!(set.hooks[3].file, low.path().join("kept.json"));
+    assert_eq!(set.hooks[4].file, low.path().join("kept.json"));
 
     let mut failed: Vec<String> = set
         .errors
