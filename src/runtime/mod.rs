@@ -1,3 +1,4 @@
 //! The runc-compatible runtime wrapper.
 
 pub mod argv;
+pub mod log;

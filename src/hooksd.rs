@@ -1,1 +1,0 @@
-//! Podman/CRI-O hooks.d files. Filled in by the hooks.d work.
