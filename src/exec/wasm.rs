@@ -23,6 +23,8 @@ mod pipe;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_examples;
+#[cfg(test)]
 mod tests_grants;
 
 use std::path::{Path, PathBuf};

@@ -293,26 +293,53 @@ fn cache_is_written_and_deleted_entries_are_rebuilt() {
     assert!(cwasm.is_file(), "the artifact is written again");
 }
 
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
 #[test]
 fn corrupt_cache_entries_are_recompiled() {
     let blob = Blob::new(fixture!("bye"));
     runs_ok(&blob);
     let (cwasm, sum) = cache_entry(&blob);
     let good = std::fs::read(&cwasm).unwrap();
-    // Flipped bytes in the middle: caught by the checksum.
+    // Flipped bytes in the middle, written in place: the identity changed, the hash differs.
     let mut bad = good.clone();
     let mid = bad.len() / 2;
     bad[mid..mid + 16].iter_mut().for_each(|b| *b ^= 0xff);
     std::fs::write(&cwasm, &bad).unwrap();
     runs_ok(&blob);
     assert_eq!(std::fs::read(&cwasm).unwrap(), good, "rewritten");
-    // Garbage with a matching checksum: refused by wasmtime, recompiled.
+    // Garbage whose sha256 the sidecar records: refused by wasmtime, recompiled.
     std::fs::write(&cwasm, b"garbage").unwrap();
-    std::fs::write(&sum, cache::sha256_hex(b"garbage")).unwrap();
+    std::fs::write(
+        &sum,
+        format!("{}\n0 0 7 0 0\n", cache::sha256_hex(b"garbage")),
+    )
+    .unwrap();
     runs_ok(&blob);
-    // A damaged checksum alone.
+    assert_eq!(std::fs::read(&cwasm).unwrap(), good, "rewritten");
+    // A damaged sidecar alone.
     std::fs::write(&sum, "0000").unwrap();
     runs_ok(&blob);
+    assert!(
+        std::fs::read_to_string(&sum)
+            .unwrap()
+            .starts_with(&cache::sha256_hex(&good))
+    );
+}
+
+#[test]
+fn a_copied_but_intact_artifact_is_trusted_by_its_hash() {
+    let blob = Blob::new(fixture!("bye"));
+    runs_ok(&blob);
+    let (cwasm, _) = cache_entry(&blob);
+    let copy = cwasm.with_extension("copy");
+    std::fs::copy(&cwasm, &copy).unwrap();
+    std::fs::rename(&copy, &cwasm).unwrap();
+    let copied = inode(&cwasm);
+    runs_ok(&blob);
+    assert_eq!(inode(&cwasm), copied, "used as is, not recompiled");
 }
 
 #[test]
