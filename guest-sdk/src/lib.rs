@@ -27,6 +27,11 @@ pub use hook::{BUNDLE_DIR, GuestError, Hook, ROOTFS_DIR};
 pub use oci_spec;
 pub use state::{Stage, State, UnknownStage};
 
+/// Compiles the README's example hook as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Any error a hook returns; its message goes to stderr and the hook exits 1.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
