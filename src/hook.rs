@@ -72,8 +72,6 @@ impl FromStr for Stage {
         Stage::ALL
             .into_iter()
             .find(|stage| stage.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownStage {
-                given: s.to_string(),
-            })
+            .ok_or_else(|| UnknownStage { given: s.to_string() })
     }
 }

@@ -3,8 +3,8 @@
 //! The crate is organised by domain concept; the `cli` module is the only place that prints.
 
 pub mod events;
-pub mod exec;
 pub mod grants;
+pub mod exec;
 pub mod hook;
 pub mod hooksd;
 pub mod inject;
