@@ -1,1 +1,59 @@
-pub fn placeholder() {}
+//! Write hookhost container hooks in Rust, compiled to `wasm32-wasip1`.
+//!
+//! A hook is `fn main` plus one closure:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     hookhost_guest::run(|hook| {
+//!         eprintln!("container {} is {}", hook.state.id, hook.state.status);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! hookhost runs it with the OCI state on stdin, the hook's args as argv, only the granted
+//! environment plus `HOOKHOST_STAGE`, and only the granted directories: the bundle at `/bundle`
+//! (`--allow-bundle`), the root filesystem at `/rootfs` (`--allow-rootfs`), and `--allow-dir`s.
+//! The crate also builds natively, so hook logic can be unit-tested with `cargo test` by building
+//! a [`Hook`] by hand and pointing it at temporary directories.
+
+mod hook;
+mod state;
+pub mod time;
+
+use std::process::ExitCode;
+
+pub use hook::{BUNDLE_DIR, GuestError, Hook, ROOTFS_DIR};
+pub use oci_spec;
+pub use state::{Stage, State, UnknownStage};
+
+/// Compiles the README's example hook as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// Any error a hook returns; its message goes to stderr and the hook exits 1.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs a hook: reads the invocation, calls `body`, reports an error on stderr with exit code 1.
+pub fn run<F>(body: F) -> ExitCode
+where
+    F: FnOnce(&Hook) -> Result<(), Error>,
+{
+    let outcome = Hook::from_process()
+        .map_err(Error::from)
+        .and_then(|hook| body(&hook));
+    finish(outcome)
+}
+
+/// Turns a hook's result into its exit status, printing the error (the reason reaches the user
+/// through hookhost, which reports a failing hook's stderr).
+fn finish(outcome: Result<(), Error>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
