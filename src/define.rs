@@ -29,6 +29,8 @@ pub enum DefineError {
     #[error("invalid WebAssembly module {path}: {reason}")]
     BadModule { path: PathBuf, reason: String },
     #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
 }
 
@@ -51,19 +53,36 @@ pub struct Definition {
 /// not registered here: the caller does that, so nothing is registered when validation fails.
 pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
-    if let Some(bad) = def.env.iter().find(|e| !e.contains('=') || e.starts_with('=')) {
+    if let Some(bad) = def
+        .env
+        .iter()
+        .find(|e| !e.contains('=') || e.starts_with('='))
+    {
         return Err(DefineError::BadEnv(bad.clone()));
     }
     let bytes = read_program(&def.path)?;
-    let kind = if crate::exec::wasm::is_wasm(&bytes) { HookKind::Wasm } else { HookKind::Native };
+    let kind = if crate::exec::wasm::is_wasm(&bytes) {
+        HookKind::Wasm
+    } else {
+        HookKind::Native
+    };
     let digest = match kind {
         HookKind::Native => {
             check_native(&def)?;
             None
         }
-        HookKind::Wasm => Some(store_wasm(&def.path, &bytes, registry)?),
+        HookKind::Wasm => {
+            if let Some(grants) = &def.grants {
+                grants.validate()?;
+            }
+            Some(store_wasm(&def.path, &bytes, registry)?)
+        }
     };
-    let args = if def.args.is_empty() { vec![default_argv0(&def, kind)] } else { def.args };
+    let args = if def.args.is_empty() {
+        vec![default_argv0(&def, kind)]
+    } else {
+        def.args
+    };
     Ok(Hook {
         name: def.name,
         stages: normalise_stages(def.stages),
@@ -86,7 +105,10 @@ fn read_program(path: &Path) -> Result<Vec<u8>, DefineError> {
     if !path.is_absolute() {
         return Err(DefineError::RelativePath(path.to_path_buf()));
     }
-    let bad = |reason: String| DefineError::BadPath { path: path.to_path_buf(), reason };
+    let bad = |reason: String| DefineError::BadPath {
+        path: path.to_path_buf(),
+        reason,
+    };
     let meta = fs::metadata(path).map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() {
         return Err(bad("not a regular file".into()));
@@ -95,7 +117,9 @@ fn read_program(path: &Path) -> Result<Vec<u8>, DefineError> {
 }
 
 fn check_native(def: &Definition) -> Result<(), DefineError> {
-    let mode = fs::metadata(&def.path).map(|m| m.permissions().mode()).unwrap_or(0);
+    let mode = fs::metadata(&def.path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0);
     if mode & 0o111 == 0 {
         return Err(DefineError::NotExecutable(def.path.clone()));
     }
@@ -109,8 +133,10 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
 }
 
 fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
-    crate::exec::wasm::validate_module(bytes)
-        .map_err(|e| DefineError::BadModule { path: path.to_path_buf(), reason: e.to_string() })?;
+    crate::exec::wasm::validate_module(bytes).map_err(|e| DefineError::BadModule {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(registry.store_module(bytes)?)
 }
 

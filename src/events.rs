@@ -15,7 +15,11 @@ use crate::hook::{HookKind, Stage};
 #[derive(Debug, Error)]
 pub enum EventsError {
     #[error("cannot {action} the events log {file}: {source}")]
-    Io { action: &'static str, file: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        file: PathBuf,
+        source: io::Error,
+    },
 }
 
 /// One hook run.
@@ -38,7 +42,11 @@ pub struct Event {
 pub fn append(file: &Path, event: &Event) -> Result<(), EventsError> {
     let io = |action| {
         let file = file.to_path_buf();
-        move |source| EventsError::Io { action, file, source }
+        move |source| EventsError::Io {
+            action,
+            file,
+            source,
+        }
     };
     let mut line = serde_json::to_vec(event).expect("an event serialises");
     line.push(b'\n');
@@ -60,7 +68,9 @@ pub struct Filter {
 
 impl Filter {
     pub fn accepts(&self, event: &Event) -> bool {
-        self.container.as_ref().is_none_or(|c| &event.container == c)
+        self.container
+            .as_ref()
+            .is_none_or(|c| &event.container == c)
             && self.since.is_none_or(|since| event.time >= since)
     }
 }
@@ -75,7 +85,11 @@ pub fn read(
 ) -> Result<(), EventsError> {
     let io = |action| {
         let file = file.to_path_buf();
-        move |source| EventsError::Io { action, file, source }
+        move |source| EventsError::Io {
+            action,
+            file,
+            source,
+        }
     };
     let handle = match File::open(file) {
         Ok(f) => f,
@@ -111,7 +125,9 @@ fn wait_for(file: &Path) -> io::Result<File> {
     loop {
         match File::open(file) {
             Ok(f) => return Ok(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -141,9 +157,17 @@ mod tests {
         append(&file, &event("a", 100)).unwrap();
         append(&file, &event("b", 200)).unwrap();
         append(&file, &event("a", 300)).unwrap();
-        std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(b"{\"tor").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(b"{\"tor")
+            .unwrap();
         let mut seen = Vec::new();
-        let filter = Filter { container: Some("a".into()), since: DateTime::from_timestamp(150, 0) };
+        let filter = Filter {
+            container: Some("a".into()),
+            since: DateTime::from_timestamp(150, 0),
+        };
         read(&file, &filter, false, |e| {
             seen.push(e.clone());
             true

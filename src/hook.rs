@@ -79,7 +79,9 @@ impl FromStr for Stage {
         Stage::ALL
             .into_iter()
             .find(|stage| stage.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownStage { given: s.to_string() })
+            .ok_or_else(|| UnknownStage {
+                given: s.to_string(),
+            })
     }
 }
 
@@ -195,7 +197,10 @@ mod tests {
         assert_eq!("POSTSTOP".parse::<Stage>(), Ok(Stage::Poststop));
         let err = "prestop".parse::<Stage>().unwrap_err().to_string();
         assert!(err.contains("\"prestop\""), "{err}");
-        assert!(err.contains("prestart, createRuntime, createContainer"), "{err}");
+        assert!(
+            err.contains("prestart, createRuntime, createContainer"),
+            "{err}"
+        );
     }
 
     #[test]

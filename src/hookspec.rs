@@ -16,7 +16,10 @@ use crate::plan::PlannedHook;
 #[derive(Debug, Error)]
 pub enum SpecFileError {
     #[error("cannot read hook spec {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("hook spec {file} is not valid: {reason}")]
     Invalid { file: PathBuf, reason: String },
 }
@@ -41,9 +44,14 @@ pub struct SpecFile {
 
 impl SpecFile {
     pub fn load(file: &Path) -> Result<Self, SpecFileError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|source| SpecFileError::Read { file: file.to_path_buf(), source })?;
-        Self::parse(&text).map_err(|reason| SpecFileError::Invalid { file: file.to_path_buf(), reason })
+        let text = std::fs::read_to_string(file).map_err(|source| SpecFileError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| SpecFileError::Invalid {
+            file: file.to_path_buf(),
+            reason,
+        })
     }
 
     /// Parses the JSON text; the error says which stage and entry is wrong.
@@ -52,7 +60,9 @@ impl SpecFile {
             .map_err(|e| format!("{e} (expected an object of stage name to list of hooks)"))?;
         let mut stages = BTreeMap::new();
         for (stage_name, entries) in raw {
-            let stage: Stage = stage_name.parse().map_err(|e: crate::hook::UnknownStage| e.to_string())?;
+            let stage: Stage = stage_name
+                .parse()
+                .map_err(|e: crate::hook::UnknownStage| e.to_string())?;
             let hooks: Vec<PlannedHook> = entries
                 .into_iter()
                 .enumerate()
@@ -117,9 +127,18 @@ mod tests {
     fn errors_name_the_stage_and_entry() {
         let cases = [
             (r#"{"prestop":[]}"#, "unknown stage \"prestop\""),
-            (r#"{"prestart":[{"path":"ls"}]}"#, "prestart[0]: path \"ls\" must be absolute"),
-            (r#"{"poststop":[{"path":"/x","timeout":0}]}"#, "poststop[0]: timeout 0"),
-            (r#"{"prestart":[{"path":"/x","tmeout":1}]}"#, "unknown field `tmeout`"),
+            (
+                r#"{"prestart":[{"path":"ls"}]}"#,
+                "prestart[0]: path \"ls\" must be absolute",
+            ),
+            (
+                r#"{"poststop":[{"path":"/x","timeout":0}]}"#,
+                "poststop[0]: timeout 0",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","tmeout":1}]}"#,
+                "unknown field `tmeout`",
+            ),
             (r#"["prestart"]"#, "expected an object"),
         ];
         for (text, want) in cases {

@@ -20,7 +20,10 @@ const TIMEOUT_SLACK_SECS: u64 = 5;
 #[derive(Debug, Error)]
 pub enum InjectError {
     #[error("cannot read {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file} is not valid JSON: {reason}")]
     Malformed { file: PathBuf, reason: String },
     #[error("{file} is not a valid OCI runtime config: {reason}")]
@@ -28,7 +31,10 @@ pub enum InjectError {
     #[error("{file}: {reason}")]
     Shape { file: PathBuf, reason: String },
     #[error("cannot write {file}: {source}")]
-    Write { file: PathBuf, source: std::io::Error },
+    Write {
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// How hookhost calls itself back at each stage.
@@ -49,9 +55,14 @@ pub struct BundleConfig {
 impl BundleConfig {
     pub fn load(bundle: &Path) -> Result<Self, InjectError> {
         let file = bundle.join("config.json");
-        let bytes = std::fs::read(&file).map_err(|source| InjectError::Read { file: file.clone(), source })?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| InjectError::Malformed { file: file.clone(), reason: e.to_string() })?;
+        let bytes = std::fs::read(&file).map_err(|source| InjectError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| InjectError::Malformed {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
         let config = BundleConfig { file, doc };
         config.typed()?;
         Ok(config)
@@ -59,8 +70,10 @@ impl BundleConfig {
 
     /// The typed view, for reads and validation.
     pub fn typed(&self) -> Result<oci_spec::runtime::Spec, InjectError> {
-        serde_json::from_value(self.doc.clone())
-            .map_err(|e| InjectError::NotOci { file: self.file.clone(), reason: e.to_string() })
+        serde_json::from_value(self.doc.clone()).map_err(|e| InjectError::NotOci {
+            file: self.file.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// Adds the plan's hooks. Injecting the same hooks again changes nothing.
@@ -86,37 +99,60 @@ impl BundleConfig {
         let env = self.doc.pointer_mut("/process/env")?.as_array_mut()?;
         let prefix = format!("{name}=");
         let mut value = None;
-        env.retain(|entry| match entry.as_str().and_then(|s| s.strip_prefix(&prefix)) {
-            Some(v) => {
-                value = Some(v.to_string());
-                false
-            }
-            None => true,
-        });
+        env.retain(
+            |entry| match entry.as_str().and_then(|s| s.strip_prefix(&prefix)) {
+                Some(v) => {
+                    value = Some(v.to_string());
+                    false
+                }
+                None => true,
+            },
+        );
         value
     }
 
     pub fn save(&self) -> Result<(), InjectError> {
         let mut bytes = serde_json::to_vec_pretty(&self.doc).expect("a JSON value serialises");
         bytes.push(b'\n');
-        fsutil::replace_atomic(&self.file, &bytes)
-            .map_err(|source| InjectError::Write { file: self.file.clone(), source })
+        fsutil::replace_atomic(&self.file, &bytes).map_err(|source| InjectError::Write {
+            file: self.file.clone(),
+            source,
+        })
     }
 
     fn stage_list(&mut self, stage: Stage) -> Result<&mut Vec<Value>, InjectError> {
-        let shape = |reason: &str| InjectError::Shape { file: self.file.clone(), reason: reason.into() };
-        let root = self.doc.as_object_mut().ok_or_else(|| shape("the document is not an object"))?;
-        let hooks = root.entry("hooks").or_insert_with(|| Value::Object(Map::new()));
-        let hooks = hooks.as_object_mut().ok_or_else(|| shape("`hooks` is not an object"))?;
-        let list = hooks.entry(stage.as_str()).or_insert_with(|| Value::Array(Vec::new()));
-        list.as_array_mut().ok_or_else(|| shape("a `hooks` stage is not a list"))
+        let shape = |reason: &str| InjectError::Shape {
+            file: self.file.clone(),
+            reason: reason.into(),
+        };
+        let root = self
+            .doc
+            .as_object_mut()
+            .ok_or_else(|| shape("the document is not an object"))?;
+        let hooks = root
+            .entry("hooks")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let hooks = hooks
+            .as_object_mut()
+            .ok_or_else(|| shape("`hooks` is not an object"))?;
+        let list = hooks
+            .entry(stage.as_str())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        list.as_array_mut()
+            .ok_or_else(|| shape("a `hooks` stage is not a list"))
     }
 }
 
 /// The args of hookhost's own entry: `hookhost stage STAGE --plan JSON`.
 fn self_args(stage: Stage, plan: &StagePlan) -> Vec<String> {
     let plan = serde_json::to_string(plan).expect("a plan serialises");
-    vec!["hookhost".into(), "stage".into(), stage.as_str().into(), "--plan".into(), plan]
+    vec![
+        "hookhost".into(),
+        "stage".into(),
+        stage.as_str().into(),
+        "--plan".into(),
+        plan,
+    ]
 }
 
 /// The plan carried by one of hookhost's own entries, if `entry` is one.
@@ -133,7 +169,10 @@ pub fn own_plan(entry: &Value) -> Option<StagePlan> {
 
 /// Appends (or extends) hookhost's single entry for `stage`, keeping it after the others.
 fn add_self_entry(list: &mut Vec<Value>, stage: Stage, hooks: &[PlannedHook], call: &SelfCall) {
-    let mut plan = StagePlan { root: call.root.clone(), hooks: Vec::new() };
+    let mut plan = StagePlan {
+        root: call.root.clone(),
+        hooks: Vec::new(),
+    };
     if let Some(pos) = list.iter().position(|e| own_plan(e).is_some()) {
         let existing = list.remove(pos);
         plan.hooks = own_plan(&existing).map(|p| p.hooks).unwrap_or_default();

@@ -2,14 +2,14 @@
 //!
 //! The crate is organised by domain concept; the `cli` module is the only place that prints.
 
-pub mod events;
-pub mod grants;
 pub mod define;
+pub mod events;
 pub mod exec;
 pub mod fsutil;
+pub mod grants;
 pub mod hook;
-pub mod hookspec;
 pub mod hooksd;
+pub mod hookspec;
 pub mod inject;
 pub mod limits;
 pub mod listarg;

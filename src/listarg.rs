@@ -43,7 +43,9 @@ pub fn parse_all(values: &[String], split: Split) -> Result<Vec<String>, ListErr
 
 fn parse_bracketed(value: &str) -> Result<Vec<String>, ListError> {
     if !value.ends_with(']') {
-        return Err(ListError::Unclosed { given: value.to_string() });
+        return Err(ListError::Unclosed {
+            given: value.to_string(),
+        });
     }
     if value.contains('"') {
         // Quotes survived the shell: this must be real JSON.
@@ -81,7 +83,9 @@ fn split_commas(value: &str, split: Split) -> Vec<String> {
 /// How many of `rest` form one list the shell split: 1 unless `rest[0]` opens a list that a
 /// later word closes.
 fn split_list_len(rest: &[String]) -> usize {
-    let opens = rest.first().is_some_and(|w| w.starts_with('[') && !w.trim_end().ends_with(']'));
+    let opens = rest
+        .first()
+        .is_some_and(|w| w.starts_with('[') && !w.trim_end().ends_with(']'));
     if !opens {
         return rest.len().min(1);
     }
@@ -155,12 +159,19 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let joined = rejoin_split_lists(argv, &["--args"]);
-        assert_eq!(joined, vec!["create", "--args", "[ls, /tmp/a]", "name", "/bin/ls"]);
+        assert_eq!(
+            joined,
+            vec!["create", "--args", "[ls, /tmp/a]", "name", "/bin/ls"]
+        );
     }
 
     #[test]
     fn leaves_whole_values_alone() {
-        for words in [&["--args", "[ls]", "x"][..], &["--args", "[\"a\",", "w", "/bin/ls"], &["--args"]] {
+        for words in [
+            &["--args", "[ls]", "x"][..],
+            &["--args", "[\"a\",", "w", "/bin/ls"],
+            &["--args"],
+        ] {
             let argv: Vec<String> = words.iter().map(|s| s.to_string()).collect();
             assert_eq!(rejoin_split_lists(argv.clone(), &["--args"]), argv);
         }

@@ -45,12 +45,22 @@ impl ContainerPlan {
     }
 
     /// Adds a registered hook at each of its stages.
-    pub fn add_registered(&mut self, selection: &Selection, registry: &Registry) -> Result<(), PlanError> {
+    pub fn add_registered(
+        &mut self,
+        selection: &Selection,
+        registry: &Registry,
+    ) -> Result<(), PlanError> {
         let hook = registry.get(&selection.name)?;
         let mut spec = hook.spec;
         spec.args.extend(selection.extra_args.iter().cloned());
         for stage in hook.stages {
-            self.push(stage, PlannedHook { name: hook.name.clone(), spec: spec.clone() });
+            self.push(
+                stage,
+                PlannedHook {
+                    name: hook.name.clone(),
+                    spec: spec.clone(),
+                },
+            );
         }
         Ok(())
     }
@@ -88,7 +98,10 @@ pub struct Selection {
 
 impl Selection {
     pub fn parse(text: &str) -> Result<Self, PlanError> {
-        let bad = |reason: String| PlanError::BadSelection { given: text.to_string(), reason };
+        let bad = |reason: String| PlanError::BadSelection {
+            given: text.to_string(),
+            reason,
+        };
         let text = text.trim();
         let (name, args) = match text.split_once(':') {
             Some((name, args)) => (name, Some(args)),
@@ -96,19 +109,24 @@ impl Selection {
         };
         crate::hook::validate_name(name).map_err(|e| bad(e.to_string()))?;
         let extra_args = match args {
-            Some(args) if args.trim().starts_with('[') => {
-                listarg::parse_list(args, Split::Always).map_err(|e: ListError| bad(e.to_string()))?
-            }
+            Some(args) if args.trim().starts_with('[') => listarg::parse_list(args, Split::Always)
+                .map_err(|e: ListError| bad(e.to_string()))?,
             Some(_) => return Err(bad("arguments after ':' must be a JSON list".into())),
             None => Vec::new(),
         };
-        Ok(Selection { name: name.to_string(), extra_args })
+        Ok(Selection {
+            name: name.to_string(),
+            extra_args,
+        })
     }
 
     /// Several selections separated by commas or whitespace outside brackets:
     /// `a, b:["x","y"] c`.
     pub fn parse_many(text: &str) -> Result<Vec<Self>, PlanError> {
-        split_top_level(text).iter().map(|s| Selection::parse(s)).collect()
+        split_top_level(text)
+            .iter()
+            .map(|s| Selection::parse(s))
+            .collect()
     }
 }
 
@@ -144,10 +162,16 @@ fn split_top_level(text: &str) -> Vec<String> {
 /// startContainer hooks run inside the container, where only a native path that exists in the
 /// container can run; hookhost injects those directly instead of itself.
 pub fn check_runnable(plan: &ContainerPlan) -> Result<(), PlanError> {
-    let in_container = plan.stages.get(&Stage::StartContainer).into_iter().flatten();
+    let in_container = plan
+        .stages
+        .get(&Stage::StartContainer)
+        .into_iter()
+        .flatten();
     for hook in in_container {
         if hook.spec.kind == HookKind::Wasm {
-            return Err(PlanError::WasmInContainer { name: hook.name.clone() });
+            return Err(PlanError::WasmInContainer {
+                name: hook.name.clone(),
+            });
         }
     }
     Ok(())
@@ -164,7 +188,10 @@ mod tests {
         assert_eq!(sel.extra_args, vec!["/tmp/b", "/tmp/c"]);
         let sel = Selection::parse("myFirstHook:[/tmp/b,/tmp/c]").unwrap();
         assert_eq!(sel.extra_args, vec!["/tmp/b", "/tmp/c"]);
-        assert_eq!(Selection::parse("plain").unwrap().extra_args, Vec::<String>::new());
+        assert_eq!(
+            Selection::parse("plain").unwrap().extra_args,
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -27,12 +27,20 @@ pub enum RegistryError {
     #[error("registry entry {file} is corrupt: {reason}")]
     Corrupt { file: PathBuf, reason: String },
     #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RegistryError {
     let path = path.to_path_buf();
-    move |source| RegistryError::Io { action, path, source }
+    move |source| RegistryError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// A handle on a registry root.
@@ -50,7 +58,11 @@ impl Registry {
     /// Opens the registry at `root`, creating its directories (mode 0700) when missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let paths = Paths::new(root);
-        for dir in [paths.root().to_path_buf(), paths.hooks_dir(), paths.modules_dir()] {
+        for dir in [
+            paths.root().to_path_buf(),
+            paths.hooks_dir(),
+            paths.modules_dir(),
+        ] {
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
         }
         Ok(Registry { paths })
@@ -209,18 +221,30 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         reg.create(&sample("b")).unwrap();
         reg.create(&sample("a")).unwrap();
-        assert_eq!(reg.get("a").unwrap(), sample_like(&reg.get("a").unwrap(), "a"));
+        assert_eq!(
+            reg.get("a").unwrap(),
+            sample_like(&reg.get("a").unwrap(), "a")
+        );
         let (hooks, errors) = reg.list().unwrap();
         assert!(errors.is_empty());
-        assert_eq!(hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert!(matches!(reg.create(&sample("a")), Err(RegistryError::AlreadyExists(_))));
+        assert_eq!(
+            hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(matches!(
+            reg.create(&sample("a")),
+            Err(RegistryError::AlreadyExists(_))
+        ));
         reg.remove("a").unwrap();
         assert!(matches!(reg.get("a"), Err(RegistryError::NotFound(_))));
         assert!(matches!(reg.remove("a"), Err(RegistryError::NotFound(_))));
     }
 
     fn sample_like(got: &Hook, name: &str) -> Hook {
-        Hook { created: got.created, ..sample(name) }
+        Hook {
+            created: got.created,
+            ..sample(name)
+        }
     }
 
     #[test]
@@ -243,6 +267,9 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         let digest = reg.store_module(b"\0asm\x01\0\0\0").unwrap();
         assert_eq!(digest, sha256_hex(b"\0asm\x01\0\0\0"));
-        assert_eq!(fs::read(reg.module_path(&digest)).unwrap(), b"\0asm\x01\0\0\0");
+        assert_eq!(
+            fs::read(reg.module_path(&digest)).unwrap(),
+            b"\0asm\x01\0\0\0"
+        );
     }
 }

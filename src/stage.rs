@@ -18,7 +18,11 @@ pub enum StageError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("hook {name} ({stage}): {reason}")]
-    HookFailed { name: String, stage: Stage, reason: String },
+    HookFailed {
+        name: String,
+        stage: Stage,
+        reason: String,
+    },
 }
 
 /// What happened at a stage that did not fail: non-fatal failures (poststop) and audit-trail
@@ -33,7 +37,12 @@ pub struct StageReport {
 pub fn run(stage: Stage, plan: &StagePlan, state_json: &[u8]) -> Result<StageReport, StageError> {
     let state = State::parse(state_json)?;
     let paths = Paths::new(&plan.root);
-    let ctx = RunContext { stage, state_json, state: &state, root: &plan.root };
+    let ctx = RunContext {
+        stage,
+        state_json,
+        state: &state,
+        root: &plan.root,
+    };
     let mut report = StageReport::default();
     for hook in &plan.hooks {
         let started = Instant::now();
@@ -46,7 +55,11 @@ pub fn run(stage: Stage, plan: &StagePlan, state_json: &[u8]) -> Result<StageRep
             report.warnings.push(e.to_string());
         }
         let Some(reason) = failure else { continue };
-        let error = StageError::HookFailed { name: hook.name.clone(), stage, reason };
+        let error = StageError::HookFailed {
+            name: hook.name.clone(),
+            stage,
+            reason,
+        };
         if stage.is_fatal() {
             return Err(error);
         }
@@ -61,7 +74,11 @@ fn failure_reason(result: &Result<Outcome, exec::ExecError>) -> Option<String> {
         Ok(out) if out.success() => None,
         Ok(out) => {
             let output = out.output_summary();
-            Some(if output.is_empty() { out.exit.to_string() } else { format!("{}: {output}", out.exit) })
+            Some(if output.is_empty() {
+                out.exit.to_string()
+            } else {
+                format!("{}: {output}", out.exit)
+            })
         }
         Err(e) => Some(e.to_string()),
     }
@@ -75,7 +92,10 @@ fn event(
     failure: &Option<String>,
 ) -> Event {
     let exit = match result {
-        Ok(Outcome { exit: Exit::Code(code), .. }) => Some(*code),
+        Ok(Outcome {
+            exit: Exit::Code(code),
+            ..
+        }) => Some(*code),
         _ => None,
     };
     Event {

@@ -64,7 +64,9 @@ mod tests {
 
     #[test]
     fn rejects_a_state_without_id() {
-        let err = State::parse(br#"{"status":"created"}"#).unwrap_err().to_string();
+        let err = State::parse(br#"{"status":"created"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing field `id`"), "{err}");
     }
 }

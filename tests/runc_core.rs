@@ -20,20 +20,51 @@ fn seed_workflow_runs_ls_with_registered_and_added_args() {
     for dir in ["/tmp/a", "/tmp/b", "/tmp/c"] {
         fs::create_dir_all(dir).unwrap();
     }
-    host.ok(&["create", "--type", "prestart", "--env", "platform=linux", "--timeout", "5", "--args", "ls,/tmp/a", "myFirstHook", "/bin/ls"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--env",
+        "platform=linux",
+        "--timeout",
+        "5",
+        "--args",
+        "ls,/tmp/a",
+        "myFirstHook",
+        "/bin/ls",
+    ]);
 
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", r#"myFirstHook:["/tmp/b","/tmp/c"]"#]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        r#"myFirstHook:["/tmp/b","/tmp/c"]"#,
+    ]);
     let id = unique("seed");
     let out = runc.run(&bundle, &id);
-    assert!(out.status.success(), "runc run failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "runc run failed: {}",
+        text(&out.stderr)
+    );
     assert_eq!(text(&out.stdout).trim(), "container-ran");
     let events = host.ok(&["events", "--container", &id]);
-    assert!(events.contains("prestart myFirstHook (native) exit=0"), "{events}");
+    assert!(
+        events.contains("prestart myFirstHook (native) exit=0"),
+        "{events}"
+    );
 
     // Same hook, an argument that does not exist: ls fails, runc says why, no container.
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", r#"myFirstHook:["/tmp/b","/tmp/no-such-dir-for-hookhost"]"#]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        r#"myFirstHook:["/tmp/b","/tmp/no-such-dir-for-hookhost"]"#,
+    ]);
     let out = runc.run(&bundle, &unique("seed"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -52,14 +83,38 @@ fn hook_gets_args_env_and_runs_before_the_command() {
     let marker = bundle.rootfs().join("marker");
     let script = host.script(
         "record.sh",
-        &format!(r#"echo "args=$* platform=$platform stage=$HOOKHOST_STAGE" > {}"#, marker.display()),
+        &format!(
+            r#"echo "args=$* platform=$platform stage=$HOOKHOST_STAGE" > {}"#,
+            marker.display()
+        ),
     );
-    host.ok(&["create", "--type", "prestart", "--env", r#"["platform=linux"]"#, "--timeout", "5", "--args", r#"["ls", "/tmp/a"]"#, "rec", script.to_str().unwrap()]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", r#"rec:["/tmp/b","/tmp/c"]"#]);
+    host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--env",
+        r#"["platform=linux"]"#,
+        "--timeout",
+        "5",
+        "--args",
+        r#"["ls", "/tmp/a"]"#,
+        "rec",
+        script.to_str().unwrap(),
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        r#"rec:["/tmp/b","/tmp/c"]"#,
+    ]);
     let out = runc.run(&bundle, &unique("order"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     // args[0] ("ls") became argv0 (a script sees its own path as $0), the rest are its arguments.
-    assert_eq!(text(&out.stdout).trim(), "args=/tmp/a /tmp/b /tmp/c platform=linux stage=prestart");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "args=/tmp/a /tmp/b /tmp/c platform=linux stage=prestart"
+    );
 }
 
 /// All six stages fire in the spec's order, each with the state's status for that stage.
@@ -70,10 +125,38 @@ fn all_six_stages_fire_in_order_with_their_status() {
     let bundle = Bundle::new("echo running");
     let log = bundle.rootfs().join("stages.log");
     let record = r#"{ printf '%s ' "$HOOKHOST_STAGE"; cat; echo; } >> "$LOG""#;
-    host.ok(&["create", "--type", "prestart,createRuntime,createContainer,poststart,poststop", "--env", &format!("LOG={}", log.display()), "--args", &format!("sh,-c,{record}"), "outside", "/bin/sh"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "prestart,createRuntime,createContainer,poststart,poststop",
+        "--env",
+        &format!("LOG={}", log.display()),
+        "--args",
+        &format!("sh,-c,{record}"),
+        "outside",
+        "/bin/sh",
+    ]);
     // startContainer runs inside the container: /bin/sh and /stages.log are the container's.
-    host.ok(&["create", "--type", "startContainer", "--env", "LOG=/stages.log", "--args", &format!("sh,-c,{record}"), "inside", "/bin/sh"]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "outside", "--add-hook", "inside"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "startContainer",
+        "--env",
+        "LOG=/stages.log",
+        "--args",
+        &format!("sh,-c,{record}"),
+        "inside",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        "outside",
+        "--add-hook",
+        "inside",
+    ]);
     let id = unique("stages");
     let out = runc.run(&bundle, &id);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -85,7 +168,10 @@ fn all_six_stages_fire_in_order_with_their_status() {
             let (stage, state) = line.split_once(' ').unwrap();
             let state: Value = serde_json::from_str(state).unwrap();
             assert_eq!(state["id"], id.as_str());
-            (stage.to_string(), state["status"].as_str().unwrap().to_string())
+            (
+                stage.to_string(),
+                state["status"].as_str().unwrap().to_string(),
+            )
         })
         .collect();
     let want = [
@@ -96,14 +182,20 @@ fn all_six_stages_fire_in_order_with_their_status() {
         ("poststart", "running"),
         ("poststop", "stopped"),
     ];
-    let mut want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let mut want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     // runc 1.1 starts the user process and runs poststart concurrently with the in-container
     // startContainer hooks, and reports the state it sees at that moment: accept that race
     // (and only that one) so the test checks what hookhost controls.
     if seen.get(3).is_some_and(|(stage, _)| stage == "poststart") {
         want.swap(3, 4);
         want[3].1 = seen[3].1.clone();
-        assert!(["created", "running"].contains(&want[3].1.as_str()), "{seen:?}");
+        assert!(
+            ["created", "running"].contains(&want[3].1.as_str()),
+            "{seen:?}"
+        );
     }
     assert_eq!(seen, want);
 }
@@ -113,13 +205,33 @@ fn failing_fatal_hook_stops_the_container_with_its_stderr() {
     let host = Host::new();
     let runc = Runc::new();
     let bundle = Bundle::new("touch /ran");
-    host.ok(&["create", "--type", "createRuntime", "--args", "sh,-c,echo policy says no >&2; exit 3", "deny", "/bin/sh"]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "deny"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "createRuntime",
+        "--args",
+        "sh,-c,echo policy says no >&2; exit 3",
+        "deny",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        "deny",
+    ]);
     let out = runc.run(&bundle, &unique("deny"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("hook deny (createRuntime): exit status 3: policy says no"), "{stderr}");
-    assert!(!bundle.rootfs().join("ran").exists(), "the container command must not run");
+    assert!(
+        stderr.contains("hook deny (createRuntime): exit status 3: policy says no"),
+        "{stderr}"
+    );
+    assert!(
+        !bundle.rootfs().join("ran").exists(),
+        "the container command must not run"
+    );
 }
 
 #[test]
@@ -128,15 +240,45 @@ fn failing_poststop_hook_only_warns_and_later_ones_still_run() {
     let runc = Runc::new();
     let bundle = Bundle::new("true");
     let after = bundle.path().join("after");
-    host.ok(&["create", "--type", "poststop", "--args", "sh,-c,exit 1", "fails", "/bin/sh"]);
-    host.ok(&["create", "--type", "poststop", "--args", &format!("sh,-c,touch {}", after.display()), "after", "/bin/sh"]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "fails", "--add-hook", "after"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--args",
+        "sh,-c,exit 1",
+        "fails",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--args",
+        &format!("sh,-c,touch {}", after.display()),
+        "after",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        "fails",
+        "--add-hook",
+        "after",
+    ]);
     let id = unique("post");
     let out = runc.run(&bundle, &id);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(after.exists(), "the poststop hook after the failing one must run");
+    assert!(
+        after.exists(),
+        "the poststop hook after the failing one must run"
+    );
     let events = host.ok(&["events", "--container", &id, "--format", "json"]);
-    let runs: Vec<Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let runs: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["hook"], "fails");
     assert_eq!(runs[0]["exit"], 1);
@@ -152,18 +294,47 @@ fn timeout_kills_the_whole_process_group_on_time() {
     let bundle = Bundle::new("touch /ran");
     let secs = 4000 + (std::process::id() % 1000);
     let script = format!("sleep {secs} & sleep {secs}");
-    host.ok(&["create", "--type", "prestart", "--timeout", "1", "--args", &format!("sh,-c,{script}"), "sleepy", "/bin/sh"]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "sleepy"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--timeout",
+        "1",
+        "--args",
+        &format!("sh,-c,{script}"),
+        "sleepy",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        "sleepy",
+    ]);
     let started = Instant::now();
     let out = runc.run(&bundle, &unique("timeout"));
     let took = started.elapsed();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("hook sleepy (prestart): ran past its timeout of 1s"), "{stderr}");
-    assert!(took < Duration::from_millis(1500) + runc_overhead(), "took {took:?}");
+    assert!(
+        stderr.contains("hook sleepy (prestart): ran past its timeout of 1s"),
+        "{stderr}"
+    );
+    assert!(
+        took < Duration::from_millis(1500) + runc_overhead(),
+        "took {took:?}"
+    );
     assert!(!bundle.rootfs().join("ran").exists());
-    let left = std::process::Command::new("pgrep").args(["-f", &format!("sleep {secs}")]).output().unwrap();
-    assert!(text(&left.stdout).trim().is_empty(), "sleepers survived: {}", text(&left.stdout));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("sleep {secs}")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&left.stdout).trim().is_empty(),
+        "sleepers survived: {}",
+        text(&left.stdout)
+    );
 }
 
 /// runc's own create and teardown time, measured, so the bound above is about the hook.
@@ -183,8 +354,22 @@ fn hook_removed_after_create_still_runs_at_poststop() {
     let runc = Runc::new();
     let bundle = Bundle::new("true");
     let done = bundle.path().join("poststop-ran");
-    host.ok(&["create", "--type", "poststop", "--args", &format!("sh,-c,touch {}", done.display()), "cleanup", "/bin/sh"]);
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "cleanup"]);
+    host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--args",
+        &format!("sh,-c,touch {}", done.display()),
+        "cleanup",
+        "/bin/sh",
+    ]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path_str(),
+        "--add-hook",
+        "cleanup",
+    ]);
     let id = unique("snap");
     // The container's init keeps runc's stdio: don't wait for those pipes to close.
     let create = runc
@@ -221,11 +406,29 @@ fn injecting_twice_runs_hooks_once() {
     let runc = Runc::new();
     let bundle = Bundle::new("cat /count");
     let count = bundle.rootfs().join("count");
-    host.ok(&["create", "--args", &format!("sh,-c,echo x >> {}", count.display()), "once", "/bin/sh"]);
+    host.ok(&[
+        "create",
+        "--args",
+        &format!("sh,-c,echo x >> {}", count.display()),
+        "once",
+        "/bin/sh",
+    ]);
     for _ in 0..2 {
-        host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "once"]);
+        host.ok(&[
+            "inject",
+            "--bundle",
+            bundle.path_str(),
+            "--add-hook",
+            "once",
+        ]);
     }
-    assert_eq!(bundle.config()["hooks"]["prestart"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        bundle.config()["hooks"]["prestart"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let out = runc.run(&bundle, &unique("twice"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "x\n");

@@ -21,7 +21,9 @@ use hookhost::registry::Registry;
 /// hookhost adds itself as the OCI hook of each stage that has work, after the hooks already
 /// there. The container keeps the hooks it was given, whatever later happens to the registry.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  runc run --bundle ./mycontainer demo")]
+#[command(
+    after_help = "Example:\n  hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  runc run --bundle ./mycontainer demo"
+)]
 pub struct InjectArgs {
     /// The bundle directory holding config.json
     #[arg(long, short, default_value = ".", value_name = "DIR")]
@@ -69,7 +71,9 @@ pub struct EventsArgs {
 }
 
 fn parse_stage(value: &str) -> Result<Stage, String> {
-    value.parse().map_err(|e: hookhost::hook::UnknownStage| e.to_string())
+    value
+        .parse()
+        .map_err(|e: hookhost::hook::UnknownStage| e.to_string())
 }
 
 /// Builds a container's plan from `--add-hook` selections and an optional spec file.
@@ -116,7 +120,9 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
 pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
     let plan: StagePlan = serde_json::from_str(&args.plan).context("invalid --plan")?;
     let mut state = Vec::new();
-    std::io::stdin().read_to_end(&mut state).context("cannot read the container state from stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut state)
+        .context("cannot read the container state from stdin")?;
     let report = hookhost::stage::run(args.stage, &plan, &state)?;
     for warning in &report.warnings {
         eprintln!("Warning: {warning}");
@@ -126,8 +132,13 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let file = hookhost::paths::Paths::new(cli.root()).events_file();
-    let filter = Filter { container: args.container.clone(), since: args.since };
-    events::read(&file, &filter, args.follow, |event| print_event(event, args.format))?;
+    let filter = Filter {
+        container: args.container.clone(),
+        since: args.since,
+    };
+    events::read(&file, &filter, args.follow, |event| {
+        print_event(event, args.format)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -140,7 +151,9 @@ fn print_event(event: &Event, format: EventFormat) -> bool {
             let exit = event.exit.map_or("-".to_string(), |c| c.to_string());
             let mut line = format!(
                 "{} {} {} {} ({}) exit={} {:.1}ms",
-                event.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                event
+                    .time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 event.container,
                 event.stage,
                 event.hook,

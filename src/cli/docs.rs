@@ -18,7 +18,12 @@ pub struct CompletionsArgs {
 pub struct ManArgs {}
 
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
-    clap_complete::generate(args.shell, &mut Cli::command(), "hookhost", &mut std::io::stdout());
+    clap_complete::generate(
+        args.shell,
+        &mut Cli::command(),
+        "hookhost",
+        &mut std::io::stdout(),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,8 +8,11 @@ use clap::{Args, ValueEnum};
 
 use super::{Cli, parse, report};
 use hookhost::define::{self, Definition};
+use hookhost::grants::{Access, DirGrant, Grants};
 use hookhost::hook::{Hook, Stage};
+use hookhost::limits::{self, WasmLimits};
 use hookhost::listarg::{self, Split};
+use hookhost::when::When;
 
 /// Flags whose values are lists the shell may have split at spaces.
 pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
@@ -37,10 +40,92 @@ pub struct CreateArgs {
     /// Arguments, OCI execv style: the first is argv0 [default: PATH]
     #[arg(long, value_name = "ARG,ARG")]
     args: Vec<String>,
+    #[command(flatten)]
+    wasm: WasmFlags,
+    #[command(flatten)]
+    when: WhenFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
     name: String,
     /// Absolute path of the executable or WebAssembly module
     path: PathBuf,
+}
+
+/// Limits and capability grants of a WebAssembly hook, fixed here by whoever registers it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "WebAssembly hooks")]
+struct WasmFlags {
+    /// Compute budget in fuel units, deterministic [default: 1000000000]
+    #[arg(long, value_parser = |s: &str| limits::parse_fuel(s).map_err(|e| e.to_string()), value_name = "N")]
+    fuel: Option<u64>,
+    /// Linear-memory cap, e.g. 64MiB, 512KiB [default: 64MiB]
+    #[arg(long, value_parser = |s: &str| limits::parse_size(s).map_err(|e| e.to_string()), value_name = "SIZE")]
+    memory: Option<u64>,
+    /// Give the hook a host directory, read-only unless :rw
+    #[arg(long, value_name = "HOST[:GUEST][:ro|rw]")]
+    allow_dir: Vec<DirGrant>,
+    /// Give the hook the container's bundle directory at /bundle
+    #[arg(long, value_name = "ro|rw", num_args = 0..=1, require_equals = true, default_missing_value = "ro")]
+    allow_bundle: Option<Access>,
+    /// Give the hook the container's root filesystem at /rootfs
+    #[arg(long, value_name = "ro|rw", num_args = 0..=1, require_equals = true, default_missing_value = "ro")]
+    allow_rootfs: Option<Access>,
+    /// Pass this host environment variable to the hook
+    #[arg(long, value_name = "NAME")]
+    allow_env: Vec<String>,
+}
+
+impl WasmFlags {
+    fn limits(&self) -> Option<WasmLimits> {
+        if self.fuel.is_none() && self.memory.is_none() {
+            return None;
+        }
+        let defaults = WasmLimits::default();
+        Some(WasmLimits {
+            fuel: self.fuel.unwrap_or(defaults.fuel),
+            memory: self.memory.unwrap_or(defaults.memory),
+        })
+    }
+
+    fn grants(&self) -> Option<Grants> {
+        let grants = Grants {
+            dirs: self.allow_dir.clone(),
+            bundle: self.allow_bundle,
+            rootfs: self.allow_rootfs,
+            env: self.allow_env.clone(),
+        };
+        (!grants.is_empty()).then_some(grants)
+    }
+}
+
+/// Conditions that make a hook global: it then runs for every container they match (all set
+/// conditions must hold, as in hooks.d), without being named.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global hooks")]
+struct WhenFlags {
+    /// Run for every container
+    #[arg(long)]
+    when_always: bool,
+    /// Run when the container has annotation KEY with a value matching REGEX
+    #[arg(long, value_name = "KEY=REGEX")]
+    when_annotation: Vec<String>,
+    /// Run when the container's process.args[0] matches REGEX
+    #[arg(long, value_name = "REGEX")]
+    when_command: Vec<String>,
+    /// Run when the container has bind mounts
+    #[arg(long)]
+    when_bind_mounts: bool,
+}
+
+impl WhenFlags {
+    fn when(&self) -> anyhow::Result<Option<When>> {
+        let when = When::from_flags(
+            self.when_always,
+            &self.when_annotation,
+            &self.when_command,
+            self.when_bind_mounts,
+        )?;
+        Ok((!when.is_empty()).then_some(when))
+    }
 }
 
 /// Show hooks in detail, as JSON.
@@ -83,7 +168,9 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
         env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,
         timeout: args.timeout,
-        ..Definition::default()
+        limits: args.wasm.limits(),
+        grants: args.wasm.grants(),
+        when: args.when.when()?,
     };
     let hook = define::build(def, &registry)?;
     registry.create(&hook)?;
@@ -93,7 +180,10 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn parse_stages(values: &[String]) -> anyhow::Result<Vec<Stage>> {
     let names = listarg::parse_all(values, Split::Always).context("--type")?;
-    names.iter().map(|n| n.parse::<Stage>().context("--type")).collect()
+    names
+        .iter()
+        .map(|n| n.parse::<Stage>().context("--type"))
+        .collect()
 }
 
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
@@ -132,11 +222,20 @@ pub fn ls(cli: &Cli, args: &LsArgs) -> anyhow::Result<ExitCode> {
     for err in &errors {
         eprintln!("Warning: {err}");
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_table(hooks: &[Hook]) {
-    let mut rows = vec![["NAME".to_string(), "TYPE".into(), "PATH".into(), "ARGS".into()]];
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "TYPE".into(),
+        "PATH".into(),
+        "ARGS".into(),
+    ]];
     for hook in hooks {
         rows.push([
             hook.name.clone(),
@@ -145,7 +244,9 @@ fn print_table(hooks: &[Hook]) {
             hook.spec.args.join(" "),
         ]);
     }
-    let widths: Vec<usize> = (0..3).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..3)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     for row in rows {
         let mut line = String::new();
         for (cell, width) in row.iter().zip(&widths) {
@@ -168,5 +269,9 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

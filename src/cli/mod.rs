@@ -19,7 +19,12 @@ use hookhost::registry::Registry;
 /// to containers by name: hookhost injects itself into the container's OCI config.json and runs
 /// the container's hooks at each lifecycle stage.
 #[derive(Debug, Parser)]
-#[command(name = "hookhost", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "hookhost",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 #[command(after_help = "Example (the seed workflow):\n  \
     hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \
     hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  \

@@ -6,8 +6,12 @@ use chrono::{DateTime, Utc};
 pub fn timeout_secs(value: &str) -> Result<u64, String> {
     match value.trim().parse::<i64>() {
         Ok(secs) if secs > 0 => Ok(secs as u64),
-        Ok(secs) => Err(format!("timeout must be a positive number of seconds, got {secs}")),
-        Err(_) => Err(format!("timeout must be a whole number of seconds, got {value:?}")),
+        Ok(secs) => Err(format!(
+            "timeout must be a positive number of seconds, got {secs}"
+        )),
+        Err(_) => Err(format!(
+            "timeout must be a whole number of seconds, got {value:?}"
+        )),
     }
 }
 
@@ -16,7 +20,11 @@ pub fn since(value: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(value) {
         return Ok(time.with_timezone(&Utc));
     }
-    let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
+    let (number, unit) = value.split_at(
+        value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len()),
+    );
     let n: i64 = number.parse().map_err(|_| bad_since(value))?;
     let secs = match unit {
         "s" | "" => n,
@@ -47,7 +55,10 @@ mod tests {
 
     #[test]
     fn since_accepts_times_and_durations() {
-        assert_eq!(since("2026-01-02T03:04:05Z").unwrap().timestamp(), 1767323045);
+        assert_eq!(
+            since("2026-01-02T03:04:05Z").unwrap().timestamp(),
+            1767323045
+        );
         let ten_min = since("10m").unwrap();
         assert!((Utc::now() - ten_min).num_seconds() >= 599);
         assert!(since("10x").is_err());

@@ -24,7 +24,9 @@ impl fmt::Display for Exit {
         match self {
             Exit::Code(code) => write!(f, "exit status {code}"),
             Exit::Signal(sig) => {
-                let name = nix::sys::signal::Signal::try_from(*sig).map(|s| s.as_str()).unwrap_or("?");
+                let name = nix::sys::signal::Signal::try_from(*sig)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?");
                 write!(f, "killed by signal {sig} ({name})")
             }
         }
@@ -51,7 +53,11 @@ impl Outcome {
 
     /// The hook's output as a failure message shows it: stderr, else stdout, trimmed.
     pub fn output_summary(&self) -> String {
-        let pick = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) { &self.stderr } else { &self.stdout };
+        let pick = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+            &self.stderr
+        } else {
+            &self.stdout
+        };
         let mut text = String::from_utf8_lossy(pick).trim().to_string();
         if self.truncated {
             text.push_str(" […output truncated]");
@@ -62,9 +68,14 @@ impl Outcome {
 
 use thiserror::Error;
 
+use std::time::Instant;
+
+use crate::grants::rootfs_of_bundle;
 use crate::hook::{HookKind, Stage};
+use crate::paths::Paths;
 use crate::plan::PlannedHook;
 use crate::state::State;
+use wasm::{WasmError, WasmInvocation};
 
 /// Why a hook could not run to its end.
 #[derive(Debug, Error)]
@@ -92,6 +103,74 @@ pub fn run(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
     }
 }
 
-fn wasm_hook(_hook: &PlannedHook, _ctx: &RunContext) -> Result<Outcome, ExecError> {
-    Err(ExecError::Wasm("WASM hooks are not wired in yet".into()))
+/// Runs a WASM hook with the grants its registration fixed, resolved against this container.
+fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+    let spec = &hook.spec;
+    let digest = spec
+        .digest
+        .as_deref()
+        .ok_or_else(|| ExecError::Wasm("no module digest recorded".into()))?;
+    let grants = spec.grants.clone().unwrap_or_default();
+    let limits = spec.limits.clone().unwrap_or_default();
+    let bundle = (!ctx.state.bundle.as_os_str().is_empty()).then_some(ctx.state.bundle.as_path());
+    let rootfs = match (grants.rootfs, bundle) {
+        (Some(_), Some(bundle)) => {
+            Some(rootfs_of_bundle(bundle).map_err(|e| ExecError::Wasm(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let resolved = grants
+        .resolve(bundle, rootfs.as_deref(), |name| std::env::var(name).ok())
+        .map_err(|e| ExecError::Wasm(e.to_string()))?;
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|pair| split_env(pair)).collect();
+    env.extend(resolved.env);
+    env.push(("HOOKHOST_STAGE".into(), ctx.stage.as_str().into()));
+    let paths = Paths::new(ctx.root);
+    let module_path = paths.module_file(digest);
+    let cache_dir = paths.cache_dir();
+    let invocation = WasmInvocation {
+        module_path: &module_path,
+        digest,
+        cache_dir: &cache_dir,
+        args: &spec.args,
+        env: &env,
+        stdin: ctx.state_json,
+        preopens: &resolved.preopens,
+        limits: &limits,
+        timeout: Duration::from_secs(spec.timeout),
+        output_limit: OUTPUT_LIMIT,
+    };
+    let started = Instant::now();
+    match wasm::run(&invocation) {
+        Ok(out) => Ok(Outcome {
+            exit: Exit::Code(out.exit_code),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            truncated: out.truncated,
+            duration: started.elapsed(),
+            fuel_used: Some(out.fuel_used),
+        }),
+        Err(WasmError::Stopped {
+            stop,
+            stderr,
+            stdout,
+            ..
+        }) => {
+            let output = if stderr.is_empty() { stdout } else { stderr };
+            let output = String::from_utf8_lossy(&output).trim().to_string();
+            let message = if output.is_empty() {
+                stop.to_string()
+            } else {
+                format!("{stop}: {output}")
+            };
+            Err(ExecError::Wasm(message))
+        }
+        Err(e) => Err(ExecError::Wasm(e.to_string())),
+    }
+}
+
+/// `KEY=VALUE` into its parts (a missing `=` means an empty value).
+pub fn split_env(pair: &str) -> (String, String) {
+    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    (key.to_string(), value.to_string())
 }

@@ -36,7 +36,10 @@ pub fn run(spec: &HookSpec, stage: Stage, stdin: &[u8]) -> Result<Outcome, Nativ
     let timeout = Duration::from_secs(spec.timeout);
     let mut child = command(spec, stage)
         .spawn()
-        .map_err(|source| NativeError::Spawn { path: spec.path.clone(), source })?;
+        .map_err(|source| NativeError::Spawn {
+            path: spec.path.clone(),
+            source,
+        })?;
     let pgid = Pid::from_raw(child.id() as i32);
     feed_stdin(child.stdin.take(), stdin.to_vec());
     let stdout = output::capture(child.stdout.take().expect("piped"), OUTPUT_LIMIT);
@@ -50,7 +53,10 @@ pub fn run(spec: &HookSpec, stage: Stage, stdin: &[u8]) -> Result<Outcome, Nativ
     match exited.recv_timeout(timeout) {
         Ok(status) => {
             let status = status.map_err(NativeError::Wait)?;
-            let (out, err) = (output::collect(&stdout, deadline), output::collect(&stderr, deadline));
+            let (out, err) = (
+                output::collect(&stdout, deadline),
+                output::collect(&stderr, deadline),
+            );
             Ok(outcome(status, out, err, started))
         }
         Err(_) => {
@@ -60,10 +66,21 @@ pub fn run(spec: &HookSpec, stage: Stage, stdin: &[u8]) -> Result<Outcome, Nativ
             let grace = Instant::now() + DRAIN_GRACE;
             let err = output::collect(&stderr, grace);
             let out = output::collect(&stdout, grace);
-            let text = if err.bytes.is_empty() { out.bytes } else { err.bytes };
+            let text = if err.bytes.is_empty() {
+                out.bytes
+            } else {
+                err.bytes
+            };
             let text = String::from_utf8_lossy(&text).trim().to_string();
-            let output = if text.is_empty() { String::new() } else { format!(": {text}") };
-            Err(NativeError::Timeout { secs: spec.timeout, output })
+            let output = if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            };
+            Err(NativeError::Timeout {
+                secs: spec.timeout,
+                output,
+            })
         }
     }
 }
@@ -74,10 +91,7 @@ fn command(spec: &HookSpec, stage: Stage) -> Command {
         cmd.arg0(argv0).args(rest);
     }
     cmd.env_clear();
-    for pair in &spec.env {
-        let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
-        cmd.env(key, value);
-    }
+    cmd.envs(spec.env.iter().map(|pair| super::split_env(pair)));
     cmd.env("HOOKHOST_STAGE", stage.as_str())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -132,16 +146,25 @@ mod tests {
 
     #[test]
     fn passes_argv0_env_and_stdin() {
-        let spec = sh(r#"echo "$0 $A $HOOKHOST_STAGE $(cat)"; echo "HOME=${HOME-unset}" >&2"#, 5);
+        let spec = sh(
+            r#"echo "$0 $A $HOOKHOST_STAGE $(cat)"; echo "HOME=${HOME-unset}" >&2"#,
+            5,
+        );
         let out = run(&spec, Stage::Poststop, b"{\"id\":\"x\"}").unwrap();
         assert!(out.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "sh 1 poststop {\"id\":\"x\"}\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sh 1 poststop {\"id\":\"x\"}\n"
+        );
         assert_eq!(String::from_utf8_lossy(&out.stderr), "HOME=unset\n");
     }
 
     #[test]
     fn reports_exit_codes_and_signals() {
-        assert_eq!(run(&sh("exit 3", 5), Stage::Prestart, b"").unwrap().exit, Exit::Code(3));
+        assert_eq!(
+            run(&sh("exit 3", 5), Stage::Prestart, b"").unwrap().exit,
+            Exit::Code(3)
+        );
         let out = run(&sh("kill -TERM $$", 5), Stage::Prestart, b"").unwrap();
         assert_eq!(out.exit, Exit::Signal(15));
         assert_eq!(out.exit.to_string(), "killed by signal 15 (SIGTERM)");
@@ -149,7 +172,12 @@ mod tests {
 
     #[test]
     fn bounds_output_without_blocking_the_hook() {
-        let out = run(&sh("head -c 5000000 /dev/zero; exec 0<&-; echo done >&2", 10), Stage::Prestart, b"").unwrap();
+        let out = run(
+            &sh("head -c 5000000 /dev/zero; exec 0<&-; echo done >&2", 10),
+            Stage::Prestart,
+            b"",
+        )
+        .unwrap();
         assert!(out.success());
         assert_eq!(out.stdout.len(), OUTPUT_LIMIT);
         assert!(out.truncated);

@@ -38,5 +38,8 @@ pub fn capture(mut source: impl Read + Send + 'static, limit: usize) -> mpsc::Re
 /// output open must not hold hookhost: past the deadline, what is there is lost.
 pub fn collect(rx: &mpsc::Receiver<Captured>, deadline: Instant) -> Captured {
     let left = deadline.saturating_duration_since(Instant::now());
-    rx.recv_timeout(left).unwrap_or(Captured { bytes: Vec::new(), truncated: true })
+    rx.recv_timeout(left).unwrap_or(Captured {
+        bytes: Vec::new(),
+        truncated: true,
+    })
 }

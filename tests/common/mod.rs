@@ -14,20 +14,36 @@ use tempfile::TempDir;
 pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 
 /// Applets linked into every test rootfs.
-const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false"];
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false",
+];
 
 /// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
 /// run, so a silent skip would hide a broken setup.
 pub fn require(tool: &str) {
-    assert!(nix::unistd::geteuid().is_root(), "this test needs root (it runs real containers)");
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
-    assert!(found.status.success(), "this test needs `{tool}` installed (see .ci/run)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (it runs real containers)"
+    );
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "this test needs `{tool}` installed (see .ci/run)"
+    );
 }
 
 /// A unique name for containers, hooks and files of one test.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A hookhost with its own registry root.
@@ -37,7 +53,9 @@ pub struct Host {
 
 impl Host {
     pub fn new() -> Self {
-        Host { dir: tempfile::tempdir().unwrap() }
+        Host {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -46,7 +64,8 @@ impl Host {
 
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(HOOKHOST);
-        cmd.env("HOOKHOST_ROOT", self.root()).env_remove("HOOKHOST_LOG");
+        cmd.env("HOOKHOST_ROOT", self.root())
+            .env_remove("HOOKHOST_LOG");
         cmd
     }
 
@@ -58,14 +77,22 @@ impl Host {
     /// Runs hookhost and panics with its stderr if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "hookhost {args:?} failed: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "hookhost {args:?} failed: {}",
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
     /// Runs hookhost, expects failure, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "hookhost {args:?} should have failed: {}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "hookhost {args:?} should have failed: {}",
+            text(&out.stdout)
+        );
         text(&out.stderr)
     }
 
@@ -87,7 +114,9 @@ impl Host {
 }
 
 fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -119,7 +148,11 @@ impl Bundle {
         for applet in APPLETS {
             symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
-        let spec = Command::new("runc").arg("spec").current_dir(dir.path()).output().unwrap();
+        let spec = Command::new("runc")
+            .arg("spec")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert!(spec.status.success(), "runc spec: {}", text(&spec.stderr));
         let bundle = Bundle { dir };
         bundle.edit(|c| {
@@ -153,7 +186,11 @@ impl Bundle {
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut config = self.config();
         f(&mut config);
-        fs::write(self.config_file(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        fs::write(
+            self.config_file(),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
     }
 }
 
@@ -165,7 +202,9 @@ pub struct Runc {
 impl Runc {
     pub fn new() -> Self {
         require("runc");
-        Runc { root: tempfile::tempdir().unwrap() }
+        Runc {
+            root: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -176,7 +215,10 @@ impl Runc {
 
     /// `runc run --bundle B ID`, in the foreground; returns the output.
     pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
-        let out = self.cmd(&["run", "--bundle", bundle.path_str(), id]).output().unwrap();
+        let out = self
+            .cmd(&["run", "--bundle", bundle.path_str(), id])
+            .output()
+            .unwrap();
         // A failed run can leave a stopped container behind; never leak it.
         let _ = self.cmd(&["delete", "--force", id]).output();
         out
