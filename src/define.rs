@@ -132,8 +132,11 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
     Ok(())
 }
 
+/// Validates and precompiles the module (so the first container start is fast), then stores
+/// it under its digest.
 fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
-    crate::exec::wasm::validate_module(bytes).map_err(|e| DefineError::BadModule {
+    let cache_dir = registry.paths().cache_dir();
+    crate::exec::wasm::precompile(bytes, &cache_dir).map_err(|e| DefineError::BadModule {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;

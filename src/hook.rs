@@ -58,6 +58,16 @@ impl Stage {
         Stage::ALL.iter().map(|s| s.as_str()).collect()
     }
 
+    /// The container status the runtime-spec reports to hooks of this stage.
+    pub fn status(self) -> &'static str {
+        match self {
+            Stage::Prestart | Stage::CreateRuntime | Stage::CreateContainer => "creating",
+            Stage::StartContainer => "created",
+            Stage::Poststart => "running",
+            Stage::Poststop => "stopped",
+        }
+    }
+
     /// Whether a failing hook at this stage stops the container (runtime-spec 1.3 and runc);
     /// poststop failures are only warnings.
     pub fn is_fatal(self) -> bool {

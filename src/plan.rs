@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hook::{HookKind, HookSpec, Stage};
+use crate::hook::{Hook, HookKind, HookSpec, Stage};
 use crate::hookspec::SpecFile;
 use crate::listarg::{self, ListError, Split};
 use crate::registry::{Registry, RegistryError};
@@ -19,6 +19,18 @@ pub struct PlannedHook {
     pub name: String,
     #[serde(flatten)]
     pub spec: HookSpec,
+}
+
+impl PlannedHook {
+    /// A registered hook as selected: `--add-hook` extras appended to its registered args.
+    pub fn from_registered(hook: Hook, selection: &Selection) -> Self {
+        let mut spec = hook.spec;
+        spec.args.extend(selection.extra_args.iter().cloned());
+        PlannedHook {
+            name: hook.name,
+            spec,
+        }
+    }
 }
 
 /// The hooks of one stage, in order, and the registry root they came from (for WASM modules,

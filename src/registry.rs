@@ -62,6 +62,7 @@ impl Registry {
             paths.root().to_path_buf(),
             paths.hooks_dir(),
             paths.modules_dir(),
+            paths.cache_dir(),
         ] {
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
         }

@@ -10,11 +10,13 @@ use clap::{Args, ValueEnum};
 
 use super::{Cli, parse};
 use hookhost::events::{self, Event, Filter};
+use hookhost::exec::{self, Outcome, RunContext};
 use hookhost::hook::Stage;
 use hookhost::hookspec::SpecFile;
 use hookhost::inject::{BundleConfig, SelfCall};
-use hookhost::plan::{ContainerPlan, Selection, StagePlan};
+use hookhost::plan::{ContainerPlan, PlannedHook, Selection, StagePlan};
 use hookhost::registry::Registry;
+use hookhost::state::State;
 
 /// Attach hooks to an OCI bundle by editing its config.json.
 ///
@@ -68,6 +70,30 @@ pub struct EventsArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     format: EventFormat,
+}
+
+/// Run one registered hook outside any container: the authoring loop.
+///
+/// The hook gets a sample OCI state (or the one given) on stdin, exactly as a runtime would
+/// send it; its output, exit status, duration and, for WASM, fuel used are printed.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  hookhost try deny-privileged --stage createRuntime --bundle ./mycontainer\n  \
+    hookhost try 'myFirstHook:[\"/tmp/b\"]'\n  runc state mycontainer | hookhost try audit --state -"
+)]
+pub struct TryArgs {
+    /// The hook, with optional extra arguments
+    #[arg(value_name = "NAME[:JSON-ARGS]")]
+    hook: String,
+    /// Stage to run it as [default: the hook's first stage]
+    #[arg(long, value_parser = parse_stage)]
+    stage: Option<Stage>,
+    /// OCI state JSON to feed it: a file, or - for stdin [default: a sample state]
+    #[arg(long, value_name = "FILE|-")]
+    state: Option<PathBuf>,
+    /// Bundle directory for the sample state (what --allow-bundle/--allow-rootfs see)
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<PathBuf>,
 }
 
 fn parse_stage(value: &str) -> Result<Stage, String> {
@@ -128,6 +154,87 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
         eprintln!("Warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let selection = Selection::parse(&args.hook)?;
+    let hook = registry.get(&selection.name)?;
+    let stage = args.stage.unwrap_or(hook.stages[0]);
+    let hook = PlannedHook::from_registered(hook, &selection);
+    let state_json = try_state(args, stage)?;
+    let state = State::parse(&state_json)?;
+    let root = std::path::absolute(cli.root())?;
+    let ctx = RunContext {
+        stage,
+        state_json: &state_json,
+        state: &state,
+        root: &root,
+    };
+    let outcome = exec::run(&hook, &ctx);
+    Ok(print_try(&hook, stage, outcome))
+}
+
+fn try_state(args: &TryArgs, stage: Stage) -> anyhow::Result<Vec<u8>> {
+    match &args.state {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            Ok(bytes)
+        }
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read state file {}", path.display())),
+        None => {
+            let bundle =
+                std::path::absolute(args.bundle.clone().unwrap_or_else(|| PathBuf::from(".")))?;
+            Ok(serde_json::to_vec(&State::sample(
+                "hookhost-try",
+                stage.status(),
+                bundle,
+            ))?)
+        }
+    }
+}
+
+fn print_try(
+    hook: &PlannedHook,
+    stage: Stage,
+    outcome: Result<Outcome, exec::ExecError>,
+) -> ExitCode {
+    match outcome {
+        Ok(out) => {
+            for (label, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+                if !bytes.is_empty() {
+                    println!("--- {label}\n{}", String::from_utf8_lossy(bytes).trim_end());
+                }
+            }
+            let fuel = out
+                .fuel_used
+                .map(|f| format!(", fuel used {f}"))
+                .unwrap_or_default();
+            let cut = if out.truncated {
+                " (output truncated)"
+            } else {
+                ""
+            };
+            println!(
+                "--- hook {} ({stage}, {}): {} in {:.2} ms{fuel}{cut}",
+                hook.name,
+                hook.spec.kind,
+                out.exit,
+                out.duration.as_secs_f64() * 1000.0
+            );
+            if out.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("Error: hook {} ({stage}): {e}", hook.name);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {

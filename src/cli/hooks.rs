@@ -35,7 +35,7 @@ pub struct CreateArgs {
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// Seconds the hook may run before it is killed with its whole process group [default: 30]
-    #[arg(long, value_parser = parse::timeout_secs, value_name = "SECS")]
+    #[arg(long, value_parser = parse::timeout_secs, value_name = "SECS", allow_negative_numbers = true)]
     timeout: Option<u64>,
     /// Arguments, OCI execv style: the first is argv0 [default: PATH]
     #[arg(long, value_name = "ARG,ARG")]
@@ -55,7 +55,7 @@ pub struct CreateArgs {
 #[command(next_help_heading = "WebAssembly hooks")]
 struct WasmFlags {
     /// Compute budget in fuel units, deterministic [default: 1000000000]
-    #[arg(long, value_parser = |s: &str| limits::parse_fuel(s).map_err(|e| e.to_string()), value_name = "N")]
+    #[arg(long, value_parser = |s: &str| limits::parse_fuel(s).map_err(|e| e.to_string()), value_name = "N", allow_negative_numbers = true)]
     fuel: Option<u64>,
     /// Linear-memory cap, e.g. 64MiB, 512KiB [default: 64MiB]
     #[arg(long, value_parser = |s: &str| limits::parse_size(s).map_err(|e| e.to_string()), value_name = "SIZE")]

@@ -51,6 +51,7 @@ enum Command {
     #[command(alias = "remove")]
     Rm(hooks::RmArgs),
     Inject(container::InjectArgs),
+    Try(container::TryArgs),
     Stage(container::StageArgs),
     Events(container::EventsArgs),
     Completions(docs::CompletionsArgs),
@@ -88,6 +89,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),
         Command::Inject(args) => container::inject(cli, args),
+        Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),
         Command::Events(args) => container::events(cli, args),
         Command::Completions(args) => docs::completions(args),

@@ -224,3 +224,47 @@ impl Runc {
         out
     }
 }
+
+/// Builds the example WASM hooks (once per test process) and returns the module's path.
+pub fn example_wasm(name: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .current_dir(root)
+            .args(["build", "--release", "--target", "wasm32-wasip1"])
+            .args([
+                "-p",
+                "deny-privileged",
+                "-p",
+                "hosts-entry",
+                "-p",
+                "audit-log",
+                "-p",
+                "noop",
+            ])
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "building the example hooks for wasm32-wasip1 failed"
+        );
+        target.join("wasm32-wasip1/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// Compiles a WAT fixture from tests/fixtures/wasm into a .wasm file under `dir`.
+pub fn wat_module(dir: &Path, name: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wasm")
+        .join(format!("{name}.wat"));
+    let bytes = wat::parse_file(&source).unwrap();
+    let out = dir.join(format!("{name}.wasm"));
+    fs::write(&out, bytes).unwrap();
+    out
+}

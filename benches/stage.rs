@@ -1,0 +1,230 @@
+//! Benchmarks (not tests): the cost of hookhost on a container's path.
+//!
+//! `cargo bench --bench stage` prints median wall-clock times of fresh processes, A and B
+//! interleaved in the same run so that machine noise hits both alike, and their ratio:
+//!
+//! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
+//! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`);
+//! 3. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
+//!    1, and `hookhost ls` of 10,000 hooks.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
+/// Full runs under `cargo bench`; a quick smoke run under `cargo test --all-targets`, so the
+/// benchmark cannot rot without taking CI's time.
+fn scale() -> (usize, usize) {
+    if std::env::args().any(|a| a == "--bench") {
+        (300, 10_000)
+    } else {
+        (3, 100)
+    }
+}
+const STATE: &[u8] =
+    br#"{"ociVersion":"1.0.2","id":"bench","status":"creating","pid":1,"bundle":"/tmp"}"#;
+
+/// Spawns `cmd` with the state on stdin and waits; panics if it fails.
+fn run_once(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(STATE);
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{cmd:?} failed");
+    took
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Median times of `a` and `b`, measured alternately.
+fn compare(
+    rounds: usize,
+    mut a: impl FnMut() -> Duration,
+    mut b: impl FnMut() -> Duration,
+) -> (Duration, Duration) {
+    for _ in 0..10 {
+        a();
+        b();
+    }
+    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        sa.push(a());
+        sb.push(b());
+    }
+    (median(sa), median(sb))
+}
+
+fn report(what: &str, a: (&str, Duration), b: (&str, Duration)) {
+    let ratio = a.1.as_secs_f64() / b.1.as_secs_f64();
+    println!(
+        "{what}: {} {:.3} ms, {} {:.3} ms, ratio {ratio:.2}x",
+        a.0,
+        a.1.as_secs_f64() * 1e3,
+        b.0,
+        b.1.as_secs_f64() * 1e3
+    );
+}
+
+fn hookhost(root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(HOOKHOST);
+    cmd.env("HOOKHOST_ROOT", root).args(args);
+    cmd
+}
+
+fn create(root: &Path, args: &[&str]) {
+    let out = hookhost(root, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `--plan` hookhost writes into config.json for one registered hook.
+fn plan_for(root: &Path, name: &str) -> String {
+    let bundle = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bundle.path().join("config.json"),
+        r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
+    )
+    .unwrap();
+    create(
+        root,
+        &[
+            "inject",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            "--add-hook",
+            name,
+        ],
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.path().join("config.json")).unwrap()).unwrap();
+    let entry = config["hooks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()[0]
+        .clone();
+    entry["args"][4].as_str().unwrap().to_string()
+}
+
+fn stage(root: &Path, plan: &str) -> Command {
+    hookhost(root, &["stage", "createRuntime", "--plan", plan])
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let wasm = dir.path().join("noop.wasm");
+    let noop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wasm/noop.wat");
+    std::fs::write(&wasm, wat::parse_file(noop).unwrap()).unwrap();
+    create(
+        &root,
+        &[
+            "create",
+            "--type",
+            "createRuntime",
+            "wasm",
+            wasm.to_str().unwrap(),
+        ],
+    );
+    create(
+        &root,
+        &["create", "--type", "createRuntime", "native", "/bin/true"],
+    );
+    let wasm_plan = plan_for(&root, "wasm");
+    let native_plan = plan_for(&root, "native");
+
+    let (rounds, hooks) = scale();
+    let (w, t) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &wasm_plan)),
+        || run_once(&mut Command::new("/bin/true")),
+    );
+    report(
+        "1. stage with a WASM hook vs exec /bin/true",
+        ("wasm stage", w),
+        ("/bin/true", t),
+    );
+    let (w, n) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &wasm_plan)),
+        || run_once(&mut stage(&root, &native_plan)),
+    );
+    report(
+        "2. stage: WASM hook vs native hook",
+        ("wasm", w),
+        ("native", n),
+    );
+    registry_scale(dir.path(), rounds, hooks);
+}
+
+/// Registry of 10,000 hooks against a registry of 1, same hook run.
+fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
+    let small = dir.join("small");
+    let large = dir.join("large");
+    create(
+        &small,
+        &["create", "--type", "createRuntime", "h00000", "/bin/true"],
+    );
+    create(
+        &large,
+        &["create", "--type", "createRuntime", "h00000", "/bin/true"],
+    );
+    fill(&large, hooks);
+    let (small_plan, large_plan) = (plan_for(&small, "h00000"), plan_for(&large, "h00000"));
+    let (l, s) = compare(
+        rounds,
+        || run_once(&mut stage(&large, &large_plan)),
+        || run_once(&mut stage(&small, &small_plan)),
+    );
+    report(
+        &format!("3a. stage, registry of {hooks} vs 1"),
+        ("10000", l),
+        ("1", s),
+    );
+    let (l, s) = compare(
+        rounds.div_ceil(3),
+        || run_once(&mut hookhost(&large, &["inspect", "h00000"])),
+        || run_once(&mut hookhost(&small, &["inspect", "h00000"])),
+    );
+    report(
+        &format!("3b. inspect, registry of {hooks} vs 1"),
+        ("10000", l),
+        ("1", s),
+    );
+    let ls: Vec<Duration> = (0..15)
+        .map(|_| run_once(&mut hookhost(&large, &["ls"])))
+        .collect();
+    println!(
+        "3c. ls of {hooks} hooks: {:.1} ms (median of 15)",
+        median(ls).as_secs_f64() * 1e3
+    );
+}
+
+/// Registers `n` hooks by writing what `hookhost create` writes (the CLI is exercised above;
+/// 10,000 process starts would only slow the benchmark down).
+fn fill(root: &Path, n: usize) {
+    let template = std::fs::read_to_string(root.join("hooks/h00000.json")).unwrap();
+    for i in 1..n {
+        let name = format!("h{i:05}");
+        std::fs::write(
+            root.join(format!("hooks/{name}.json")),
+            template.replace("h00000", &name),
+        )
+        .unwrap();
+    }
+}

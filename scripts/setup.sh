@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what hookhost's demo and tests need on a fresh Debian machine (idempotent).
+set -euo pipefail
+
+packages=(runc crun busybox-static docker.io podman containerd iproute2 procps)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    echo "setup: adding the wasm32-wasip1 target"
+    rustup target add wasm32-wasip1
+fi
