@@ -193,7 +193,7 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
     );
     report(
         &format!("3a. stage, registry of {hooks} vs 1"),
-        ("10000", l),
+        ("large", l),
         ("1", s),
     );
     let (l, s) = compare(
@@ -203,7 +203,7 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
     );
     report(
         &format!("3b. inspect, registry of {hooks} vs 1"),
-        ("10000", l),
+        ("large", l),
         ("1", s),
     );
     let ls: Vec<Duration> = (0..15)

@@ -143,6 +143,22 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `hookhost stage STAGE --plan JSON` exactly as `inject` writes it, without clap; `None` for
+/// anything else (which then goes through the full parser and its error messages).
+pub fn stage_fast_path(argv: &[String]) -> Option<ExitCode> {
+    let [_, command, stage_name, flag, plan] = argv else {
+        return None;
+    };
+    if command != "stage" || flag != "--plan" {
+        return None;
+    }
+    let args = StageArgs {
+        stage: stage_name.parse().ok()?,
+        plan: plan.clone(),
+    };
+    Some(super::finish(stage(&args)))
+}
+
 pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
     let plan: StagePlan = serde_json::from_str(&args.plan).context("invalid --plan")?;
     let mut state = Vec::new();

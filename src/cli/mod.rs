@@ -70,10 +70,20 @@ impl Cli {
 
 /// Parses `argv` (after fixing lists the shell split) and runs the command.
 pub fn main(argv: Vec<String>) -> ExitCode {
+    // The runtime calls `hookhost stage STAGE --plan JSON` on every container start: skip
+    // building the whole clap command tree on that hot path.
+    if let Some(code) = container::stage_fast_path(&argv) {
+        return code;
+    }
     let argv = hookhost::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
     let cli = Cli::parse_from(argv);
     init_tracing(&cli.log_level);
-    match run(&cli) {
+    finish(run(&cli))
+}
+
+/// The exit status of a command, its error printed.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(err) => {
             report(&err);
