@@ -26,13 +26,7 @@ fn injection_keeps_every_other_field_and_existing_hooks_first() {
         c["hooks"] = json!({"prestart": [{"path": "/usr/bin/libnetwork-setkey", "args": ["setkey", "abc"]}]});
     });
     let before = bundle.config();
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "mine",
-    ]);
+    host.inject(&bundle, &["mine"]);
     let after = bundle.config();
     assert_eq!(without_hooks(after.clone()), without_hooks(before.clone()));
     let keys_before: Vec<&String> = before.as_object().unwrap().keys().collect();

@@ -148,15 +148,7 @@ fn all_six_stages_fire_in_order_with_their_status() {
         "inside",
         "/bin/sh",
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "outside",
-        "--add-hook",
-        "inside",
-    ]);
+    host.inject(&bundle, &["outside", "inside"]);
     let id = unique("stages");
     let out = runc.run(&bundle, &id);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -214,13 +206,7 @@ fn failing_fatal_hook_stops_the_container_with_its_stderr() {
         "deny",
         "/bin/sh",
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "deny",
-    ]);
+    host.inject(&bundle, &["deny"]);
     let out = runc.run(&bundle, &unique("deny"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -258,15 +244,7 @@ fn failing_poststop_hook_only_warns_and_later_ones_still_run() {
         "after",
         "/bin/sh",
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "fails",
-        "--add-hook",
-        "after",
-    ]);
+    host.inject(&bundle, &["fails", "after"]);
     let id = unique("post");
     let out = runc.run(&bundle, &id);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -305,13 +283,7 @@ fn timeout_kills_the_whole_process_group_on_time() {
         "sleepy",
         "/bin/sh",
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "sleepy",
-    ]);
+    host.inject(&bundle, &["sleepy"]);
     let started = Instant::now();
     let out = runc.run(&bundle, &unique("timeout"));
     let took = started.elapsed();
@@ -363,13 +335,7 @@ fn hook_removed_after_create_still_runs_at_poststop() {
         "cleanup",
         "/bin/sh",
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "cleanup",
-    ]);
+    host.inject(&bundle, &["cleanup"]);
     let id = unique("snap");
     // The container's init keeps runc's stdio: don't wait for those pipes to close.
     let create = runc
@@ -414,13 +380,7 @@ fn injecting_twice_runs_hooks_once() {
         "/bin/sh",
     ]);
     for _ in 0..2 {
-        host.ok(&[
-            "inject",
-            "--bundle",
-            bundle.path_str(),
-            "--add-hook",
-            "once",
-        ]);
+        host.inject(&bundle, &["once"]);
     }
     assert_eq!(
         bundle.config()["hooks"]["prestart"]

@@ -28,7 +28,7 @@ fn deny_privileged_stops_a_privileged_container_and_lets_a_plain_one_through() {
 
     let plain = Bundle::new("echo plain-ran");
     plain.edit(|c| c["root"]["readonly"] = true.into());
-    host.ok(&["inject", "--bundle", plain.path_str(), "--add-hook", "deny"]);
+    host.inject(&plain, &["deny"]);
     let out = runc.run(&plain, &unique("plain"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "plain-ran");
@@ -41,13 +41,7 @@ fn deny_privileged_stops_a_privileged_container_and_lets_a_plain_one_through() {
             .unwrap()
             .push("CAP_SYS_ADMIN".into());
     });
-    host.ok(&[
-        "inject",
-        "--bundle",
-        privileged.path_str(),
-        "--add-hook",
-        "deny",
-    ]);
+    host.inject(&privileged, &["deny"]);
     let out = runc.run(&privileged, &unique("priv"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -116,13 +110,7 @@ fn audit_log_records_poststart_and_poststop() {
         path(&module),
     ]);
     let bundle = Bundle::new("true");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "audit",
-    ]);
+    host.inject(&bundle, &["audit"]);
     let id = unique("audit");
     let out = runc.run(&bundle, &id);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -177,7 +165,7 @@ fn limits_stop_the_hook_and_the_container() {
         args.extend([name.as_str(), path(&module)]);
         host.ok(&args);
         let bundle = Bundle::new("touch /ran");
-        host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", &name]);
+        host.inject(&bundle, &[&name]);
         let started = Instant::now();
         let out = runc.run(&bundle, &unique("limit"));
         let took = started.elapsed();

@@ -268,3 +268,14 @@ pub fn wat_module(dir: &Path, name: &str) -> PathBuf {
     fs::write(&out, bytes).unwrap();
     out
 }
+
+impl Host {
+    /// `hookhost inject --bundle B --add-hook S…`, which must succeed.
+    pub fn inject(&self, bundle: &Bundle, selections: &[&str]) -> String {
+        let mut args = vec!["inject", "--bundle", bundle.path_str()];
+        for selection in selections {
+            args.extend(["--add-hook", selection]);
+        }
+        self.ok(&args)
+    }
+}
