@@ -1,15 +1,20 @@
 //! The command line: parsing, and the only place that prints.
 
 mod container;
+mod docker;
 mod docs;
 mod hooks;
+mod hooksd;
 mod parse;
+pub mod plugin;
+pub mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hookhost::config::{CONFIG_ENV, Config};
 use hookhost::paths::{Paths, ROOT_ENV};
 use hookhost::registry::Registry;
 
@@ -38,6 +43,15 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log_level: String,
 
+    /// hookhost's config file (runtime wrapper settings, registry root)
+    /// [default: /etc/hookhost/config.json]
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The loaded config file (defaults when there is none).
+    #[arg(skip)]
+    settings: Config,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -53,13 +67,25 @@ enum Command {
     Inject(container::InjectArgs),
     Stage(container::StageArgs),
     Events(container::EventsArgs),
+    Run(docker::RunArgs),
+    #[command(subcommand)]
+    Install(docker::InstallCommand),
+    #[command(subcommand)]
+    Export(hooksd::ExportCommand),
+    #[command(subcommand)]
+    Import(hooksd::ImportCommand),
+    Runtime(runtime::RuntimeArgs),
     Completions(docs::CompletionsArgs),
     Man(docs::ManArgs),
 }
 
 impl Cli {
+    /// `--root`/`HOOKHOST_ROOT`, else the config file's `root`, else the default.
     fn root(&self) -> PathBuf {
-        self.root.clone().unwrap_or_else(Paths::default_root)
+        self.root
+            .clone()
+            .or_else(|| self.settings.root.clone())
+            .unwrap_or_else(Paths::default_root)
     }
 
     fn registry(&self) -> anyhow::Result<Registry> {
@@ -70,8 +96,15 @@ impl Cli {
 /// Parses `argv` (after fixing lists the shell split) and runs the command.
 pub fn main(argv: Vec<String>) -> ExitCode {
     let argv = hookhost::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
-    let cli = Cli::parse_from(argv);
+    let mut cli = Cli::parse_from(argv);
     init_tracing(&cli.log_level);
+    match Config::load(cli.config.as_deref()) {
+        Ok(loaded) => cli.settings = loaded.config,
+        Err(err) => {
+            report(&err.into());
+            return ExitCode::FAILURE;
+        }
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(err) => {
@@ -90,6 +123,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Inject(args) => container::inject(cli, args),
         Command::Stage(args) => container::stage(args),
         Command::Events(args) => container::events(cli, args),
+        Command::Run(args) => docker::run(cli, args),
+        Command::Install(command) => docker::install(cli, command),
+        Command::Export(command) => hooksd::export(cli, command),
+        Command::Import(command) => hooksd::import(cli, command),
+        Command::Runtime(args) => Ok(runtime::main(args.args.clone())),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }
