@@ -135,8 +135,23 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// Prints an error the way Docker does: one line, the whole cause chain.
 pub fn report(err: &anyhow::Error) {
-    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    eprintln!("Error: {}", chain.join(": "));
+    eprintln!("Error: {}", chain_text(err));
+}
+
+/// The error and its causes on one line; a cause whose text a message already includes (most
+/// messages quote their source) is not repeated.
+pub fn chain_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(level: &str) {

@@ -87,8 +87,7 @@ fn write_log(call: &RuncCall, level: Level, msg: &str) {
 
 /// The error goes to the `--log` file (containerd shows its last error line) and to stderr.
 fn fail(call: &RuncCall, err: &anyhow::Error) {
-    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    let msg = format!("hookhost: {}", chain.join(": "));
+    let msg = format!("hookhost: {}", super::chain_text(err));
     if let Err(e) = log::log_error(call, &msg) {
         eprintln!("hookhost-runtime: {e}");
     }
