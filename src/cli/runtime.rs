@@ -22,7 +22,8 @@ use hookhost::runtime::wrapper::{self, Injected, Wrapper};
     after_help = "Register with Docker:  hookhost install docker --reload\n\
     Then:                  docker run --runtime hookhost --annotation io.hookhost.hooks=NAME IMAGE\n\
     Settings (real runtime, hooks.d dirs, inline specs, log level, registry root) come from\n\
-    /etc/hookhost/config.json or $HOOKHOST_CONFIG."
+    /etc/hookhost/config.json, $HOOKHOST_CONFIG, or the wrapper's own global flag\n\
+    --hookhost-config=FILE (Docker runtimeArgs, podman --runtime-flag hookhost-config=FILE)."
 )]
 pub struct RuntimeArgs {
     /// The runtime's arguments, exactly as for runc
@@ -38,8 +39,9 @@ pub struct RuntimeArgs {
 /// success the process becomes the real runtime).
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (config_file, args) = wrapper::take_config_flag(&args);
     let call = RuncCall::parse(&args, &cwd);
-    let err = match run(&call, &args) {
+    let err = match run(&call, &args, config_file) {
         Ok(err) => anyhow::Error::from(err),
         Err(err) => err,
     };
@@ -47,8 +49,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run(call: &RuncCall, args: &[OsString]) -> anyhow::Result<wrapper::WrapperError> {
-    let loaded = Config::load(None)?;
+fn run(
+    call: &RuncCall,
+    args: &[OsString],
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<wrapper::WrapperError> {
+    let loaded = Config::load(config_file.as_deref())?;
     let level = loaded.config.log_level();
     let root_env = std::env::var_os(ROOT_ENV)
         .filter(|v| !v.is_empty())

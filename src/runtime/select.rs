@@ -66,13 +66,24 @@ pub enum SelectError {
     InlineRefused { origin: Origin, path: String },
     #[error("{origin}: invalid inline hook spec: {reason}")]
     BadSpec { origin: Origin, reason: String },
+    #[error(
+        "{origin} selects {item:?}, but there is no hook registry at {}; set \"root\" in \
+         hookhost's config file (engines may start the runtime without HOOKHOST_ROOT)", root.display()
+    )]
+    NoRegistry {
+        origin: Origin,
+        item: String,
+        root: PathBuf,
+    },
     #[error(transparent)]
     NotRunnable(PlanError),
 }
 
 /// What the selection reads besides the container's config.
 pub struct Sources<'a> {
-    pub registry: &'a Registry,
+    /// `None` when the registry root does not exist (then no hook is registered).
+    pub registry: Option<&'a Registry>,
+    pub root: &'a std::path::Path,
     pub hooks_dirs: &'a [PathBuf],
     pub allow_inline: bool,
 }
@@ -97,7 +108,9 @@ pub fn select(config: &mut BundleConfig, sources: &Sources) -> Result<Selected, 
             .cloned()
     };
     let mut selected = Selected::default();
-    add_global(&mut selected, sources.registry, &facts)?;
+    if let Some(registry) = sources.registry {
+        add_global(&mut selected, registry, &facts)?;
+    }
     add_hooksd(&mut selected, sources.hooks_dirs, &facts);
 
     let env_hooks = config.take_process_env(HOOKS_ENV);
@@ -225,8 +238,14 @@ fn add_list(
             source,
         };
         let selection = Selection::parse(item).map_err(refused)?;
-        let hook = sources
-            .registry
+        let Some(registry) = sources.registry else {
+            return Err(SelectError::NoRegistry {
+                origin,
+                item: item.to_string(),
+                root: sources.root.to_path_buf(),
+            });
+        };
+        let hook = registry
             .get(&selection.name)
             .map_err(|e| refused(PlanError::Registry(e)))?;
         push_hook(plan, &hook, &selection.extra_args);

@@ -19,6 +19,11 @@ use crate::registry::{Registry, RegistryError};
 /// The runtimes tried, in order, when the config file names none.
 pub const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];
 
+/// The wrapper's own global flag, `--hookhost-config=FILE`, for engines that start the runtime
+/// with a minimal environment (no `HOOKHOST_CONFIG`): Docker's `runtimeArgs`, Podman's
+/// `--runtime-flag hookhost-config=FILE`. Removed before the real runtime sees the arguments.
+pub const CONFIG_FLAG: &str = "--hookhost-config=";
+
 /// PATH when the engine gave the wrapper none.
 const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -95,9 +100,14 @@ impl Wrapper {
     /// and never when selection fails.
     pub fn inject(&self, bundle: &Path) -> Result<Injected, WrapperError> {
         let mut config = BundleConfig::load(bundle)?;
-        let registry = Registry::open(&self.root)?;
+        // A missing registry is not created here: the wrapper has no business making one.
+        let registry = match self.root.join("hooks").is_dir() {
+            true => Some(Registry::open(&self.root)?),
+            false => None,
+        };
         let sources = Sources {
-            registry: &registry,
+            registry: registry.as_ref(),
+            root: &self.root,
             hooks_dirs: &self.config.hooks_dirs,
             allow_inline: self.config.allow_inline_specs,
         };
@@ -123,6 +133,32 @@ impl Wrapper {
         }
         Ok(injected)
     }
+}
+
+/// Takes `--hookhost-config=FILE` out of the global flags (before the subcommand); returns
+/// the last one given and the arguments for the real runtime.
+pub fn take_config_flag(args: &[OsString]) -> (Option<PathBuf>, Vec<OsString>) {
+    use std::os::unix::ffi::OsStrExt;
+    let command = RuncCall::parse(args, Path::new("/")).command;
+    let mut file = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut in_globals = true;
+    for arg in args {
+        if in_globals
+            && command
+                .as_deref()
+                .is_some_and(|c| arg.as_bytes() == c.as_bytes())
+        {
+            in_globals = false;
+        }
+        match arg.as_bytes().strip_prefix(CONFIG_FLAG.as_bytes()) {
+            Some(value) if in_globals => {
+                file = Some(PathBuf::from(std::ffi::OsStr::from_bytes(value)));
+            }
+            _ => rest.push(arg.clone()),
+        }
+    }
+    (file, rest)
 }
 
 /// Replaces this process with `runtime ARGS…`; returns only on failure.
@@ -200,6 +236,27 @@ fn is_same_file(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn the_config_flag_is_taken_out_of_the_global_flags_only() {
+        let args: Vec<OsString> = [
+            "--root",
+            "/r",
+            "--hookhost-config=/etc/h.json",
+            "exec",
+            "id",
+            "sh",
+            "--hookhost-config=/x",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let (file, rest) = take_config_flag(&args);
+        assert_eq!(file.as_deref(), Some(Path::new("/etc/h.json")));
+        assert_eq!(rest.len(), args.len() - 1);
+        assert_eq!(rest[2], "exec");
+        assert_eq!(rest[5], "--hookhost-config=/x");
+    }
 
     #[test]
     fn never_resolves_to_itself() {
