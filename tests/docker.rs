@@ -160,6 +160,9 @@ impl World {
     }
 }
 
+/// A named sub-step of the shared-daemon test.
+type Step = (&'static str, fn(&World));
+
 #[test]
 fn docker_engine() {
     common::require("dockerd");
@@ -210,7 +213,7 @@ fn docker_engine() {
         "/bin/ls",
     ]);
 
-    let steps: &[(&str, fn(&World))] = &[
+    let steps: &[Step] = &[
         (
             "install docker is idempotent and --reload reaches dockerd",
             install_and_reload,
