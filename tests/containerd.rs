@@ -7,7 +7,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -81,7 +81,7 @@ impl Drop for Containerd {
 }
 
 /// `ctr run --runc-binary W --annotation A --rm --rootfs R ID /bin/echo ran`.
-fn ctr_run(c: &Containerd, wrapper: &PathBuf, rootfs: &PathBuf, annotation: &str) -> Output {
+fn ctr_run(c: &Containerd, wrapper: &Path, rootfs: &Path, annotation: &str) -> Output {
     let id = unique("ctr");
     c.ctr(&["run", "--runc-binary", wrapper.to_str().unwrap()])
         .args(["--annotation", annotation, "--rm", "--rootfs"])
