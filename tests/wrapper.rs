@@ -210,6 +210,10 @@ fn unregistered_names_and_inline_paths_are_refused() {
     let s = Setup::new();
     let bundle = Bundle::new("true");
     bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "nope"}));
+    // No registry yet: the wrapper says where it looked (and does not create one).
+    assert_refused(&s, &bundle, "there is no hook registry at");
+    assert!(!s.host.root().exists());
+    s.host.ok(&["ls"]);
     assert_refused(
         &s,
         &bundle,
