@@ -68,10 +68,13 @@ enum Command {
     Stage(container::StageArgs),
     Events(container::EventsArgs),
     Run(docker::RunArgs),
+    /// Register hookhost with Docker: the runtime in daemon.json, or the `docker hook` plugin
     #[command(subcommand)]
     Install(docker::InstallCommand),
+    /// Write global hooks as Podman/CRI-O hooks.d files
     #[command(subcommand)]
     Export(hooksd::ExportCommand),
+    /// Register the hooks of a Podman/CRI-O hooks.d directory
     #[command(subcommand)]
     Import(hooksd::ImportCommand),
     Runtime(runtime::RuntimeArgs),
