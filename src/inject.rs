@@ -15,7 +15,7 @@ use crate::plan::{ContainerPlan, PlannedHook, StagePlan};
 
 /// Slack added to the OCI timeout of hookhost's own entry, so that hookhost reports a hook's
 /// timeout itself before the runtime kills hookhost.
-const TIMEOUT_SLACK_SECS: u64 = 5;
+pub const TIMEOUT_SLACK_SECS: u64 = 5;
 
 #[derive(Debug, Error)]
 pub enum InjectError {
@@ -144,7 +144,7 @@ impl BundleConfig {
 }
 
 /// The args of hookhost's own entry: `hookhost stage STAGE --plan JSON`.
-fn self_args(stage: Stage, plan: &StagePlan) -> Vec<String> {
+pub fn self_args(stage: Stage, plan: &StagePlan) -> Vec<String> {
     let plan = serde_json::to_string(plan).expect("a plan serialises");
     vec![
         "hookhost".into(),

@@ -2,7 +2,9 @@
 //!
 //! The crate is organised by domain concept; the `cli` module is the only place that prints.
 
+pub mod config;
 pub mod define;
+pub mod docker;
 pub mod events;
 pub mod exec;
 pub mod fsutil;

@@ -3,9 +3,27 @@
 
 mod cli;
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    cli::main(argv)
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let name = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.as_str() {
+        "hookhost-runtime" => cli::runtime::main(argv[1..].to_vec()),
+        "docker-hook" => cli::plugin::main(lossy(argv)),
+        _ if argv.get(1).is_some_and(|a| a == "runtime") => cli::runtime::main(argv[2..].to_vec()),
+        _ => cli::main(lossy(argv)),
+    }
+}
+
+fn lossy(argv: Vec<OsString>) -> Vec<String> {
+    argv.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }

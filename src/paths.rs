@@ -6,6 +6,7 @@
 //! ROOT/cache/                   precompiled modules (safe to delete)
 //! ROOT/events.jsonl             the audit trail, one JSON line per hook run
 //! ROOT/lock                     serialises registry writers
+//! ROOT/global.json              names of the global hooks (those with `when` conditions)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,5 +68,9 @@ impl Paths {
 
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("lock")
+    }
+
+    pub fn global_index_file(&self) -> PathBuf {
+        self.root.join("global.json")
     }
 }

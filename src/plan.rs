@@ -143,7 +143,7 @@ impl Selection {
 }
 
 /// Splits at commas and whitespace that are not inside `[...]` or a quoted string.
-fn split_top_level(text: &str) -> Vec<String> {
+pub fn split_top_level(text: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let (mut depth, mut in_quotes, mut escaped) = (0usize, false, false);

@@ -98,7 +98,8 @@ impl Registry {
         }
         let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
         doc.push(b'\n');
-        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
+        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))?;
+        self.update_global_index(&hook.name, hook.when.is_some())
     }
 
     /// Reads one hook: costs the same whatever the registry's size.
@@ -161,7 +162,76 @@ impl Registry {
             }
             Err(e) => return Err(io_err("remove", &file)(e)),
         }
-        fsutil::sync_dir(&self.paths.hooks_dir()).map_err(io_err("sync", &file))
+        fsutil::sync_dir(&self.paths.hooks_dir()).map_err(io_err("sync", &file))?;
+        self.update_global_index(name, false)
+    }
+
+    /// The global hooks (registered with `when` conditions), sorted by name, and the entries
+    /// that could not be read. Reads only the hooks the index names, so selecting a
+    /// container's global hooks does not scan the registry; without an index (a registry
+    /// written by an older hookhost) it falls back to a scan.
+    pub fn global_hooks(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
+        let names = match self.read_global_index()? {
+            Some(names) => names,
+            None => return self.scan_global(),
+        };
+        let mut hooks = Vec::new();
+        let mut errors = Vec::new();
+        for name in names {
+            match self.get(&name) {
+                Ok(hook) if hook.when.is_some() => hooks.push(hook),
+                Ok(_) | Err(RegistryError::NotFound(_)) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok((hooks, errors))
+    }
+
+    fn scan_global(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
+        let (mut hooks, errors) = self.list()?;
+        hooks.retain(|h| h.when.is_some());
+        Ok((hooks, errors))
+    }
+
+    fn read_global_index(&self) -> Result<Option<Vec<String>>, RegistryError> {
+        let file = self.paths.global_index_file();
+        match fs::read(&file) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| RegistryError::Corrupt {
+                        file,
+                        reason: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &file)(e)),
+        }
+    }
+
+    /// Records whether `name` is global; call with the writers' lock held. A missing or
+    /// corrupt index is rebuilt from the entries.
+    fn update_global_index(&self, name: &str, global: bool) -> Result<(), RegistryError> {
+        let (mut names, rebuilt) = match self.read_global_index() {
+            Ok(Some(names)) => (names, false),
+            _ => {
+                let (hooks, _) = self.scan_global()?;
+                (hooks.into_iter().map(|h| h.name).collect(), true)
+            }
+        };
+        let had = names.iter().any(|n| n == name);
+        if global && !had {
+            names.push(name.to_string());
+        } else if !global && had {
+            names.retain(|n| n != name);
+        } else if !rebuilt {
+            return Ok(());
+        }
+        names.sort();
+        names.dedup();
+        let file = self.paths.global_index_file();
+        let doc = serde_json::to_vec(&names).expect("names serialise");
+        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
     }
 
     /// Stores a WASM module under its sha256 and returns the digest. Modules are immutable
@@ -260,6 +330,31 @@ mod tests {
         assert!(msg.contains("bad.json") && msg.contains("corrupt"), "{msg}");
         reg.remove("bad").unwrap();
         assert!(!reg.paths().hook_file("bad").exists());
+    }
+
+    #[test]
+    fn global_hooks_come_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let mut global = sample("g");
+        global.when = Some(crate::when::When::from_flags(true, &[], &[], false).unwrap());
+        reg.create(&sample("plain")).unwrap();
+        reg.create(&global).unwrap();
+        let names = |reg: &Registry| -> Vec<String> {
+            let (hooks, errors) = reg.global_hooks().unwrap();
+            assert!(errors.is_empty());
+            hooks.into_iter().map(|h| h.name).collect()
+        };
+        assert_eq!(names(&reg), ["g"]);
+        let index = fs::read_to_string(reg.paths().global_index_file()).unwrap();
+        assert_eq!(index, r#"["g"]"#);
+        // Without an index, a scan gives the same answer, and the next write rebuilds it.
+        fs::remove_file(reg.paths().global_index_file()).unwrap();
+        assert_eq!(names(&reg), ["g"]);
+        reg.remove("plain").unwrap();
+        assert!(reg.paths().global_index_file().exists());
+        reg.remove("g").unwrap();
+        assert!(names(&reg).is_empty());
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! The command line: parsing, and the only place that prints.
 
 mod container;
+mod docker;
 mod docs;
 mod hooks;
+mod hooksd;
 mod parse;
+pub mod plugin;
+pub mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hookhost::config::{CONFIG_ENV, Config};
 use hookhost::paths::{Paths, ROOT_ENV};
 use hookhost::registry::Registry;
 
@@ -38,6 +43,15 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log_level: String,
 
+    /// hookhost's config file (runtime wrapper settings, registry root)
+    /// [default: /etc/hookhost/config.json]
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The loaded config file (defaults when there is none).
+    #[arg(skip)]
+    settings: Config,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -54,13 +68,28 @@ enum Command {
     Try(container::TryArgs),
     Stage(container::StageArgs),
     Events(container::EventsArgs),
+    Run(docker::RunArgs),
+    /// Register hookhost with Docker: the runtime in daemon.json, or the `docker hook` plugin
+    #[command(subcommand)]
+    Install(docker::InstallCommand),
+    /// Write global hooks as Podman/CRI-O hooks.d files
+    #[command(subcommand)]
+    Export(hooksd::ExportCommand),
+    /// Register the hooks of a Podman/CRI-O hooks.d directory
+    #[command(subcommand)]
+    Import(hooksd::ImportCommand),
+    Runtime(runtime::RuntimeArgs),
     Completions(docs::CompletionsArgs),
     Man(docs::ManArgs),
 }
 
 impl Cli {
+    /// `--root`/`HOOKHOST_ROOT`, else the config file's `root`, else the default.
     fn root(&self) -> PathBuf {
-        self.root.clone().unwrap_or_else(Paths::default_root)
+        self.root
+            .clone()
+            .or_else(|| self.settings.root.clone())
+            .unwrap_or_else(Paths::default_root)
     }
 
     fn registry(&self) -> anyhow::Result<Registry> {
@@ -76,8 +105,15 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         return code;
     }
     let argv = hookhost::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
-    let cli = Cli::parse_from(argv);
+    let mut cli = Cli::parse_from(argv);
     init_tracing(&cli.log_level);
+    match Config::load(cli.config.as_deref()) {
+        Ok(loaded) => cli.settings = loaded.config,
+        Err(err) => {
+            report(&err.into());
+            return ExitCode::FAILURE;
+        }
+    }
     finish(run(&cli))
 }
 
@@ -102,6 +138,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),
         Command::Events(args) => container::events(cli, args),
+        Command::Run(args) => docker::run(cli, args),
+        Command::Install(command) => docker::install(cli, command),
+        Command::Export(command) => hooksd::export(cli, command),
+        Command::Import(command) => hooksd::import(cli, command),
+        Command::Runtime(args) => Ok(runtime::main(args.args.clone())),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }
@@ -109,8 +150,23 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// Prints an error the way Docker does: one line, the whole cause chain.
 pub fn report(err: &anyhow::Error) {
-    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    eprintln!("Error: {}", chain.join(": "));
+    eprintln!("Error: {}", chain_text(err));
+}
+
+/// The error and its causes on one line; a cause whose text a message already includes (most
+/// messages quote their source) is not repeated.
+pub fn chain_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(level: &str) {

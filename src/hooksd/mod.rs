@@ -15,6 +15,7 @@
 //! run), and Podman's extension stage `precreate`, which has no OCI equivalent here.
 //! Duplicate stages in one file are kept once.
 
+mod bridge;
 mod export;
 mod v010;
 mod v1;
@@ -30,6 +31,7 @@ use thiserror::Error;
 use crate::hook::Stage;
 use crate::when::{ContainerFacts, When, WhenError};
 
+pub use bridge::{BridgeError, ExportReport, ImportReport, Skipped, export, import};
 pub use export::{ExportError, v1_document, write_file};
 pub use v010::Legacy;
 

@@ -2,3 +2,5 @@
 
 pub mod argv;
 pub mod log;
+pub mod select;
+pub mod wrapper;

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod engines;
+
 pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 
 /// Applets linked into every test rootfs.

@@ -1,0 +1,231 @@
+//! hookhost's own configuration file, read by the runtime wrapper (which engines start with a
+//! minimal environment) and by the CLI.
+//!
+//! ```json
+//! {
+//!   "runtime": "/usr/bin/runc",
+//!   "hooksDirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"],
+//!   "allowInlineSpecs": false,
+//!   "logLevel": "warn",
+//!   "root": "/var/lib/hookhost"
+//! }
+//! ```
+//!
+//! Every key is optional. The file is `/etc/hookhost/config.json`, or the path in
+//! `HOOKHOST_CONFIG`, or the CLI's `--config`. A missing default file means "all defaults"; a
+//! file named explicitly must exist. Unknown keys are refused, so that a typo in a security
+//! setting (`allowInlineSpec`) is an error rather than silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Where the configuration is read from when nothing else is said.
+pub const DEFAULT_FILE: &str = "/etc/hookhost/config.json";
+
+/// The environment variable naming another configuration file.
+pub const CONFIG_ENV: &str = "HOOKHOST_CONFIG";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read the hookhost config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the hookhost config file {file} is not valid: {reason}")]
+    Invalid { file: PathBuf, reason: String },
+}
+
+/// The settings; see the module documentation for the file format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// The real OCI runtime the wrapper execs: an absolute path or a name looked up on PATH.
+    /// Default: `runc`, then `crun`, on PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<PathBuf>,
+    /// hooks.d directories (oci-hooks(5)) the wrapper reads as global hooks, in increasing
+    /// precedence. Default: none — Podman and CRI-O run their own hooks.d themselves, and
+    /// reading the same directories here would run those hooks twice.
+    #[serde(default)]
+    pub hooks_dirs: Vec<PathBuf>,
+    /// Whether containers may bring their own hook paths (an inline path in
+    /// `io.hookhost.hooks`/`HOOKHOST_HOOKS`, or an `io.hookhost.hook-spec`). Default: false —
+    /// whoever starts a container would otherwise run any program as root on the host.
+    #[serde(default)]
+    pub allow_inline_specs: bool,
+    /// The wrapper's log level for the runtime `--log` file: error, warn, info, debug.
+    /// Default: warn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// The registry root. Default: `HOOKHOST_ROOT`, else `/var/lib/hookhost` for root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+}
+
+/// A loaded configuration and the file it came from (`None`: defaults, no file).
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the configuration: `explicit` (from `--config`), else `HOOKHOST_CONFIG`, else the
+    /// default file if it exists.
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let from_env = std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(file) => Ok(Loaded {
+                config: Config::read(&file)?,
+                file: Some(file),
+            }),
+            None => {
+                let file = PathBuf::from(DEFAULT_FILE);
+                match Config::read(&file) {
+                    Ok(config) => Ok(Loaded {
+                        config,
+                        file: Some(file),
+                    }),
+                    Err(ConfigError::Read { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Ok(Loaded::default())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Reads and validates one file.
+    pub fn read(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|reason| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            reason,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(level) = &self.log_level
+            && LogLevel::parse(level).is_none()
+        {
+            return Err(format!(
+                "logLevel {level:?} is not one of error, warn, info, debug"
+            ));
+        }
+        if let Some(dir) = self.hooks_dirs.iter().find(|d| !d.is_absolute()) {
+            return Err(format!("hooksDirs entry {dir:?} must be an absolute path"));
+        }
+        if let Some(root) = self.root.as_ref().filter(|r| !r.is_absolute()) {
+            return Err(format!("root {root:?} must be an absolute path"));
+        }
+        Ok(())
+    }
+
+    /// The wrapper's log level (default warn).
+    pub fn log_level(&self) -> LogLevel {
+        self.log_level
+            .as_deref()
+            .and_then(LogLevel::parse)
+            .unwrap_or(LogLevel::Warn)
+    }
+
+    /// The registry root: `HOOKHOST_ROOT` (or `--root`) first, then this file's `root`, then
+    /// the default.
+    pub fn registry_root(&self, from_env_or_flag: Option<PathBuf>) -> PathBuf {
+        from_env_or_flag
+            .or_else(|| self.root.clone())
+            .unwrap_or_else(crate::paths::Paths::default_root)
+    }
+}
+
+/// How much the wrapper writes to the runtime's `--log` besides errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        match text.to_ascii_lowercase().as_str() {
+            "error" => Some(LogLevel::Error),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "info" => Some(LogLevel::Info),
+            "debug" | "trace" => Some(LogLevel::Debug),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_optional() {
+        assert_eq!(Config::parse("{}").unwrap(), Config::default());
+        let c = Config::parse(
+            r#"{"runtime":"crun","hooksDirs":["/etc/containers/oci/hooks.d"],
+                "allowInlineSpecs":true,"logLevel":"debug","root":"/srv/hookhost"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.runtime.as_deref(), Some(Path::new("crun")));
+        assert!(c.allow_inline_specs);
+        assert_eq!(c.log_level(), LogLevel::Debug);
+        assert_eq!(c.registry_root(None), Path::new("/srv/hookhost"));
+        assert_eq!(
+            c.registry_root(Some("/x".into())),
+            Path::new("/x"),
+            "HOOKHOST_ROOT wins"
+        );
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let cases = [
+            (
+                r#"{"allowInlineSpec":true}"#,
+                "unknown field `allowInlineSpec`",
+            ),
+            (r#"{"logLevel":"loud"}"#, "logLevel \"loud\""),
+            (r#"{"hooksDirs":["hooks.d"]}"#, "must be an absolute path"),
+            (r#"{"root":"rel"}"#, "root \"rel\" must be an absolute path"),
+            (r#"{"allowInlineSpecs":"yes"}"#, "invalid type"),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.json");
+        let err = Config::load(Some(&missing)).unwrap_err().to_string();
+        assert!(err.contains("nope.json"), "{err}");
+        let file = dir.path().join("c.json");
+        std::fs::write(&file, r#"{"allowInlineSpecs":true}"#).unwrap();
+        let loaded = Config::load(Some(&file)).unwrap();
+        assert!(loaded.config.allow_inline_specs);
+        assert_eq!(loaded.file.as_deref(), Some(file.as_path()));
+    }
+}

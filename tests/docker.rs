@@ -1,0 +1,512 @@
+//! hookhost with a real Docker daemon (Debian's docker.io 20.10) that this test starts with its
+//! own socket, data-root and exec-root, vfs storage, iptables off and the default bridge
+//! network, and stops in Drop even when a step fails. One daemon serves every step.
+//! Needs root, dockerd, docker and runc (installed by .ci/run).
+
+mod common;
+
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::engines::{Wrapper, busybox_tar, wait_for};
+use common::{Host, text, unique};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A dockerd of our own.
+struct Dockerd {
+    dir: TempDir,
+    child: Child,
+}
+
+impl Dockerd {
+    /// Starts dockerd with `daemon_json`, passing `HOOKHOST_CONFIG` to the runtimes it starts,
+    /// and waits (bounded) until it answers.
+    fn start(dir: TempDir, daemon_json: &Path, hookhost_config: &Path) -> Dockerd {
+        let p = |name: &str| dir.path().join(name);
+        let log = fs::File::create(p("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(p("data"))
+            .arg("--exec-root")
+            .arg(p("exec"))
+            .arg("--host")
+            .arg(format!("unix://{}", p("docker.sock").display()))
+            .arg("--pidfile")
+            .arg(p("docker.pid"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .arg("--config-file")
+            .arg(daemon_json)
+            .env("HOOKHOST_CONFIG", hookhost_config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start dockerd");
+        let daemon = Dockerd { dir, child };
+        wait_for("dockerd to answer", Duration::from_secs(60), || {
+            daemon
+                .docker(&["version"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        });
+        daemon
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn host_flag(&self) -> String {
+        format!("unix://{}", self.path("docker.sock").display())
+    }
+
+    /// The docker CLI, talking to this daemon, with its own config dir (for the plugin).
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_CONFIG", self.path("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .arg("-H")
+            .arg(self.host_flag())
+            .args(args);
+        cmd
+    }
+
+    /// The config.json Docker handed to the runtime for a live container.
+    fn bundle_config(&self, id: &str) -> Value {
+        let file = self
+            .path("exec/containerd/daemon/io.containerd.runtime.v2.task/moby")
+            .join(id)
+            .join("config.json");
+        serde_json::from_slice(&fs::read(&file).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "should have failed: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+/// Everything a step needs.
+struct World {
+    host: Host,
+    daemon: Dockerd,
+    /// A host directory bind-mounted at /m, where recording hooks write.
+    shared: TempDir,
+}
+
+impl World {
+    /// `hookhost run -H SOCK ARGS…`
+    fn hookhost_run(&self, args: &[&str]) -> Output {
+        let host = self.daemon.host_flag();
+        let mut all = vec!["run", "-H", &host];
+        all.extend_from_slice(args);
+        self.host
+            .cmd()
+            .env("DOCKER_CONFIG", self.daemon.path("docker-config"))
+            .args(&all)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn shared_mount(&self) -> String {
+        format!("{}:/m", self.shared.path().display())
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.shared.path().join("marker")
+    }
+}
+
+/// A named sub-step of the shared-daemon test.
+type Step = (&'static str, fn(&World));
+
+#[test]
+fn docker_engine() {
+    common::require("dockerd");
+    common::require("docker");
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
+    let daemon_json = dir.path().join("daemon.json");
+    fs::write(&daemon_json, r#"{"debug": false, "log-level": "warn"}"#).unwrap();
+    host.ok(&[
+        "install",
+        "docker",
+        "--daemon-json",
+        daemon_json.to_str().unwrap(),
+        "--runtime-path",
+        wrapper.path().to_str().unwrap(),
+    ]);
+    let daemon = Dockerd::start(dir, &daemon_json, &wrapper.config());
+    let tar = busybox_tar(daemon.dir.path());
+    ok(daemon
+        .docker(&["import", tar.to_str().unwrap(), "busybox"])
+        .output()
+        .unwrap());
+    for d in ["/tmp/a", "/tmp/b", "/tmp/c"] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let world = World {
+        host,
+        daemon,
+        shared: tempfile::tempdir().unwrap(),
+    };
+    let script = world.host.script(
+        "rec.sh",
+        &format!("echo \"rec $*\" >> {}", world.marker().display()),
+    );
+    world.host.ok(&["create", "rec", script.to_str().unwrap()]);
+    world.host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--env",
+        "platform=linux",
+        "--timeout",
+        "5",
+        "--args",
+        "ls,/tmp/a",
+        "myFirstHook",
+        "/bin/ls",
+    ]);
+
+    let steps: &[Step] = &[
+        (
+            "install docker is idempotent and --reload reaches dockerd",
+            install_and_reload,
+        ),
+        ("seed workflow through hookhost run", seed_via_hookhost_run),
+        (
+            "seed workflow through the docker hook CLI plugin",
+            seed_via_plugin,
+        ),
+        (
+            "default bridge: libnetwork-setkey stays first",
+            bridge_network_hook_stays_first,
+        ),
+        (
+            "a failing fatal hook fails docker run with its message",
+            failing_hook_fails_docker_run,
+        ),
+        (
+            "removing the container runs poststop hooks",
+            rm_runs_poststop,
+        ),
+        (
+            "HOOKHOST_HOOKS is not visible inside the container",
+            selection_env_is_hidden,
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, step) in steps {
+        if catch_unwind(AssertUnwindSafe(|| step(&world))).is_err() {
+            failed.push(*name);
+        }
+    }
+    drop(world);
+    assert!(failed.is_empty(), "failed steps: {failed:?}");
+}
+
+fn install_and_reload(w: &World) {
+    let daemon_json = w.daemon.dir.path().join("daemon.json");
+    let runtime = w.daemon.dir.path().join("alt-runtime");
+    let args = |name: &str| {
+        vec![
+            "install".to_string(),
+            "docker".into(),
+            "--daemon-json".into(),
+            daemon_json.to_str().unwrap().into(),
+            "--runtime-path".into(),
+            runtime.to_str().unwrap().into(),
+            "--name".into(),
+            name.into(),
+            "--reload".into(),
+            "--pidfile".into(),
+            w.daemon.path("docker.pid").to_str().unwrap().into(),
+        ]
+    };
+    let first: Vec<String> = args("hookhost-alt");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let out = w.host.ok(&first);
+    assert!(out.contains("sent SIGHUP to dockerd"), "{out}");
+    let doc: Value = serde_json::from_slice(&fs::read(&daemon_json).unwrap()).unwrap();
+    assert_eq!(doc["log-level"], "warn", "other keys kept");
+    assert!(doc["runtimes"]["hookhost"]["path"].is_string());
+    let backup =
+        fs::read_to_string(w.daemon.dir.path().join("daemon.json.hookhost-backup")).unwrap();
+    assert!(backup.contains("\"hookhost\""), "{backup}");
+    wait_for(
+        "dockerd to know hookhost-alt",
+        Duration::from_secs(30),
+        || {
+            let info = w
+                .daemon
+                .docker(&["info", "--format", "{{json .Runtimes}}"])
+                .output()
+                .unwrap();
+            text(&info.stdout).contains("hookhost-alt")
+        },
+    );
+    let again = w.host.ok(&first);
+    assert!(again.contains("already registered"), "{again}");
+}
+
+/// The seed's `docker run --add-hook 'myFirstHook:["/tmp/b","/tmp/c"]' busybox top`.
+fn seed_via_hookhost_run(w: &World) {
+    let hook = r#"myFirstHook:["/tmp/b","/tmp/c"]"#;
+    let id = ok(w.hookhost_run(&["-d", "--add-hook", hook, "busybox", "top"]));
+    let id = id.trim();
+    let status = ok(w
+        .daemon
+        .docker(&["inspect", "--format", "{{.State.Status}}", id])
+        .output()
+        .unwrap());
+    let events = w.host.ok(&["events", "--container", id]);
+    ok(w.daemon.docker(&["rm", "-f", id]).output().unwrap());
+    assert_eq!(status.trim(), "running");
+    assert!(
+        events.contains("prestart myFirstHook (native) exit=0"),
+        "{events}"
+    );
+
+    // Before the command: the hook's marker is there for the command to print.
+    let _ = fs::remove_file(w.marker());
+    let mount = w.shared_mount();
+    let out = ok(w.hookhost_run(&[
+        "--rm",
+        "-v",
+        &mount,
+        "--add-hook",
+        r#"rec:["first"]"#,
+        "busybox",
+        "cat",
+        "/m/marker",
+    ]));
+    assert_eq!(out.trim(), "rec first");
+}
+
+fn seed_via_plugin(w: &World) {
+    let plugins = w.daemon.path("docker-config/cli-plugins");
+    fs::create_dir_all(&plugins).unwrap();
+    w.host.ok(&[
+        "install",
+        "docker-cli-plugin",
+        "--dir",
+        plugins.to_str().unwrap(),
+    ]);
+    let docker = |args: &[&str]| {
+        let mut cmd = w.daemon.docker(args);
+        cmd.env("HOOKHOST_ROOT", w.host.root()).stdin(Stdio::null());
+        cmd.output().unwrap()
+    };
+    let help = ok(docker(&["--help"]));
+    assert!(help.contains("hook*"), "plugin not listed: {help}");
+    let created = ok(docker(&[
+        "hook",
+        "create",
+        "--type",
+        "poststop",
+        "viaPlugin",
+        "/bin/true",
+    ]));
+    assert_eq!(created.trim(), "viaPlugin");
+    let ls = ok(docker(&["hook", "ls"]));
+    assert!(
+        ls.contains("myFirstHook") && ls.contains("viaPlugin"),
+        "{ls}"
+    );
+    let inspect: Value =
+        serde_json::from_str(&ok(docker(&["hook", "inspect", "viaPlugin"]))).unwrap();
+    assert_eq!(inspect[0]["Type"], "poststop");
+    assert_eq!(ok(docker(&["hook", "rm", "viaPlugin"])).trim(), "viaPlugin");
+
+    // `docker -H … hook run`: Docker's global flag comes before the plugin name.
+    let _ = fs::remove_file(w.marker());
+    let mount = w.shared_mount();
+    let out = ok(docker(&[
+        "hook",
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        "--add-hook",
+        r#"myFirstHook:["/tmp/b","/tmp/c"]"#,
+        "--add-hook",
+        r#"rec:["plugin"]"#,
+        "busybox",
+        "cat",
+        "/m/marker",
+    ]));
+    assert_eq!(out.trim(), "rec plugin");
+}
+
+fn bridge_network_hook_stays_first(w: &World) {
+    let id = ok(w.hookhost_run(&["-d", "--add-hook", "rec", "busybox", "top"]));
+    let id = id.trim();
+    let config = w.daemon.bundle_config(id);
+    let status = ok(w
+        .daemon
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.NetworkSettings.IPAddress}}",
+            id,
+        ])
+        .output()
+        .unwrap());
+    ok(w.daemon.docker(&["rm", "-f", id]).output().unwrap());
+    let prestart = config["hooks"]["prestart"].as_array().unwrap();
+    assert_eq!(prestart.len(), 2, "{prestart:?}");
+    assert_eq!(prestart[0]["args"][0], "libnetwork-setkey");
+    assert_eq!(prestart[1]["args"][1], "stage");
+    let (state, ip) = status.trim().split_once(' ').unwrap();
+    assert_eq!(state, "running");
+    assert!(ip.starts_with("172."), "no bridge address: {status}");
+}
+
+fn failing_hook_fails_docker_run(w: &World) {
+    let missing = format!("/tmp/{}", unique("missing"));
+    let hook = format!(r#"myFirstHook:["{missing}"]"#);
+    let name = unique("failing");
+    let stderr = fails(w.hookhost_run(&["--name", &name, "--add-hook", &hook, "busybox", "true"]));
+    assert!(stderr.contains("hook myFirstHook (prestart)"), "{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
+    let _ = w.daemon.docker(&["rm", "-f", &name]).output();
+
+    // The wrapper refuses an unregistered name even when docker run is called directly.
+    let stderr = fails(
+        w.daemon
+            .docker(&[
+                "run",
+                "--rm",
+                "--runtime",
+                "hookhost",
+                "-e",
+                "HOOKHOST_HOOKS=nope",
+                "busybox",
+                "true",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(stderr.contains("no such hook: nope"), "{stderr}");
+    assert!(
+        stderr.contains("environment variable HOOKHOST_HOOKS"),
+        "{stderr}"
+    );
+}
+
+fn rm_runs_poststop(w: &World) {
+    let done = w.host.dir.path().join(unique("poststop-done"));
+    let script = w
+        .host
+        .script(&unique("post"), &format!("touch {}", done.display()));
+    let name = unique("post");
+    w.host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        &name,
+        script.to_str().unwrap(),
+    ]);
+    let id = ok(w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
+    assert!(!done.exists(), "poststop ran while the container runs");
+    ok(w.daemon.docker(&["rm", "-f", id.trim()]).output().unwrap());
+    wait_for("the poststop hook", Duration::from_secs(30), || {
+        done.exists()
+    });
+}
+
+fn selection_env_is_hidden(w: &World) {
+    let env = ok(w.hookhost_run(&[
+        "--rm",
+        "--add-hook",
+        "rec",
+        "-e",
+        "KEEP=1",
+        "busybox",
+        "env",
+    ]));
+    assert!(env.contains("KEEP=1"), "{env}");
+    assert!(!env.contains("HOOKHOST"), "{env}");
+}
+
+/// A config.json Docker 20.10 generated (default bridge: libnetwork-setkey prestart hook), as
+/// the runtime receives it: injection keeps every other field identical and that hook first.
+#[test]
+fn injection_keeps_every_non_hook_field_of_a_docker_config() {
+    let host = Host::new();
+    let bundle = tempfile::tempdir().unwrap();
+    let fixture = fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/docker-config.json"
+    ))
+    .unwrap();
+    fs::write(bundle.path().join("config.json"), &fixture).unwrap();
+    host.ok(&["create", "--type", "prestart,poststop", "h", "/bin/true"]);
+    host.ok(&[
+        "inject",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--add-hook",
+        "h",
+    ]);
+    let before: Value = serde_json::from_slice(&fixture).unwrap();
+    let after: Value =
+        serde_json::from_slice(&fs::read(bundle.path().join("config.json")).unwrap()).unwrap();
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("hooks");
+        v
+    };
+    assert_eq!(strip(&after), strip(&before));
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&after), keys(&before), "key order kept");
+    let prestart = after["hooks"]["prestart"].as_array().unwrap();
+    assert_eq!(prestart[0], before["hooks"]["prestart"][0]);
+    assert_eq!(prestart.len(), 2);
+    assert_eq!(after["hooks"]["poststop"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,310 @@
+//! Podman 4.3 (Debian) with its own --root/--runroot/--tmpdir: hooks exported as hooks.d files
+//! (native and WASM, single- and multi-stage) run for a `podman run`; annotations select hooks
+//! through the runtime wrapper; `hookhost import hooks.d` registers existing hooks.d files.
+//! Needs root, podman, runc and busybox-static (installed by .ci/run).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::engines::{Wrapper, busybox_tar, wait_for};
+use common::{Host, text, unique};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// Podman's storage and run state in a temp dir, with a busybox image.
+struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    fn new() -> Self {
+        common::require("podman");
+        common::require("runc");
+        let podman = Podman {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let tar = busybox_tar(podman.dir.path());
+        let out = podman
+            .cmd(&[])
+            .arg("import")
+            .arg(&tar)
+            .arg("busybox:local")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "podman import: {}", text(&out.stderr));
+        podman
+    }
+
+    /// `podman` with this test's state dirs; `global` go before the subcommand.
+    fn cmd(&self, global: &[&str]) -> Command {
+        let p = |name: &str| self.dir.path().join(name);
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(p("root"))
+            .arg("--runroot")
+            .arg(p("runroot"))
+            .arg("--tmpdir")
+            .arg(p("tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .args(global)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `podman GLOBAL… run --rm --cidfile F (sandbox flags) busybox:local ARGS…`; returns the
+    /// output and the container id.
+    fn run(&self, global: &[&str], run: &[&str], args: &[&str]) -> (Output, String) {
+        let cidfile = self.dir.path().join(unique("cid"));
+        let out = self
+            .cmd(global)
+            .arg("run")
+            .arg("--rm")
+            .arg("--cidfile")
+            .arg(&cidfile)
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(["--network", "none"])
+            .args(run)
+            .arg("busybox:local")
+            .args(args)
+            .output()
+            .unwrap();
+        let id = fs::read_to_string(&cidfile).unwrap_or_default();
+        (out, id.trim().to_string())
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A WASM hook module (echoes its argv and stdin), compiled from the test fixtures.
+fn wasm_module(dir: &Path) -> PathBuf {
+    let wat = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wasm/echo.wat");
+    let file = dir.join("echo.wasm");
+    fs::write(&file, wat::parse_file(wat).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn exported_native_and_wasm_hooks_run_under_podman() {
+    let podman = Podman::new();
+    let host = Host::new();
+    let marker = host.dir.path().join("marker");
+    let rec = host.script(
+        "rec.sh",
+        &format!("echo \"$* $(head -c 40)\" >> {}", marker.display()),
+    );
+    let rec = rec.to_str().unwrap();
+    host.ok(&[
+        "create",
+        "--when-always",
+        "--args",
+        "rec,native",
+        "native",
+        rec,
+    ]);
+    let wasm = wasm_module(host.dir.path());
+    host.ok(&[
+        "create",
+        "--when-command",
+        "^echo$",
+        "--type",
+        "poststop",
+        "wasm",
+        wasm.to_str().unwrap(),
+    ]);
+    host.ok(&[
+        "create",
+        "--when-always",
+        "--type",
+        "prestart,poststop",
+        "--args",
+        "rec,multi",
+        "multi",
+        rec,
+    ]);
+    host.ok(&[
+        "create",
+        "--when-annotation",
+        "team=^web$",
+        "--args",
+        "rec,web",
+        "web",
+        rec,
+    ]);
+    host.ok(&["create", "--args", "rec,plain", "plain", rec]);
+
+    let hooksd = tempfile::tempdir().unwrap();
+    let dir = hooksd.path().to_str().unwrap();
+    let written = host.ok(&["export", "hooks.d", dir]);
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "multi@poststop.json",
+            "multi@prestart.json",
+            "native.json",
+            "wasm.json",
+            "web.json"
+        ],
+        "{written}"
+    );
+
+    let (out, id) = podman.run(
+        &["--runtime", "runc", "--hooks-dir", dir],
+        &[],
+        &["echo", "container-ran"],
+    );
+    assert_eq!(ok(&out).trim(), "container-ran");
+    let recorded = fs::read_to_string(&marker).unwrap();
+    let lines: Vec<&str> = recorded.lines().collect();
+    assert_eq!(lines.len(), 3, "{recorded}");
+    // Podman orders hooks by file name; each got the OCI state on stdin.
+    assert!(lines[0].starts_with("multi {\"ociVersion\""), "{recorded}");
+    assert!(lines[1].starts_with("native {\"ociVersion\""), "{recorded}");
+    assert!(lines[2].starts_with("multi {\"ociVersion\""), "{recorded}");
+    let events = |id: &str| host.ok(&["events", "--container", id]);
+    wait_for("the poststop hooks", Duration::from_secs(30), || {
+        events(&id).contains("poststop wasm (wasm) exit=0")
+    });
+    let events = events(&id);
+    assert!(
+        events.contains("prestart native (native) exit=0"),
+        "{events}"
+    );
+    assert!(
+        events.contains("poststop multi (native) exit=0"),
+        "{events}"
+    );
+    assert!(!events.contains(" web "), "{events}");
+
+    // A hook that is no longer global loses its file on the next export.
+    host.ok(&["rm", "web"]);
+    let again = host.ok(&["export", "hooks.d", dir]);
+    assert!(
+        again.contains("removed") && again.contains("web.json"),
+        "{again}"
+    );
+    assert!(!hooksd.path().join("web.json").exists());
+}
+
+#[test]
+fn podman_annotations_select_hooks_through_the_wrapper() {
+    let podman = Podman::new();
+    let host = Host::new();
+    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
+    let marker = host.dir.path().join("marker");
+    let rec = host.script("rec.sh", &format!("echo \"$*\" >> {}", marker.display()));
+    host.ok(&["create", "--args", "rec", "named", rec.to_str().unwrap()]);
+    let runtime = wrapper.path();
+    let flag = format!("hookhost-config={}", wrapper.config().display());
+    let empty = tempfile::tempdir().unwrap();
+    let global = [
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "--runtime-flag",
+        &flag,
+        "--hooks-dir",
+        empty.path().to_str().unwrap(),
+    ];
+    // Podman splits --annotation values at commas: selections separated by spaces.
+    let annotation = "io.hookhost.hooks=named:[one] named:[two]";
+    let (out, _) = podman.run(&global, &["--annotation", annotation], &["true"]);
+    ok(&out);
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "one\ntwo\n");
+
+    let (out, _) = podman.run(
+        &global,
+        &["--annotation", "io.hookhost.hooks=nope"],
+        &["true"],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("annotation io.hookhost.hooks selects \"nope\": no such hook: nope"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn import_registers_hooksd_files_by_name() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, doc: serde_json::Value| {
+        fs::write(dir.path().join(name), doc.to_string()).unwrap();
+    };
+    write(
+        "oci-systemd-hook.json",
+        json!({"version": "1.0.0",
+        "hook": {"path": "/bin/true", "args": ["true", "register"], "timeout": 7},
+        "when": {"commands": [".*/init$", ".*/systemd$"]}, "stages": ["prestart", "poststop"]}),
+    );
+    write(
+        "legacy.json",
+        json!({"hook": "/bin/true", "stage": ["prestart"], "annotations": ["^gpu$"]}),
+    );
+    write(
+        "or-ed.json",
+        json!({"hook": "/bin/true", "stage": ["prestart"], "cmds": ["sh"], "annotations": ["x"]}),
+    );
+    write(
+        "broken.json",
+        json!({"version": "1.0.0", "hook": {"path": "/bin/true"}, "when": {"always": true}, "stages": ["prestop"]}),
+    );
+    let out = host.run(&["import", "hooks.d", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success(), "problems make the exit non-zero");
+    let mut imported: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    imported.sort();
+    assert_eq!(imported, ["legacy", "oci-systemd-hook"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("broken.json") && stderr.contains("unknown stage \"prestop\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("or-ed.json") && stderr.contains("OR-ed"),
+        "{stderr}"
+    );
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&host.ok(&["inspect", "oci-systemd-hook"])).unwrap();
+    let hook = &inspect[0];
+    assert_eq!(hook["Type"], "prestart,poststop");
+    assert_eq!(hook["Args"], json!(["true", "register"]));
+    assert_eq!(hook["Timeout"], 7);
+    assert_eq!(
+        hook["When"],
+        json!({"commands": [".*/init$", ".*/systemd$"]})
+    );
+
+    // Files hookhost exported are not imported back.
+    let exported = tempfile::tempdir().unwrap();
+    host.ok(&["export", "hooks.d", exported.path().to_str().unwrap()]);
+    let out = host.run(&["import", "hooks.d", exported.path().to_str().unwrap()]);
+    assert!(
+        text(&out.stderr).contains("written by `hookhost export`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty());
+}

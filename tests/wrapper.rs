@@ -1,0 +1,302 @@
+//! The runtime wrapper (`hookhost-runtime`) in front of real runc: hook selection by
+//! annotation, by HOOKHOST_HOOKS (removed from the container's env), by global conditions and
+//! by hooks.d; refusals with runc-style `--log` lines and config.json untouched; passthrough.
+//! Needs root, runc and busybox-static (installed by .ci/run).
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+
+use common::engines::{Wrapper, log_lines};
+use common::{Bundle, Host, Runc, text, unique};
+use serde_json::{Value, json};
+
+/// A registry, a runc state root and the wrapper configured to use both.
+struct Setup {
+    host: Host,
+    runc: Runc,
+    wrapper: Wrapper,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self::with_config(json!({}))
+    }
+
+    /// `extra` keys are added to a config naming runc and the test's registry root.
+    fn with_config(extra: Value) -> Self {
+        let host = Host::new();
+        let runc = Runc::new();
+        let mut config = json!({"runtime": "runc", "root": host.root()});
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let wrapper = Wrapper::new(&config);
+        Setup {
+            host,
+            runc,
+            wrapper,
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.wrapper.dir.path().join("runtime-log.json")
+    }
+
+    /// `hookhost-runtime --root R --log L --log-format json ARGS…`, as Docker calls it.
+    fn runtime(&self, args: &[&str]) -> std::process::Command {
+        let root = self.runc.root.path().to_str().unwrap().to_string();
+        let log = self.log().to_str().unwrap().to_string();
+        let mut all = vec!["--root", &root, "--log", &log, "--log-format", "json"];
+        all.extend_from_slice(args);
+        self.wrapper.cmd(&all)
+    }
+
+    /// `run --bundle B ID` through the wrapper, in the foreground; never leaks the container.
+    fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        let out = self
+            .runtime(&["run", "--bundle", bundle.path_str(), id])
+            .output()
+            .unwrap();
+        let _ = self.runc.cmd(&["delete", "--force", id]).output();
+        out
+    }
+
+    /// A prestart hook appending "NAME ARGS" to the rootfs file /marker.
+    fn recorder(&self, name: &str, bundle: &Bundle, flags: &[&str]) {
+        let marker = bundle.rootfs().join("marker");
+        let script = self.host.script(
+            &format!("{name}.sh"),
+            &format!(r#"echo "{name} $*" >> {}"#, marker.display()),
+        );
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend([name, script.to_str().unwrap()]);
+        self.host.ok(&args);
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn annotation_selects_registered_hooks_with_extra_args() {
+    let s = Setup::new();
+    let bundle = Bundle::new("cat /marker");
+    s.recorder("rec", &bundle, &[]);
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": r#"rec:["x","y z"]"#}));
+    let out = s.run(&bundle, &unique("ann"));
+    assert_eq!(ok(&out).trim(), "rec x y z");
+    let config = bundle.config();
+    let prestart = config["hooks"]["prestart"].as_array().unwrap();
+    assert_eq!(prestart.len(), 1);
+    assert_eq!(prestart[0]["args"][1], "stage");
+}
+
+#[test]
+fn hookhost_hooks_env_selects_and_is_removed_from_the_container() {
+    let s = Setup::new();
+    let bundle = Bundle::new("cat /marker; env");
+    s.recorder("rec", &bundle, &[]);
+    bundle.edit(|c| {
+        let env = c["process"]["env"].as_array_mut().unwrap();
+        env.push("HOOKHOST_HOOKS=rec:[\"from-env\"]".into());
+        env.push("KEEP=me".into());
+    });
+    let out = ok(&s.run(&bundle, &unique("env")));
+    assert!(out.contains("rec from-env"), "{out}");
+    assert!(out.contains("KEEP=me"), "{out}");
+    assert!(
+        !out.contains("HOOKHOST_HOOKS"),
+        "visible in the container: {out}"
+    );
+    let env = bundle.config()["process"]["env"].to_string();
+    assert!(!env.contains("HOOKHOST_HOOKS"), "{env}");
+}
+
+#[test]
+fn global_hooks_run_when_their_conditions_hold() {
+    let s = Setup::new();
+    let bundle = Bundle::new("cat /marker");
+    s.recorder("always", &bundle, &["--when-always"]);
+    s.recorder("shell", &bundle, &["--when-command", "^sh$"]);
+    s.recorder(
+        "both",
+        &bundle,
+        &["--when-command", "^sh$", "--when-annotation", "team=^db$"],
+    );
+    s.recorder("other", &bundle, &["--when-annotation", "team=^web$"]);
+    s.recorder("named", &bundle, &[]);
+    bundle.edit(|c| c["annotations"] = json!({"team": "db", "io.hookhost.hooks": "named"}));
+    let out = ok(&s.run(&bundle, &unique("global")));
+    let ran: Vec<&str> = out.lines().map(str::trim).collect();
+    // Global hooks by name, then the container's own selection.
+    assert_eq!(ran, ["always", "both", "shell", "named"]);
+}
+
+#[test]
+fn hooksd_dirs_from_the_config_file_are_read() {
+    let hooksd = tempfile::tempdir().unwrap();
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()], "logLevel": "info"}));
+    let bundle = Bundle::new("cat /marker");
+    let marker = bundle.rootfs().join("marker");
+    let script = s.host.script(
+        "d.sh",
+        &format!("echo \"hooksd $*\" >> {}", marker.display()),
+    );
+    let doc = json!({"version": "1.0.0", "hook": {"path": script, "args": ["d.sh", "arg"]},
+                     "when": {"commands": ["^sh$"]}, "stages": ["prestart"]});
+    fs::write(hooksd.path().join("10-d.json"), doc.to_string()).unwrap();
+    fs::write(hooksd.path().join("20-bad.json"), r#"{"version":"1.0.0","hook":{"path":"/nope"},"when":{"always":true},"stages":["prestart"]}"#).unwrap();
+    let out = ok(&s.run(&bundle, &unique("hooksd")));
+    assert_eq!(out.trim(), "hooksd arg");
+    let lines = log_lines(&s.log());
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "warning")
+        .expect("a warning line");
+    assert!(
+        warning["msg"].as_str().unwrap().contains("20-bad.json"),
+        "{warning}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "info" && l["msg"].as_str().unwrap().contains("prestart: 10-d"))
+    );
+}
+
+/// A refused container: non-zero exit, the reason on stderr and as runc's JSON error line in
+/// `--log`, config.json byte for byte as it was, and no container.
+fn assert_refused(s: &Setup, bundle: &Bundle, want: &str) {
+    let before = fs::read(bundle.config_file()).unwrap();
+    let id = unique("refused");
+    let out = s
+        .runtime(&["create", "--bundle", bundle.path_str(), &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "created: {}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(want), "stderr: {stderr}");
+    let last = log_lines(&s.log()).pop().expect("an error line in --log");
+    assert_eq!(last["level"], "error");
+    assert!(last["msg"].as_str().unwrap().contains(want), "{last}");
+    assert!(last["time"].is_string());
+    assert_eq!(
+        fs::read(bundle.config_file()).unwrap(),
+        before,
+        "config.json changed"
+    );
+    let state = s.runc.cmd(&["state", &id]).output().unwrap();
+    assert!(
+        !state.status.success(),
+        "a container exists: {}",
+        text(&state.stdout)
+    );
+}
+
+#[test]
+fn unregistered_names_and_inline_paths_are_refused() {
+    let s = Setup::new();
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "nope"}));
+    // No registry yet: the wrapper says where it looked (and does not create one).
+    assert_refused(&s, &bundle, "there is no hook registry at");
+    assert!(!s.host.root().exists());
+    s.host.ok(&["ls"]);
+    assert_refused(
+        &s,
+        &bundle,
+        "annotation io.hookhost.hooks selects \"nope\": no such hook: nope",
+    );
+
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push("HOOKHOST_HOOKS=/bin/touch:[\"/tmp/pwned\"]".into())
+    });
+    assert_refused(&s, &bundle, "inline hook path \"/bin/touch\"");
+
+    let bundle = Bundle::new("true");
+    let spec = json!({"prestart": [{"path": "/bin/true"}]}).to_string();
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hook-spec": spec}));
+    assert_refused(&s, &bundle, "allowInlineSpecs");
+}
+
+#[test]
+fn inline_paths_run_when_the_administrator_allows_them() {
+    let s = Setup::with_config(json!({"allowInlineSpecs": true}));
+    let bundle = Bundle::new("cat /marker");
+    let marker = bundle.rootfs().join("marker");
+    let script = s.host.script(
+        "inline.sh",
+        &format!("echo \"inline $*\" >> {}", marker.display()),
+    );
+    bundle.edit(|c| {
+        c["annotations"] = json!({"io.hookhost.hooks": format!("{}:[\"a\"]", script.display())})
+    });
+    assert_eq!(ok(&s.run(&bundle, &unique("inline"))).trim(), "inline a");
+}
+
+#[test]
+fn other_commands_pass_straight_through() {
+    let s = Setup::new();
+    let version = ok(&s.wrapper.cmd(&["--version"]).output().unwrap());
+    let runc_version = ok(&std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .unwrap());
+    assert_eq!(version, runc_version);
+    let via_subcommand = s
+        .host
+        .cmd()
+        .args(["runtime", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&via_subcommand), runc_version);
+
+    let bundle = Bundle::new("sleep 30");
+    let id = unique("pass");
+    let create = s
+        .runtime(&["create", "--bundle", bundle.path_str(), &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(create.success());
+    let state: Value =
+        serde_json::from_str(&ok(&s.runtime(&["state", &id]).output().unwrap())).unwrap();
+    assert_eq!(state["status"], "created");
+    ok(&s.runtime(&["start", &id]).output().unwrap());
+    ok(&s.runtime(&["kill", &id, "9"]).output().unwrap());
+    ok(&s.runtime(&["delete", "--force", &id]).output().unwrap());
+    assert!(
+        !s.runc
+            .cmd(&["state", &id])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn a_broken_config_file_is_reported_in_the_log() {
+    let s = Setup::new();
+    s.wrapper.set_config(&json!({"allowInlineSpec": true}));
+    let bundle = Bundle::new("true");
+    assert_refused(&s, &bundle, "unknown field `allowInlineSpec`");
+}
