@@ -82,6 +82,7 @@ impl BundleConfig {
             if hooks.is_empty() {
                 continue;
             }
+            tracing::info!(file = %self.file.display(), %stage, hooks = hooks.len(), "injecting");
             let list = self.stage_list(*stage)?;
             if *stage == Stage::StartContainer {
                 add_direct_entries(list, hooks);

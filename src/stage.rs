@@ -48,6 +48,7 @@ pub fn run(stage: Stage, plan: &StagePlan, state_json: &[u8]) -> Result<StageRep
         let started = Instant::now();
         let result = exec::run(hook, &ctx);
         let took = started.elapsed();
+        tracing::debug!(container = %state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
         report.ran += 1;
         let failure = failure_reason(&result);
         let event = event(hook, &ctx, &result, took, &failure);

@@ -393,3 +393,38 @@ fn injecting_twice_runs_hooks_once() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "x\n");
 }
+
+/// `hookhost events --follow` prints runs as they happen.
+#[test]
+fn events_follow_shows_new_runs_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    let host = Host::new();
+    let runc = Runc::new();
+    host.ok(&[
+        "create",
+        "--type",
+        "prestart,poststop",
+        "watched",
+        "/bin/true",
+    ]);
+    let mut follower = host
+        .cmd()
+        .args(["events", "--follow", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bundle = Bundle::new("true");
+    host.inject(&bundle, &["watched"]);
+    let id = unique("follow");
+    assert!(runc.run(&bundle, &id).status.success());
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    assert_eq!(
+        (first["stage"].as_str(), first["container"].as_str()),
+        (Some("prestart"), Some(id.as_str()))
+    );
+    assert_eq!(second["stage"], "poststop");
+}
