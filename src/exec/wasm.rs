@@ -6,9 +6,9 @@
 //! (or `proc_exit(0)`) is success. Every run gets a fresh `Store` with three limits:
 //!
 //! - **fuel**: a deterministic compute budget (`Trap::OutOfFuel`);
-//! - **wall clock**: an epoch callback stops running guest code at the deadline, and the whole
-//!   call runs under `tokio::time::timeout` so a guest blocked in a host call (an endless
-//!   `poll_oneoff` sleep) is stopped as well;
+//! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
+//!   to the executor every few fuel units so the timer can fire, and a guest blocked in a host
+//!   call (an endless `poll_oneoff` sleep) is stopped the same way;
 //! - **memory**: a store limiter refuses linear-memory growth past the cap and remembers that it
 //!   did, so a guest that then aborts (Rust's allocation failure is an `unreachable` trap) is
 //!   reported as having hit the memory limit.
@@ -28,17 +28,20 @@ mod tests_examples;
 mod tests_grants;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
-use wasmtime::{Engine, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Linker, Module, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::limits::{WasmLimits, format_size};
-use engine::EpochTicker;
 use pipe::BoundedPipe;
+
+/// Fuel units between two yields of running guest code to the executor (a fraction of a
+/// millisecond of guest work), which bounds how late the wall-clock timeout can fire.
+const YIELD_INTERVAL: u64 = 100_000;
 
 /// The WebAssembly binary magic, `\0asm`.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -205,13 +208,12 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let stdout = BoundedPipe::new(inv.output_limit);
     let stderr = BoundedPipe::new(inv.output_limit);
     let wasi = wasi_context(inv, &stdout, &stderr)?;
-    let mut store = new_store(engine, wasi, inv.limits, inv.timeout)?;
+    let mut store = new_store(engine, wasi, inv.limits)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| WasmError::Runtime(e.to_string()))?;
-    let ticker = EpochTicker::start(engine)?;
     let result = runtime.block_on(async {
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -220,7 +222,6 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
         };
         tokio::time::timeout(inv.timeout, call).await
     });
-    drop(ticker);
     // Do not wait for blocking filesystem tasks a timed-out guest may have left behind.
     runtime.shutdown_background();
 
@@ -282,18 +283,6 @@ impl ResourceLimiter for MemoryGuard {
     }
 }
 
-/// Marks the error the epoch callback raises at the wall-clock deadline.
-#[derive(Debug)]
-struct DeadlinePassed;
-
-impl std::fmt::Display for DeadlinePassed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("wall-clock deadline passed")
-    }
-}
-
-impl std::error::Error for DeadlinePassed {}
-
 fn linker(engine: &Engine) -> Result<Linker<Host>, WasmError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
@@ -351,7 +340,6 @@ fn new_store(
     engine: &Engine,
     wasi: WasiP1Ctx,
     limits: &WasmLimits,
-    timeout: Duration,
 ) -> Result<Store<Host>, WasmError> {
     let memory = MemoryGuard {
         limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
@@ -362,14 +350,11 @@ fn new_store(
     store
         .set_fuel(limits.fuel)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    // At every epoch tick: stop if the deadline passed, else yield to the executor so the
-    // outer tokio timeout also gets a chance to fire.
-    let deadline = Instant::now().checked_add(timeout);
-    store.epoch_deadline_callback(move |_| match deadline {
-        Some(deadline) if Instant::now() >= deadline => Err(DeadlinePassed.into()),
-        _ => Ok(UpdateDeadline::Yield(1)),
-    });
-    store.set_epoch_deadline(1);
+    // Running guest code yields to the executor regularly, so the outer tokio timeout can fire
+    // without a ticker thread (which cost a thread start per run).
+    store
+        .fuel_async_yield_interval(Some(YIELD_INTERVAL))
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     Ok(store)
 }
 
@@ -389,11 +374,6 @@ fn classify(
     };
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
-    }
-    if error.downcast_ref::<DeadlinePassed>().is_some()
-        || error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
-    {
-        return Err(timeout);
     }
     if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
         return Err(Stop::OutOfFuel {

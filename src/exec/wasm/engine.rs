@@ -1,20 +1,12 @@
-//! The one process-wide wasmtime `Engine`, its compatibility fingerprint, and the epoch ticker.
+//! The one process-wide wasmtime `Engine` and its compatibility fingerprint.
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine};
 
 use super::WasmError;
-
-/// How often the epoch advances while a guest runs. Each tick lets a running guest yield to the
-/// async executor (so the wall-clock timer can fire) and check its deadline: the timeout is
-/// enforced to within about one tick.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 struct Shared {
     engine: Engine,
@@ -30,8 +22,7 @@ fn config() -> Config {
     let mut config = Config::new();
     // Deterministic compute budget per run.
     config.consume_fuel(true);
-    // Wall-clock interruption of guest code; a ticker thread advances the epoch.
-    config.epoch_interruption(true);
+    // The wall-clock bound needs no epochs: guests yield to the async executor on fuel.
     // Linear memory is capped per store by the limiter; keep Wasmtime's other defaults, which
     // are the same as the `wasmtime run` CLI's.
     config
@@ -77,43 +68,4 @@ fn compatibility_fingerprint(engine: &Engine) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex::encode(hasher.0.finalize())[..16].to_string()
-}
-
-/// Advances the engine's epoch every `EPOCH_TICK` until dropped.
-///
-/// One ticker per run rather than a process-wide thread so that no idle thread outlives the
-/// runs; several concurrent tickers only make ticks more frequent, which is harmless because
-/// the deadline is checked against the clock, not counted in ticks.
-pub(crate) struct EpochTicker {
-    stop: Option<Sender<()>>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    pub(crate) fn start(engine: &Engine) -> Result<Self, WasmError> {
-        let engine = engine.clone();
-        let (stop, stopped) = mpsc::channel::<()>();
-        let handle = thread::Builder::new()
-            .name("hookhost-epoch".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(EpochTicker {
-            stop: Some(stop),
-            handle: Some(handle),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        // Dropping the sender wakes the thread at once; joining keeps no thread behind.
-        drop(self.stop.take());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
 }
