@@ -31,6 +31,8 @@ pub enum DefineError {
     #[error(transparent)]
     Grant(#[from] crate::grants::GrantError),
     #[error(transparent)]
+    Untrusted(#[from] crate::fsutil::Untrusted),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
 }
 
@@ -47,6 +49,9 @@ pub struct Definition {
     pub limits: Option<WasmLimits>,
     pub grants: Option<Grants>,
     pub when: Option<When>,
+    /// Record the native binary's sha256 so the stage runner refuses it once it changed
+    /// (WASM modules are always pinned).
+    pub pin: bool,
 }
 
 /// Validates a definition; for a WASM module, stores it in the registry. The hook itself is
@@ -69,7 +74,13 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
     let digest = match kind {
         HookKind::Native => {
             check_native(&def)?;
-            None
+            if def.pin {
+                // Pinning a file another user can replace would pin nothing.
+                crate::fsutil::check_trusted_path(&def.path)?;
+                Some(crate::registry::sha256_hex(&bytes))
+            } else {
+                None
+            }
         }
         HookKind::Wasm => {
             if let Some(grants) = &def.grants {

@@ -5,7 +5,7 @@
 //! lock: a rename is atomic, so they always see a complete document.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,8 @@ pub enum RegistryError {
     InvalidName(#[from] InvalidName),
     #[error("registry entry {file} is corrupt: {reason}")]
     Corrupt { file: PathBuf, reason: String },
+    #[error(transparent)]
+    Untrusted(#[from] fsutil::Untrusted),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -55,7 +57,9 @@ struct WriteLock {
 }
 
 impl Registry {
-    /// Opens the registry at `root`, creating its directories (mode 0700) when missing.
+    /// Opens the registry at `root`, creating its directories (mode 0700) when missing. Refuses
+    /// a registry that another user could write (see [`fsutil::check_trusted_path`]): its
+    /// entries say what runs as root.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let paths = Paths::new(root);
         for dir in [
@@ -65,6 +69,7 @@ impl Registry {
             paths.cache_dir(),
         ] {
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
+            fsutil::check_trusted_path(&dir)?;
         }
         Ok(Registry { paths })
     }
@@ -106,13 +111,21 @@ impl Registry {
     pub fn get(&self, name: &str) -> Result<Hook, RegistryError> {
         hook::validate_name(name)?;
         let file = self.paths.hook_file(name);
-        let bytes = match fs::read(&file) {
-            Ok(bytes) => bytes,
+        let mut handle = match File::open(&file) {
+            Ok(handle) => handle,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(RegistryError::NotFound(name.to_string()));
             }
             Err(e) => return Err(io_err("read", &file)(e)),
         };
+        // The directories were checked by `open`; the entry itself is checked on the open file,
+        // so it cannot be swapped between the check and the read.
+        let meta = handle.metadata().map_err(io_err("read", &file))?;
+        fsutil::check_trusted_meta(&file, &meta)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        handle
+            .read_to_end(&mut bytes)
+            .map_err(io_err("read", &file))?;
         parse_entry(&file, &bytes)
     }
 
@@ -355,6 +368,29 @@ mod tests {
         assert!(reg.paths().global_index_file().exists());
         reg.remove("g").unwrap();
         assert!(names(&reg).is_empty());
+    }
+
+    #[test]
+    fn an_entry_others_can_write_is_refused_and_a_writable_registry_is_not_opened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.create(&sample("shared")).unwrap();
+        let file = reg.paths().hook_file("shared");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o662)).unwrap();
+        let err = reg.get("shared").unwrap_err();
+        assert!(matches!(err, RegistryError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        let (hooks, errors) = reg.list().unwrap();
+        assert!(hooks.is_empty() && errors.len() == 1);
+        reg.remove("shared").unwrap();
+        let hooks_dir = reg.paths().hooks_dir();
+        fs::set_permissions(&hooks_dir, fs::Permissions::from_mode(0o770)).unwrap();
+        let err = Registry::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("its group") && err.contains("chmod go-w"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `create`, `inspect`, `ls`, `rm`: the registry, managed like Docker objects.
 
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,11 +36,16 @@ pub struct CreateArgs {
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// Seconds the hook may run before it is killed with its whole process group [default: 30]
-    #[arg(long, value_parser = parse::timeout_secs, value_name = "SECS", allow_negative_numbers = true)]
-    timeout: Option<u64>,
+    // NonZeroU64 keeps CreateArgs small enough for clippy's large_enum_variant.
+    #[arg(long, value_parser = timeout_flag, value_name = "SECS", allow_negative_numbers = true)]
+    timeout: Option<NonZeroU64>,
     /// Arguments, OCI execv style: the first is argv0 [default: PATH]
     #[arg(long, value_name = "ARG,ARG")]
     args: Vec<String>,
+    /// Record the executable's sha256: containers then refuse to run it once it changed
+    /// (WebAssembly modules are always verified)
+    #[arg(long)]
+    pin: bool,
     #[command(flatten)]
     wasm: WasmFlags,
     #[command(flatten)]
@@ -167,15 +173,21 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         stages: parse_stages(&args.stages)?,
         args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
         env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,
-        timeout: args.timeout,
+        timeout: args.timeout.map(NonZeroU64::get),
         limits: args.wasm.limits(),
         grants: args.wasm.grants(),
         when: args.when.when()?,
+        pin: args.pin,
     };
     let hook = define::build(def, &registry)?;
     registry.create(&hook)?;
     println!("{}", hook.name);
     Ok(ExitCode::SUCCESS)
+}
+
+fn timeout_flag(value: &str) -> Result<NonZeroU64, String> {
+    let secs = parse::timeout_secs(value)?;
+    NonZeroU64::new(secs).ok_or_else(|| "timeout must be a positive number of seconds".into())
 }
 
 pub fn parse_stages(values: &[String]) -> anyhow::Result<Vec<Stage>> {

@@ -84,6 +84,23 @@ pub enum ExecError {
     Native(#[from] native::NativeError),
     #[error("{0}")]
     Wasm(String),
+    #[error(transparent)]
+    Untrusted(#[from] crate::fsutil::Untrusted),
+    #[error("cannot read pinned hook {path}: {source}")]
+    ReadPinned {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "pinned hook {path} has changed since it was registered (sha256 {actual}, registered \
+         {expected}); refusing to run it. If the change is intended, register it again with \
+         `hookhost rm` and `hookhost create --pin`"
+    )]
+    PinMismatch {
+        path: std::path::PathBuf,
+        expected: String,
+        actual: String,
+    },
 }
 
 /// What a hook run can see of its container.
@@ -98,9 +115,44 @@ pub struct RunContext<'a> {
 /// Runs one hook to its end (or its limit).
 pub fn run(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
     match hook.spec.kind {
-        HookKind::Native => Ok(native::run(&hook.spec, ctx.stage, ctx.state_json)?),
+        HookKind::Native => {
+            if let Some(digest) = &hook.spec.digest {
+                verify_pinned(&hook.spec.path, digest)?;
+            }
+            Ok(native::run(&hook.spec, ctx.stage, ctx.state_json)?)
+        }
         HookKind::Wasm => wasm_hook(hook, ctx),
     }
+}
+
+/// A pinned native hook runs only while it is the file that was registered: unchanged, and
+/// writable by nobody but root (so nobody else can change it between this check and the exec).
+fn verify_pinned(path: &std::path::Path, digest: &str) -> Result<(), ExecError> {
+    crate::fsutil::check_trusted_path(path)?;
+    let bytes = std::fs::read(path).map_err(|source| ExecError::ReadPinned {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let actual = crate::registry::sha256_hex(&bytes);
+    if actual != digest {
+        return Err(ExecError::PinMismatch {
+            path: path.to_path_buf(),
+            expected: digest.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The module and the compile cache decide what code runs: refuse them when another user could
+/// have written them (missing ones are reported by the WASM runner itself).
+fn check_wasm_files(module: &std::path::Path, cache: &std::path::Path) -> Result<(), ExecError> {
+    for path in [module, cache] {
+        if path.exists() {
+            crate::fsutil::check_trusted_path(path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a WASM hook with the grants its registration fixed, resolved against this container.
@@ -128,6 +180,7 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
     let paths = Paths::new(ctx.root);
     let module_path = paths.module_file(digest);
     let cache_dir = paths.cache_dir();
+    check_wasm_files(&module_path, &cache_dir)?;
     let invocation = WasmInvocation {
         module_path: &module_path,
         digest,

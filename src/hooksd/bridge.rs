@@ -217,6 +217,7 @@ fn import_one(registry: &Registry, hook: &super::HooksdHook) -> Result<String, S
         limits: None,
         grants: None,
         when: Some(when),
+        pin: false,
     };
     let built = define::build(def, registry).map_err(|source| Skipped::Define {
         file: file.clone(),
