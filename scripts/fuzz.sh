@@ -5,8 +5,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Works on stable rustc through RUSTC_BOOTSTRAP (cargo-fuzz needs -Z flags). Needs
-# `cargo install cargo-fuzz`. Uses its own target dir so sanitizer flags never invalidate the
+# Works on stable rustc through RUSTC_BOOTSTRAP (cargo-fuzz needs -Z flags). Installs
+# cargo-fuzz when it is missing. Uses its own target dir so sanitizer flags never invalidate the
 # regular build.
 set -eu
 cd "$(dirname "$0")/../fuzz"
@@ -17,6 +17,7 @@ export CARGO_TARGET_DIR=${HOOKHOST_FUZZ_TARGET_DIR:-/var/cache/hookhost-fuzz-tar
 # Safe Rust: the bugs worth finding are panics, hangs and wrong answers, not memory errors, and
 # without ASan the (large, wasmtime-carrying) build is much faster.
 flags="--sanitizer none"
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 targets=${*:-$(cargo fuzz list)}
 cargo fuzz build $flags
 scratch=$(mktemp -d)
