@@ -199,19 +199,7 @@ fn docker_engine() {
         &format!("echo \"rec $*\" >> {}", world.marker().display()),
     );
     world.host.ok(&["create", "rec", script.to_str().unwrap()]);
-    world.host.ok(&[
-        "create",
-        "--type",
-        "prestart",
-        "--env",
-        "platform=linux",
-        "--timeout",
-        "5",
-        "--args",
-        "ls,/tmp/a",
-        "myFirstHook",
-        "/bin/ls",
-    ]);
+    world.host.ok(common::SEED_CREATE);
 
     let steps: &[Step] = &[
         (

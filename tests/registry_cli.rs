@@ -12,19 +12,7 @@ use serde_json::Value;
 #[test]
 fn seed_commands_create_inspect_ls_rm() {
     let host = Host::new();
-    let created = host.ok(&[
-        "create",
-        "--type",
-        "prestart",
-        "--env",
-        "platform=linux",
-        "--timeout",
-        "5",
-        "--args",
-        "ls,/tmp/a",
-        "myFirstHook",
-        "/bin/ls",
-    ]);
+    let created = host.ok(common::SEED_CREATE);
     assert_eq!(created, "myFirstHook\n");
 
     let inspected: Value = serde_json::from_str(&host.ok(&["inspect", "myFirstHook"])).unwrap();

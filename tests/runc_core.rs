@@ -20,19 +20,7 @@ fn seed_workflow_runs_ls_with_registered_and_added_args() {
     for dir in ["/tmp/a", "/tmp/b", "/tmp/c"] {
         fs::create_dir_all(dir).unwrap();
     }
-    host.ok(&[
-        "create",
-        "--type",
-        "prestart",
-        "--env",
-        "platform=linux",
-        "--timeout",
-        "5",
-        "--args",
-        "ls,/tmp/a",
-        "myFirstHook",
-        "/bin/ls",
-    ]);
+    host.ok(common::SEED_CREATE);
 
     let bundle = Bundle::new("echo container-ran");
     host.ok(&[

@@ -281,3 +281,18 @@ impl Host {
         self.ok(&args)
     }
 }
+
+/// The seed's registration, word for word.
+pub const SEED_CREATE: &[&str] = &[
+    "create",
+    "--type",
+    "prestart",
+    "--env",
+    "platform=linux",
+    "--timeout",
+    "5",
+    "--args",
+    "ls,/tmp/a",
+    "myFirstHook",
+    "/bin/ls",
+];
