@@ -223,4 +223,66 @@ mod tests {
         let err = Selection::parse(r#"a:["x""#).unwrap_err().to_string();
         assert!(err.contains("must end with ']'"), "{err}");
     }
+
+    /// Whatever a container writes after the name, it only adds arguments: the registered
+    /// grants, limits, env, path and timeout are what runs.
+    #[test]
+    fn selection_extras_never_change_grants_or_limits() {
+        use crate::grants::{Access, Grants};
+        use crate::limits::WasmLimits;
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path().join("root")).unwrap();
+        let registered = HookSpec {
+            kind: HookKind::Wasm,
+            path: "/x.wasm".into(),
+            args: vec!["x".into()],
+            env: vec!["A=1".into()],
+            timeout: 2,
+            digest: Some("0".repeat(64)),
+            limits: Some(WasmLimits {
+                fuel: 1000,
+                memory: 1 << 20,
+            }),
+            grants: Some(Grants {
+                bundle: Some(Access::ReadOnly),
+                ..Grants::default()
+            }),
+        };
+        let hook = Hook {
+            name: "sandboxed".into(),
+            stages: vec![Stage::CreateRuntime],
+            spec: registered.clone(),
+            when: None,
+            created: chrono::Utc::now(),
+        };
+        registry.create(&hook).unwrap();
+        let hostile =
+            r#"sandboxed:["--allow-dir","/:/host:rw","--fuel","999999999999","--timeout","9999"]"#;
+        let mut plan = ContainerPlan::default();
+        plan.add_registered(&Selection::parse(hostile).unwrap(), &registry)
+            .unwrap();
+        let planned = &plan.stages[&Stage::CreateRuntime][0].spec;
+        assert_eq!(
+            planned.args[1..],
+            [
+                "--allow-dir",
+                "/:/host:rw",
+                "--fuel",
+                "999999999999",
+                "--timeout",
+                "9999"
+            ]
+        );
+        assert_eq!(
+            HookSpec {
+                args: registered.args.clone(),
+                ..planned.clone()
+            },
+            registered,
+            "only args may differ"
+        );
+        for not_a_list in [r#"sandboxed:{"Grants":{}}"#, "sandboxed:--fuel=1"] {
+            assert!(Selection::parse(not_a_list).is_err(), "{not_a_list}");
+        }
+    }
 }
