@@ -330,6 +330,10 @@ fn parse_stages(names: Vec<String>) -> Result<Vec<Stage>, ErrorKind> {
             stages.push(stage);
         }
     }
+    // A hook with no stage could never run (found by fuzzing: `"stages": []` was accepted).
+    if stages.is_empty() {
+        return Err(ErrorKind::Missing("stages"));
+    }
     Ok(stages)
 }
 

@@ -234,11 +234,11 @@ fn invalid_documents_are_rejected_with_a_reason() {
             "unrecognized hook version \"2.0.0\"",
         ),
         (
-            json!({"version": "1.0.0", "when": {"always": true}, "stages": []}),
+            json!({"version": "1.0.0", "when": {"always": true}, "stages": ["prestart"]}),
             "missing required property: hook.path",
         ),
         (
-            json!({"version": "1.0.0", "hook": {"path": "sh"}, "when": {"always": true}, "stages": []}),
+            json!({"version": "1.0.0", "hook": {"path": "sh"}, "when": {"always": true}, "stages": ["prestart"]}),
             "not absolute",
         ),
         (
@@ -258,19 +258,19 @@ fn invalid_documents_are_rejected_with_a_reason() {
             "no condition",
         ),
         (
-            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": 0}, "when": {"always": true}, "stages": []}),
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": 0}, "when": {"always": true}, "stages": ["prestart"]}),
             "timeout 0",
         ),
         (
-            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"commands": ["(x"]}, "stages": []}),
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"commands": ["(x"]}, "stages": ["prestart"]}),
             "invalid command regex \"(x\"",
         ),
         (
-            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"annotations": {"k": "[v"}}, "stages": []}),
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"annotations": {"k": "[v"}}, "stages": ["prestart"]}),
             "invalid annotation value regex \"[v\"",
         ),
         (
-            json!({"hook": "/bin/sh", "stages": [], "annotations": ["ok", "(bad"]}),
+            json!({"hook": "/bin/sh", "stages": ["prestart"], "annotations": ["ok", "(bad"]}),
             "\"(bad\"",
         ),
         (
@@ -493,4 +493,16 @@ fn write_file_rejects_unsafe_names() {
         let err = write_file(dir.path(), name, &json!({})).unwrap_err();
         assert!(matches!(err, ExportError::InvalidName(_)), "{name}");
     }
+}
+
+/// Fuzzing found `"stages": []` accepted (fuzz/artifacts crash-ec9870b7…): a hook that could
+/// never run. Both formats now refuse an empty stage list.
+#[test]
+fn an_empty_stage_list_is_refused() {
+    let v1 = json!({"version": "1.0.0", "hook": {"path": "/bin/true"},
+                    "when": {"always": true}, "stages": []});
+    let err = parse_json(v1).unwrap_err().to_string();
+    assert_eq!(err, "missing required property: stages");
+    let legacy = json!({"hook": "/bin/true", "stages": [], "cmds": [".*"]});
+    assert!(parse_json(legacy).is_err());
 }
