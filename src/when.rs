@@ -320,11 +320,15 @@ fn is_engine_mount(destination: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn facts(annotations: &[(&str, &str)], args0: Option<&str>, bind: bool) -> ContainerFacts {
+    pub(crate) fn facts(
+        annotations: &[(&str, &str)],
+        args0: Option<&str>,
+        bind: bool,
+    ) -> ContainerFacts {
         ContainerFacts {
             annotations: annotations
                 .iter()

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::engines::{Wrapper, busybox_tar, wait_for};
-use common::{Host, text, unique};
+use common::{Host, succeeded as ok, text, unique};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -81,16 +81,6 @@ impl Podman {
         let id = fs::read_to_string(&cidfile).unwrap_or_default();
         (out, id.trim().to_string())
     }
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// A WASM hook module (echoes its argv and stdin), compiled from the test fixtures.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use common::engines::{Wrapper, log_lines};
-use common::{Bundle, Host, Runc, text, unique};
+use common::{Bundle, Host, Runc, succeeded as ok, text, unique};
 use serde_json::{Value, json};
 
 /// A registry, a runc state root and the wrapper configured to use both.
@@ -76,16 +76,6 @@ impl Setup {
         args.extend([name, script.to_str().unwrap()]);
         self.host.ok(&args);
     }
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]

@@ -5,23 +5,13 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::*;
+use crate::when::tests::facts;
 
 const V1_GPU: &[u8] = include_bytes!("../../tests/fixtures/hooksd/v1-gpu.json");
 const V010_UMOUNT: &[u8] = include_bytes!("../../tests/fixtures/hooksd/v010-umount.json");
 
 fn parse_json(value: serde_json::Value) -> Result<HooksdHook, ErrorKind> {
     parse(Path::new("/d/test.json"), value.to_string().as_bytes())
-}
-
-fn facts(annotations: &[(&str, &str)], args0: Option<&str>, bind: bool) -> ContainerFacts {
-    ContainerFacts {
-        annotations: annotations
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        args0: args0.map(str::to_string),
-        has_bind_mounts: bind,
-    }
 }
 
 fn write(dir: &Path, name: &str, value: serde_json::Value) {

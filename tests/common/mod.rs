@@ -296,3 +296,14 @@ pub const SEED_CREATE: &[&str] = &[
     "myFirstHook",
     "/bin/ls",
 ];
+
+/// The stdout of a command that must have succeeded; its output in the panic otherwise.
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
