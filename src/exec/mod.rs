@@ -53,12 +53,7 @@ impl Outcome {
 
     /// The hook's output as a failure message shows it: stderr, else stdout, trimmed.
     pub fn output_summary(&self) -> String {
-        let pick = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-            &self.stderr
-        } else {
-            &self.stdout
-        };
-        let mut text = String::from_utf8_lossy(pick).trim().to_string();
+        let mut text = pick_output(&self.stdout, &self.stderr);
         if self.truncated {
             text.push_str(" […output truncated]");
         }
@@ -209,8 +204,7 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
             stdout,
             ..
         }) => {
-            let output = if stderr.is_empty() { stdout } else { stderr };
-            let output = String::from_utf8_lossy(&output).trim().to_string();
+            let output = pick_output(&stdout, &stderr);
             let message = if output.is_empty() {
                 stop.to_string()
             } else {
@@ -220,6 +214,13 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         }
         Err(e) => Err(ExecError::Wasm(e.to_string())),
     }
+}
+
+/// What a failure message shows of a hook's output: stderr, else stdout, trimmed.
+pub fn pick_output(stdout: &[u8], stderr: &[u8]) -> String {
+    let has_text = |bytes: &[u8]| bytes.iter().any(|b| !b.is_ascii_whitespace());
+    let pick = if has_text(stderr) { stderr } else { stdout };
+    String::from_utf8_lossy(pick).trim().to_string()
 }
 
 /// `KEY=VALUE` into its parts (a missing `=` means an empty value).

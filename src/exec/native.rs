@@ -66,12 +66,7 @@ pub fn run(spec: &HookSpec, stage: Stage, stdin: &[u8]) -> Result<Outcome, Nativ
             let grace = Instant::now() + DRAIN_GRACE;
             let err = output::collect(&stderr, grace);
             let out = output::collect(&stdout, grace);
-            let text = if err.bytes.is_empty() {
-                out.bytes
-            } else {
-                err.bytes
-            };
-            let text = String::from_utf8_lossy(&text).trim().to_string();
+            let text = super::pick_output(&out.bytes, &err.bytes);
             let output = if text.is_empty() {
                 String::new()
             } else {
