@@ -50,13 +50,27 @@ pub fn append(file: &Path, event: &Event) -> Result<(), EventsError> {
     };
     let mut line = serde_json::to_vec(event).expect("an event serialises");
     line.push(b'\n');
-    let mut out = OpenOptions::new()
+    let mut out = open_for_append(file).map_err(io("open"))?;
+    out.write_all(&line).map_err(io("append to"))
+}
+
+/// Checks that events can be appended to `file` (creating it if needed), without writing any.
+pub fn check_appendable(file: &Path) -> Result<(), EventsError> {
+    open_for_append(file)
+        .map(drop)
+        .map_err(|source| EventsError::Io {
+            action: "open",
+            file: file.to_path_buf(),
+            source,
+        })
+}
+
+fn open_for_append(file: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(file)
-        .map_err(io("open"))?;
-    out.write_all(&line).map_err(io("append to"))
 }
 
 /// Which events to show.

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Bundle, Host, Runc, require, text, unique};
+use common::{Bundle, Host, Runc, Tmpfs, text, unique};
 use serde_json::Value;
 
 /// xorshift64*: enough randomness for delays and choices; the seed is printed so a failure can
@@ -192,54 +192,6 @@ fn fifty_concurrent_writers_and_readers_agree_with_the_final_state() {
     assert_eq!(
         names.len(),
         tallies.values().filter(|t| t.created > t.removed).count()
-    );
-}
-
-/// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn new(options: &str) -> Tmpfs {
-        require("mount");
-        let dir = tempfile::tempdir().unwrap();
-        mount(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            options,
-            "tmpfs",
-            dir.path().to_str().unwrap(),
-        ]);
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remount(&self, options: &str) {
-        mount(&[
-            "-o",
-            &format!("remount,{options}"),
-            self.path().to_str().unwrap(),
-        ]);
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-fn mount(args: &[&str]) {
-    let out = Command::new("mount").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "mount {args:?}: {}",
-        text(&out.stderr)
     );
 }
 

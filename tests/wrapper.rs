@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use common::engines::{Wrapper, log_lines};
-use common::{Bundle, Host, Runc, succeeded as ok, text, unique};
+use common::{Bundle, Host, Runc, Tmpfs, succeeded as ok, text, unique, wat_module};
 use serde_json::{Value, json};
 
 /// A registry, a runc state root and the wrapper configured to use both.
@@ -170,13 +170,25 @@ fn hooksd_dirs_from_the_config_file_are_read() {
 fn assert_refused(s: &Setup, bundle: &Bundle, want: &str) {
     let before = fs::read(bundle.config_file()).unwrap();
     let id = unique("refused");
-    let out = s
+    // stderr goes to a file, not a pipe: a container created by mistake would hold a pipe open
+    // and hang the test instead of failing it.
+    let stderr_file = tempfile::NamedTempFile::new().unwrap();
+    let status = s
         .runtime(&["create", "--bundle", bundle.path_str(), &id])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(stderr_file.reopen().unwrap())
+        .status()
         .unwrap();
-    assert!(!out.status.success(), "created: {}", text(&out.stdout));
-    let stderr = text(&out.stderr);
+    let state = s.runc.cmd(&["state", &id]).output().unwrap();
+    let _ = s.runc.cmd(&["delete", "--force", &id]).output();
+    assert!(!status.success(), "the container was created");
+    assert!(
+        !state.status.success(),
+        "a container exists: {}",
+        text(&state.stdout)
+    );
+    let stderr = fs::read_to_string(stderr_file.path()).unwrap();
     assert!(stderr.contains(want), "stderr: {stderr}");
     let last = log_lines(&s.log()).pop().expect("an error line in --log");
     assert_eq!(last["level"], "error");
@@ -186,12 +198,6 @@ fn assert_refused(s: &Setup, bundle: &Bundle, want: &str) {
         fs::read(bundle.config_file()).unwrap(),
         before,
         "config.json changed"
-    );
-    let state = s.runc.cmd(&["state", &id]).output().unwrap();
-    assert!(
-        !state.status.success(),
-        "a container exists: {}",
-        text(&state.stdout)
     );
 }
 
@@ -289,4 +295,130 @@ fn a_broken_config_file_is_reported_in_the_log() {
     s.wrapper.set_config(&json!({"allowInlineSpec": true}));
     let bundle = Bundle::new("true");
     assert_refused(&s, &bundle, "unknown field `allowInlineSpec`");
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_written_refuses_the_container() {
+    let s = Setup::new();
+    fs::create_dir_all(s.host.root()).unwrap();
+    let tmpfs = Tmpfs::at(&s.host.root(), "size=16m,mode=0700");
+    let bundle = Bundle::new("cat /marker");
+    s.recorder("rec", &bundle, &[]);
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "rec"}));
+    tmpfs.remount("ro");
+    assert_refused(&s, &bundle, "state directory");
+    assert_refused(&s, &bundle, "Read-only file system");
+    assert!(!bundle.rootfs().join("marker").exists(), "the hook ran");
+    // The same container starts, with its hook, once the directory is writable again.
+    tmpfs.remount("rw");
+    assert_eq!(ok(&s.run(&bundle, &unique("rw"))).trim(), "rec");
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_created_refuses_the_container() {
+    let hooksd = tempfile::tempdir().unwrap();
+    let readonly = Tmpfs::new("size=1m,mode=0755");
+    readonly.remount("ro");
+    let root = readonly.path().join("hookhost");
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()], "root": root}));
+    let doc = json!({"version": "1.0.0", "hook": {"path": "/bin/true"},
+                     "when": {"always": true}, "stages": ["prestart"]});
+    fs::write(hooksd.path().join("10-t.json"), doc.to_string()).unwrap();
+    let bundle = Bundle::new("true");
+    assert_refused(&s, &bundle, "cannot create it");
+    // A missing root that can be created is: hooks.d hooks run and are recorded there.
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()]}));
+    assert!(!s.host.root().exists());
+    ok(&s.run(&bundle, &unique("created")));
+    let events = fs::read_to_string(s.host.root().join("events.jsonl")).unwrap();
+    assert!(events.contains("\"hook\":\"10-t\""), "{events}");
+}
+
+/// A WASM hook keeps the grants and limits its administrator registered, whatever a container
+/// appends to its selection: extras are arguments, and every other spelling is refused.
+#[test]
+fn a_container_cannot_raise_a_wasm_hooks_grants_or_limits() {
+    let s = Setup::new();
+    let files = tempfile::tempdir().unwrap();
+    let (granted, secret) = (files.path().join("granted"), files.path().join("secret"));
+    for (dir, text) in [(&granted, "granted"), (&secret, "s3cret")] {
+        fs::create_dir(dir).unwrap();
+        fs::write(dir.join("key.txt"), text).unwrap();
+    }
+    let probe = wat_module(files.path(), "fs");
+    let grant = format!("{}:/data:ro", granted.display());
+    s.host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--allow-dir",
+        &grant,
+        "probe",
+        probe.to_str().unwrap(),
+    ]);
+    let spin = wat_module(files.path(), "spin");
+    s.host.ok(&[
+        "create",
+        "--type",
+        "prestart",
+        "--fuel",
+        "1000",
+        "spin",
+        spin.to_str().unwrap(),
+    ]);
+    let with_annotation = |selection: &str| {
+        let bundle = Bundle::new("true");
+        bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": selection}));
+        bundle
+    };
+
+    // Reading through the registered grant works: extras are the guest's argv.
+    ok(&s.run(
+        &with_annotation(r#"probe:["read","key.txt"]"#),
+        &unique("read"),
+    ));
+    let out = s.run(
+        &with_annotation(r#"probe:["read","../secret/key.txt"]"#),
+        &unique("up"),
+    );
+    assert!(!out.status.success(), "read outside its grant");
+    // Writing through a read-only grant fails the hook, whatever the arguments say.
+    let write = with_annotation(r#"probe:["write","key.txt"]"#);
+    let out = s.run(&write, &unique("write"));
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(
+        fs::read_to_string(granted.join("key.txt")).unwrap(),
+        "granted"
+    );
+    // Flags that look like grants or limits are only arguments: the fuel budget stays 1000.
+    let out = s.run(
+        &with_annotation(r#"spin:["--fuel","1000000000000","--timeout","3600"]"#),
+        &unique("fuel"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("ran out of fuel (1000 units)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Spellings that try to pass options instead of arguments are refused outright.
+    let secret_dir = format!("{}:/data:rw", secret.display());
+    assert_refused(
+        &s,
+        &with_annotation(&format!("probe:--allow-dir={secret_dir}")),
+        "must be a JSON list",
+    );
+    assert_refused(
+        &s,
+        &with_annotation(&format!(r#"probe:{{"allow-dir":"{secret_dir}"}}"#)),
+        "must be a JSON list",
+    );
+    let spec = json!({"prestart": [{"path": probe, "args": ["fs", "read", "key.txt"]}]});
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hook-spec": spec.to_string()}));
+    assert_refused(&s, &bundle, "allowInlineSpecs");
+    assert_eq!(
+        fs::read_to_string(secret.join("key.txt")).unwrap(),
+        "s3cret"
+    );
 }

@@ -170,36 +170,26 @@ pub fn is_wasm(bytes: &[u8]) -> bool {
     bytes.starts_with(WASM_MAGIC)
 }
 
-/// Create-time check: a valid module that is a WASI command (exports `_start`, imports only
-/// WASI preview-1 functions hookhost provides). Compiles the module; nothing is cached.
-pub fn validate_module(bytes: &[u8]) -> Result<(), WasmError> {
-    let engine = engine::engine()?;
-    if !is_wasm(bytes) {
-        return Err(WasmError::NotWasm);
-    }
-    let module = Module::from_binary(engine, bytes)
-        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
-    check_command(engine, &module)
-}
-
-/// Create-time: validates like [`validate_module`] and stores the precompiled artifact in
-/// `cache_dir`, so the first run is fast. Returns the module's sha256 (hex), its registry key.
+/// Create-time: checks that `bytes` are a valid module and a WASI command (exports `_start`,
+/// imports only WASI preview-1 functions hookhost provides), and stores the precompiled
+/// artifact in `cache_dir`, so the first run is fast. Returns the module's sha256 (hex), its
+/// registry key.
 pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
-    let engine = engine::engine()?;
     if !is_wasm(bytes) {
         return Err(WasmError::NotWasm);
     }
-    Module::validate(engine, bytes).map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
+    Module::validate(engine::compiler()?, bytes)
+        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     let digest = cache::sha256_hex(bytes);
-    let module = cache::precompile(engine, bytes, &digest, cache_dir)?;
-    check_command(engine, &module)?;
+    let module = cache::precompile(bytes, &digest, cache_dir)?;
+    check_command(engine::runtime()?, &module)?;
     Ok(digest)
 }
 
 /// Runs the hook to completion or until a limit stops it.
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
-    let engine = engine::engine()?;
-    let module = cache::load_or_compile(engine, inv.module_path, inv.digest, inv.cache_dir)?;
+    let engine = engine::runtime()?;
+    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir)?;
     let linker = linker(engine)?;
     let pre = linker
         .instantiate_pre(&module)

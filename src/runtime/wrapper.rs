@@ -12,8 +12,11 @@ use thiserror::Error;
 use super::argv::RuncCall;
 use super::select::{self, SelectError, Sources};
 use crate::config::Config;
+use crate::events;
+use crate::fsutil;
 use crate::hook::Stage;
 use crate::inject::{BundleConfig, InjectError, SelfCall};
+use crate::paths::Paths;
 use crate::registry::{Registry, RegistryError};
 
 /// The runtimes tried, in order, when the config file names none.
@@ -44,6 +47,12 @@ pub enum WrapperError {
     Inject(#[from] InjectError),
     #[error("container refused: {0}")]
     Refused(#[from] SelectError),
+    #[error(
+        "container refused: hookhost's state directory {root} is not usable, so its hooks \
+         could not record their runs: {reason}. Make it writable for the user the runtime runs \
+         as, or set \"root\" in hookhost's config file"
+    )]
+    StateDir { root: PathBuf, reason: String },
     #[error("cannot execute the runtime {runtime}: {source}")]
     Exec {
         runtime: PathBuf,
@@ -117,6 +126,7 @@ impl Wrapper {
             ..Injected::default()
         };
         if !selected.plan.is_empty() {
+            check_state_dir(&self.root)?;
             let call = SelfCall {
                 exe: self.self_exe.clone(),
                 root: self.root.clone(),
@@ -133,6 +143,18 @@ impl Wrapper {
         }
         Ok(injected)
     }
+}
+
+/// Every hook run is recorded in `ROOT/events.jsonl`; a container whose hooks could not be
+/// recorded is refused rather than started unaudited. A missing root is created (0700), as
+/// `hookhost create` would; one that cannot be created or written is the refusal.
+fn check_state_dir(root: &Path) -> Result<(), WrapperError> {
+    let refuse = |reason: String| WrapperError::StateDir {
+        root: root.to_path_buf(),
+        reason,
+    };
+    fsutil::create_dir_all(root, 0o700).map_err(|e| refuse(format!("cannot create it: {e}")))?;
+    events::check_appendable(&Paths::new(root).events_file()).map_err(|e| refuse(e.to_string()))
 }
 
 /// Takes `--hookhost-config=FILE` out of the global flags (before the subcommand); returns

@@ -307,3 +307,57 @@ pub fn succeeded(out: &Output) -> String {
     );
     text(&out.stdout)
 }
+
+/// A tmpfs mounted for one test, unmounted on drop.
+pub struct Tmpfs {
+    mount_point: PathBuf,
+    _dir: Option<TempDir>,
+}
+
+impl Tmpfs {
+    /// Mounted on a fresh temp dir.
+    pub fn new(options: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tmpfs = Tmpfs::at(dir.path(), options);
+        tmpfs._dir = Some(dir);
+        tmpfs
+    }
+
+    /// Mounted on `dir`, which must exist.
+    pub fn at(dir: &Path, options: &str) -> Tmpfs {
+        require("mount");
+        mount(&["-t", "tmpfs", "-o", options, "tmpfs", dir.to_str().unwrap()]);
+        Tmpfs {
+            mount_point: dir.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.mount_point
+    }
+
+    /// `mount -o remount,OPTIONS`, e.g. `ro` or `rw`.
+    pub fn remount(&self, options: &str) {
+        mount(&[
+            "-o",
+            &format!("remount,{options}"),
+            self.path().to_str().unwrap(),
+        ]);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount_point).status();
+    }
+}
+
+fn mount(args: &[&str]) {
+    let out = Command::new("mount").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?}: {}",
+        text(&out.stderr)
+    );
+}

@@ -27,7 +27,7 @@ use tempfile::NamedTempFile;
 use wasmtime::{Engine, Module};
 
 use super::WasmError;
-use super::engine::compat_fingerprint;
+use super::engine;
 
 /// Where a module's artifact and its checksum live.
 struct Entry {
@@ -35,12 +35,12 @@ struct Entry {
     checksum: PathBuf,
 }
 
-fn entry(cache_dir: &Path, digest: &str) -> Result<Entry, WasmError> {
-    let base = format!("{digest}-{}.cwasm", compat_fingerprint()?);
-    Ok(Entry {
+fn entry(cache_dir: &Path, digest: &str) -> Entry {
+    let base = format!("{digest}-{}.cwasm", engine::fingerprint());
+    Entry {
         cwasm: cache_dir.join(&base),
         checksum: cache_dir.join(format!("{base}.sum")),
-    })
+    }
 }
 
 /// Hex sha256 of some bytes.
@@ -48,17 +48,18 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The module for `digest`: from the cache when a verified entry exists, else compiled from
-/// `module_path` (after checking the blob against `digest`) and cached for next time.
+/// The module for `digest`, loaded in the runtime engine: from the cache when a verified entry
+/// exists, else compiled from `module_path` (after checking the blob against `digest`) and
+/// cached for next time.
 pub(crate) fn load_or_compile(
-    engine: &Engine,
     module_path: &Path,
     digest: &str,
     cache_dir: &Path,
 ) -> Result<Module, WasmError> {
     check_digest_shape(digest)?;
-    let entry = entry(cache_dir, digest)?;
-    if let Some(module) = load_verified(engine, &entry) {
+    let runtime = engine::runtime()?;
+    let entry = entry(cache_dir, digest);
+    if let Some(module) = load_verified(runtime, &entry) {
         return Ok(module);
     }
     let bytes = fs::read(module_path).map_err(|source| WasmError::ReadModule {
@@ -73,17 +74,17 @@ pub(crate) fn load_or_compile(
             actual,
         });
     }
-    compile_and_store(engine, &bytes, &entry)
+    compile_and_store(&bytes, &entry)
 }
 
-/// Compiles `bytes` (whose digest the caller computed) into the cache; used at create time.
+/// Compiles `bytes` (whose digest the caller computed) into the cache and loads the result in
+/// the runtime engine, as a hook run will; used at create time.
 pub(crate) fn precompile(
-    engine: &Engine,
     bytes: &[u8],
     digest: &str,
     cache_dir: &Path,
 ) -> Result<Module, WasmError> {
-    compile_and_store(engine, bytes, &entry(cache_dir, digest)?)
+    compile_and_store(bytes, &entry(cache_dir, digest))
 }
 
 /// Digests become file names: refuse anything but 64 lower-case hex digits.
@@ -150,14 +151,15 @@ fn load_verified(engine: &Engine, entry: &Entry) -> Option<Module> {
     unsafe { Module::deserialize_open_file(engine, file) }.ok()
 }
 
-fn compile_and_store(engine: &Engine, bytes: &[u8], entry: &Entry) -> Result<Module, WasmError> {
-    let artifact = engine
+fn compile_and_store(bytes: &[u8], entry: &Entry) -> Result<Module, WasmError> {
+    let artifact = engine::compiler()?
         .precompile_module(bytes)
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     // The cache is an optimisation: failing to write it must not fail the run.
     let _ = store(&artifact, entry);
-    // SAFETY: `artifact` was produced just now by this engine's `precompile_module`.
-    unsafe { Module::deserialize(engine, &artifact) }
+    // SAFETY: `artifact` was produced just now by the compiler engine, whose settings the
+    // runtime engine shares.
+    unsafe { Module::deserialize(engine::runtime()?, &artifact) }
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
 }
 
@@ -186,6 +188,6 @@ fn write_atomic(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Paths of the cache entry for a digest, for tests that damage it.
 #[cfg(test)]
 pub(crate) fn entry_paths(cache_dir: &Path, digest: &str) -> (PathBuf, PathBuf) {
-    let entry = entry(cache_dir, digest).expect("engine");
+    let entry = entry(cache_dir, digest);
     (entry.cwasm, entry.checksum)
 }

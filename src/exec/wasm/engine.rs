@@ -1,23 +1,33 @@
-//! The one process-wide wasmtime `Engine` and its compatibility fingerprint.
+//! hookhost's two wasmtime engines and the fingerprint that keys the artifact cache.
+//!
+//! - The **compiler** engine (Cranelift) validates and precompiles modules: at `create`, and
+//!   again only when a cached artifact is missing or refused.
+//! - The **runtime** engine has no compiler (`Config::enable_compiler(false)`) and only loads
+//!   precompiled artifacts. Every hook run uses it: building Cranelift's ISA (probing the host
+//!   CPU, hashing its settings) is paid on every container start otherwise, although nothing is
+//!   compiled then.
+//!
+//! Both are built from the same [`config`], so an artifact of the one loads in the other. When
+//! it loads an artifact, wasmtime checks it against the runtime engine (wasmtime version,
+//! settings, the host CPU's features) and refuses a mismatch, which the cache treats as a miss.
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, ModuleVersionStrategy};
 
 use super::WasmError;
 
-struct Shared {
-    engine: Engine,
-    /// Hex sha256 of `Engine::precompile_compatibility_hash`, part of every cache key.
-    compat: String,
-}
+/// Names the settings of [`config`] in the cache fingerprint: change it whenever `config`
+/// changes, so artifacts of the old settings are not even looked at.
+const SETTINGS: &str = "consume_fuel";
 
-static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+static COMPILER: OnceLock<Result<Engine, String>> = OnceLock::new();
+static RUNTIME: OnceLock<Result<Engine, String>> = OnceLock::new();
+static FINGERPRINT: OnceLock<String> = OnceLock::new();
 
-/// The configuration every hookhost engine uses. Precompiled artifacts are only valid for an
-/// engine with the same settings, which the compatibility hash captures.
+/// The configuration every hookhost engine uses.
 fn config() -> Config {
     let mut config = Config::new();
     // Deterministic compute budget per run.
@@ -28,25 +38,40 @@ fn config() -> Config {
     config
 }
 
-fn shared() -> Result<&'static Shared, WasmError> {
-    SHARED
-        .get_or_init(|| {
-            let engine = Engine::new(&config()).map_err(|e| format!("{e:#}"))?;
-            let compat = compatibility_fingerprint(&engine);
-            Ok(Shared { engine, compat })
-        })
-        .as_ref()
-        .map_err(|e| WasmError::Engine(e.clone()))
+fn build(
+    cell: &'static OnceLock<Result<Engine, String>>,
+    compiler: bool,
+) -> Result<&'static Engine, WasmError> {
+    cell.get_or_init(|| {
+        let mut config = config();
+        config.enable_compiler(compiler);
+        Engine::new(&config).map_err(|e| format!("{e:#}"))
+    })
+    .as_ref()
+    .map_err(|e| WasmError::Engine(e.clone()))
 }
 
-/// The process-wide engine.
-pub(crate) fn engine() -> Result<&'static Engine, WasmError> {
-    Ok(&shared()?.engine)
+/// The engine that compiles modules into artifacts.
+pub(crate) fn compiler() -> Result<&'static Engine, WasmError> {
+    build(&COMPILER, true)
 }
 
-/// A stable hex string for the engine's compatibility hash (wasmtime version and settings).
-pub(crate) fn compat_fingerprint() -> Result<&'static str, WasmError> {
-    Ok(&shared()?.compat)
+/// The engine that loads artifacts and runs hooks.
+pub(crate) fn runtime() -> Result<&'static Engine, WasmError> {
+    build(&RUNTIME, false)
+}
+
+/// 16 hex digits naming the wasmtime version, the target architecture and hookhost's engine
+/// settings: part of every cache file name, so two hookhost builds never take each other's
+/// artifacts for their own. Computed without building Cranelift.
+pub(crate) fn fingerprint() -> &'static str {
+    FINGERPRINT.get_or_init(|| {
+        let mut hasher = Sha256Hasher(Sha256::new());
+        ModuleVersionStrategy::WasmtimeVersion.hash(&mut hasher);
+        std::env::consts::ARCH.hash(&mut hasher);
+        SETTINGS.hash(&mut hasher);
+        hex::encode(hasher.0.finalize())[..16].to_string()
+    })
 }
 
 /// Feeds `Hash` output into sha256 so the fingerprint is stable across processes and Rust
@@ -62,10 +87,4 @@ impl Hasher for Sha256Hasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
-}
-
-fn compatibility_fingerprint(engine: &Engine) -> String {
-    let mut hasher = Sha256Hasher(Sha256::new());
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hex::encode(hasher.0.finalize())[..16].to_string()
 }

@@ -250,14 +250,14 @@ fn other_traps_are_reported_with_output() {
 fn broken_modules_are_refused_at_create_time() {
     let cache = tempfile::tempdir().unwrap();
     assert!(matches!(
-        validate_module(b"#!/bin/sh"),
+        precompile(b"#!/bin/sh", cache.path()),
         Err(WasmError::NotWasm)
     ));
     let truncated = &wat::parse_str(fixture!("echo")).unwrap()[..40];
     let err = precompile(truncated, cache.path()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
     let no_start = wat::parse_str("(module (func (export \"main\")))").unwrap();
-    let err = validate_module(&no_start).unwrap_err();
+    let err = precompile(&no_start, cache.path()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "not a WASI command module: it exports no `_start` function"
@@ -265,12 +265,12 @@ fn broken_modules_are_refused_at_create_time() {
     let foreign =
         wat::parse_str(r#"(module (import "env" "evil" (func)) (func (export "_start")))"#)
             .unwrap();
-    let err = validate_module(&foreign).unwrap_err();
+    let err = precompile(&foreign, cache.path()).unwrap_err();
     assert!(
         matches!(err, WasmError::NotACommand(ref m) if m.contains("evil")),
         "{err}"
     );
-    assert!(validate_module(&wat::parse_str(fixture!("echo")).unwrap()).is_ok());
+    assert!(precompile(&wat::parse_str(fixture!("echo")).unwrap(), cache.path()).is_ok());
 }
 
 fn cache_entry(blob: &Blob) -> (PathBuf, PathBuf) {
