@@ -6,10 +6,16 @@
 //! against 128 faults and 1.31 ms non-PIE. The cost is that the executable's own code is not
 //! address-randomised (its heap, stack and libraries still are). Set HOOKHOST_PIE=1 to build a
 //! PIE anyway.
+//!
+//! The shipped build (`scripts/cargo-static.sh`) links glibc statically and asks rustc itself
+//! for no PIE (`-C relocation-model=static`); `-no-pie` is not added then, because with a static
+//! C runtime and position-independent code it would produce an executable that cannot start.
 fn main() {
     println!("cargo:rerun-if-env-changed=HOOKHOST_PIE");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    if linux && std::env::var_os("HOOKHOST_PIE").is_none() {
+    let static_crt = std::env::var("CARGO_CFG_TARGET_FEATURE")
+        .is_ok_and(|features| features.split(',').any(|f| f == "crt-static"));
+    if linux && !static_crt && std::env::var_os("HOOKHOST_PIE").is_none() {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }

@@ -1,6 +1,7 @@
 //! Benchmarks (not tests): the cost of hookhost on a container's path.
 //!
-//! `cargo bench --bench stage` prints median wall-clock times of fresh processes, A and B
+//! `scripts/cargo-static.sh bench --bench stage` (the shipped, static build; plain `cargo bench`
+//! measures a dynamically linked one) prints median wall-clock times of fresh processes, A and B
 //! interleaved in the same run so that machine noise hits both alike, and their ratio:
 //!
 //! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
@@ -12,6 +13,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::median;
 
 const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 /// Full runs under `cargo bench`; a quick smoke run under `cargo test --all-targets`, so the
@@ -40,11 +44,6 @@ fn run_once(cmd: &mut Command) -> Duration {
     let took = started.elapsed();
     assert!(status.success(), "{cmd:?} failed");
     took
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 /// Median times of `a` and `b`, measured alternately.
@@ -149,6 +148,10 @@ fn main() {
     let native_plan = plan_for(&root, "native");
 
     let (rounds, hooks) = scale();
+    println!(
+        "hookhost under test: {HOOKHOST} ({})",
+        support::linkage(Path::new(HOOKHOST))
+    );
     let (w, t) = compare(
         rounds,
         || run_once(&mut stage(&root, &wasm_plan)),

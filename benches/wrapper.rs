@@ -4,11 +4,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Bundle, HOOKHOST, Host, unique};
+use support::median;
 
 fn timed(cmd: &mut Command) -> Duration {
     let started = Instant::now();
@@ -22,11 +24,6 @@ fn timed(cmd: &mut Command) -> Duration {
     took
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn main() {
     common::require("runc");
     let rounds = if std::env::args().any(|a| a == "--bench") {
@@ -34,6 +31,11 @@ fn main() {
     } else {
         2
     };
+    let path = std::path::Path::new(HOOKHOST);
+    println!(
+        "hookhost under test: {HOOKHOST} ({})",
+        support::linkage(path)
+    );
     let host = Host::new();
     host.ok(&["ls"]); // an (empty) registry for the wrapper to read
     let wrapper = host.dir.path().join("hookhost-runtime");

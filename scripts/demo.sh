@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 target="${CARGO_TARGET_DIR:-target}"
 echo "== building hookhost and the example WASM hooks (release)"
-cargo build --release -q -p hookhost
+scripts/cargo-static.sh build --release -q -p hookhost
 cargo build --release -q --target wasm32-wasip1 -p hosts-entry -p audit-log
-hookhost="$target/release/hookhost"
+hookhost="$(scripts/cargo-static.sh --print-bin-dir release)/hookhost"
 wasm="$(cd "$target/wasm32-wasip1/release" && pwd)"
 
 work="$(mktemp -d /tmp/hookhost-demo.XXXXXX)"

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc
+# Built as shipped (static, non-PIE: scripts/cargo-static.sh), so the tests run that executable.
+scripts/cargo-static.sh test --workspace --all-targets "$@"
+scripts/cargo-static.sh test --workspace --doc

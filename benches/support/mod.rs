@@ -1,0 +1,32 @@
+//! What both benchmarks share: medians, and a description of the executable under test, so a
+//! figure is never read without knowing how hookhost was linked.
+
+use std::path::Path;
+use std::time::Duration;
+
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// "static, non-PIE", "dynamic, PIE", …, read from the ELF header: the dynamic loader and the
+/// relocations it applies are a large part of a fresh process's start.
+pub fn linkage(exe: &Path) -> String {
+    let elf = std::fs::read(exe).unwrap();
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([elf[at], elf[at + 1]]));
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    const ET_DYN: usize = 3;
+    let dynamic = (0..phnum).any(|i| u32_at(phoff + i * phentsize) == PT_INTERP);
+    format!(
+        "{}, {}",
+        if dynamic { "dynamic" } else { "static" },
+        if u16_at(0x10) == ET_DYN {
+            "PIE"
+        } else {
+            "non-PIE"
+        }
+    )
+}
