@@ -18,6 +18,7 @@ mod support;
 use support::median;
 
 const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
+
 /// Full runs under `cargo bench`; a quick smoke run under `cargo test --all-targets`, so the
 /// benchmark cannot rot without taking CI's time.
 fn scale() -> (usize, usize) {
@@ -125,6 +126,7 @@ fn stage(root: &Path, plan: &str) -> Command {
 }
 
 fn main() {
+    support::as_read_from_disk(Path::new(HOOKHOST));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let wasm = dir.path().join("noop.wasm");
@@ -149,7 +151,7 @@ fn main() {
 
     let (rounds, hooks) = scale();
     println!(
-        "hookhost under test: {HOOKHOST} ({})",
+        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
         support::linkage(Path::new(HOOKHOST))
     );
     let (w, t) = compare(

@@ -1,6 +1,7 @@
 //! Benchmark (not a test): the runtime wrapper's overhead. `runc run` of a busybox container
 //! that runs `true`, through `hookhost-runtime` with no hooks selected against bare runc,
-//! interleaved in the same run; medians. Needs root and runc. `cargo bench --bench wrapper`.
+//! interleaved in the same run (150 rounds); medians. Needs root and runc.
+//! `scripts/cargo-static.sh bench --bench wrapper` measures the shipped, static build.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,13 +28,14 @@ fn timed(cmd: &mut Command) -> Duration {
 fn main() {
     common::require("runc");
     let rounds = if std::env::args().any(|a| a == "--bench") {
-        60
+        150
     } else {
         2
     };
     let path = std::path::Path::new(HOOKHOST);
+    support::as_read_from_disk(path);
     println!(
-        "hookhost under test: {HOOKHOST} ({})",
+        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
         support::linkage(path)
     );
     let host = Host::new();

@@ -30,3 +30,18 @@ pub fn linkage(exe: &Path) -> String {
         }
     )
 }
+
+/// Puts the executable under test in the page cache as a deployed one is: read from disk.
+///
+/// The linker writes its output in small pieces, and the kernel keeps what was written that
+/// way in small page-cache folios; a file read from disk (after a reboot, or installed by
+/// copying) gets large ones, and then needs fewer and cheaper page faults to start. Measured
+/// here, the linker's own output started ~0.4 ms slower than the same bytes read back. So the
+/// file is flushed, dropped from the page cache and read back before anything is timed.
+pub fn as_read_from_disk(exe: &Path) {
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+    let mut file = std::fs::File::open(exe).unwrap();
+    file.sync_all().unwrap();
+    posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    std::io::copy(&mut file, &mut std::io::sink()).unwrap();
+}
