@@ -62,6 +62,7 @@ impl Registry {
     /// entries say what runs as root.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let paths = Paths::new(root);
+        let fresh = !paths.hooks_dir().is_dir();
         for dir in [
             paths.root().to_path_buf(),
             paths.hooks_dir(),
@@ -71,7 +72,18 @@ impl Registry {
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
             fsutil::check_trusted_path(&dir)?;
         }
-        Ok(Registry { paths })
+        let registry = Registry { paths };
+        if fresh {
+            // Without an index every reader of the global hooks (the runtime wrapper, at each
+            // container start) would have to scan all entries.
+            let _lock = registry.lock()?;
+            if registry.read_global_index()?.is_none() {
+                let (hooks, _) = registry.scan_global()?;
+                let names: Vec<String> = hooks.into_iter().map(|h| h.name).collect();
+                registry.write_global_index(&names)?;
+            }
+        }
+        Ok(registry)
     }
 
     pub fn paths(&self) -> &Paths {
@@ -259,8 +271,12 @@ impl Registry {
         }
         names.sort();
         names.dedup();
+        self.write_global_index(&names)
+    }
+
+    fn write_global_index(&self, names: &[String]) -> Result<(), RegistryError> {
         let file = self.paths.global_index_file();
-        let doc = serde_json::to_vec(&names).expect("names serialise");
+        let doc = serde_json::to_vec(names).expect("names serialise");
         fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
     }
 
@@ -366,6 +382,9 @@ mod tests {
     fn global_hooks_come_from_the_index() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
+        // A new registry starts with an (empty) index, so no reader ever has to scan it.
+        let index = fs::read_to_string(reg.paths().global_index_file()).unwrap();
+        assert_eq!(index, "[]");
         let mut global = sample("g");
         global.when = Some(crate::when::When::from_flags(true, &[], &[], false).unwrap());
         reg.create(&sample("plain")).unwrap();
