@@ -366,3 +366,12 @@ fn precompile_returns_the_digest_and_fills_the_cache() {
     std::fs::remove_file(&blob.path).unwrap();
     runs_ok(&blob);
 }
+
+#[test]
+fn hooks_run_on_an_engine_without_a_compiler() {
+    // Building Cranelift at every container start is what this split avoids.
+    let bytes = wat::parse_str(fixture!("echo")).unwrap();
+    let err = engine::runtime().unwrap().precompile_module(&bytes);
+    assert!(err.is_err(), "the runtime engine compiled a module");
+    assert!(engine::compiler().unwrap().precompile_module(&bytes).is_ok());
+}
