@@ -373,5 +373,10 @@ fn hooks_run_on_an_engine_without_a_compiler() {
     let bytes = wat::parse_str(fixture!("echo")).unwrap();
     let err = engine::runtime().unwrap().precompile_module(&bytes);
     assert!(err.is_err(), "the runtime engine compiled a module");
-    assert!(engine::compiler().unwrap().precompile_module(&bytes).is_ok());
+    assert!(
+        engine::compiler()
+            .unwrap()
+            .precompile_module(&bytes)
+            .is_ok()
+    );
 }
