@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::engines::{Wrapper, busybox_tar, wait_for};
-use common::{Host, text, unique};
+use common::{Host, succeeded, text, unique};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -109,16 +109,6 @@ impl Drop for Dockerd {
     }
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn fails(out: Output) -> String {
     assert!(
         !out.status.success(),
@@ -182,10 +172,12 @@ fn docker_engine() {
     ]);
     let daemon = Dockerd::start(dir, &daemon_json, &wrapper.config());
     let tar = busybox_tar(daemon.dir.path());
-    ok(daemon
-        .docker(&["import", tar.to_str().unwrap(), "busybox"])
-        .output()
-        .unwrap());
+    succeeded(
+        &daemon
+            .docker(&["import", tar.to_str().unwrap(), "busybox"])
+            .output()
+            .unwrap(),
+    );
     for d in ["/tmp/a", "/tmp/b", "/tmp/c"] {
         fs::create_dir_all(d).unwrap();
     }
@@ -285,15 +277,16 @@ fn install_and_reload(w: &World) {
 /// The seed's `docker run --add-hook 'myFirstHook:["/tmp/b","/tmp/c"]' busybox top`.
 fn seed_via_hookhost_run(w: &World) {
     let hook = r#"myFirstHook:["/tmp/b","/tmp/c"]"#;
-    let id = ok(w.hookhost_run(&["-d", "--add-hook", hook, "busybox", "top"]));
+    let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", hook, "busybox", "top"]));
     let id = id.trim();
-    let status = ok(w
-        .daemon
-        .docker(&["inspect", "--format", "{{.State.Status}}", id])
-        .output()
-        .unwrap());
+    let status = succeeded(
+        &w.daemon
+            .docker(&["inspect", "--format", "{{.State.Status}}", id])
+            .output()
+            .unwrap(),
+    );
     let events = w.host.ok(&["events", "--container", id]);
-    ok(w.daemon.docker(&["rm", "-f", id]).output().unwrap());
+    succeeded(&w.daemon.docker(&["rm", "-f", id]).output().unwrap());
     assert_eq!(status.trim(), "running");
     assert!(
         events.contains("prestart myFirstHook (native) exit=0"),
@@ -303,7 +296,7 @@ fn seed_via_hookhost_run(w: &World) {
     // Before the command: the hook's marker is there for the command to print.
     let _ = fs::remove_file(w.marker());
     let mount = w.shared_mount();
-    let out = ok(w.hookhost_run(&[
+    let out = succeeded(&w.hookhost_run(&[
         "--rm",
         "-v",
         &mount,
@@ -330,9 +323,9 @@ fn seed_via_plugin(w: &World) {
         cmd.env("HOOKHOST_ROOT", w.host.root()).stdin(Stdio::null());
         cmd.output().unwrap()
     };
-    let help = ok(docker(&["--help"]));
+    let help = succeeded(&docker(&["--help"]));
     assert!(help.contains("hook*"), "plugin not listed: {help}");
-    let created = ok(docker(&[
+    let created = succeeded(&docker(&[
         "hook",
         "create",
         "--type",
@@ -341,20 +334,23 @@ fn seed_via_plugin(w: &World) {
         "/bin/true",
     ]));
     assert_eq!(created.trim(), "viaPlugin");
-    let ls = ok(docker(&["hook", "ls"]));
+    let ls = succeeded(&docker(&["hook", "ls"]));
     assert!(
         ls.contains("myFirstHook") && ls.contains("viaPlugin"),
         "{ls}"
     );
     let inspect: Value =
-        serde_json::from_str(&ok(docker(&["hook", "inspect", "viaPlugin"]))).unwrap();
+        serde_json::from_str(&succeeded(&docker(&["hook", "inspect", "viaPlugin"]))).unwrap();
     assert_eq!(inspect[0]["Type"], "poststop");
-    assert_eq!(ok(docker(&["hook", "rm", "viaPlugin"])).trim(), "viaPlugin");
+    assert_eq!(
+        succeeded(&docker(&["hook", "rm", "viaPlugin"])).trim(),
+        "viaPlugin"
+    );
 
     // `docker -H … hook run`: Docker's global flag comes before the plugin name.
     let _ = fs::remove_file(w.marker());
     let mount = w.shared_mount();
-    let out = ok(docker(&[
+    let out = succeeded(&docker(&[
         "hook",
         "run",
         "--rm",
@@ -372,20 +368,21 @@ fn seed_via_plugin(w: &World) {
 }
 
 fn bridge_network_hook_stays_first(w: &World) {
-    let id = ok(w.hookhost_run(&["-d", "--add-hook", "rec", "busybox", "top"]));
+    let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", "rec", "busybox", "top"]));
     let id = id.trim();
     let config = w.daemon.bundle_config(id);
-    let status = ok(w
-        .daemon
-        .docker(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.NetworkSettings.IPAddress}}",
-            id,
-        ])
-        .output()
-        .unwrap());
-    ok(w.daemon.docker(&["rm", "-f", id]).output().unwrap());
+    let status = succeeded(
+        &w.daemon
+            .docker(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.NetworkSettings.IPAddress}}",
+                id,
+            ])
+            .output()
+            .unwrap(),
+    );
+    succeeded(&w.daemon.docker(&["rm", "-f", id]).output().unwrap());
     let prestart = config["hooks"]["prestart"].as_array().unwrap();
     assert_eq!(prestart.len(), 2, "{prestart:?}");
     assert_eq!(prestart[0]["args"][0], "libnetwork-setkey");
@@ -440,16 +437,16 @@ fn rm_runs_poststop(w: &World) {
         &name,
         script.to_str().unwrap(),
     ]);
-    let id = ok(w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
+    let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
     assert!(!done.exists(), "poststop ran while the container runs");
-    ok(w.daemon.docker(&["rm", "-f", id.trim()]).output().unwrap());
+    succeeded(&w.daemon.docker(&["rm", "-f", id.trim()]).output().unwrap());
     wait_for("the poststop hook", Duration::from_secs(30), || {
         done.exists()
     });
 }
 
 fn selection_env_is_hidden(w: &World) {
-    let env = ok(w.hookhost_run(&[
+    let env = succeeded(&w.hookhost_run(&[
         "--rm",
         "--add-hook",
         "rec",

@@ -295,7 +295,7 @@ fn run_with_hook(stage: &str, body: &str) -> (bool, String, String) {
     let script = host.script("hook.sh", body);
     host.ok(&["create", "--type", stage, "h", script.to_str().unwrap()]);
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&["inject", "--bundle", bundle.path_str(), "--add-hook", "h"]);
+    host.inject(&bundle, &["h"]);
     let out = runc.run(&bundle, &unique("misbehave"));
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }

@@ -23,13 +23,7 @@ fn seed_workflow_runs_ls_with_registered_and_added_args() {
     host.ok(common::SEED_CREATE);
 
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        r#"myFirstHook:["/tmp/b","/tmp/c"]"#,
-    ]);
+    host.inject(&bundle, &[r#"myFirstHook:["/tmp/b","/tmp/c"]"#]);
     let id = unique("seed");
     let out = runc.run(&bundle, &id);
     assert!(
@@ -46,13 +40,10 @@ fn seed_workflow_runs_ls_with_registered_and_added_args() {
 
     // Same hook, an argument that does not exist: ls fails, runc says why, no container.
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        r#"myFirstHook:["/tmp/b","/tmp/no-such-dir-for-hookhost"]"#,
-    ]);
+    host.inject(
+        &bundle,
+        &[r#"myFirstHook:["/tmp/b","/tmp/no-such-dir-for-hookhost"]"#],
+    );
     let out = runc.run(&bundle, &unique("seed"));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -89,13 +80,7 @@ fn hook_gets_args_env_and_runs_before_the_command() {
         "rec",
         script.to_str().unwrap(),
     ]);
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        r#"rec:["/tmp/b","/tmp/c"]"#,
-    ]);
+    host.inject(&bundle, &[r#"rec:["/tmp/b","/tmp/c"]"#]);
     let out = runc.run(&bundle, &unique("order"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     // args[0] ("ls") became argv0 (a script sees its own path as $0), the rest are its arguments.

@@ -147,26 +147,14 @@ fn pin_records_the_digest_and_the_stage_runner_refuses_a_changed_binary() {
 
     // Unchanged: the container starts.
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "pinned",
-    ]);
+    host.inject(&bundle, &["pinned"]);
     let out = runc.run(&bundle, &unique("pin-ok"));
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Changed after registration: refused by the stage runner, container not started.
     fs::write(&hook, "#!/bin/sh\necho evil >&2\n").unwrap();
     let bundle = Bundle::new("echo container-ran");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        "pinned",
-    ]);
+    host.inject(&bundle, &["pinned"]);
     let out = runc.run(&bundle, &unique("pin-changed"));
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");

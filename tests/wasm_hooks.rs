@@ -69,13 +69,7 @@ fn hosts_entry_adds_lines_to_the_containers_etc_hosts() {
         path(&module),
     ]);
     let bundle = Bundle::new("cat /etc/hosts");
-    host.ok(&[
-        "inject",
-        "--bundle",
-        bundle.path_str(),
-        "--add-hook",
-        r#"hosts:["cache=10.0.0.6"]"#,
-    ]);
+    host.inject(&bundle, &[r#"hosts:["cache=10.0.0.6"]"#]);
     let out = runc.run(&bundle, &unique("hosts"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let hosts = text(&out.stdout);
