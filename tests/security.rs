@@ -142,7 +142,7 @@ fn pin_records_the_digest_and_the_stage_runner_refuses_a_changed_binary() {
     let digest = view[0]["Digest"].as_str().unwrap().to_string();
     assert_eq!(
         digest,
-        hookhost::registry::sha256_hex(&fs::read(&hook).unwrap())
+        hookhost_exec::fs::sha256_hex(&fs::read(&hook).unwrap())
     );
 
     // Unchanged: the container starts.
@@ -272,7 +272,7 @@ fn a_wasm_hook_sees_only_the_environment_it_was_given() {
 /// round trip. Fixed by serde_json's `float_roundtrip` feature.
 #[test]
 fn state_round_trip_keeps_unknown_numbers_exact() {
-    use hookhost::state::State;
+    use hookhost_types::State;
     let input =
         br#"{"id":"x","sa":{"n":111111111111111111111111111111111111111111111000000000111}}"#;
     let state = State::parse(input).unwrap();

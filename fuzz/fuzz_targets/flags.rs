@@ -1,8 +1,8 @@
 //! `--memory`, `--fuel` and `--allow-dir` values.
 #![no_main]
 
-use hookhost::grants::DirGrant;
-use hookhost::limits::{parse_fuel, parse_size};
+use hookhost_core::grants::DirGrant;
+use hookhost_exec::limits::{parse_fuel, parse_size};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &str| {

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use hookhost::hook::{HookKind, HookSpec, Stage};
-use hookhost::inject::{BundleConfig, SelfCall};
-use hookhost::plan::{ContainerPlan, PlannedHook};
+use hookhost_core::hook::{HookKind, HookSpec, Stage};
+use hookhost_core::bundle::{BundleConfig, SelfCall};
+use hookhost_core::plan::{ContainerPlan, PlannedHook};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
             let new = &new_hooks[stage];
             match (old, new) {
                 (Value::Array(old), Value::Array(new)) => {
-                    let own = |e: &Value| hookhost::inject::own_plan(e).is_some();
+                    let own = |e: &Value| hookhost_core::bundle::own_plan(e).is_some();
                     let kept: Vec<&Value> = new.iter().filter(|e| !own(e)).collect();
                     let old_kept: Vec<&Value> = old.iter().filter(|e| !own(e)).collect();
                     assert!(kept.starts_with(&old_kept), "stage {stage}: engine hooks lost or moved");

@@ -2,8 +2,8 @@
 //! names may come out, whatever the text.
 #![no_main]
 
-use hookhost::hook::validate_name;
-use hookhost::plan::Selection;
+use hookhost_core::hook::validate_name;
+use hookhost_core::plan::Selection;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &str| {

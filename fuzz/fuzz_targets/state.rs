@@ -1,7 +1,7 @@
 //! The OCI state on a hook's stdin: parse, and what parses re-serialises and parses equal.
 #![no_main]
 
-use hookhost::state::State;
+use hookhost_types::State;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,18 +7,14 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-use crate::state::{Stage, State};
-
-/// Where hookhost mounts the bundle (`--allow-bundle`) and the rootfs (`--allow-rootfs`).
-pub const BUNDLE_DIR: &str = "/bundle";
-pub const ROOTFS_DIR: &str = "/rootfs";
+use hookhost_types::{BUNDLE_GUEST, ROOTFS_GUEST, STAGE_ENV, Stage, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
     #[error("cannot read the container state from stdin: {0}")]
     ReadState(#[source] std::io::Error),
-    #[error("the container state on stdin is not valid OCI state JSON: {0}")]
-    ParseState(#[source] serde_json::Error),
+    #[error(transparent)]
+    ParseState(#[from] StateError),
     #[error("cannot read {path}: {source} (was the hook registered with --allow-bundle?)")]
     BundleConfig {
         path: PathBuf,
@@ -53,7 +49,7 @@ impl Hook {
         std::io::stdin()
             .read_to_string(&mut stdin)
             .map_err(GuestError::ReadState)?;
-        let state = State::from_json(&stdin).map_err(GuestError::ParseState)?;
+        let state = State::parse(stdin.as_bytes())?;
         Ok(Hook::new(state)
             .with_args(std::env::args())
             .with_env(std::env::vars()))
@@ -66,8 +62,8 @@ impl Hook {
             stage: None,
             args: Vec::new(),
             env: BTreeMap::new(),
-            bundle_dir: PathBuf::from(BUNDLE_DIR),
-            rootfs_dir: PathBuf::from(ROOTFS_DIR),
+            bundle_dir: PathBuf::from(BUNDLE_GUEST),
+            rootfs_dir: PathBuf::from(ROOTFS_GUEST),
         }
     }
 
@@ -76,13 +72,13 @@ impl Hook {
         self
     }
 
-    /// Sets the environment; the stage is read from its `HOOKHOST_STAGE`.
+    /// Sets the environment; the stage is read from its stage variable (`HOOKHOST_STAGE`).
     pub fn with_env<K: Into<String>, V: Into<String>>(
         mut self,
         env: impl IntoIterator<Item = (K, V)>,
     ) -> Hook {
         self.env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self.stage = self.env.get("HOOKHOST_STAGE").and_then(|s| s.parse().ok());
+        self.stage = self.env.get(STAGE_ENV).and_then(|s| s.parse().ok());
         self
     }
 
@@ -172,11 +168,22 @@ mod tests {
     fn args_env_and_stage() {
         let hook = hook()
             .with_args(["prog", "a", "b"])
-            .with_env([("HOOKHOST_STAGE", "poststart"), ("X", "1")]);
+            .with_env([(STAGE_ENV, "poststart"), ("X", "1")]);
         assert_eq!(hook.extra_args(), ["a", "b"]);
         assert_eq!(hook.stage, Some(Stage::Poststart));
         assert_eq!(hook.var("X"), Some("1"));
         assert!(Hook::new(State::default()).extra_args().is_empty());
+    }
+
+    /// The host accepts a state without `ociVersion` and `status` (only `id` is required), and
+    /// so must a guest: both parse it with the one `hookhost_types::State`.
+    #[test]
+    fn a_state_without_version_or_status_is_accepted() {
+        let state = State::parse(br#"{"id":"c1","bundle":"/b"}"#).unwrap();
+        let hook = Hook::new(state).with_env([(STAGE_ENV, "createRuntime")]);
+        assert_eq!(hook.state.id, "c1");
+        assert_eq!(hook.state.status, "");
+        assert_eq!(hook.stage, Some(Stage::CreateRuntime));
     }
 
     #[test]

@@ -18,14 +18,15 @@
 //! a [`Hook`] by hand and pointing it at temporary directories.
 
 mod hook;
-mod state;
 pub mod time;
 
 use std::process::ExitCode;
 
-pub use hook::{BUNDLE_DIR, GuestError, Hook, ROOTFS_DIR};
+pub use hook::{GuestError, Hook};
+pub use hookhost_types::{
+    BUNDLE_GUEST, HookKind, ROOTFS_GUEST, STAGE_ENV, Stage, State, StateError, UnknownStage,
+};
 pub use oci_spec;
-pub use state::{Stage, State, UnknownStage};
 
 /// Compiles the README's example hook as a doctest.
 #[cfg(doctest)]

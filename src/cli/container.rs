@@ -9,14 +9,15 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use super::{Cli, parse};
-use hookhost::events::{self, Event, Filter};
-use hookhost::exec::{self, Outcome, RunContext};
-use hookhost::hook::Stage;
-use hookhost::hookspec::SpecFile;
-use hookhost::inject::{BundleConfig, SelfCall};
-use hookhost::plan::{ContainerPlan, PlannedHook, Selection, StagePlan};
-use hookhost::registry::Registry;
-use hookhost::state::State;
+use hookhost_core::bundle::{BundleConfig, SelfCall};
+use hookhost_core::events::{self, Event, Filter};
+use hookhost_core::exec::Outcome;
+use hookhost_core::hook::Stage;
+use hookhost_core::hookspec::SpecFile;
+use hookhost_core::plan::{ContainerPlan, PlannedHook, Selection, StagePlan};
+use hookhost_core::registry::Registry;
+use hookhost_core::run::{self as exec, RunContext};
+use hookhost_types::State;
 
 /// Attach hooks to an OCI bundle by editing its config.json.
 ///
@@ -99,7 +100,7 @@ pub struct TryArgs {
 fn parse_stage(value: &str) -> Result<Stage, String> {
     value
         .parse()
-        .map_err(|e: hookhost::hook::UnknownStage| e.to_string())
+        .map_err(|e: hookhost_core::hook::UnknownStage| e.to_string())
 }
 
 /// Builds a container's plan from `--add-hook` selections and an optional spec file.
@@ -116,7 +117,7 @@ pub fn build_plan(
     if let Some(file) = hook_spec {
         plan.add_spec_file(&SpecFile::load(file)?);
     }
-    hookhost::plan::check_runnable(&plan)?;
+    hookhost_core::plan::check_runnable(&plan)?;
     Ok(plan)
 }
 
@@ -165,7 +166,7 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
     std::io::stdin()
         .read_to_end(&mut state)
         .context("cannot read the container state from stdin")?;
-    let report = hookhost::stage::run(args.stage, &plan, &state)?;
+    let report = hookhost_core::stage::run(args.stage, &plan, &state)?;
     for warning in &report.warnings {
         eprintln!("Warning: {warning}");
     }
@@ -207,6 +208,7 @@ fn try_state(args: &TryArgs, stage: Stage) -> anyhow::Result<Vec<u8>> {
                 "hookhost-try",
                 stage.status(),
                 bundle,
+                std::process::id(),
             ))?)
         }
     }
@@ -254,7 +256,7 @@ fn print_try(
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
-    let file = hookhost::paths::Paths::new(cli.root()).events_file();
+    let file = hookhost_core::paths::Paths::new(cli.root()).events_file();
     let filter = Filter {
         container: args.container.clone(),
         since: args.since,

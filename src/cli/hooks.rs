@@ -8,12 +8,12 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{Cli, parse, report};
-use hookhost::define::{self, Definition};
-use hookhost::grants::{Access, DirGrant, Grants};
-use hookhost::hook::{Hook, Stage};
-use hookhost::limits::{self, WasmLimits};
-use hookhost::listarg::{self, Split};
-use hookhost::when::When;
+use hookhost_core::define::{self, Definition};
+use hookhost_core::exec::limits::{self, WasmLimits};
+use hookhost_core::grants::{Access, DirGrant, Grants};
+use hookhost_core::hook::{Hook, Stage};
+use hookhost_core::listarg::{self, Split};
+use hookhost_core::when::When;
 
 /// Flags whose values are lists the shell may have split at spaces.
 pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];

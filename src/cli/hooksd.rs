@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::Cli;
-use hookhost::registry::Registry;
+use hookhost_core::registry::Registry;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -57,7 +57,7 @@ pub fn export(cli: &Cli, command: &ExportCommand) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
-    let report = hookhost::hooksd::export(&registry, &args.dir, &exe, &root)?;
+    let report = hookhost_engines::hooksd::export(&registry, &args.dir, &exe, &root)?;
     for file in &report.written {
         println!("{}", file.display());
     }
@@ -81,7 +81,7 @@ pub fn export(cli: &Cli, command: &ExportCommand) -> anyhow::Result<ExitCode> {
 pub fn import(cli: &Cli, command: &ImportCommand) -> anyhow::Result<ExitCode> {
     let ImportCommand::Hooksd(args) = command;
     let registry: Registry = cli.registry()?;
-    let report = hookhost::hooksd::import(&registry, &args.dir)?;
+    let report = hookhost_engines::hooksd::import(&registry, &args.dir)?;
     for name in &report.imported {
         println!("{name}");
     }

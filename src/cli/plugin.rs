@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use hookhost::docker::plugin::{self, PluginCall};
+use hookhost_engines::docker::plugin::{self, PluginCall};
 
 const USAGE: &str = "Usage:  docker hook COMMAND
 

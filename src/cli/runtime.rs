@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use hookhost::config::{Config, LogLevel};
-use hookhost::paths::ROOT_ENV;
-use hookhost::runtime::argv::RuncCall;
-use hookhost::runtime::log::{self, Level, LogFormat};
-use hookhost::runtime::wrapper::{self, Injected, Wrapper};
+use hookhost_core::config::{Config, LogLevel};
+use hookhost_core::paths::ROOT_ENV;
+use hookhost_engines::runtime::argv::RuncCall;
+use hookhost_engines::runtime::log::{self, Level, LogFormat};
+use hookhost_engines::runtime::wrapper::{self, Injected, Wrapper};
 
 /// Run as an OCI runtime (runc-compatible): inject this container's hooks on create/run, then
 /// exec the real runtime. Usually called as `hookhost-runtime` by Docker or containerd.

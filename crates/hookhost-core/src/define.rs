@@ -1,0 +1,173 @@
+//! Turning what a user asked for on `hookhost create` into a validated [`Hook`].
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::grants::Grants;
+use crate::hook::{self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, Stage};
+use crate::registry::{Registry, RegistryError};
+use crate::when::When;
+use hookhost_exec::limits::WasmLimits;
+
+#[derive(Debug, Error)]
+pub enum DefineError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("hook path {0:?} must be absolute")]
+    RelativePath(PathBuf),
+    #[error("hook path {path}: {reason}")]
+    BadPath { path: PathBuf, reason: String },
+    #[error("hook path {0} is not executable (chmod +x it, or register a WASM module)")]
+    NotExecutable(PathBuf),
+    #[error("invalid env entry {0:?}: expected KEY=VALUE")]
+    BadEnv(String),
+    #[error("{0}")]
+    WasmOnly(String),
+    #[error("invalid WebAssembly module {path}: {reason}")]
+    BadModule { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
+    #[error(transparent)]
+    Untrusted(#[from] hookhost_exec::fs::Untrusted),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Everything `hookhost create` was given.
+#[derive(Debug, Clone, Default)]
+pub struct Definition {
+    pub name: String,
+    pub path: PathBuf,
+    /// Empty means prestart, as in the seed.
+    pub stages: Vec<Stage>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout: Option<u64>,
+    pub limits: Option<WasmLimits>,
+    pub grants: Option<Grants>,
+    pub when: Option<When>,
+    /// Record the native binary's sha256 so the stage runner refuses it once it changed
+    /// (WASM modules are always pinned).
+    pub pin: bool,
+}
+
+/// Validates a definition; for a WASM module, stores it in the registry. The hook itself is
+/// not registered here: the caller does that, so nothing is registered when validation fails.
+pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
+    hook::validate_name(&def.name)?;
+    if let Some(bad) = def
+        .env
+        .iter()
+        .find(|e| !e.contains('=') || e.starts_with('='))
+    {
+        return Err(DefineError::BadEnv(bad.clone()));
+    }
+    let bytes = read_program(&def.path)?;
+    let kind = if hookhost_exec::wasm::is_wasm(&bytes) {
+        HookKind::Wasm
+    } else {
+        HookKind::Native
+    };
+    let digest = match kind {
+        HookKind::Native => {
+            check_native(&def)?;
+            if def.pin {
+                // Pinning a file another user can replace would pin nothing.
+                hookhost_exec::fs::check_trusted_path(&def.path)?;
+                Some(hookhost_exec::fs::sha256_hex(&bytes))
+            } else {
+                None
+            }
+        }
+        HookKind::Wasm => {
+            if let Some(grants) = &def.grants {
+                grants.validate()?;
+            }
+            Some(store_wasm(&def.path, &bytes, registry)?)
+        }
+    };
+    let args = if def.args.is_empty() {
+        vec![default_argv0(&def, kind)]
+    } else {
+        def.args
+    };
+    Ok(Hook {
+        name: def.name,
+        stages: normalise_stages(def.stages),
+        spec: HookSpec {
+            kind,
+            path: def.path,
+            args,
+            env: def.env,
+            timeout: def.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+            digest,
+            limits: (kind == HookKind::Wasm).then(|| def.limits.unwrap_or_default()),
+            grants: (kind == HookKind::Wasm).then(|| def.grants.unwrap_or_default()),
+        },
+        when: def.when,
+        created: chrono::Utc::now(),
+    })
+}
+
+fn read_program(path: &Path) -> Result<Vec<u8>, DefineError> {
+    if !path.is_absolute() {
+        return Err(DefineError::RelativePath(path.to_path_buf()));
+    }
+    let bad = |reason: String| DefineError::BadPath {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    fs::read(path).map_err(|e| bad(e.to_string()))
+}
+
+fn check_native(def: &Definition) -> Result<(), DefineError> {
+    let mode = fs::metadata(&def.path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0);
+    if mode & 0o111 == 0 {
+        return Err(DefineError::NotExecutable(def.path.clone()));
+    }
+    if def.limits.is_some() || def.grants.is_some() {
+        return Err(DefineError::WasmOnly(format!(
+            "{} is a native executable: --fuel, --memory and --allow-* apply to WASM hooks only",
+            def.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Validates and precompiles the module (so the first container start is fast), then stores
+/// it under its digest.
+fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
+    let cache_dir = registry.paths().cache_dir();
+    hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|e| DefineError::BadModule {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(registry.store_module(bytes)?)
+}
+
+/// argv0 when none is given: what a shell would pass.
+fn default_argv0(def: &Definition, kind: HookKind) -> String {
+    match kind {
+        HookKind::Native => def.path.to_string_lossy().into_owned(),
+        HookKind::Wasm => def.name.clone(),
+    }
+}
+
+/// Spec order, no duplicates, prestart when none was asked for.
+fn normalise_stages(mut stages: Vec<Stage>) -> Vec<Stage> {
+    if stages.is_empty() {
+        return vec![Stage::Prestart];
+    }
+    stages.sort();
+    stages.dedup();
+    stages
+}

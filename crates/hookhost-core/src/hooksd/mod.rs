@@ -1,0 +1,369 @@
+//! Podman/CRI-O hooks.d directories (oci-hooks(5)), read as containers/common `pkg/hooks` does,
+//! and written in the 1.0.0 format.
+//!
+//! Behaviour kept from containers/common:
+//! - only `*.json` files; directories in increasing precedence, a file name in a later directory
+//!   replacing the same name from an earlier one — only when the later file is valid (an invalid
+//!   file is never added, so it does not mask anything);
+//! - `version` `"1.0.0"` is the current format, absent/`""`/`"0.1.0"` the legacy one;
+//! - JSON property names match case-insensitively (Go's `encoding/json`); stage names do not;
+//! - matching hooks are ordered by lower-cased file name.
+//!
+//! Stricter than containers/common, each reported as an error naming the file: a relative hook
+//! path (the OCI spec requires absolute), a hook path that does not exist (containers/common
+//! drops such a file silently), a timeout ≤ 0, a file with no condition at all (it could never
+//! run), and Podman's extension stage `precreate`, which has no OCI equivalent here.
+//! Duplicate stages in one file are kept once.
+
+mod v010;
+mod v1;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Hook;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::hook::Stage;
+use crate::when::{ContainerFacts, When, WhenError};
+
+pub use v010::Legacy;
+
+/// The conventional directories, in increasing precedence.
+pub const DEFAULT_DIRS: [&str; 2] = [
+    "/usr/share/containers/oci/hooks.d",
+    "/etc/containers/oci/hooks.d",
+];
+
+/// One valid hooks.d file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HooksdHook {
+    /// The file stem (`oci-systemd-hook` for `oci-systemd-hook.json`).
+    pub name: String,
+    pub file: PathBuf,
+    pub hook: Hook,
+    /// In file order, without duplicates.
+    pub stages: Vec<Stage>,
+    pub condition: Condition,
+}
+
+/// The conditions of a hooks.d file: 1.0.0 conditions are AND-ed, 0.1.0 ones OR-ed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    V1(When),
+    Legacy(Legacy),
+}
+
+impl Condition {
+    pub fn matches(&self, facts: &ContainerFacts) -> bool {
+        match self {
+            Condition::V1(when) => when.matches(facts),
+            Condition::Legacy(legacy) => legacy.matches(facts),
+        }
+    }
+
+    /// The same condition as a 1.0.0 `When`, when one exists (always for 1.0.0; for 0.1.0 only
+    /// when at most one kind of condition is set, since `When` cannot express OR).
+    pub fn to_when(&self) -> Option<When> {
+        match self {
+            Condition::V1(when) => Some(when.clone()),
+            Condition::Legacy(legacy) => legacy.to_when(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Condition::V1(when) => when.is_empty(),
+            Condition::Legacy(legacy) => legacy.is_empty(),
+        }
+    }
+}
+
+/// A file or directory that could not be used, and why.
+#[derive(Debug, Error)]
+#[error("{}: {kind}", path.display())]
+pub struct HooksdError {
+    pub path: PathBuf,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Error)]
+pub enum ErrorKind {
+    #[error("cannot read: {0}")]
+    Io(#[source] io::Error),
+    #[error("invalid JSON: {0}")]
+    Syntax(#[source] serde_json::Error),
+    #[error("not a hook definition: {0}")]
+    Shape(#[source] serde_json::Error),
+    #[error("unrecognized hook version {0:?} (expected \"1.0.0\", \"0.1.0\" or none)")]
+    Version(String),
+    #[error("missing required property: {0}")]
+    Missing(&'static str),
+    #[error("cannot set both '{0}' and '{1}'")]
+    Both(&'static str, &'static str),
+    #[error("hook path {0:?} is not absolute")]
+    RelativePath(String),
+    #[error("hook path {path:?} is unusable: {source}")]
+    PathNotFound {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unknown stage {stage:?}{hint} (valid: {})", Stage::names().join(", "))]
+    UnknownStage { stage: String, hint: String },
+    #[error("hook timeout {0} must be greater than zero")]
+    Timeout(i64),
+    #[error("no condition is set, so the hook would never run (use \"always\": true)")]
+    NoCondition,
+    #[error(transparent)]
+    When(#[from] WhenError),
+}
+
+/// Everything read from a list of directories: the valid hooks, ordered by lower-cased file name,
+/// and the problems, each naming its file.
+#[derive(Debug, Default)]
+pub struct HooksdSet {
+    pub hooks: Vec<HooksdHook>,
+    pub errors: Vec<HooksdError>,
+}
+
+impl HooksdSet {
+    /// The hooks to run for this container at this stage, in injection order.
+    pub fn matching(&self, facts: &ContainerFacts, stage: Stage) -> Vec<&HooksdHook> {
+        self.hooks
+            .iter()
+            .filter(|h| h.stages.contains(&stage) && h.condition.matches(facts))
+            .collect()
+    }
+}
+
+/// Reads hooks.d directories given in increasing precedence. A missing directory is skipped;
+/// every unusable file is reported and skipped without hiding the others.
+pub fn read_dirs(dirs: &[PathBuf]) -> HooksdSet {
+    let mut by_file_name = BTreeMap::new();
+    let mut errors = Vec::new();
+    for dir in dirs {
+        read_dir_into(dir, &mut by_file_name, &mut errors);
+    }
+    let mut hooks: Vec<(String, HooksdHook)> = by_file_name.into_iter().collect();
+    // containers/common sorts by lower-cased file name; ties (names differing only in case) are
+    // unordered there, here broken by the exact name so the order is stable.
+    hooks.sort_by(|(a, _), (b, _)| (a.to_lowercase(), a).cmp(&(b.to_lowercase(), b)));
+    HooksdSet {
+        hooks: hooks.into_iter().map(|(_, hook)| hook).collect(),
+        errors,
+    }
+}
+
+fn read_dir_into(
+    dir: &Path,
+    hooks: &mut BTreeMap<String, HooksdHook>,
+    errors: &mut Vec<HooksdError>,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => return errors.push(error(dir, ErrorKind::Io(e))),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                errors.push(error(dir, ErrorKind::Io(e)));
+                continue;
+            }
+        };
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !file_name.ends_with(".json") {
+            continue;
+        }
+        match read_file(&entry.path()) {
+            Ok(hook) => {
+                hooks.insert(file_name, hook);
+            }
+            // The file vanished between listing and reading: containers/common ignores it too.
+            Err(HooksdError {
+                path,
+                kind: ErrorKind::Io(e),
+            }) if e.kind() == io::ErrorKind::NotFound && path == entry.path() => {}
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+fn error(path: &Path, kind: ErrorKind) -> HooksdError {
+    HooksdError {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// Reads and validates one hooks.d file, including that its hook path exists.
+pub fn read_file(path: &Path) -> Result<HooksdHook, HooksdError> {
+    let bytes = std::fs::read(path).map_err(|e| error(path, ErrorKind::Io(e)))?;
+    let hook = parse(path, &bytes).map_err(|kind| error(path, kind))?;
+    std::fs::metadata(hook.hook.path()).map_err(|source| {
+        let path_str = hook.hook.path().to_string_lossy().into_owned();
+        error(
+            path,
+            ErrorKind::PathNotFound {
+                path: path_str,
+                source,
+            },
+        )
+    })?;
+    Ok(hook)
+}
+
+/// Parses and validates a hooks.d document (no filesystem access). `file` gives the name.
+pub fn parse(file: &Path, bytes: &[u8]) -> Result<HooksdHook, ErrorKind> {
+    let value: Value = serde_json::from_slice(bytes).map_err(ErrorKind::Syntax)?;
+    let object = fold_keys(value, TOP_LEVEL_KEYS)?;
+    let parsed = match version(&object)? {
+        Format::V1 => v1::parse(object)?,
+        Format::Legacy => v010::parse(object)?,
+    };
+    validate(&parsed)?;
+    Ok(HooksdHook {
+        name: stem(file),
+        file: file.to_path_buf(),
+        hook: parsed.hook,
+        stages: parsed.stages,
+        condition: parsed.condition,
+    })
+}
+
+fn stem(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".json").unwrap_or(&name).to_string()
+}
+
+/// What a version-specific reader produces before common validation.
+struct Parsed {
+    hook: Hook,
+    stages: Vec<Stage>,
+    condition: Condition,
+}
+
+enum Format {
+    V1,
+    Legacy,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "hook",
+    "when",
+    "stages",
+    "stage",
+    "arguments",
+    "cmds",
+    "cmd",
+    "annotations",
+    "annotation",
+    "hasbindmounts",
+];
+
+fn version(object: &Map<String, Value>) -> Result<Format, ErrorKind> {
+    match object.get("version") {
+        None | Some(Value::Null) => Ok(Format::Legacy),
+        Some(Value::String(v)) if v.is_empty() || v == "0.1.0" => Ok(Format::Legacy),
+        Some(Value::String(v)) if v == "1.0.0" => Ok(Format::V1),
+        Some(other) => Err(ErrorKind::Version(match other {
+            Value::String(v) => v.clone(),
+            v => v.to_string(),
+        })),
+    }
+}
+
+/// Renames the keys of a JSON object that equal a known property name ignoring ASCII case to
+/// that name, as Go's `encoding/json` matches struct fields; a later duplicate wins, as in Go.
+/// Also checks that the value is an object.
+fn fold_keys(value: Value, known: &[&str]) -> Result<Map<String, Value>, ErrorKind> {
+    let Value::Object(object) = value else {
+        return Err(ErrorKind::Shape(serde::de::Error::custom(format!(
+            "expected a JSON object, found {value}"
+        ))));
+    };
+    let mut folded = Map::new();
+    for (key, v) in object {
+        let name = known
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(&key))
+            .map_or(key, |k| k.to_string());
+        folded.insert(name, v);
+    }
+    Ok(folded)
+}
+
+/// Folds the keys of a nested object (`hook`, `when`) in place; non-objects are left for serde
+/// to reject with a precise message.
+fn fold_nested(
+    object: &mut Map<String, Value>,
+    key: &str,
+    known: &[&str],
+) -> Result<(), ErrorKind> {
+    if let Some(inner) = object.get_mut(key).filter(|v| v.is_object()) {
+        *inner = Value::Object(fold_keys(inner.take(), known)?);
+    }
+    Ok(())
+}
+
+/// Stage names as hooks.d spells them: exact OCI camelCase (containers/common compares strings).
+fn parse_stages(names: Vec<String>) -> Result<Vec<Stage>, ErrorKind> {
+    let mut stages = Vec::new();
+    for name in names {
+        let stage = Stage::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| unknown_stage(&name))?;
+        if !stages.contains(&stage) {
+            stages.push(stage);
+        }
+    }
+    // A hook with no stage could never run (found by fuzzing: `"stages": []` was accepted).
+    if stages.is_empty() {
+        return Err(ErrorKind::Missing("stages"));
+    }
+    Ok(stages)
+}
+
+fn unknown_stage(name: &str) -> ErrorKind {
+    let hint = match name.parse::<Stage>() {
+        Ok(s) => format!(
+            " (stage names are case-sensitive: did you mean {s:?}?)",
+            s = s.as_str()
+        ),
+        Err(_) if name == "precreate" => " (a Podman-only extension stage)".to_string(),
+        Err(_) => String::new(),
+    };
+    ErrorKind::UnknownStage {
+        stage: name.to_string(),
+        hint,
+    }
+}
+
+fn validate(parsed: &Parsed) -> Result<(), ErrorKind> {
+    let path = parsed.hook.path();
+    if path.as_os_str().is_empty() {
+        return Err(ErrorKind::Missing("hook.path"));
+    }
+    if !path.is_absolute() {
+        return Err(ErrorKind::RelativePath(path.to_string_lossy().into_owned()));
+    }
+    if let Some(timeout) = parsed.hook.timeout().filter(|t| *t <= 0) {
+        return Err(ErrorKind::Timeout(timeout));
+    }
+    if parsed.condition.is_empty() {
+        return Err(ErrorKind::NoCondition);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

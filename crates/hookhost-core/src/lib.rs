@@ -1,0 +1,27 @@
+//! hookhost's core: what a hook is ([`hook`], [`when`], [`grants`]), where hooks are kept
+//! ([`registry`], [`define`]), which hooks a container gets ([`select`], one engine for every
+//! source, and the [`plan`] it builds), how a bundle carries them ([`bundle`]: config.json and
+//! the plan file), and how a stage runs them ([`stage`], [`run`], [`events`]).
+//!
+//! Dependencies point one way: `hookhost-types` ← `hookhost-exec` ← this crate ←
+//! `hookhost-engines` ← the `hookhost` binary. Nothing here prints.
+
+pub mod bundle;
+pub mod config;
+pub mod define;
+pub mod events;
+pub mod grants;
+pub mod hook;
+pub mod hooksd;
+pub mod hookspec;
+pub mod listarg;
+pub mod paths;
+pub mod plan;
+pub mod registry;
+pub mod run;
+pub mod select;
+pub mod stage;
+pub mod when;
+
+pub use hookhost_exec as exec;
+pub use hookhost_types as types;

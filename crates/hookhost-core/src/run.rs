@@ -1,0 +1,205 @@
+//! Running one planned hook against one container: resolves what the executor needs (a pinned
+//! binary checked, a WASM hook's grants resolved against this container, its module and cache
+//! checked for trust, the stage variable added) and hands it to `hookhost-exec`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hookhost_exec::fs::{self as hfs, Untrusted};
+use hookhost_exec::native::{self, NativeCommand, NativeError};
+use hookhost_exec::wasm::{self, Stop, WasmError, WasmInvocation};
+use hookhost_exec::{Exit, OUTPUT_LIMIT, Outcome, pick_output, split_env};
+use hookhost_types::{STAGE_ENV, Stage, State};
+use thiserror::Error;
+
+use crate::grants::{GrantError, rootfs_of_bundle};
+use crate::hook::HookKind;
+use crate::paths::Paths;
+use crate::plan::PlannedHook;
+
+#[cfg(test)]
+mod tests_examples;
+#[cfg(test)]
+mod tests_grants;
+
+/// Why a hook could not run to its end.
+#[derive(Debug, Error)]
+pub enum ExecError {
+    /// The native process could not run or was stopped.
+    #[error(transparent)]
+    Native(#[from] NativeError),
+    /// The WASM guest was stopped by a limit or a trap.
+    #[error("{stop}{output}")]
+    WasmStopped {
+        /// What stopped it.
+        stop: Stop,
+        /// `: ` and what it wrote, or nothing.
+        output: String,
+    },
+    /// The WASM hook could not be loaded or set up.
+    #[error(transparent)]
+    Wasm(WasmError),
+    /// A WASM hook planned without its module's digest.
+    #[error("no module digest recorded")]
+    NoDigest,
+    /// A grant could not be resolved against this container.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// A file that decides what runs is writable by others.
+    #[error(transparent)]
+    Untrusted(#[from] Untrusted),
+    /// A pinned binary could not be read.
+    #[error("cannot read pinned hook {}", path.display())]
+    ReadPinned {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pinned binary changed since it was registered.
+    #[error(
+        "pinned hook {} has changed since it was registered (sha256 {actual}, registered \
+         {expected}); refusing to run it. If the change is intended, register it again with \
+         `hookhost rm` and `hookhost create --pin`", path.display()
+    )]
+    PinMismatch {
+        /// The binary.
+        path: PathBuf,
+        /// The registered sha256.
+        expected: String,
+        /// What it is now.
+        actual: String,
+    },
+}
+
+impl From<WasmError> for ExecError {
+    fn from(error: WasmError) -> Self {
+        match error {
+            WasmError::Stopped {
+                stop,
+                stdout,
+                stderr,
+                ..
+            } => {
+                let output = pick_output(&stdout, &stderr);
+                let output = if output.is_empty() {
+                    output
+                } else {
+                    format!(": {output}")
+                };
+                ExecError::WasmStopped { stop, output }
+            }
+            other => ExecError::Wasm(other),
+        }
+    }
+}
+
+/// What a hook run can see of its container.
+pub struct RunContext<'a> {
+    /// The stage being run.
+    pub stage: Stage,
+    /// The state exactly as the runtime sent it, passed on unchanged.
+    pub state_json: &'a [u8],
+    /// The same, parsed.
+    pub state: &'a State,
+    /// The registry root: WASM modules and their compile cache.
+    pub root: &'a Path,
+}
+
+/// Runs one hook to its end (or its limit).
+pub fn run(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+    match hook.spec.kind {
+        HookKind::Native => native_hook(hook, ctx),
+        HookKind::Wasm => wasm_hook(hook, ctx),
+    }
+}
+
+fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+    let spec = &hook.spec;
+    if let Some(digest) = &spec.digest {
+        verify_pinned(&spec.path, digest)?;
+    }
+    let mut env = spec.env.clone();
+    env.push(format!("{STAGE_ENV}={}", ctx.stage));
+    let command = NativeCommand {
+        path: &spec.path,
+        args: &spec.args,
+        env: &env,
+        timeout: Duration::from_secs(spec.timeout),
+    };
+    Ok(native::run(&command, ctx.state_json)?)
+}
+
+/// A pinned native hook runs only while it is the file that was registered: unchanged, and
+/// writable by nobody but root (so nobody else can change it between this check and the exec).
+fn verify_pinned(path: &Path, digest: &str) -> Result<(), ExecError> {
+    hfs::check_trusted_path(path)?;
+    let bytes = std::fs::read(path).map_err(|source| ExecError::ReadPinned {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let actual = hfs::sha256_hex(&bytes);
+    if actual != digest {
+        return Err(ExecError::PinMismatch {
+            path: path.to_path_buf(),
+            expected: digest.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The module and the compile cache decide what code runs: refuse them when another user could
+/// have written them (missing ones are reported by the WASM runner itself).
+fn check_wasm_files(module: &Path, cache: &Path) -> Result<(), ExecError> {
+    for path in [module, cache] {
+        if path.exists() {
+            hfs::check_trusted_path(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a WASM hook with the grants its registration fixed, resolved against this container.
+fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+    let spec = &hook.spec;
+    let digest = spec.digest.as_deref().ok_or(ExecError::NoDigest)?;
+    let grants = spec.grants.clone().unwrap_or_default();
+    let limits = spec.limits.clone().unwrap_or_default();
+    let bundle = (!ctx.state.bundle.as_os_str().is_empty()).then_some(ctx.state.bundle.as_path());
+    let rootfs = match (grants.rootfs, bundle) {
+        (Some(_), Some(bundle)) => Some(rootfs_of_bundle(bundle)?),
+        _ => None,
+    };
+    let resolved = grants.resolve(bundle, rootfs.as_deref(), |name| std::env::var(name).ok())?;
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|pair| split_env(pair)).collect();
+    env.extend(resolved.env);
+    env.push((STAGE_ENV.into(), ctx.stage.as_str().into()));
+    let paths = Paths::new(ctx.root);
+    let module_path = paths.module_file(digest);
+    let cache_dir = paths.cache_dir();
+    check_wasm_files(&module_path, &cache_dir)?;
+    let invocation = WasmInvocation {
+        module_path: &module_path,
+        digest,
+        cache_dir: &cache_dir,
+        args: &spec.args,
+        env: &env,
+        stdin: ctx.state_json,
+        preopens: &resolved.preopens,
+        limits: &limits,
+        timeout: Duration::from_secs(spec.timeout),
+        output_limit: OUTPUT_LIMIT,
+    };
+    let started = Instant::now();
+    let out = wasm::run(&invocation)?;
+    Ok(Outcome {
+        exit: Exit::Code(out.exit_code),
+        stdout: out.stdout,
+        stderr: out.stderr,
+        truncated: out.truncated,
+        duration: started.elapsed(),
+        fuel_used: Some(out.fuel_used),
+    })
+}

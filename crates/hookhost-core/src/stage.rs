@@ -1,0 +1,113 @@
+//! `hookhost stage STAGE`: what the runtime calls. Runs one container's hooks for one stage, in
+//! order, with the runtime-spec's failure rules, and records each run in the audit trail.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use thiserror::Error;
+
+use hookhost_exec::{Exit, Outcome};
+use hookhost_types::{Stage, State, StateError};
+
+use crate::events::{self, Event};
+use crate::paths::Paths;
+use crate::plan::{PlannedHook, StagePlan};
+use crate::run::{self, ExecError, RunContext};
+
+#[derive(Debug, Error)]
+pub enum StageError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("hook {name} ({stage}): {reason}")]
+    HookFailed {
+        name: String,
+        stage: Stage,
+        reason: String,
+    },
+}
+
+/// What happened at a stage that did not fail: non-fatal failures (poststop) and audit-trail
+/// problems, for the caller to show as warnings.
+#[derive(Debug, Default)]
+pub struct StageReport {
+    pub ran: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Runs `plan`'s hooks for `stage` with the runtime's state.
+pub fn run(stage: Stage, plan: &StagePlan, state_json: &[u8]) -> Result<StageReport, StageError> {
+    let state = State::parse(state_json)?;
+    let paths = Paths::new(&plan.root);
+    let ctx = RunContext {
+        stage,
+        state_json,
+        state: &state,
+        root: &plan.root,
+    };
+    let mut report = StageReport::default();
+    for hook in &plan.hooks {
+        let started = Instant::now();
+        let result = run::run(hook, &ctx);
+        let took = started.elapsed();
+        tracing::debug!(container = %state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
+        report.ran += 1;
+        let failure = failure_reason(&result);
+        let event = event(hook, &ctx, &result, took, &failure);
+        if let Err(e) = events::append(&paths.events_file(), &event) {
+            report.warnings.push(e.to_string());
+        }
+        let Some(reason) = failure else { continue };
+        let error = StageError::HookFailed {
+            name: hook.name.clone(),
+            stage,
+            reason,
+        };
+        if stage.is_fatal() {
+            return Err(error);
+        }
+        report.warnings.push(error.to_string());
+    }
+    Ok(report)
+}
+
+/// `None` when the hook succeeded, else the reason with the hook's own output.
+fn failure_reason(result: &Result<Outcome, ExecError>) -> Option<String> {
+    match result {
+        Ok(out) if out.success() => None,
+        Ok(out) => {
+            let output = out.output_summary();
+            Some(if output.is_empty() {
+                out.exit.to_string()
+            } else {
+                format!("{}: {output}", out.exit)
+            })
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+fn event(
+    hook: &PlannedHook,
+    ctx: &RunContext,
+    result: &Result<Outcome, ExecError>,
+    took: Duration,
+    failure: &Option<String>,
+) -> Event {
+    let exit = match result {
+        Ok(Outcome {
+            exit: Exit::Code(code),
+            ..
+        }) => Some(*code),
+        _ => None,
+    };
+    Event {
+        time: Utc::now(),
+        container: ctx.state.id.clone(),
+        stage: ctx.stage,
+        hook: hook.name.clone(),
+        kind: hook.spec.kind,
+        exit,
+        duration_ms: took.as_secs_f64() * 1000.0,
+        error: failure.clone(),
+    }
+}

@@ -1,0 +1,5 @@
+//! The runc-compatible runtime wrapper.
+
+pub mod argv;
+pub mod log;
+pub mod wrapper;

@@ -1,0 +1,302 @@
+//! `hookhost-runtime`: a drop-in runc-compatible runtime. On `create` and `run` it injects the
+//! container's hooks into the bundle's config.json, then it `execve`s the real runtime with
+//! the original arguments; every other call goes straight through.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use thiserror::Error;
+
+use super::argv::RuncCall;
+use hookhost_core::bundle::{BundleConfig, InjectError, SelfCall};
+use hookhost_core::config::Config;
+use hookhost_core::events;
+use hookhost_core::hook::Stage;
+use hookhost_core::paths::Paths;
+use hookhost_core::registry::{Registry, RegistryError};
+use hookhost_core::select::{self, SelectError, Sources};
+use hookhost_exec::fs as fsutil;
+
+/// The runtimes tried, in order, when the config file names none.
+pub const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];
+
+/// The wrapper's own global flag, `--hookhost-config=FILE`, for engines that start the runtime
+/// with a minimal environment (no `HOOKHOST_CONFIG`): Docker's `runtimeArgs`, Podman's
+/// `--runtime-flag hookhost-config=FILE`. Removed before the real runtime sees the arguments.
+pub const CONFIG_FLAG: &str = "--hookhost-config=";
+
+/// PATH when the engine gave the wrapper none.
+const FALLBACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Error)]
+pub enum WrapperError {
+    #[error("no OCI runtime found: tried {tried} (set \"runtime\" in hookhost's config file)")]
+    NoRuntime { tried: String },
+    #[error(
+        "the configured runtime {0} is hookhost itself; set \"runtime\" to runc or crun \
+         in hookhost's config file"
+    )]
+    RuntimeIsSelf(PathBuf),
+    #[error("cannot find hookhost's own executable: {0}")]
+    SelfExe(std::io::Error),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+    #[error("container refused: {0}")]
+    Refused(#[from] SelectError),
+    #[error(
+        "container refused: hookhost's state directory {root} is not usable, so its hooks \
+         could not record their runs: {reason}. Make it writable for the user the runtime runs \
+         as, or set \"root\" in hookhost's config file"
+    )]
+    StateDir { root: PathBuf, reason: String },
+    #[error("cannot execute the runtime {runtime}: {source}")]
+    Exec {
+        runtime: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The wrapper's settings for one call.
+#[derive(Debug, Clone)]
+pub struct Wrapper {
+    pub config: Config,
+    /// The registry root hooks are read from and stage runs are recorded under.
+    pub root: PathBuf,
+    /// hookhost's own executable, written into config.json as the stage hook.
+    pub self_exe: PathBuf,
+}
+
+/// What was injected, for the log.
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// Hook names per stage, in run order.
+    pub stages: Vec<(Stage, Vec<String>)>,
+    /// Problems that did not stop the container (skipped hooks.d files, corrupt entries).
+    pub warnings: Vec<String>,
+    /// Whether config.json was rewritten.
+    pub saved: bool,
+}
+
+impl Wrapper {
+    pub fn new(config: Config, root_override: Option<PathBuf>) -> Result<Wrapper, WrapperError> {
+        let self_exe = std::env::current_exe().map_err(WrapperError::SelfExe)?;
+        let root = config.registry_root(root_override);
+        Ok(Wrapper {
+            config,
+            root: std::path::absolute(&root).unwrap_or(root),
+            self_exe,
+        })
+    }
+
+    /// The real runtime: the configured one, else `runc`, then `crun`, on PATH — never hookhost.
+    pub fn runtime(&self) -> Result<PathBuf, WrapperError> {
+        resolve_runtime(self.config.runtime.as_deref(), &self.self_exe)
+    }
+
+    /// Injects the container's hooks into its bundle when `call` creates a container.
+    pub fn prepare(&self, call: &RuncCall) -> Result<Option<Injected>, WrapperError> {
+        match (&call.bundle, call.creates_container()) {
+            (Some(bundle), true) => self.inject(bundle).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Selects and injects; config.json is only written when something changed, atomically,
+    /// and never when selection fails.
+    pub fn inject(&self, bundle: &Path) -> Result<Injected, WrapperError> {
+        let mut config = BundleConfig::load(bundle)?;
+        // A missing registry is not created here: the wrapper has no business making one.
+        let registry = match self.root.join("hooks").is_dir() {
+            true => Some(Registry::open(&self.root)?),
+            false => None,
+        };
+        let sources = Sources {
+            registry: registry.as_ref(),
+            root: &self.root,
+            hooks_dirs: &self.config.hooks_dirs,
+            allow_inline: self.config.allow_inline_specs,
+        };
+        let selected = select::select(&mut config, &sources)?;
+        let mut injected = Injected {
+            warnings: selected.warnings,
+            ..Injected::default()
+        };
+        if !selected.plan.is_empty() {
+            check_state_dir(&self.root)?;
+            let call = SelfCall {
+                exe: self.self_exe.clone(),
+                root: self.root.clone(),
+            };
+            config.inject(&selected.plan, &call)?;
+            for (stage, hooks) in &selected.plan.stages {
+                let names = hooks.iter().map(|h| h.name.clone()).collect();
+                injected.stages.push((*stage, names));
+            }
+        }
+        if !selected.plan.is_empty() || selected.env_changed {
+            config.save()?;
+            injected.saved = true;
+        }
+        Ok(injected)
+    }
+}
+
+/// Every hook run is recorded in `ROOT/events.jsonl`; a container whose hooks could not be
+/// recorded is refused rather than started unaudited. A missing root is created (0700), as
+/// `hookhost create` would; one that cannot be created or written is the refusal.
+fn check_state_dir(root: &Path) -> Result<(), WrapperError> {
+    let refuse = |reason: String| WrapperError::StateDir {
+        root: root.to_path_buf(),
+        reason,
+    };
+    fsutil::create_dir_all(root, 0o700).map_err(|e| refuse(format!("cannot create it: {e}")))?;
+    events::check_appendable(&Paths::new(root).events_file()).map_err(|e| refuse(e.to_string()))
+}
+
+/// Takes `--hookhost-config=FILE` out of the global flags (before the subcommand); returns
+/// the last one given and the arguments for the real runtime.
+pub fn take_config_flag(args: &[OsString]) -> (Option<PathBuf>, Vec<OsString>) {
+    use std::os::unix::ffi::OsStrExt;
+    let command = RuncCall::parse(args, Path::new("/")).command;
+    let mut file = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut in_globals = true;
+    for arg in args {
+        if in_globals
+            && command
+                .as_deref()
+                .is_some_and(|c| arg.as_bytes() == c.as_bytes())
+        {
+            in_globals = false;
+        }
+        match arg.as_bytes().strip_prefix(CONFIG_FLAG.as_bytes()) {
+            Some(value) if in_globals => {
+                file = Some(PathBuf::from(std::ffi::OsStr::from_bytes(value)));
+            }
+            _ => rest.push(arg.clone()),
+        }
+    }
+    (file, rest)
+}
+
+/// Replaces this process with `runtime ARGS…`; returns only on failure.
+pub fn exec(runtime: &Path, args: &[OsString]) -> WrapperError {
+    let source = Command::new(runtime).args(args).exec();
+    WrapperError::Exec {
+        runtime: runtime.to_path_buf(),
+        source,
+    }
+}
+
+/// Finds the real runtime. `configured` may be a path or a name looked up on PATH.
+pub fn resolve_runtime(
+    configured: Option<&Path>,
+    self_exe: &Path,
+) -> Result<PathBuf, WrapperError> {
+    let candidates: Vec<PathBuf> = match configured {
+        Some(path) => vec![path.to_path_buf()],
+        None => DEFAULT_RUNTIMES.iter().map(PathBuf::from).collect(),
+    };
+    for candidate in &candidates {
+        for found in locate(candidate) {
+            if !is_same_file(&found, self_exe) {
+                return Ok(found);
+            }
+            if configured.is_some() {
+                return Err(WrapperError::RuntimeIsSelf(found));
+            }
+        }
+    }
+    let tried = candidates
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(WrapperError::NoRuntime {
+        tried: format!("{tried} (PATH={})", search_path()),
+    })
+}
+
+/// Every executable `name` resolves to: itself when it has a '/', else each match on PATH.
+fn locate(name: &Path) -> Vec<PathBuf> {
+    if name.components().count() > 1 || name.is_absolute() {
+        return [name.to_path_buf()]
+            .into_iter()
+            .filter(|p| is_executable(p))
+            .collect();
+    }
+    std::env::split_paths(&search_path())
+        .map(|dir| dir.join(name))
+        .filter(|p| p.is_absolute() && is_executable(p))
+        .collect()
+}
+
+fn search_path() -> String {
+    std::env::var("PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| FALLBACK_PATH.to_string())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn the_config_flag_is_taken_out_of_the_global_flags_only() {
+        let args: Vec<OsString> = [
+            "--root",
+            "/r",
+            "--hookhost-config=/etc/h.json",
+            "exec",
+            "id",
+            "sh",
+            "--hookhost-config=/x",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let (file, rest) = take_config_flag(&args);
+        assert_eq!(file.as_deref(), Some(Path::new("/etc/h.json")));
+        assert_eq!(rest.len(), args.len() - 1);
+        assert_eq!(rest[2], "exec");
+        assert_eq!(rest[5], "--hookhost-config=/x");
+    }
+
+    #[test]
+    fn never_resolves_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::env::current_exe().unwrap();
+        let link = dir.path().join("hookhost-runtime");
+        symlink(&me, &link).unwrap();
+        let err = resolve_runtime(Some(&link), &me).unwrap_err().to_string();
+        assert!(err.contains("is hookhost itself"), "{err}");
+        let missing = dir.path().join("nope");
+        let err = resolve_runtime(Some(&missing), &me)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no OCI runtime found") && err.contains("nope"),
+            "{err}"
+        );
+        let sh = resolve_runtime(Some(Path::new("sh")), &me).unwrap();
+        assert!(sh.is_absolute(), "{sh:?}");
+    }
+}

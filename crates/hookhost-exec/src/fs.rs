@@ -1,0 +1,182 @@
+//! Files hookhost can rely on: crash-safe writes (a reader sees the old file or the new one,
+//! never a mix, and a killed writer's temp files are collected), and sudo-style trust checks of
+//! what decides which code runs as root.
+
+use std::fs::{self, File, Metadata, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Lower-case hex sha256 of some bytes: how hookhost names modules, pins binaries and plans.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory, fsync and rename, then
+/// fsyncs the directory so the rename itself survives a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Like [`write_atomic`], keeping the permissions of the file being replaced when it exists.
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    write_atomic(path, bytes, mode)
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents with `mode` (existing directories are left as they are).
+pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
+/// Removes the temp files a killed writer left behind. Only call while holding the writers'
+/// lock, when no write can be in flight.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Why hookhost refuses to trust a file it would run or read hooks from.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Untrusted {
+    #[error(
+        "refusing to use {path}: it is writable by {who} (mode {mode:04o}), so another user could \
+         change what runs as root; fix with `chmod go-w {path}`"
+    )]
+    Writable {
+        path: PathBuf,
+        who: &'static str,
+        mode: u32,
+    },
+    #[error(
+        "refusing to use {path}: it is owned by uid {uid}, not root or the current user; \
+         fix with `chown root {path}`"
+    )]
+    Owner { path: PathBuf, uid: u32 },
+    #[error("cannot check the permissions of {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+}
+
+/// sudo-style check of one file or directory: owned by root or the effective user, and not
+/// writable by group or others. A directory that others may write is accepted only with the
+/// sticky bit and a trusted owner (`/tmp`): nobody else can then rename or remove what is in it.
+pub fn check_trusted_meta(path: &Path, meta: &Metadata) -> Result<(), Untrusted> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let uid = meta.uid();
+    if uid != 0 && uid != euid {
+        return Err(Untrusted::Owner {
+            path: path.to_path_buf(),
+            uid,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        _ if sticky_dir => return Ok(()),
+        (true, true) => "its group and other users",
+        (true, false) => "its group",
+        (false, true) => "other users",
+        (false, false) => return Ok(()),
+    };
+    Err(Untrusted::Writable {
+        path: path.to_path_buf(),
+        who,
+        mode,
+    })
+}
+
+/// [`check_trusted_meta`] on what `path` resolves to (symlinks followed) and on every directory
+/// above it, up to `/`.
+pub fn check_trusted_path(path: &Path) -> Result<(), Untrusted> {
+    let unreadable = |p: &Path, e: io::Error| Untrusted::Unreadable {
+        path: p.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let path = fs::canonicalize(path).map_err(|e| unreadable(path, e))?;
+    let mut current = Some(path.as_path());
+    while let Some(p) = current {
+        let meta = fs::metadata(p).map_err(|e| unreadable(p, e))?;
+        check_trusted_meta(p, &meta)?;
+        current = p.parent();
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_or_other_writable_files_are_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("entry.json");
+        fs::write(&file, "{}").unwrap();
+        fs::set_permissions(&file, Permissions::from_mode(0o600)).unwrap();
+        check_trusted_path(&file).unwrap();
+        for (mode, who) in [
+            (0o620, "its group"),
+            (0o602, "other users"),
+            (0o666, "its group and other users"),
+        ] {
+            fs::set_permissions(&file, Permissions::from_mode(mode)).unwrap();
+            let err = check_trusted_path(&file).unwrap_err().to_string();
+            assert!(err.contains(who) && err.contains("chmod go-w"), "{err}");
+        }
+        fs::set_permissions(&file, Permissions::from_mode(0o600)).unwrap();
+        // A writable directory above the file is as bad as a writable file.
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_path(&file).unwrap_err().to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        // …unless it is sticky, like /tmp.
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        check_trusted_path(&file).unwrap();
+    }
+
+    #[test]
+    fn replaces_content_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        fs::write(&file, "old").unwrap();
+        fs::set_permissions(&file, Permissions::from_mode(0o600)).unwrap();
+        replace_atomic(&file, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&file).unwrap(), "new");
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+    }
+}

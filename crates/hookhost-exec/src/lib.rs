@@ -1,0 +1,87 @@
+//! hookhost's executor: runs one hook program as it is told — a native process ([`native`]) or
+//! a sandboxed WebAssembly module ([`wasm`]) — under the same contract: argv from `args`, only
+//! the environment it is given, the OCI state on stdin, output captured (bounded), exit code 0
+//! = success. Like containers/common's `hooks/exec`, it knows nothing of registries, selections
+//! or containers: it is the leaf every other hookhost crate builds on, together with the
+//! crash-safe, trust-checked file primitives in [`fs`].
+
+pub mod fs;
+pub mod limits;
+pub mod native;
+mod output;
+pub mod wasm;
+
+use std::fmt;
+use std::time::Duration;
+
+/// How much of each of stdout and stderr is kept; the rest is read and discarded.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// How a hook ended when it was not stopped by hookhost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit status {code}"),
+            Exit::Signal(sig) => {
+                let name = nix::sys::signal::Signal::try_from(*sig)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?");
+                write!(f, "killed by signal {sig} ({name})")
+            }
+        }
+    }
+}
+
+/// What a finished hook left behind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How it ended.
+    pub exit: Exit,
+    /// The first [`OUTPUT_LIMIT`] bytes of its stdout.
+    pub stdout: Vec<u8>,
+    /// The first [`OUTPUT_LIMIT`] bytes of its stderr.
+    pub stderr: Vec<u8>,
+    /// Whether stdout or stderr was longer than [`OUTPUT_LIMIT`] and cut.
+    pub truncated: bool,
+    /// Wall-clock time of the run.
+    pub duration: Duration,
+    /// WASM hooks only: fuel units consumed.
+    pub fuel_used: Option<u64>,
+}
+
+impl Outcome {
+    /// Exit status 0.
+    pub fn success(&self) -> bool {
+        self.exit == Exit::Code(0)
+    }
+
+    /// The hook's output as a failure message shows it: stderr, else stdout, trimmed.
+    pub fn output_summary(&self) -> String {
+        let mut text = pick_output(&self.stdout, &self.stderr);
+        if self.truncated {
+            text.push_str(" […output truncated]");
+        }
+        text
+    }
+}
+
+/// What a failure message shows of a hook's output: stderr, else stdout, trimmed.
+pub fn pick_output(stdout: &[u8], stderr: &[u8]) -> String {
+    let has_text = |bytes: &[u8]| bytes.iter().any(|b| !b.is_ascii_whitespace());
+    let pick = if has_text(stderr) { stderr } else { stdout };
+    String::from_utf8_lossy(pick).trim().to_string()
+}
+
+/// `KEY=VALUE` into its parts (a missing `=` means an empty value).
+pub fn split_env(pair: &str) -> (String, String) {
+    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    (key.to_string(), value.to_string())
+}

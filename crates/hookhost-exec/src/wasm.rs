@@ -1,0 +1,377 @@
+//! WebAssembly hook execution with wasmtime.
+//!
+//! A WASM hook follows the same contract as a native one, as a WASI preview-1 command: argv is
+//! the hook's args (`args[0]` is argv0), the environment holds only what was passed, stdin is the
+//! OCI state, stdout and stderr are captured (bounded, never trapping the guest), and exit code 0
+//! (or `proc_exit(0)`) is success. Every run gets a fresh `Store` with three limits:
+//!
+//! - **fuel**: a deterministic compute budget (`Trap::OutOfFuel`);
+//! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
+//!   to the executor every few fuel units so the timer can fire, and a guest blocked in a host
+//!   call (an endless `poll_oneoff` sleep) is stopped the same way;
+//! - **memory**: a store limiter refuses linear-memory growth past the cap and remembers that it
+//!   did, so a guest that then aborts (Rust's allocation failure is an `unreachable` trap) is
+//!   reported as having hit the memory limit.
+//!
+//! The guest sees no host environment, no network and no files but its preopened directories;
+//! wasmtime-wasi's capability-based filesystem refuses `..`, absolute paths and symlinks that
+//! lead out of a preopen.
+
+mod cache;
+mod engine;
+mod pipe;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+use wasmtime::{Engine, Linker, Module, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::limits::{WasmLimits, format_size};
+use pipe::BoundedPipe;
+
+/// Fuel units between two yields of running guest code to the executor (a fraction of a
+/// millisecond of guest work), which bounds how late the wall-clock timeout can fire.
+const YIELD_INTERVAL: u64 = 100_000;
+
+/// The WebAssembly binary magic, `\0asm`.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// A host directory made visible to the guest at `guest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// Everything one run needs. Borrowed, so the caller keeps ownership of the hook's data.
+#[derive(Debug, Clone)]
+pub struct WasmInvocation<'a> {
+    /// The module blob in the registry.
+    pub module_path: &'a Path,
+    /// Registered sha256 (lower-case hex) of the blob. The cache is keyed by it, and the blob is
+    /// checked against it whenever it has to be compiled.
+    pub digest: &'a str,
+    /// Directory of precompiled artifacts (created if missing).
+    pub cache_dir: &'a Path,
+    /// argv; `args[0]` is argv0.
+    pub args: &'a [String],
+    /// The guest's entire environment.
+    pub env: &'a [(String, String)],
+    /// Bytes on the guest's stdin (the OCI state).
+    pub stdin: &'a [u8],
+    pub preopens: &'a [Preopen],
+    pub limits: &'a WasmLimits,
+    /// Wall-clock bound on the whole run (the hook's `timeout`).
+    pub timeout: Duration,
+    /// Bytes kept of stdout, and separately of stderr; the excess is discarded.
+    pub output_limit: usize,
+}
+
+/// How a run that reached the end of the guest went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmOutcome {
+    /// 0 when `_start` returned or the guest called `proc_exit(0)`.
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub fuel_used: u64,
+    /// Whether stdout or stderr exceeded `output_limit` and was cut.
+    pub truncated: bool,
+}
+
+/// Why hookhost stopped a guest before it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    OutOfFuel {
+        fuel: u64,
+    },
+    Timeout {
+        timeout: Duration,
+    },
+    MemoryLimit {
+        limit: u64,
+    },
+    /// Any other trap (unreachable, out-of-bounds access, stack overflow, …).
+    Trap(String),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::OutOfFuel { fuel } => write!(f, "ran out of fuel ({fuel} units)"),
+            Stop::Timeout { timeout } => {
+                write!(f, "ran past its timeout of {}s", timeout.as_secs_f64())
+            }
+            Stop::MemoryLimit { limit } => {
+                write!(f, "exceeded its memory limit of {}", format_size(*limit))
+            }
+            Stop::Trap(msg) => write!(f, "trapped: {msg}"),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum WasmError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("not a WebAssembly module (no \\0asm magic)")]
+    NotWasm,
+    #[error("invalid WebAssembly module: {0}")]
+    InvalidModule(String),
+    #[error("not a WASI command module: {0}")]
+    NotACommand(String),
+    #[error("cannot read module {path}: {source}")]
+    ReadModule {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "module {path} does not match its registered digest: expected sha256 {expected}, found {actual}"
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("invalid module digest {0:?}: expected 64 lower-case hex digits")]
+    BadDigest(String),
+    #[error("cannot give the guest {guest} (host {host}): {reason}")]
+    Preopen {
+        host: PathBuf,
+        guest: String,
+        reason: String,
+    },
+    #[error("cannot start the WebAssembly runtime: {0}")]
+    Runtime(String),
+    /// The guest was stopped; whatever it wrote before is kept for the report.
+    #[error("{stop}")]
+    Stopped {
+        stop: Stop,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        fuel_used: u64,
+    },
+}
+
+/// Whether `bytes` start with the WebAssembly magic (how `create` tells a module from an
+/// executable, whatever the file is called).
+pub fn is_wasm(bytes: &[u8]) -> bool {
+    bytes.starts_with(WASM_MAGIC)
+}
+
+/// Create-time: checks that `bytes` are a valid module and a WASI command (exports `_start`,
+/// imports only WASI preview-1 functions hookhost provides), and stores the precompiled
+/// artifact in `cache_dir`, so the first run is fast. Returns the module's sha256 (hex), its
+/// registry key.
+pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
+    if !is_wasm(bytes) {
+        return Err(WasmError::NotWasm);
+    }
+    Module::validate(engine::compiler()?, bytes)
+        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
+    let digest = crate::fs::sha256_hex(bytes);
+    let module = cache::precompile(bytes, &digest, cache_dir)?;
+    check_command(engine::runtime()?, &module)?;
+    Ok(digest)
+}
+
+/// Runs the hook to completion or until a limit stops it.
+pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
+    let engine = engine::runtime()?;
+    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir)?;
+    let linker = linker(engine)?;
+    let pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
+
+    let stdout = BoundedPipe::new(inv.output_limit);
+    let stderr = BoundedPipe::new(inv.output_limit);
+    let wasi = wasi_context(inv, &stdout, &stderr)?;
+    let mut store = new_store(engine, wasi, inv.limits)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| WasmError::Runtime(e.to_string()))?;
+    let result = runtime.block_on(async {
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            start.call_async(&mut store, ()).await
+        };
+        tokio::time::timeout(inv.timeout, call).await
+    });
+    // Do not wait for blocking filesystem tasks a timed-out guest may have left behind.
+    runtime.shutdown_background();
+
+    let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);
+    let ending = classify(result, &store, inv);
+    let (stdout, out_cut) = stdout.take();
+    let (stderr, err_cut) = stderr.take();
+    match ending {
+        Ok(exit_code) => Ok(WasmOutcome {
+            exit_code,
+            stdout,
+            stderr,
+            fuel_used,
+            truncated: out_cut || err_cut,
+        }),
+        Err(stop) => Err(WasmError::Stopped {
+            stop,
+            stdout,
+            stderr,
+            fuel_used,
+        }),
+    }
+}
+
+/// Store data: the WASI context and the memory limiter.
+struct Host {
+    wasi: WasiP1Ctx,
+    memory: MemoryGuard,
+}
+
+/// Caps linear memory and records a refused growth, so a trap that follows it (a Rust guest
+/// aborts on allocation failure) can be reported as the memory limit rather than a crash.
+struct MemoryGuard {
+    limit: usize,
+    denied: bool,
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allow = desired <= self.limit && maximum.is_none_or(|max| desired <= max);
+        if !allow {
+            self.denied = true;
+        }
+        Ok(allow)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+fn linker(engine: &Engine) -> Result<Linker<Host>, WasmError> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    Ok(linker)
+}
+
+/// A command exports `_start: () -> ()` and imports nothing hookhost does not provide.
+fn check_command(engine: &Engine, module: &Module) -> Result<(), WasmError> {
+    let start = module
+        .get_export("_start")
+        .and_then(|export| export.func().cloned())
+        .ok_or_else(|| WasmError::NotACommand("it exports no `_start` function".into()))?;
+    if start.params().len() != 0 || start.results().len() != 0 {
+        return Err(WasmError::NotACommand(
+            "`_start` must take and return nothing".into(),
+        ));
+    }
+    linker(engine)?
+        .instantiate_pre(module)
+        .map(drop)
+        .map_err(|e| WasmError::NotACommand(format!("{e:#}")))
+}
+
+fn wasi_context(
+    inv: &WasmInvocation<'_>,
+    stdout: &BoundedPipe,
+    stderr: &BoundedPipe,
+) -> Result<WasiP1Ctx, WasmError> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(inv.args)
+        .envs(inv.env)
+        .stdin(MemoryInputPipe::new(inv.stdin.to_vec()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
+    for preopen in inv.preopens {
+        let perms = if preopen.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        builder
+            .preopened_dir(&preopen.host, &preopen.guest, perms)
+            .map_err(|e| WasmError::Preopen {
+                host: preopen.host.clone(),
+                guest: preopen.guest.clone(),
+                reason: format!("{e:#}"),
+            })?;
+    }
+    Ok(builder.build_p1())
+}
+
+fn new_store(
+    engine: &Engine,
+    wasi: WasiP1Ctx,
+    limits: &WasmLimits,
+) -> Result<Store<Host>, WasmError> {
+    let memory = MemoryGuard {
+        limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+        denied: false,
+    };
+    let mut store = Store::new(engine, Host { wasi, memory });
+    store.limiter(|host| &mut host.memory);
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    // Running guest code yields to the executor regularly, so the outer tokio timeout can fire
+    // without a ticker thread (which cost a thread start per run).
+    store
+        .fuel_async_yield_interval(Some(YIELD_INTERVAL))
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    Ok(store)
+}
+
+/// Maps the end of a run to an exit code or the reason the guest was stopped.
+fn classify(
+    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    store: &Store<Host>,
+    inv: &WasmInvocation<'_>,
+) -> Result<i32, Stop> {
+    let timeout = Stop::Timeout {
+        timeout: inv.timeout,
+    };
+    let error = match result {
+        Err(_elapsed) => return Err(timeout),
+        Ok(Ok(())) => return Ok(0),
+        Ok(Err(error)) => error,
+    };
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Ok(exit.0);
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        return Err(Stop::OutOfFuel {
+            fuel: inv.limits.fuel,
+        });
+    }
+    if store.data().memory.denied {
+        return Err(Stop::MemoryLimit {
+            limit: inv.limits.memory,
+        });
+    }
+    Err(Stop::Trap(format!("{error:#}")))
+}

@@ -1,0 +1,180 @@
+//! The precompiled-module cache.
+//!
+//! Layout under the caller's cache dir:
+//! `<module-sha256>-<engine-fingerprint>.cwasm` and, next to it, `….cwasm.sum`: the sha256 of
+//! the cwasm bytes and the file's identity (device, inode, size, mtime, ctime) right after
+//! hookhost wrote it. `Module::deserialize_*` is unsafe because a crafted or damaged artifact can
+//! make wasmtime run arbitrary code, so an entry is used only when it was written by hookhost for
+//! this exact module digest and engine and is unchanged since:
+//!
+//! - identity equal to the recorded one: the very file hookhost wrote, not modified since (any
+//!   write or replacement changes ctime, which only the kernel sets). Trusted without re-hashing,
+//!   which keeps loading a large hook fast (hashing a 6 MB artifact costs ~5 ms);
+//! - identity different (copied, restored, rewritten): trusted only if its bytes hash to the
+//!   recorded sha256.
+//!
+//! Anything else (missing, stale, corrupt, unreadable, refused by wasmtime) is recompiled from the
+//! module blob, whose own sha256 is checked against the registered digest first. Both files are
+//! written to a temporary name and renamed into place, so readers never see a partial file.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+use super::WasmError;
+use super::engine;
+use crate::fs::{sha256_hex, write_atomic};
+
+/// Where a module's artifact and its checksum live.
+struct Entry {
+    cwasm: PathBuf,
+    checksum: PathBuf,
+}
+
+fn entry(cache_dir: &Path, digest: &str) -> Entry {
+    let base = format!("{digest}-{}.cwasm", engine::fingerprint());
+    Entry {
+        cwasm: cache_dir.join(&base),
+        checksum: cache_dir.join(format!("{base}.sum")),
+    }
+}
+
+/// The module for `digest`, loaded in the runtime engine: from the cache when a verified entry
+/// exists, else compiled from `module_path` (after checking the blob against `digest`) and
+/// cached for next time.
+pub(crate) fn load_or_compile(
+    module_path: &Path,
+    digest: &str,
+    cache_dir: &Path,
+) -> Result<Module, WasmError> {
+    check_digest_shape(digest)?;
+    let runtime = engine::runtime()?;
+    let entry = entry(cache_dir, digest);
+    if let Some(module) = load_verified(runtime, &entry) {
+        return Ok(module);
+    }
+    let bytes = fs::read(module_path).map_err(|source| WasmError::ReadModule {
+        path: module_path.to_path_buf(),
+        source,
+    })?;
+    let actual = sha256_hex(&bytes);
+    if actual != digest {
+        return Err(WasmError::DigestMismatch {
+            path: module_path.to_path_buf(),
+            expected: digest.to_string(),
+            actual,
+        });
+    }
+    compile_and_store(&bytes, &entry)
+}
+
+/// Compiles `bytes` (whose digest the caller computed) into the cache and loads the result in
+/// the runtime engine, as a hook run will; used at create time.
+pub(crate) fn precompile(
+    bytes: &[u8],
+    digest: &str,
+    cache_dir: &Path,
+) -> Result<Module, WasmError> {
+    compile_and_store(bytes, &entry(cache_dir, digest))
+}
+
+/// Digests become file names: refuse anything but 64 lower-case hex digits.
+fn check_digest_shape(digest: &str) -> Result<(), WasmError> {
+    let ok = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(WasmError::BadDigest(digest.to_string()))
+    }
+}
+
+/// What the sidecar records about an artifact.
+#[derive(Debug, PartialEq, Eq)]
+struct Sum {
+    sha256: String,
+    identity: String,
+}
+
+impl Sum {
+    fn parse(text: &str) -> Option<Sum> {
+        let (sha256, identity) = text.trim_end().split_once('\n')?;
+        Some(Sum {
+            sha256: sha256.to_string(),
+            identity: identity.to_string(),
+        })
+    }
+
+    fn render(&self) -> String {
+        format!("{}\n{}\n", self.sha256, self.identity)
+    }
+}
+
+/// Device, inode, size, mtime and ctime (ns): changes whenever the file is written or replaced.
+fn identity(meta: &fs::Metadata) -> String {
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    let ctime = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+    format!(
+        "{} {} {} {mtime} {ctime}",
+        meta.dev(),
+        meta.ino(),
+        meta.len()
+    )
+}
+
+/// Loads an entry only if it is verified (see the module docs); `None` means "recompile".
+fn load_verified(engine: &Engine, entry: &Entry) -> Option<Module> {
+    let sum = Sum::parse(&fs::read_to_string(&entry.checksum).ok()?)?;
+    let mut file = File::open(&entry.cwasm).ok()?;
+    if identity(&file.metadata().ok()?) != sum.identity {
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).ok()?;
+        if hex::encode(hasher.finalize()) != sum.sha256 {
+            return None;
+        }
+    }
+    // SAFETY: the open file is the one `compile_and_store` wrote (same identity and untouched
+    // since) or has exactly the bytes it wrote (same sha256); files are only ever replaced by
+    // rename, never modified in place, and wasmtime itself rejects artifacts from another
+    // version or engine configuration.
+    unsafe { Module::deserialize_open_file(engine, file) }.ok()
+}
+
+fn compile_and_store(bytes: &[u8], entry: &Entry) -> Result<Module, WasmError> {
+    let artifact = engine::compiler()?
+        .precompile_module(bytes)
+        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
+    // The cache is an optimisation: failing to write it must not fail the run.
+    let _ = store(&artifact, entry);
+    // SAFETY: `artifact` was produced just now by the compiler engine, whose settings the
+    // runtime engine shares.
+    unsafe { Module::deserialize(engine::runtime()?, &artifact) }
+        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
+}
+
+/// Artifact first, then the sidecar recording its identity after the rename. A reader that
+/// sees a new artifact with an old sidecar (or the reverse) falls back to hashing or
+/// recompiling; concurrent writers produce identical bytes, so the hash still matches.
+fn store(artifact: &[u8], entry: &Entry) -> io::Result<()> {
+    let dir = entry.cwasm.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    write_atomic(&entry.cwasm, artifact, 0o600)?;
+    let sum = Sum {
+        sha256: sha256_hex(artifact),
+        identity: identity(&fs::metadata(&entry.cwasm)?),
+    };
+    write_atomic(&entry.checksum, sum.render().as_bytes(), 0o600)
+}
+
+/// Paths of the cache entry for a digest, for tests that damage it.
+#[cfg(test)]
+pub(crate) fn entry_paths(cache_dir: &Path, digest: &str) -> (PathBuf, PathBuf) {
+    let entry = entry(cache_dir, digest);
+    (entry.cwasm, entry.checksum)
+}

@@ -1,0 +1,80 @@
+//! Test support (feature `test-support`): a module in a temporary store and owned run
+//! parameters, for tests here and in the crates above that run real modules.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::{Preopen, WasmError, WasmInvocation, WasmOutcome, run};
+use crate::limits::WasmLimits;
+
+/// A module blob in a temporary "registry", with its digest and a cache dir.
+pub struct Blob {
+    /// Holds the module file and the cache.
+    pub dir: TempDir,
+    /// The module file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub digest: String,
+}
+
+impl Blob {
+    /// Assembles `wat` into a module file.
+    pub fn new(wat: &str) -> Blob {
+        let bytes = wat::parse_str(wat).expect("fixture parses");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("module.wasm");
+        std::fs::write(&path, &bytes).unwrap();
+        let digest = crate::fs::sha256_hex(&bytes);
+        Blob { dir, path, digest }
+    }
+
+    /// The blob's own compile cache.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+}
+
+/// Owned run parameters with test defaults (generous limits, 10 s timeout).
+#[allow(missing_docs)]
+pub struct Params {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    pub preopens: Vec<Preopen>,
+    pub limits: WasmLimits,
+    pub timeout: Duration,
+    pub output_limit: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            args: vec!["hook".into()],
+            env: vec![],
+            stdin: vec![],
+            preopens: vec![],
+            limits: WasmLimits::default(),
+            timeout: Duration::from_secs(10),
+            output_limit: 1 << 20,
+        }
+    }
+}
+
+/// Runs `blob` with `p`.
+pub fn run_blob(blob: &Blob, p: &Params) -> Result<WasmOutcome, WasmError> {
+    let cache_dir = blob.cache_dir();
+    run(&WasmInvocation {
+        module_path: &blob.path,
+        digest: &blob.digest,
+        cache_dir: &cache_dir,
+        args: &p.args,
+        env: &p.env,
+        stdin: &p.stdin,
+        preopens: &p.preopens,
+        limits: &p.limits,
+        timeout: p.timeout,
+        output_limit: p.output_limit,
+    })
+}

@@ -1,0 +1,318 @@
+//! Runs, limits and the cache, with real wasmtime and small WAT modules from
+//! `tests/fixtures/wasm`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::testing::{Blob, Params, run_blob};
+use super::*;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!("../../../../tests/fixtures/wasm/", $name, ".wat"))
+    };
+}
+
+/// Runs and expects the guest to be stopped; returns the message and the elapsed time.
+fn stopped(wat: &str, p: &Params) -> (Stop, String, Duration) {
+    let blob = Blob::new(wat);
+    // Compile first so the timed part is the run, not Cranelift.
+    precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    let started = Instant::now();
+    let err = run_blob(&blob, p).expect_err("the guest must be stopped");
+    let elapsed = started.elapsed();
+    match err {
+        WasmError::Stopped { ref stop, .. } => (stop.clone(), err.to_string(), elapsed),
+        other => panic!("expected a stop, got {other}"),
+    }
+}
+
+#[test]
+fn magic_identifies_wasm() {
+    assert!(is_wasm(b"\0asm\x01\0\0\0"));
+    assert!(!is_wasm(b"\x7fELF"));
+    assert!(!is_wasm(b"\0as"));
+}
+
+#[test]
+fn exit_codes() {
+    let out = run_blob(&Blob::new(fixture!("exit3")), &Params::default()).unwrap();
+    assert_eq!(out.exit_code, 3);
+    let out = run_blob(&Blob::new(fixture!("noop")), &Params::default()).unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert!(
+        out.fuel_used > 0 && out.fuel_used < 100,
+        "{}",
+        out.fuel_used
+    );
+}
+
+#[test]
+fn proc_exit_zero_is_success() {
+    let out = run_blob(&Blob::new(fixture!("bye")), &Params::default()).unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(out.stdout, b"bye\n");
+}
+
+#[test]
+fn argv_env_and_stdin_are_passed() {
+    let p = Params {
+        args: vec!["argv0".into(), "a b".into(), "c".into()],
+        env: vec![
+            ("K".into(), "V".into()),
+            ("HOOKHOST_STAGE".into(), "poststop".into()),
+        ],
+        stdin: br#"{"id":"c1"}"#.to_vec(),
+        ..Params::default()
+    };
+    let out = run_blob(&Blob::new(fixture!("echo")), &p).unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(out.stdout, b"argv0\0a b\0c\0{\"id\":\"c1\"}");
+    // Exactly the passed environment: nothing inherited from the host.
+    assert_eq!(out.stderr, b"K=V\0HOOKHOST_STAGE=poststop\0");
+}
+
+#[test]
+fn output_is_bounded_without_trapping() {
+    let p = Params {
+        output_limit: 1000,
+        ..Params::default()
+    };
+    let out = run_blob(&Blob::new(fixture!("flood")), &p).unwrap();
+    assert_eq!(out.exit_code, 0, "writes past the bound must still succeed");
+    assert_eq!(out.stdout, vec![b'x'; 1000]);
+    assert_eq!(out.stderr.len(), 1000);
+    assert!(out.truncated);
+}
+
+#[test]
+fn spinning_guest_stops_at_the_timeout() {
+    let p = Params {
+        limits: WasmLimits {
+            fuel: u64::MAX / 2,
+            ..WasmLimits::default()
+        },
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let (stop, message, elapsed) = stopped(fixture!("spin"), &p);
+    assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
+    assert_eq!(message, "ran past its timeout of 1s");
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
+#[test]
+fn sleeping_guest_stops_at_the_timeout() {
+    let p = Params {
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let (stop, message, elapsed) = stopped(fixture!("sleep"), &p);
+    assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
+    assert_eq!(message, "ran past its timeout of 1s");
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
+#[test]
+fn allocating_guest_hits_the_memory_limit() {
+    let p = Params {
+        limits: WasmLimits {
+            memory: 64 << 20,
+            ..WasmLimits::default()
+        },
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let (stop, message, elapsed) = stopped(fixture!("grow"), &p);
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+    assert_eq!(message, "exceeded its memory limit of 64 MiB");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
+#[test]
+fn initial_memory_over_the_limit_is_the_memory_limit() {
+    let p = Params {
+        limits: WasmLimits {
+            memory: 64 * 1024,
+            ..WasmLimits::default()
+        },
+        ..Params::default()
+    };
+    let wat = r#"(module (memory (export "memory") 2) (func (export "_start")))"#;
+    let (stop, message, _) = stopped(wat, &p);
+    assert_eq!(stop, Stop::MemoryLimit { limit: 65536 });
+    assert_eq!(message, "exceeded its memory limit of 64 KiB");
+}
+
+#[test]
+fn too_little_fuel() {
+    let p = Params {
+        limits: WasmLimits {
+            fuel: 10_000,
+            ..WasmLimits::default()
+        },
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let (stop, message, elapsed) = stopped(fixture!("spin"), &p);
+    assert_eq!(stop, Stop::OutOfFuel { fuel: 10_000 });
+    assert_eq!(message, "ran out of fuel (10000 units)");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
+#[test]
+fn other_traps_are_reported_with_output() {
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1) (data (i32.const 64) "partial")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 64)) (i32.store (i32.const 4) (i32.const 7))
+        (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        unreachable))"#;
+    let err = run_blob(&Blob::new(wat), &Params::default()).unwrap_err();
+    let WasmError::Stopped { stop, stderr, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        matches!(stop, Stop::Trap(msg) if msg.contains("unreachable")),
+        "{stop:?}"
+    );
+    assert_eq!(stderr, b"partial");
+}
+
+#[test]
+fn broken_modules_are_refused_at_create_time() {
+    let cache = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        precompile(b"#!/bin/sh", cache.path()),
+        Err(WasmError::NotWasm)
+    ));
+    let truncated = &wat::parse_str(fixture!("echo")).unwrap()[..40];
+    let err = precompile(truncated, cache.path()).unwrap_err();
+    assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
+    let no_start = wat::parse_str("(module (func (export \"main\")))").unwrap();
+    let err = precompile(&no_start, cache.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not a WASI command module: it exports no `_start` function"
+    );
+    let foreign =
+        wat::parse_str(r#"(module (import "env" "evil" (func)) (func (export "_start")))"#)
+            .unwrap();
+    let err = precompile(&foreign, cache.path()).unwrap_err();
+    assert!(
+        matches!(err, WasmError::NotACommand(ref m) if m.contains("evil")),
+        "{err}"
+    );
+    assert!(precompile(&wat::parse_str(fixture!("echo")).unwrap(), cache.path()).is_ok());
+}
+
+fn cache_entry(blob: &Blob) -> (PathBuf, PathBuf) {
+    cache::entry_paths(&blob.cache_dir(), &blob.digest)
+}
+
+fn runs_ok(blob: &Blob) {
+    let out = run_blob(blob, &Params::default()).unwrap();
+    assert_eq!(out.stdout, b"bye\n");
+}
+
+#[test]
+fn cache_is_written_and_deleted_entries_are_rebuilt() {
+    let blob = Blob::new(fixture!("bye"));
+    runs_ok(&blob);
+    let (cwasm, sum) = cache_entry(&blob);
+    assert!(cwasm.is_file() && sum.is_file());
+    std::fs::remove_file(&cwasm).unwrap();
+    runs_ok(&blob);
+    assert!(cwasm.is_file(), "the artifact is written again");
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+#[test]
+fn corrupt_cache_entries_are_recompiled() {
+    let blob = Blob::new(fixture!("bye"));
+    runs_ok(&blob);
+    let (cwasm, sum) = cache_entry(&blob);
+    let good = std::fs::read(&cwasm).unwrap();
+    // Flipped bytes in the middle, written in place: the identity changed, the hash differs.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid..mid + 16].iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(&cwasm, &bad).unwrap();
+    runs_ok(&blob);
+    assert_eq!(std::fs::read(&cwasm).unwrap(), good, "rewritten");
+    // Garbage whose sha256 the sidecar records: refused by wasmtime, recompiled.
+    std::fs::write(&cwasm, b"garbage").unwrap();
+    std::fs::write(
+        &sum,
+        format!("{}\n0 0 7 0 0\n", crate::fs::sha256_hex(b"garbage")),
+    )
+    .unwrap();
+    runs_ok(&blob);
+    assert_eq!(std::fs::read(&cwasm).unwrap(), good, "rewritten");
+    // A damaged sidecar alone.
+    std::fs::write(&sum, "0000").unwrap();
+    runs_ok(&blob);
+    assert!(
+        std::fs::read_to_string(&sum)
+            .unwrap()
+            .starts_with(&crate::fs::sha256_hex(&good))
+    );
+}
+
+#[test]
+fn a_copied_but_intact_artifact_is_trusted_by_its_hash() {
+    let blob = Blob::new(fixture!("bye"));
+    runs_ok(&blob);
+    let (cwasm, _) = cache_entry(&blob);
+    let copy = cwasm.with_extension("copy");
+    std::fs::copy(&cwasm, &copy).unwrap();
+    std::fs::rename(&copy, &cwasm).unwrap();
+    let copied = inode(&cwasm);
+    runs_ok(&blob);
+    assert_eq!(inode(&cwasm), copied, "used as is, not recompiled");
+}
+
+#[test]
+fn blob_must_match_its_digest() {
+    let blob = Blob::new(fixture!("bye"));
+    std::fs::write(&blob.path, wat::parse_str(fixture!("exit3")).unwrap()).unwrap();
+    let err = run_blob(&blob, &Params::default()).unwrap_err();
+    assert!(matches!(err, WasmError::DigestMismatch { .. }), "{err}");
+    let bad = Blob {
+        digest: "../../etc/passwd".into(),
+        ..Blob::new(fixture!("bye"))
+    };
+    let err = run_blob(&bad, &Params::default()).unwrap_err();
+    assert!(matches!(err, WasmError::BadDigest(_)), "{err}");
+}
+
+#[test]
+fn precompile_returns_the_digest_and_fills_the_cache() {
+    let blob = Blob::new(fixture!("bye"));
+    let digest = precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    assert_eq!(digest, blob.digest);
+    assert!(cache_entry(&blob).0.is_file());
+    // Served from the cache: the blob is not needed any more.
+    std::fs::remove_file(&blob.path).unwrap();
+    runs_ok(&blob);
+}
+
+#[test]
+fn hooks_run_on_an_engine_without_a_compiler() {
+    // Building Cranelift at every container start is what this split avoids.
+    let bytes = wat::parse_str(fixture!("echo")).unwrap();
+    let err = engine::runtime().unwrap().precompile_module(&bytes);
+    assert!(err.is_err(), "the runtime engine compiled a module");
+    assert!(
+        engine::compiler()
+            .unwrap()
+            .precompile_module(&bytes)
+            .is_ok()
+    );
+}

@@ -1,0 +1,119 @@
+//! How the runtime calls hookhost back at a stage: the `args` of hookhost's own entry in a
+//! bundle's `config.json` (or in an exported hooks.d file). Encoded and decoded here only.
+//!
+//! ```text
+//! hookhost stage STAGE --plan PLAN-FILE --sha256 HEX
+//! ```
+//!
+//! The plan itself (which hooks run, with their environment) is not in argv, where the kernel
+//! limits one argument to 128 KiB and every user of the host can read it in `/proc/PID/cmdline`:
+//! it is a file readable only by its owner. A relative `PLAN-FILE` is resolved against the
+//! bundle directory of the state on stdin; `HEX` is the plan's sha256, so a plan that was
+//! changed or replaced after injection is refused rather than run.
+
+use std::path::PathBuf;
+
+use crate::Stage;
+
+/// The plan file hookhost writes into a bundle, named by the plan's sha256 (hex), so that a
+/// bundle injected again keeps the plan its created containers refer to.
+pub const PLAN_FILE_NAME: (&str, &str) = ("hookhost-plan-", ".json");
+
+/// One stage call: which stage, and where its plan is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageCall {
+    /// The stage the runtime is running.
+    pub stage: Stage,
+    /// The plan file: absolute, or relative to the container's bundle.
+    pub plan: PathBuf,
+    /// The plan file's sha256, lower-case hex.
+    pub sha256: String,
+}
+
+const ARGV0: &str = "hookhost";
+const COMMAND: &str = "stage";
+const PLAN_FLAG: &str = "--plan";
+const SHA_FLAG: &str = "--sha256";
+
+impl StageCall {
+    /// The plan file name for a plan with this sha256, inside a bundle.
+    pub fn bundle_plan(stage: Stage, sha256: &str) -> Self {
+        StageCall {
+            stage,
+            plan: PathBuf::from(format!("{}{sha256}{}", PLAN_FILE_NAME.0, PLAN_FILE_NAME.1)),
+            sha256: sha256.to_string(),
+        }
+    }
+
+    /// The OCI hook `args`: argv0 `hookhost`, then the call.
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            ARGV0.into(),
+            COMMAND.into(),
+            self.stage.as_str().into(),
+            PLAN_FLAG.into(),
+            self.plan.to_string_lossy().into_owned(),
+            SHA_FLAG.into(),
+            self.sha256.clone(),
+        ]
+    }
+
+    /// Reads a process's argv as [`to_args`](Self::to_args) wrote it (argv0 is not looked at,
+    /// as the runtime may set it to anything); `None` for anything else.
+    pub fn from_argv<S: AsRef<str>>(argv: &[S]) -> Option<Self> {
+        let [_, command, stage, plan_flag, plan, sha_flag, sha256] = argv else {
+            return None;
+        };
+        let well_formed = command.as_ref() == COMMAND
+            && plan_flag.as_ref() == PLAN_FLAG
+            && sha_flag.as_ref() == SHA_FLAG
+            && !plan.as_ref().is_empty()
+            && is_sha256_hex(sha256.as_ref());
+        if !well_formed {
+            return None;
+        }
+        Some(StageCall {
+            stage: stage.as_ref().parse().ok()?,
+            plan: PathBuf::from(plan.as_ref()),
+            sha256: sha256.as_ref().to_string(),
+        })
+    }
+
+    /// Whether an OCI hook's `args` are one of hookhost's own entries.
+    pub fn from_hook_args<S: AsRef<str>>(args: &[S]) -> Option<Self> {
+        if args.first()?.as_ref() != ARGV0 {
+            return None;
+        }
+        Self::from_argv(args)
+    }
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_anything_else() {
+        let call = StageCall::bundle_plan(Stage::Poststop, &"a".repeat(64));
+        let args = call.to_args();
+        assert_eq!(args[..3], ["hookhost", "stage", "poststop"]);
+        assert_eq!(StageCall::from_hook_args(&args), Some(call.clone()));
+        let mut other = args.clone();
+        other[0] = "/usr/bin/hookhost".into();
+        assert_eq!(StageCall::from_argv(&other), Some(call));
+        assert_eq!(StageCall::from_hook_args(&other), None);
+        for (at, bad) in [(2, "prestop"), (3, "--plan="), (6, "A"), (4, "")] {
+            let mut broken = args.clone();
+            broken[at] = bad.into();
+            assert_eq!(StageCall::from_argv(&broken), None, "{bad}");
+        }
+        assert_eq!(StageCall::from_argv(&args[..6]), None);
+    }
+}

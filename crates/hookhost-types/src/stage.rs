@@ -1,0 +1,121 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// An OCI lifecycle stage, in the order the runtime-spec runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Deprecated by the runtime-spec; during create, in the runtime namespace.
+    Prestart,
+    /// During create, in the runtime namespace, after the container's namespaces exist.
+    CreateRuntime,
+    /// During create; the path is resolved in the runtime namespace, it runs in the container's.
+    CreateContainer,
+    /// During start, inside the container, before the user process.
+    StartContainer,
+    /// After the user process started, in the runtime namespace.
+    Poststart,
+    /// After the container was deleted, in the runtime namespace.
+    Poststop,
+}
+
+/// A stage name that is not one of the OCI stages.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("unknown stage {given:?}: valid stages are {}", Stage::names().join(", "))]
+pub struct UnknownStage {
+    /// What was given.
+    pub given: String,
+}
+
+impl Stage {
+    /// All stages in the order the runtime runs them.
+    pub const ALL: [Stage; 6] = [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+        Stage::StartContainer,
+        Stage::Poststart,
+        Stage::Poststop,
+    ];
+
+    /// The name used in config.json `hooks` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prestart => "prestart",
+            Stage::CreateRuntime => "createRuntime",
+            Stage::CreateContainer => "createContainer",
+            Stage::StartContainer => "startContainer",
+            Stage::Poststart => "poststart",
+            Stage::Poststop => "poststop",
+        }
+    }
+
+    /// Every stage's name, in order.
+    pub fn names() -> Vec<&'static str> {
+        Stage::ALL.iter().map(|s| s.as_str()).collect()
+    }
+
+    /// The container status the runtime-spec reports to hooks of this stage.
+    pub fn status(self) -> &'static str {
+        match self {
+            Stage::Prestart | Stage::CreateRuntime | Stage::CreateContainer => "creating",
+            Stage::StartContainer => "created",
+            Stage::Poststart => "running",
+            Stage::Poststop => "stopped",
+        }
+    }
+
+    /// Whether a failing hook at this stage stops the container (runtime-spec 1.3 and runc);
+    /// poststop failures are only warnings.
+    pub fn is_fatal(self) -> bool {
+        self != Stage::Poststop
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = UnknownStage;
+
+    /// Accepts the OCI spelling case-insensitively (`createRuntime`, `createruntime`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownStage {
+                given: s.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_parse_case_insensitively_and_list_valid_ones_on_error() {
+        assert_eq!("createRuntime".parse::<Stage>(), Ok(Stage::CreateRuntime));
+        assert_eq!("POSTSTOP".parse::<Stage>(), Ok(Stage::Poststop));
+        let err = "prestop".parse::<Stage>().unwrap_err().to_string();
+        assert!(err.contains("\"prestop\""), "{err}");
+        assert!(
+            err.contains("prestart, createRuntime, createContainer"),
+            "{err}"
+        );
+        assert_eq!(Stage::StartContainer.to_string(), "startContainer");
+    }
+
+    #[test]
+    fn only_poststop_is_non_fatal() {
+        let fatal: Vec<_> = Stage::ALL.iter().filter(|s| s.is_fatal()).collect();
+        assert_eq!(fatal.len(), 5);
+        assert!(!Stage::Poststop.is_fatal());
+    }
+}
