@@ -91,11 +91,13 @@ fn create(root: &Path, args: &[&str]) {
     );
 }
 
-/// The `--plan` hookhost writes into config.json for one registered hook.
-fn plan_for(root: &Path, name: &str) -> String {
-    let bundle = tempfile::tempdir().unwrap();
+/// The stage call hookhost writes into config.json for one registered hook (after `stage`),
+/// its plan file made absolute: the bundle lives beside the registry root.
+fn plan_for(root: &Path, name: &str) -> Vec<String> {
+    let bundle = root.with_file_name(format!("bundle-{name}"));
+    std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
-        bundle.path().join("config.json"),
+        bundle.join("config.json"),
         r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
     )
     .unwrap();
@@ -104,13 +106,13 @@ fn plan_for(root: &Path, name: &str) -> String {
         &[
             "inject",
             "--bundle",
-            bundle.path().to_str().unwrap(),
+            bundle.to_str().unwrap(),
             "--add-hook",
             name,
         ],
     );
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.path().join("config.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let entry = config["hooks"]
         .as_object()
         .unwrap()
@@ -118,11 +120,15 @@ fn plan_for(root: &Path, name: &str) -> String {
         .next()
         .unwrap()[0]
         .clone();
-    entry["args"][4].as_str().unwrap().to_string()
+    let mut args: Vec<String> = serde_json::from_value(entry["args"].clone()).unwrap();
+    args[4] = bundle.join(&args[4]).to_string_lossy().into_owned();
+    args.split_off(2)
 }
 
-fn stage(root: &Path, plan: &str) -> Command {
-    hookhost(root, &["stage", "createRuntime", "--plan", plan])
+fn stage(root: &Path, call: &[String]) -> Command {
+    let mut cmd = hookhost(root, &["stage"]);
+    cmd.args(call);
+    cmd
 }
 
 fn main() {

@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -91,6 +92,30 @@ fn wasm_module(dir: &Path) -> PathBuf {
     file
 }
 
+fn plan_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The plan files the hooks.d files in `dir` name (`hookhost stage S --plan FILE …`).
+fn named_plans(dir: &str) -> Vec<PathBuf> {
+    let mut named: Vec<PathBuf> = plan_files(Path::new(dir))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| {
+            let doc: serde_json::Value = serde_json::from_slice(&fs::read(p).unwrap()).unwrap();
+            let args = doc["hook"]["args"].as_array()?;
+            (args.get(3)? == "--plan").then(|| PathBuf::from(args[4].as_str().unwrap()))
+        })
+        .collect();
+    named.sort();
+    named
+}
+
 #[test]
 fn exported_native_and_wasm_hooks_run_under_podman() {
     let podman = Podman::new();
@@ -151,6 +176,7 @@ fn exported_native_and_wasm_hooks_run_under_podman() {
     assert_eq!(
         files,
         [
+            ".hookhost",
             "multi@poststop.json",
             "multi@prestart.json",
             "native.json",
@@ -159,6 +185,18 @@ fn exported_native_and_wasm_hooks_run_under_podman() {
         ],
         "{written}"
     );
+    // The plans the files name (with the hooks' registered env) are owner-only, in a directory
+    // Podman does not read: exactly the ones the files name.
+    let plans = Path::new(dir).join(".hookhost");
+    assert_eq!(fs::metadata(&plans).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(plan_files(&plans), named_plans(dir));
+    for plan in plan_files(&plans) {
+        assert_eq!(
+            fs::metadata(&plan).unwrap().mode() & 0o777,
+            0o600,
+            "{plan:?}"
+        );
+    }
 
     let (out, id) = podman.run(
         &["--runtime", "runc", "--hooks-dir", dir],
@@ -196,6 +234,8 @@ fn exported_native_and_wasm_hooks_run_under_podman() {
         "{again}"
     );
     assert!(!hooksd.path().join("web.json").exists());
+    // …and its plan file goes with it.
+    assert_eq!(plan_files(&plans), named_plans(dir));
 }
 
 #[test]

@@ -9,74 +9,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use common::engines::{Wrapper, log_lines};
+use common::engines::{Setup, log_lines};
 use common::{Bundle, Host, Runc, Tmpfs, succeeded as ok, text, unique, wat_module};
 use serde_json::{Value, json};
-
-/// A registry, a runc state root and the wrapper configured to use both.
-struct Setup {
-    host: Host,
-    runc: Runc,
-    wrapper: Wrapper,
-}
-
-impl Setup {
-    fn new() -> Self {
-        Self::with_config(json!({}))
-    }
-
-    /// `extra` keys are added to a config naming runc and the test's registry root.
-    fn with_config(extra: Value) -> Self {
-        let host = Host::new();
-        let runc = Runc::new();
-        let mut config = json!({"runtime": "runc", "root": host.root()});
-        for (k, v) in extra.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        let wrapper = Wrapper::new(&config);
-        Setup {
-            host,
-            runc,
-            wrapper,
-        }
-    }
-
-    fn log(&self) -> PathBuf {
-        self.wrapper.dir.path().join("runtime-log.json")
-    }
-
-    /// `hookhost-runtime --root R --log L --log-format json ARGS…`, as Docker calls it.
-    fn runtime(&self, args: &[&str]) -> std::process::Command {
-        let root = self.runc.root.path().to_str().unwrap().to_string();
-        let log = self.log().to_str().unwrap().to_string();
-        let mut all = vec!["--root", &root, "--log", &log, "--log-format", "json"];
-        all.extend_from_slice(args);
-        self.wrapper.cmd(&all)
-    }
-
-    /// `run --bundle B ID` through the wrapper, in the foreground; never leaks the container.
-    fn run(&self, bundle: &Bundle, id: &str) -> Output {
-        let out = self
-            .runtime(&["run", "--bundle", bundle.path_str(), id])
-            .output()
-            .unwrap();
-        let _ = self.runc.cmd(&["delete", "--force", id]).output();
-        out
-    }
-
-    /// A prestart hook appending "NAME ARGS" to the rootfs file /marker.
-    fn recorder(&self, name: &str, bundle: &Bundle, flags: &[&str]) {
-        let marker = bundle.rootfs().join("marker");
-        let script = self.host.script(
-            &format!("{name}.sh"),
-            &format!(r#"echo "{name} $*" >> {}"#, marker.display()),
-        );
-        let mut args = vec!["create"];
-        args.extend_from_slice(flags);
-        args.extend([name, script.to_str().unwrap()]);
-        self.host.ok(&args);
-    }
-}
 
 #[test]
 fn annotation_selects_registered_hooks_with_extra_args() {

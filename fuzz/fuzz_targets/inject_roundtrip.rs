@@ -4,8 +4,9 @@
 #![no_main]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use hookhost_core::hook::{HookKind, HookSpec, Stage};
+use hookhost_core::hook::Stage;
 use hookhost_core::bundle::{BundleConfig, SelfCall};
 use hookhost_core::plan::{ContainerPlan, PlannedHook};
 use libfuzzer_sys::fuzz_target;
@@ -19,22 +20,10 @@ fn plan() -> ContainerPlan {
         (Stage::StartContainer, "inside"),
         (Stage::Poststop, "audit"),
     ] {
-        plan.push(
-            stage,
-            PlannedHook {
-                name: name.into(),
-                spec: HookSpec {
-                    kind: HookKind::Native,
-                    path: "/usr/bin/true".into(),
-                    args: vec!["true".into(), name.into()],
-                    env: vec!["A=1".into()],
-                    timeout: 5,
-                    digest: None,
-                    limits: None,
-                    grants: None,
-                },
-            },
-        );
+        let args = vec!["true".into(), name.into()];
+        let env = vec!["A=1".into()];
+        let hook = PlannedHook::native(name.into(), "/usr/bin/true".into(), args, env, 5);
+        plan.push(stage, hook);
     }
     plan
 }
@@ -43,13 +32,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(doc) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    let mut config = BundleConfig {
-        file: PathBuf::from("/fuzz/config.json"),
-        doc: doc.clone(),
-    };
-    if config.typed().is_err() {
+    // The plan file is written beside config.json: one scratch bundle directory for the run.
+    static BUNDLE: OnceLock<PathBuf> = OnceLock::new();
+    let bundle = BUNDLE.get_or_init(|| tempfile::tempdir().unwrap().keep());
+    let Ok(mut config) = BundleConfig::from_doc(bundle.join("config.json"), doc.clone()) else {
         return;
-    }
+    };
     let call = SelfCall {
         exe: "/usr/local/bin/hookhost".into(),
         root: "/var/lib/hookhost".into(),
@@ -75,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
             let new = &new_hooks[stage];
             match (old, new) {
                 (Value::Array(old), Value::Array(new)) => {
-                    let own = |e: &Value| hookhost_core::bundle::own_plan(e).is_some();
+                    let own = |e: &Value| hookhost_core::bundle::own_call(e).is_some();
                     let kept: Vec<&Value> = new.iter().filter(|e| !own(e)).collect();
                     let old_kept: Vec<&Value> = old.iter().filter(|e| !own(e)).collect();
                     assert!(kept.starts_with(&old_kept), "stage {stage}: engine hooks lost or moved");

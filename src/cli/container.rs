@@ -9,20 +9,25 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use super::{Cli, parse};
-use hookhost_core::bundle::{BundleConfig, SelfCall};
+use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
 use hookhost_core::hook::Stage;
 use hookhost_core::hookspec::SpecFile;
-use hookhost_core::plan::{ContainerPlan, PlannedHook, Selection, StagePlan};
-use hookhost_core::registry::Registry;
+use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
+use hookhost_core::prepare::prepare;
 use hookhost_core::run::{self as exec, RunContext};
-use hookhost_types::State;
+use hookhost_core::select::{self, CommandLine, Origin, Sources};
+use hookhost_core::stage::PlanSource;
+use hookhost_types::{StageCall, State};
 
 /// Attach hooks to an OCI bundle by editing its config.json.
 ///
-/// hookhost adds itself as the OCI hook of each stage that has work, after the hooks already
-/// there. The container keeps the hooks it was given, whatever later happens to the registry.
+/// The bundle gets exactly what the runtime wrapper would give it (matching global hooks,
+/// hooks.d hooks, and the hooks its annotations select), plus the hooks given here. hookhost
+/// adds itself as the OCI hook of each stage that has work, after the hooks already there, and
+/// writes the container's plan beside config.json (hookhost-plan-SHA256.json, owner-only). The
+/// container keeps the hooks it was given, whatever later happens to the registry.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  hookhost inject --bundle ./mycontainer --add-hook 'myFirstHook:[\"/tmp/b\",\"/tmp/c\"]'\n  runc run --bundle ./mycontainer demo"
@@ -31,7 +36,8 @@ pub struct InjectArgs {
     /// The bundle directory holding config.json
     #[arg(long, short, default_value = ".", value_name = "DIR")]
     bundle: PathBuf,
-    /// A registered hook, with extra arguments appended to its registered ones
+    /// A registered hook, with extra arguments appended to its registered ones (or an
+    /// absolute program path: an inline prestart hook)
     #[arg(long = "add-hook", value_name = "NAME[:JSON-ARGS]")]
     add_hooks: Vec<String>,
     /// Inline OCI hooks: a JSON object of stage name to a list of {path, args, env, timeout}
@@ -45,9 +51,12 @@ pub struct StageArgs {
     /// The stage being run
     #[arg(value_parser = parse_stage)]
     stage: Stage,
-    /// The stage's hooks, as written into config.json by `hookhost inject`
-    #[arg(long, value_name = "JSON")]
+    /// The container's plan file, as written by `hookhost inject` (relative: in the bundle)
+    #[arg(long, value_name = "FILE")]
     plan: String,
+    /// The plan file's sha256
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -103,24 +112,6 @@ fn parse_stage(value: &str) -> Result<Stage, String> {
         .map_err(|e: hookhost_core::hook::UnknownStage| e.to_string())
 }
 
-/// Builds a container's plan from `--add-hook` selections and an optional spec file.
-pub fn build_plan(
-    registry: &Registry,
-    add_hooks: &[String],
-    hook_spec: Option<&PathBuf>,
-) -> anyhow::Result<ContainerPlan> {
-    let mut plan = ContainerPlan::default();
-    for text in add_hooks {
-        let selection = Selection::parse(text)?;
-        plan.add_registered(&selection, registry)?;
-    }
-    if let Some(file) = hook_spec {
-        plan.add_spec_file(&SpecFile::load(file)?);
-    }
-    hookhost_core::plan::check_runnable(&plan)?;
-    Ok(plan)
-}
-
 pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
@@ -129,44 +120,76 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
 
 pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
-    let plan = build_plan(&registry, &args.add_hooks, args.hook_spec.as_ref())?;
-    let mut config = BundleConfig::load(&args.bundle)?;
-    if plan.is_empty() {
-        println!("no hooks to inject");
-        return Ok(ExitCode::SUCCESS);
+    let spec = args.hook_spec.as_deref().map(SpecFile::load).transpose()?;
+    let call = self_call(cli)?;
+    let sources = Sources {
+        registry: Some(&registry),
+        root: &call.root,
+        hooks_dirs: &cli.settings.hooks_dirs,
+        allow_inline: cli.settings.allow_inline_specs,
+    };
+    let command_line = CommandLine {
+        add_hooks: &args.add_hooks,
+        spec: spec.as_ref(),
+    };
+    let injected = prepare(&args.bundle, &sources, &command_line, &call)?;
+    for warning in &injected.warnings {
+        eprintln!("Warning: {warning}");
     }
-    config.inject(&plan, &self_call(cli)?)?;
-    config.save()?;
-    for (stage, hooks) in &plan.stages {
-        let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
+    if injected.stages.is_empty() {
+        println!("no hooks to inject");
+    }
+    for (stage, names) in &injected.stages {
         println!("{stage}: {}", names.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `hookhost stage STAGE --plan JSON` exactly as `inject` writes it, without clap; `None` for
-/// anything else (which then goes through the full parser and its error messages).
+/// `hookhost stage STAGE --plan FILE --sha256 HEX` exactly as `inject` writes it (or an older
+/// hookhost's `--plan JSON`), without clap; `None` for anything else (which then goes through
+/// the full parser and its error messages).
 pub fn stage_fast_path(argv: &[String]) -> Option<ExitCode> {
-    let [_, command, stage_name, flag, plan] = argv else {
-        return None;
+    let source = match StageCall::from_argv(argv) {
+        Some(call) => PlanSource::File(call),
+        None => {
+            let legacy = LegacyStagePlan::from_argv(argv)?;
+            PlanSource::Legacy(argv[2].parse().ok()?, legacy)
+        }
     };
-    if command != "stage" || flag != "--plan" {
-        return None;
-    }
-    let args = StageArgs {
-        stage: stage_name.parse().ok()?,
-        plan: plan.clone(),
-    };
-    Some(super::finish(stage(&args)))
+    Some(super::finish(run_stage(&source)))
 }
 
 pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
-    let plan: StagePlan = serde_json::from_str(&args.plan).context("invalid --plan")?;
+    let source = match &args.sha256 {
+        Some(sha256) => {
+            let argv = [
+                "hookhost",
+                "stage",
+                args.stage.as_str(),
+                "--plan",
+                &args.plan,
+                "--sha256",
+                sha256,
+            ];
+            PlanSource::File(StageCall::from_argv(&argv).context(
+                "invalid stage call: --plan must name a file and --sha256 be 64 lower-case hex digits",
+            )?)
+        }
+        None => {
+            let legacy = serde_json::from_str(&args.plan)
+                .context("invalid --plan: without --sha256 it must be a stage plan in JSON")?;
+            PlanSource::Legacy(args.stage, legacy)
+        }
+    };
+    run_stage(&source)
+}
+
+fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
     let mut state = Vec::new();
     std::io::stdin()
         .read_to_end(&mut state)
         .context("cannot read the container state from stdin")?;
-    let report = hookhost_core::stage::run(args.stage, &plan, &state)?;
+    let report = hookhost_core::stage::run_call(source, &state)?;
     for warning in &report.warnings {
         eprintln!("Warning: {warning}");
     }
@@ -175,13 +198,23 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
 
 pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
-    let selection = Selection::parse(&args.hook)?;
-    let hook = registry.get(&selection.name)?;
-    let stage = args.stage.unwrap_or(hook.stages[0]);
-    let hook = PlannedHook::from_registered(hook, &selection);
+    let root = std::path::absolute(cli.root())?;
+    let sources = Sources {
+        registry: Some(&registry),
+        root: &root,
+        hooks_dirs: &[],
+        allow_inline: true,
+    };
+    anyhow::ensure!(
+        split_top_level(&args.hook).len() == 1,
+        "give exactly one hook to try: NAME[:JSON-ARGS] or /abs/program[:JSON-ARGS]"
+    );
+    let plan = select::items(Origin::CommandLine, &args.hook, &sources)?;
+    let (first, hooks) = plan.stages.iter().next().context("the hook has no stage")?;
+    let stage = args.stage.unwrap_or(*first);
+    let hook = hooks[0].clone();
     let state_json = try_state(args, stage)?;
     let state = State::parse(&state_json)?;
-    let root = std::path::absolute(cli.root())?;
     let ctx = RunContext {
         stage,
         state_json: &state_json,

@@ -4,13 +4,13 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Bundle, HOOKHOST, text};
+use super::{Bundle, HOOKHOST, Host, Runc, text};
 
 /// A temp dir holding `hookhost-runtime` → the hookhost under test, and hookhost's config file.
 pub struct Wrapper {
@@ -91,4 +91,69 @@ pub fn log_lines(file: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
         .collect()
+}
+
+/// A registry, a runc state root and the wrapper configured to use both.
+pub struct Setup {
+    pub host: Host,
+    pub runc: Runc,
+    pub wrapper: Wrapper,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        Self::with_config(json!({}))
+    }
+
+    /// `extra` keys are added to a config naming runc and the test's registry root.
+    pub fn with_config(extra: Value) -> Self {
+        let host = Host::new();
+        let runc = Runc::new();
+        let mut config = json!({"runtime": "runc", "root": host.root()});
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let wrapper = Wrapper::new(&config);
+        Setup {
+            host,
+            runc,
+            wrapper,
+        }
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.wrapper.dir.path().join("runtime-log.json")
+    }
+
+    /// `hookhost-runtime --root R --log L --log-format json ARGS…`, as Docker calls it.
+    pub fn runtime(&self, args: &[&str]) -> std::process::Command {
+        let root = self.runc.root.path().to_str().unwrap().to_string();
+        let log = self.log().to_str().unwrap().to_string();
+        let mut all = vec!["--root", &root, "--log", &log, "--log-format", "json"];
+        all.extend_from_slice(args);
+        self.wrapper.cmd(&all)
+    }
+
+    /// `run --bundle B ID` through the wrapper, in the foreground; never leaks the container.
+    pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        let out = self
+            .runtime(&["run", "--bundle", bundle.path_str(), id])
+            .output()
+            .unwrap();
+        let _ = self.runc.cmd(&["delete", "--force", id]).output();
+        out
+    }
+
+    /// A prestart hook appending "NAME ARGS" to the rootfs file /marker.
+    pub fn recorder(&self, name: &str, bundle: &Bundle, flags: &[&str]) {
+        let marker = bundle.rootfs().join("marker");
+        let script = self.host.script(
+            &format!("{name}.sh"),
+            &format!(r#"echo "{name} $*" >> {}"#, marker.display()),
+        );
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend([name, script.to_str().unwrap()]);
+        self.host.ok(&args);
+    }
 }

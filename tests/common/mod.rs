@@ -115,7 +115,8 @@ impl Host {
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+/// Every regular file under `dir` with its bytes (symlinks are not followed).
+pub fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

@@ -1,16 +1,25 @@
-//! Lossless `config.json` editing: hookhost adds itself as the OCI hook of each stage that has
-//! work, after the hooks already there.
+//! A bundle as hookhost leaves it: `config.json` edited losslessly, with hookhost added as the
+//! OCI hook of each stage that has work (after the hooks already there), and beside it the
+//! plan file those entries name (`hookhost_types::StageCall`).
 //!
 //! The document is edited as a `serde_json::Value` (key order preserved), so every field
 //! hookhost does not know survives untouched; `oci-spec` is used only to validate it.
+//!
+//! The plan file (`hookhost-plan-SHA256.json`, mode 0600) holds the container's hooks with
+//! their registered environment: nothing of it is in argv or in config.json, which other users
+//! may read. It lives in the bundle, so it goes when the engine removes the bundle (Docker,
+//! containerd, Podman and CRI-O do after `delete`), and a bundle run again (`runc run` twice)
+//! still finds it. It is named by its sha256, which every entry carries: a bundle injected
+//! again gets a new file and its already-created containers keep theirs.
 
 use std::path::{Path, PathBuf};
 
+use hookhost_types::{Stage, StageCall};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use crate::hook::Stage;
-use crate::plan::{ContainerPlan, PlannedHook, StagePlan};
+use crate::hook::HookKind;
+use crate::plan::{ContainerPlan, LegacyStagePlan, PlanError, PlanFile, PlannedHook};
 use hookhost_exec::fs as fsutil;
 
 /// Slack added to the OCI timeout of hookhost's own entry, so that hookhost reports a hook's
@@ -19,22 +28,72 @@ pub const TIMEOUT_SLACK_SECS: u64 = 5;
 
 #[derive(Debug, Error)]
 pub enum InjectError {
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {}", file.display())]
     Read {
         file: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("{file} is not valid JSON: {reason}")]
-    Malformed { file: PathBuf, reason: String },
-    #[error("{file} is not a valid OCI runtime config: {reason}")]
-    NotOci { file: PathBuf, reason: String },
-    #[error("{file}: {reason}")]
+    #[error("{} is not valid JSON", file.display())]
+    Malformed {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} is not a valid OCI runtime config", file.display())]
+    NotOci {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: {reason}", file.display())]
     Shape { file: PathBuf, reason: String },
-    #[error("cannot write {file}: {source}")]
+    #[error("cannot write {}", file.display())]
     Write {
         file: PathBuf,
+        #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Existing(#[from] PlanLoadError),
+}
+
+/// Why a stage (or a second injection) could not read the plan a bundle's entries name.
+#[derive(Debug, Error)]
+pub enum PlanLoadError {
+    #[error("cannot read hookhost's plan file {}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Untrusted(#[from] fsutil::Untrusted),
+    #[error(
+        "hookhost's plan file {} is larger than {} bytes", file.display(), crate::plan::MAX_PLAN_BYTES
+    )]
+    TooLarge { file: PathBuf },
+    #[error(
+        "hookhost's plan file {} is not the one injected (sha256 {actual}, expected {expected}): \
+         it was changed or replaced afterwards; inject the bundle again", file.display()
+    )]
+    Mismatch {
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("hookhost's plan file {} is not valid", file.display())]
+    Invalid {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the container's state names no bundle, so the plan file {} cannot be found", file.display()
+    )]
+    NoBundle { file: PathBuf },
 }
 
 /// How hookhost calls itself back at each stage.
@@ -46,10 +105,59 @@ pub struct SelfCall {
     pub root: PathBuf,
 }
 
+/// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
+/// root or the current user that no one else can write, no larger than the largest plan, and
+/// with the sha256 the entry recorded.
+pub fn load_plan(call: &StageCall, bundle: &Path) -> Result<PlanFile, PlanLoadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = if call.plan.is_absolute() {
+        call.plan.clone()
+    } else if bundle.as_os_str().is_empty() {
+        return Err(PlanLoadError::NoBundle {
+            file: call.plan.clone(),
+        });
+    } else {
+        bundle.join(&call.plan)
+    };
+    let read_err = |source| PlanLoadError::Read {
+        file: file.clone(),
+        source,
+    };
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&file)
+        .map_err(read_err)?;
+    let meta = handle.metadata().map_err(read_err)?;
+    fsutil::check_trusted_meta(&file, &meta)?;
+    let limit = crate::plan::MAX_PLAN_BYTES as u64;
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
+    (&mut handle)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(PlanLoadError::TooLarge { file });
+    }
+    let actual = fsutil::sha256_hex(&bytes);
+    if actual != call.sha256 {
+        return Err(PlanLoadError::Mismatch {
+            file,
+            expected: call.sha256.clone(),
+            actual,
+        });
+    }
+    PlanFile::decode(&bytes).map_err(|source| PlanLoadError::Invalid { file, source })
+}
+
 /// A bundle's config.json, read and validated, ready to be edited.
 pub struct BundleConfig {
     pub file: PathBuf,
     pub doc: Value,
+    /// Whether the saved file must be readable by its owner only (it carries a startContainer
+    /// hook's registered environment).
+    private: bool,
 }
 
 impl BundleConfig {
@@ -59,36 +167,105 @@ impl BundleConfig {
             file: file.clone(),
             source,
         })?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| InjectError::Malformed {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
-        let config = BundleConfig { file, doc };
+        let doc: Value =
+            serde_json::from_slice(&bytes).map_err(|source| InjectError::Malformed {
+                file: file.clone(),
+                source,
+            })?;
+        Self::from_doc(file, doc)
+    }
+
+    /// A config.json document already read from `file`; refused unless it is an OCI config.
+    pub fn from_doc(file: PathBuf, doc: Value) -> Result<Self, InjectError> {
+        let config = BundleConfig {
+            file,
+            doc,
+            private: false,
+        };
         config.typed()?;
         Ok(config)
     }
 
     /// The typed view, for reads and validation.
     pub fn typed(&self) -> Result<oci_spec::runtime::Spec, InjectError> {
-        serde_json::from_value(self.doc.clone()).map_err(|e| InjectError::NotOci {
+        serde_json::from_value(self.doc.clone()).map_err(|source| InjectError::NotOci {
             file: self.file.clone(),
-            reason: e.to_string(),
+            source,
         })
     }
 
-    /// Adds the plan's hooks. Injecting the same hooks again changes nothing.
+    fn bundle_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The plan hookhost's entries already name (a bundle injected before), if any.
+    pub fn injected_plan(&self) -> Result<Option<PlanFile>, InjectError> {
+        let own = Stage::ALL
+            .iter()
+            .flat_map(|stage| self.entries(*stage))
+            .find_map(own_call);
+        let mut found = match own {
+            Some(call) => Some(load_plan(&call, self.bundle_dir())?),
+            None => None,
+        };
+        for stage in Stage::ALL {
+            for legacy in self.entries(stage).iter().filter_map(legacy_plan) {
+                let file = found.get_or_insert_with(|| PlanFile {
+                    root: legacy.root.clone(),
+                    plan: ContainerPlan::default(),
+                });
+                for hook in legacy.hooks {
+                    file.plan.push(stage, hook);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds the plan's hooks to those already injected: writes the combined plan file, then
+    /// points hookhost's entry of each stage with work at it (after the engine's own hooks).
+    /// Injecting the same hooks again changes nothing. The caller saves config.json.
     pub fn inject(&mut self, plan: &ContainerPlan, call: &SelfCall) -> Result<(), InjectError> {
-        for (stage, hooks) in &plan.stages {
+        let mut combined = match self.injected_plan()? {
+            Some(existing) => existing.plan,
+            None => ContainerPlan::default(),
+        };
+        combined.extend(plan.clone());
+        combined.check()?;
+        let file = PlanFile {
+            root: call.root.clone(),
+            plan: combined,
+        };
+        let bytes = file.encode()?;
+        let sha256 = fsutil::sha256_hex(&bytes);
+        let path = self
+            .bundle_dir()
+            .join(StageCall::bundle_plan(Stage::Poststop, &sha256).plan);
+        fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| InjectError::Write {
+            file: path.clone(),
+            source,
+        })?;
+        for stage in Stage::ALL {
+            let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
+            if stage == Stage::StartContainer {
+                let new = plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
+                if !new.is_empty() {
+                    self.private |= new.iter().any(|h| !h.spec.env.is_empty());
+                    add_direct_entries(self.stage_list(stage)?, new);
+                }
+                continue;
+            }
+            self.remove_own_entries(stage);
             if hooks.is_empty() {
                 continue;
             }
             tracing::info!(file = %self.file.display(), %stage, hooks = hooks.len(), "injecting");
-            let list = self.stage_list(*stage)?;
-            if *stage == Stage::StartContainer {
-                add_direct_entries(list, hooks);
-            } else {
-                add_self_entry(list, *stage, hooks, call);
-            }
+            let entry = json!({
+                "path": call.exe,
+                "args": StageCall::bundle_plan(stage, &sha256).to_args(),
+                "timeout": outer_timeout(hooks),
+            });
+            self.stage_list(stage)?.push(entry);
         }
         self.typed()?;
         Ok(())
@@ -112,13 +289,37 @@ impl BundleConfig {
         value
     }
 
+    /// Writes config.json back (atomically, keeping its mode; owner-only when it carries a
+    /// hook's registered environment).
     pub fn save(&self) -> Result<(), InjectError> {
         let mut bytes = serde_json::to_vec_pretty(&self.doc).expect("a JSON value serialises");
         bytes.push(b'\n');
-        fsutil::replace_atomic(&self.file, &bytes).map_err(|source| InjectError::Write {
+        let written = if self.private {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&self.file).map_or(0o600, |m| m.permissions().mode());
+            fsutil::write_atomic(&self.file, &bytes, mode & 0o700)
+        } else {
+            fsutil::replace_atomic(&self.file, &bytes)
+        };
+        written.map_err(|source| InjectError::Write {
             file: self.file.clone(),
             source,
         })
+    }
+
+    /// The entries of one stage, if the document has that list.
+    fn entries(&self, stage: Stage) -> &[Value] {
+        self.doc
+            .pointer(&format!("/hooks/{}", stage.as_str()))
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn remove_own_entries(&mut self, stage: Stage) {
+        let pointer = format!("/hooks/{}", stage.as_str());
+        if let Some(list) = self.doc.pointer_mut(&pointer).and_then(Value::as_array_mut) {
+            list.retain(|entry| own_call(entry).is_none() && legacy_plan(entry).is_none());
+        }
     }
 
     fn stage_list(&mut self, stage: Stage) -> Result<&mut Vec<Value>, InjectError> {
@@ -144,58 +345,53 @@ impl BundleConfig {
     }
 }
 
-/// The args of hookhost's own entry: `hookhost stage STAGE --plan JSON`.
-pub fn self_args(stage: Stage, plan: &StagePlan) -> Vec<String> {
-    let plan = serde_json::to_string(plan).expect("a plan serialises");
-    vec![
-        "hookhost".into(),
-        "stage".into(),
-        stage.as_str().into(),
-        "--plan".into(),
-        plan,
-    ]
+/// The stage call of one of hookhost's own entries, if `entry` is one.
+pub fn own_call(entry: &Value) -> Option<StageCall> {
+    let args: Vec<&str> = entry
+        .get("args")?
+        .as_array()?
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<_>>()?;
+    StageCall::from_hook_args(&args)
 }
 
-/// The plan carried by one of hookhost's own entries, if `entry` is one.
-pub fn own_plan(entry: &Value) -> Option<StagePlan> {
-    let args = entry.get("args")?.as_array()?;
-    let is_ours = args.first()?.as_str()? == "hookhost"
-        && args.get(1)?.as_str()? == "stage"
-        && args.get(3)?.as_str()? == "--plan";
-    if !is_ours {
-        return None;
+/// The plan of an entry written by hookhost before plans left argv: its hooks are kept, and
+/// the entry replaced, when the bundle is injected again.
+fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
+    let args: Vec<&str> = entry
+        .get("args")?
+        .as_array()?
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<_>>()?;
+    match args[..] {
+        ["hookhost", _, _, _, _] => LegacyStagePlan::from_argv(&args),
+        _ => None,
     }
-    serde_json::from_str(args.get(4)?.as_str()?).ok()
 }
 
-/// Appends (or extends) hookhost's single entry for `stage`, keeping it after the others.
-fn add_self_entry(list: &mut Vec<Value>, stage: Stage, hooks: &[PlannedHook], call: &SelfCall) {
-    let mut plan = StagePlan {
-        root: call.root.clone(),
-        hooks: Vec::new(),
-    };
-    if let Some(pos) = list.iter().position(|e| own_plan(e).is_some()) {
-        let existing = list.remove(pos);
-        plan.hooks = own_plan(&existing).map(|p| p.hooks).unwrap_or_default();
-    }
-    for hook in hooks {
-        if !plan.hooks.contains(hook) {
-            plan.hooks.push(hook.clone());
-        }
-    }
-    let timeout: u64 = plan.hooks.iter().map(|h| h.spec.timeout).sum::<u64>() + TIMEOUT_SLACK_SECS;
-    list.push(json!({
-        "path": call.exe,
-        "args": self_args(stage, &plan),
-        "timeout": timeout,
-    }));
+/// The OCI timeout of hookhost's own entry: every hook's timeout plus slack, capped so that it
+/// stays a valid positive `int` for every runtime.
+pub fn outer_timeout(hooks: &[PlannedHook]) -> u64 {
+    hooks
+        .iter()
+        .fold(TIMEOUT_SLACK_SECS, |sum, h| {
+            sum.saturating_add(h.spec.timeout)
+        })
+        .min(i32::MAX as u64)
 }
 
 /// startContainer hooks run inside the container: add the native hooks themselves.
 fn add_direct_entries(list: &mut Vec<Value>, hooks: &[PlannedHook]) {
     for hook in hooks {
+        debug_assert_eq!(hook.spec.kind, HookKind::Native, "checked by the plan");
         let mut env = hook.spec.env.clone();
-        env.push(format!("HOOKHOST_STAGE={}", Stage::StartContainer));
+        env.push(format!(
+            "{}={}",
+            hookhost_types::STAGE_ENV,
+            Stage::StartContainer
+        ));
         let entry = json!({
             "path": hook.spec.path,
             "args": hook.spec.args,

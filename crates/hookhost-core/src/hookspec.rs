@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::hook::{DEFAULT_TIMEOUT_SECS, HookKind, HookSpec, Stage};
+use crate::hook::{DEFAULT_TIMEOUT_SECS, Stage};
 use crate::plan::PlannedHook;
 
 #[derive(Debug, Error)]
@@ -84,24 +84,13 @@ fn planned(entry: serde_json::Value) -> Result<PlannedHook, String> {
         Some(t) if t > 0 => t as u64,
         Some(t) => return Err(format!("timeout {t} must be a positive number of seconds")),
     };
-    let args = if hook.args.is_empty() {
-        vec![hook.path.to_string_lossy().into_owned()]
-    } else {
-        hook.args
-    };
-    Ok(PlannedHook {
-        name: format!("inline:{}", hook.path.display()),
-        spec: HookSpec {
-            kind: HookKind::Native,
-            path: hook.path,
-            args,
-            env: hook.env,
-            timeout,
-            digest: None,
-            limits: None,
-            grants: None,
-        },
-    })
+    Ok(PlannedHook::native(
+        PlannedHook::inline_name(&hook.path),
+        hook.path,
+        hook.args,
+        hook.env,
+        timeout,
+    ))
 }
 
 #[cfg(test)]

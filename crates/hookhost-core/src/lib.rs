@@ -17,6 +17,7 @@ pub mod hookspec;
 pub mod listarg;
 pub mod paths;
 pub mod plan;
+pub mod prepare;
 pub mod registry;
 pub mod run;
 pub mod select;

@@ -1,18 +1,33 @@
 //! What one container runs: the hooks selected for it, resolved against the registry and
-//! snapshotted per stage at injection time.
+//! snapshotted per stage at injection time, and the plan file that carries them to the stage
+//! runner.
+//!
+//! Every selection source (the command line, annotations, the environment, hooks.d files,
+//! inline specs) speaks one grammar ([`Item`]) and builds hooks through one constructor
+//! ([`PlannedHook::registered`], [`PlannedHook::native`]); [`crate::select`] is the one engine
+//! that applies them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use hookhost_types::HookKind;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hook::{Hook, HookKind, HookSpec, Stage};
-use crate::hookspec::SpecFile;
+use crate::hook::{Hook, HookSpec, Stage};
 use crate::listarg::{self, ListError, Split};
-use crate::registry::{Registry, RegistryError};
 
-/// One hook as a container will run it: the registered spec with `--add-hook` extras appended.
+/// One argument the kernel passes to a program is at most this long (`MAX_ARG_STRLEN`,
+/// including its NUL).
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// A native hook's argv and environment together, at most: well under the kernel's total
+/// (a quarter of the stack limit, 2 MiB with the usual 8 MiB stack).
+pub const MAX_EXEC_BYTES: usize = 1024 * 1024;
+/// The largest plan file hookhost writes or reads.
+pub const MAX_PLAN_BYTES: usize = 16 * 1024 * 1024;
+
+/// One hook as a container will run it: a registered hook's spec with `--add-hook` extras
+/// appended, or a native hook from a hooks.d file or an inline spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedHook {
     #[serde(rename = "Name")]
@@ -22,27 +37,54 @@ pub struct PlannedHook {
 }
 
 impl PlannedHook {
-    /// A registered hook as selected: `--add-hook` extras appended to its registered args.
-    pub fn from_registered(hook: Hook, selection: &Selection) -> Self {
-        let mut spec = hook.spec;
-        spec.args.extend(selection.extra_args.iter().cloned());
+    /// A registered hook as selected: the extras appended to its registered args; nothing else
+    /// of the registration (path, env, limits, grants) can be changed by a selection.
+    pub fn registered(hook: &Hook, extra_args: &[String]) -> Self {
+        let mut spec = hook.spec.clone();
+        spec.args.extend(extra_args.iter().cloned());
         PlannedHook {
-            name: hook.name,
+            name: hook.name.clone(),
             spec,
         }
     }
-}
 
-/// The hooks of one stage, in order, and the registry root they came from (for WASM modules,
-/// the compile cache and the audit trail).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StagePlan {
-    pub root: PathBuf,
-    pub hooks: Vec<PlannedHook>,
+    /// A native hook that is not in the registry (hooks.d, inline specs). Empty `args` run the
+    /// program with its path as argv0, as runc does.
+    pub fn native(
+        name: String,
+        path: PathBuf,
+        args: Vec<String>,
+        env: Vec<String>,
+        timeout: u64,
+    ) -> Self {
+        let args = if args.is_empty() {
+            vec![path.to_string_lossy().into_owned()]
+        } else {
+            args
+        };
+        PlannedHook {
+            name,
+            spec: HookSpec {
+                kind: HookKind::Native,
+                path,
+                args,
+                env,
+                timeout,
+                digest: None,
+                limits: None,
+                grants: None,
+            },
+        }
+    }
+
+    /// The name an inline hook is shown and recorded under.
+    pub fn inline_name(path: &std::path::Path) -> String {
+        format!("inline:{}", path.display())
+    }
 }
 
 /// Every stage's hooks for one container.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerPlan {
     pub stages: BTreeMap<Stage, Vec<PlannedHook>>,
 }
@@ -52,45 +94,159 @@ impl ContainerPlan {
         self.stages.values().all(Vec::is_empty)
     }
 
+    /// Adds a hook at one stage; the same hook twice at one stage runs once.
     pub fn push(&mut self, stage: Stage, hook: PlannedHook) {
-        self.stages.entry(stage).or_default().push(hook);
+        let hooks = self.stages.entry(stage).or_default();
+        if !hooks.contains(&hook) {
+            hooks.push(hook);
+        }
     }
 
     /// Adds a registered hook at each of its stages.
-    pub fn add_registered(
-        &mut self,
-        selection: &Selection,
-        registry: &Registry,
-    ) -> Result<(), PlanError> {
-        let hook = registry.get(&selection.name)?;
-        let mut spec = hook.spec;
-        spec.args.extend(selection.extra_args.iter().cloned());
-        for stage in hook.stages {
-            self.push(
-                stage,
-                PlannedHook {
-                    name: hook.name.clone(),
-                    spec: spec.clone(),
-                },
-            );
+    pub fn push_registered(&mut self, hook: &Hook, extra_args: &[String]) {
+        let planned = PlannedHook::registered(hook, extra_args);
+        for stage in &hook.stages {
+            self.push(*stage, planned.clone());
+        }
+    }
+
+    /// Adds every hook of `other`, after this plan's own.
+    pub fn extend(&mut self, other: ContainerPlan) {
+        for (stage, hooks) in other.stages {
+            for hook in hooks {
+                self.push(stage, hook);
+            }
+        }
+    }
+
+    /// The hook names per stage, in run order, for reports.
+    pub fn names(&self) -> Vec<(Stage, Vec<String>)> {
+        self.stages
+            .iter()
+            .filter(|(_, hooks)| !hooks.is_empty())
+            .map(|(stage, hooks)| (*stage, hooks.iter().map(|h| h.name.clone()).collect()))
+            .collect()
+    }
+
+    /// Whether every hook can run where its stage runs, and every native hook's argv and
+    /// environment fit what the kernel passes to a program: checked when the plan is made, so
+    /// that no stage discovers later that it cannot run a hook.
+    pub fn check(&self) -> Result<(), PlanError> {
+        for (stage, hooks) in &self.stages {
+            for hook in hooks {
+                if *stage == Stage::StartContainer && hook.spec.kind == HookKind::Wasm {
+                    return Err(PlanError::WasmInContainer {
+                        name: hook.name.clone(),
+                    });
+                }
+                check_exec_size(hook)?;
+            }
         }
         Ok(())
     }
+}
 
-    /// Adds the inline hooks of a `--hook-spec` file.
-    pub fn add_spec_file(&mut self, file: &SpecFile) {
-        for (stage, hooks) in &file.stages {
-            for hook in hooks {
-                self.push(*stage, hook.clone());
-            }
+/// A native hook is exec'd: each argument and env entry must fit `MAX_ARG_STRLEN`, all of
+/// them together [`MAX_EXEC_BYTES`], and none may hold a NUL.
+fn check_exec_size(hook: &PlannedHook) -> Result<(), PlanError> {
+    let too_large = |reason: String| PlanError::TooLarge {
+        name: hook.name.clone(),
+        reason,
+    };
+    let strings = || hook.spec.args.iter().chain(&hook.spec.env);
+    if let Some(s) = strings().find(|s| s.contains('\0')) {
+        return Err(PlanError::Nul {
+            name: hook.name.clone(),
+            value: s.chars().take(40).collect(),
+        });
+    }
+    if hook.spec.kind == HookKind::Wasm {
+        return Ok(());
+    }
+    if let Some(long) = strings().find(|s| s.len() + 1 > MAX_ARG_BYTES) {
+        return Err(too_large(format!(
+            "one argument or variable is {} bytes; the kernel passes at most {} bytes per \
+             argument to a program",
+            long.len(),
+            MAX_ARG_BYTES - 1
+        )));
+    }
+    let total: usize = strings()
+        .map(|s| s.len() + 1 + std::mem::size_of::<usize>())
+        .sum();
+    if total > MAX_EXEC_BYTES {
+        return Err(too_large(format!(
+            "its arguments and environment total {total} bytes; at most {MAX_EXEC_BYTES} are \
+             passed to a native hook"
+        )));
+    }
+    Ok(())
+}
+
+/// The plan file: what `hookhost stage` reads to learn a container's hooks (see
+/// `hookhost_types::StageCall` for how the runtime names it). Encoded and decoded only here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// The registry root: WASM modules, their compile cache and the audit trail.
+    pub root: PathBuf,
+    /// The hooks, per stage.
+    #[serde(flatten)]
+    pub plan: ContainerPlan,
+}
+
+impl PlanFile {
+    /// The file's bytes; refused when larger than [`MAX_PLAN_BYTES`].
+    pub fn encode(&self) -> Result<Vec<u8>, PlanError> {
+        let mut bytes = serde_json::to_vec(self).expect("a plan serialises");
+        bytes.push(b'\n');
+        if bytes.len() > MAX_PLAN_BYTES {
+            return Err(PlanError::PlanTooLarge { size: bytes.len() });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// One stage's plan as hookhost wrote it into argv before plans became files
+/// (`hookhost stage STAGE --plan JSON`). Still read, so that containers created before an
+/// upgrade run their remaining stages (their poststop above all) with the new executable.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LegacyStagePlan {
+    pub root: PathBuf,
+    pub hooks: Vec<PlannedHook>,
+}
+
+impl LegacyStagePlan {
+    /// `[argv0, "stage", STAGE, "--plan", JSON]`; `None` for anything else.
+    pub fn from_argv<S: AsRef<str>>(argv: &[S]) -> Option<Self> {
+        let [_, command, _, flag, json] = argv else {
+            return None;
+        };
+        if command.as_ref() != "stage" || flag.as_ref() != "--plan" {
+            return None;
+        }
+        serde_json::from_str(json.as_ref()).ok()
+    }
+
+    /// The same as a plan file holding only `stage`.
+    pub fn into_plan_file(self, stage: Stage) -> PlanFile {
+        let mut plan = ContainerPlan::default();
+        for hook in self.hooks {
+            plan.push(stage, hook);
+        }
+        PlanFile {
+            root: self.root,
+            plan,
         }
     }
 }
 
 #[derive(Debug, Error)]
 pub enum PlanError {
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
     #[error("invalid hook selection {given:?}: {reason}")]
     BadSelection { given: String, reason: String },
     #[error(
@@ -98,10 +254,62 @@ pub enum PlanError {
          hookhost cannot run it"
     )]
     WasmInContainer { name: String },
+    #[error("hook {name:?} cannot be run: {reason}")]
+    TooLarge { name: String, reason: String },
+    #[error("hook {name:?} has an argument or variable with a NUL byte ({value:?}…)")]
+    Nul { name: String, value: String },
+    #[error(
+        "the container's hook plan would be {size} bytes; at most {MAX_PLAN_BYTES} are allowed \
+         (select fewer hooks or shorter arguments)"
+    )]
+    PlanTooLarge { size: usize },
 }
 
-/// `NAME[:JSON-ARGS]`, as given to `--add-hook`, the `io.hookhost.hooks` annotation and
-/// `HOOKHOST_HOOKS`.
+/// One item of a selection list, as `--add-hook`, the `io.hookhost.hooks` annotation and
+/// `HOOKHOST_HOOKS` write it: a registered hook `NAME[:JSON-ARGS]`, or an inline native
+/// program `/abs/path[:JSON-ARGS]` (a prestart hook; allowed only where inline specs are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Registered(Selection),
+    Inline { path: PathBuf, args: Vec<String> },
+}
+
+impl Item {
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let text = text.trim();
+        if !text.starts_with('/') {
+            return Selection::parse(text).map(Item::Registered);
+        }
+        let (path, args) = match text.find(":[") {
+            Some(at) => (&text[..at], Some(&text[at + 1..])),
+            None => (text, None),
+        };
+        let mut argv = vec![path.to_string()];
+        if let Some(args) = args {
+            argv.extend(listarg::parse_list(args, Split::Always).map_err(|e| {
+                PlanError::BadSelection {
+                    given: text.to_string(),
+                    reason: e.to_string(),
+                }
+            })?);
+        }
+        Ok(Item::Inline {
+            path: path.into(),
+            args: argv,
+        })
+    }
+
+    /// Several items separated by commas or whitespace outside brackets and quotes:
+    /// `a, b:["x","y"] c`.
+    pub fn parse_many(text: &str) -> Result<Vec<Self>, PlanError> {
+        split_top_level(text)
+            .iter()
+            .map(|s| Item::parse(s))
+            .collect()
+    }
+}
+
+/// `NAME[:JSON-ARGS]`: a registered hook and the arguments appended to its registered ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub name: String,
@@ -171,27 +379,82 @@ pub fn split_top_level(text: &str) -> Vec<String> {
     parts
 }
 
-/// startContainer hooks run inside the container, where only a native path that exists in the
-/// container can run; hookhost injects those directly instead of itself.
-pub fn check_runnable(plan: &ContainerPlan) -> Result<(), PlanError> {
-    let in_container = plan
-        .stages
-        .get(&Stage::StartContainer)
-        .into_iter()
-        .flatten();
-    for hook in in_container {
-        if hook.spec.kind == HookKind::Wasm {
-            return Err(PlanError::WasmInContainer {
-                name: hook.name.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn items_are_registered_names_or_inline_paths() {
+        let items = Item::parse_many(r#"a:["x"] /bin/echo:["hi"] /bin/true"#).unwrap();
+        assert_eq!(
+            items,
+            [
+                Item::Registered(Selection {
+                    name: "a".into(),
+                    extra_args: vec!["x".into()]
+                }),
+                Item::Inline {
+                    path: "/bin/echo".into(),
+                    args: vec!["/bin/echo".into(), "hi".into()]
+                },
+                Item::Inline {
+                    path: "/bin/true".into(),
+                    args: vec!["/bin/true".into()]
+                },
+            ]
+        );
+        assert!(Item::parse(r#"/bin/echo:["x""#).is_err());
+    }
+
+    fn native(args: Vec<String>, env: Vec<String>) -> ContainerPlan {
+        let mut plan = ContainerPlan::default();
+        let hook = PlannedHook::native("n".into(), "/bin/true".into(), args, env, 5);
+        plan.push(Stage::Poststop, hook);
+        plan
+    }
+
+    /// What the kernel would refuse to exec is refused when the plan is made, naming the hook,
+    /// never discovered by the stage (at poststop, silently).
+    #[test]
+    fn native_hooks_must_fit_what_the_kernel_passes() {
+        assert!(
+            native(vec!["a".repeat(MAX_ARG_BYTES - 1)], vec![])
+                .check()
+                .is_ok()
+        );
+        let err = native(vec!["a".repeat(MAX_ARG_BYTES)], vec![])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"n\"") && err.contains("per argument"),
+            "{err}"
+        );
+        let many = vec!["a".repeat(100_000); 11];
+        let err = native(many, vec![]).check().unwrap_err().to_string();
+        assert!(err.contains("total"), "{err}");
+        let err = native(vec![], vec!["A=x\0y".into()])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn plan_files_round_trip_and_are_bounded() {
+        let file = PlanFile {
+            root: "/var/lib/hookhost".into(),
+            plan: native(vec!["x".into()], vec!["SECRET=1".into()]),
+        };
+        let bytes = file.encode().unwrap();
+        assert_eq!(PlanFile::decode(&bytes).unwrap(), file);
+        let huge = PlanFile {
+            root: "/r".into(),
+            plan: native(vec!["a".repeat(MAX_PLAN_BYTES)], vec![]),
+        };
+        assert!(matches!(huge.encode(), Err(PlanError::PlanTooLarge { .. })));
+    }
 
     #[test]
     fn parses_the_seed_selection() {
@@ -258,9 +521,12 @@ mod tests {
         registry.create(&hook).unwrap();
         let hostile =
             r#"sandboxed:["--allow-dir","/:/host:rw","--fuel","999999999999","--timeout","9999"]"#;
+        let selection = Selection::parse(hostile).unwrap();
         let mut plan = ContainerPlan::default();
-        plan.add_registered(&Selection::parse(hostile).unwrap(), &registry)
-            .unwrap();
+        plan.push_registered(
+            &registry.get(&selection.name).unwrap(),
+            &selection.extra_args,
+        );
         let planned = &plan.stages[&Stage::CreateRuntime][0].spec;
         assert_eq!(
             planned.args[1..],

@@ -1,23 +1,29 @@
-//! Which hooks one container gets, from everything that can select them: global hooks in the
-//! registry whose `when` matches, hooks.d files, the `io.hookhost.hooks` annotation, the
-//! `HOOKHOST_HOOKS` variable in `process.env` (removed once read), and, only when the
-//! administrator allows inline specs, hook paths the container brings itself.
+//! Which hooks one container gets: the one selection engine, used by the runtime wrapper,
+//! `hookhost inject`, `hookhost try` and (for its checks) `hookhost run`, so that a selection
+//! means the same everywhere. Its sources: global hooks in the registry whose `when` matches,
+//! hooks.d files, the `io.hookhost.hooks` annotation, the `HOOKHOST_HOOKS` variable in
+//! `process.env` (removed once read), inline hook specs, and the command line.
 //!
 //! Order within a stage: registered global hooks (by name), hooks.d hooks (by lower-cased file
-//! name), then the container's own selections (annotation, then environment, then inline spec),
-//! each in the order given.
+//! name), the container's own selections (annotation, then environment, then inline spec
+//! documents), then the command line's (`--add-hook`, then `--hook-spec`), each in the order
+//! given.
+//!
+//! Whoever starts a container through an engine is not trusted with inline hooks (programs run
+//! as root on the host, kata-containers#631): from annotations and the environment they are
+//! refused unless the administrator allows them. Whoever runs `hookhost inject` or `try` edits
+//! the bundle or runs the hook themselves, so the command line may name programs.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::bundle::{BundleConfig, InjectError};
-use crate::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, Stage};
+use crate::hook::{DEFAULT_TIMEOUT_SECS, Stage};
 use crate::hooksd::{self, HooksdHook};
 use crate::hookspec::SpecFile;
-use crate::listarg::{self, Split};
-use crate::plan::{self, ContainerPlan, PlanError, PlannedHook, Selection};
+use crate::plan::{ContainerPlan, Item, PlanError, PlannedHook};
 use crate::registry::{Registry, RegistryError};
 use crate::when::ContainerFacts;
 
@@ -30,11 +36,20 @@ pub const HOOKS_ENV: &str = "HOOKHOST_HOOKS";
 /// The same as [`HOOK_SPEC_ANNOTATION`], in `process.env`.
 pub const HOOK_SPEC_ENV: &str = "HOOKHOST_HOOK_SPEC";
 
-/// Where a container's selection came from, for error messages.
+/// Where a selection came from, for error messages and the inline policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     Annotation(&'static str),
     Env(&'static str),
+    /// `--add-hook` / `--hook-spec` / `try`, given by whoever runs hookhost.
+    CommandLine,
+}
+
+impl Origin {
+    /// Whether inline programs from this origin are accepted.
+    fn may_inline(self, allow_inline: bool) -> bool {
+        self == Origin::CommandLine || allow_inline
+    }
 }
 
 impl fmt::Display for Origin {
@@ -42,6 +57,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Annotation(key) => write!(f, "annotation {key}"),
             Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::CommandLine => f.write_str("the command line"),
         }
     }
 }
@@ -50,14 +66,14 @@ impl fmt::Display for Origin {
 pub enum SelectError {
     #[error(transparent)]
     Config(#[from] InjectError),
-    #[error("cannot read the global hooks: {0}")]
+    #[error("cannot read the global hooks")]
     Registry(#[from] RegistryError),
     #[error("{origin} selects {item:?}: {source}")]
     Selection {
         origin: Origin,
         item: String,
         #[source]
-        source: PlanError,
+        source: SelectionError,
     },
     #[error(
         "{origin} selects the inline hook path {path:?}, but only registered hook names are \
@@ -79,13 +95,32 @@ pub enum SelectError {
     NotRunnable(PlanError),
 }
 
+/// Why one selected item was refused.
+#[derive(Debug, Error)]
+pub enum SelectionError {
+    #[error(transparent)]
+    Syntax(#[from] PlanError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
 /// What the selection reads besides the container's config.
 pub struct Sources<'a> {
     /// `None` when the registry root does not exist (then no hook is registered).
     pub registry: Option<&'a Registry>,
-    pub root: &'a std::path::Path,
+    pub root: &'a Path,
     pub hooks_dirs: &'a [PathBuf],
+    /// Whether containers may bring inline hooks (the config file's `allowInlineSpecs`).
     pub allow_inline: bool,
+}
+
+/// The command line's own selections (`hookhost inject`, `hookhost try`).
+#[derive(Debug, Default)]
+pub struct CommandLine<'a> {
+    /// `--add-hook` values: `NAME[:JSON-ARGS]` or `/abs/path[:JSON-ARGS]`.
+    pub add_hooks: &'a [String],
+    /// A `--hook-spec` document.
+    pub spec: Option<&'a SpecFile>,
 }
 
 /// A container's hooks, and whether config.json changed (a variable was removed from the env).
@@ -97,8 +132,13 @@ pub struct Selected {
     pub warnings: Vec<String>,
 }
 
-/// Selects the container's hooks; removes the selection variables from `process.env`.
-pub fn select(config: &mut BundleConfig, sources: &Sources) -> Result<Selected, SelectError> {
+/// Selects the container's hooks from every source; removes the selection variables from
+/// `process.env`.
+pub fn select(
+    config: &mut BundleConfig,
+    sources: &Sources,
+    command_line: &CommandLine,
+) -> Result<Selected, SelectError> {
     let spec = config.typed()?;
     let facts = ContainerFacts::from_spec(&spec);
     let annotation = |key: &str| {
@@ -125,7 +165,7 @@ pub fn select(config: &mut BundleConfig, sources: &Sources) -> Result<Selected, 
     ];
     for (origin, text) in lists {
         if let Some(text) = text {
-            add_list(&mut selected.plan, origin, &text, sources)?;
+            selected.plan.extend(items(origin, &text, sources)?);
         }
     }
     let specs = [
@@ -137,11 +177,62 @@ pub fn select(config: &mut BundleConfig, sources: &Sources) -> Result<Selected, 
     ];
     for (origin, text) in specs {
         if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
-            add_spec(&mut selected.plan, origin, &text, sources.allow_inline)?;
+            let file =
+                SpecFile::parse(&text).map_err(|reason| SelectError::BadSpec { origin, reason })?;
+            add_spec(&mut selected.plan, origin, &file, sources.allow_inline)?;
         }
     }
-    plan::check_runnable(&selected.plan).map_err(SelectError::NotRunnable)?;
+    for text in command_line.add_hooks {
+        selected
+            .plan
+            .extend(items(Origin::CommandLine, text, sources)?);
+    }
+    if let Some(file) = command_line.spec {
+        add_spec(&mut selected.plan, Origin::CommandLine, file, true)?;
+    }
+    selected.plan.check().map_err(SelectError::NotRunnable)?;
     Ok(selected)
+}
+
+/// The hooks one selection list names (`NAME[:JSON-ARGS]` or inline `/path[:JSON-ARGS]` items,
+/// separated by commas or spaces), each at its stages.
+pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerPlan, SelectError> {
+    let mut plan = ContainerPlan::default();
+    for raw in crate::plan::split_top_level(text) {
+        let raw = raw.trim();
+        let refused = |source: SelectionError| SelectError::Selection {
+            origin,
+            item: raw.to_string(),
+            source,
+        };
+        match Item::parse(raw).map_err(|e| refused(e.into()))? {
+            Item::Inline { path, args } => {
+                if !origin.may_inline(sources.allow_inline) {
+                    return Err(SelectError::InlineRefused {
+                        origin,
+                        path: path.display().to_string(),
+                    });
+                }
+                let name = PlannedHook::inline_name(&path);
+                let hook = PlannedHook::native(name, path, args, Vec::new(), DEFAULT_TIMEOUT_SECS);
+                plan.push(Stage::Prestart, hook);
+            }
+            Item::Registered(selection) => {
+                let Some(registry) = sources.registry else {
+                    return Err(SelectError::NoRegistry {
+                        origin,
+                        item: raw.to_string(),
+                        root: sources.root.to_path_buf(),
+                    });
+                };
+                let hook = registry
+                    .get(&selection.name)
+                    .map_err(|e| refused(e.into()))?;
+                plan.push_registered(&hook, &selection.extra_args);
+            }
+        }
+    }
+    Ok(plan)
 }
 
 fn add_global(
@@ -155,7 +246,7 @@ fn add_global(
         .extend(errors.iter().map(|e| format!("global hook skipped: {e}")));
     for hook in hooks {
         if hook.when.as_ref().is_some_and(|w| w.matches(facts)) {
-            push_hook(&mut selected.plan, &hook, &[]);
+            selected.plan.push_registered(&hook, &[]);
         }
     }
     Ok(())
@@ -181,120 +272,23 @@ fn add_hooksd(selected: &mut Selected, dirs: &[PathBuf], facts: &ContainerFacts)
 /// A hooks.d hook as hookhost runs it: native, with its own args, env and timeout.
 fn hooksd_planned(hook: &HooksdHook) -> PlannedHook {
     let oci = &hook.hook;
-    let path = oci.path().clone();
-    let args = oci
-        .args()
-        .clone()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| vec![path.to_string_lossy().into_owned()]);
-    PlannedHook {
-        name: hook.name.clone(),
-        spec: HookSpec {
-            kind: HookKind::Native,
-            path,
-            args,
-            env: oci.env().clone().unwrap_or_default(),
-            timeout: oci
-                .timeout()
-                .map_or(DEFAULT_TIMEOUT_SECS, |t| t.max(1) as u64),
-            digest: None,
-            limits: None,
-            grants: None,
-        },
-    }
-}
-
-/// A registered hook at each of its stages, with extra arguments appended.
-fn push_hook(plan: &mut ContainerPlan, hook: &Hook, extra_args: &[String]) {
-    let mut spec = hook.spec.clone();
-    spec.args.extend(extra_args.iter().cloned());
-    for stage in &hook.stages {
-        plan.push(
-            *stage,
-            PlannedHook {
-                name: hook.name.clone(),
-                spec: spec.clone(),
-            },
-        );
-    }
-}
-
-/// `NAME[:JSON-ARGS]` items (or `/inline/path[:JSON-ARGS]` when allowed), comma-separated.
-fn add_list(
-    plan: &mut ContainerPlan,
-    origin: Origin,
-    text: &str,
-    sources: &Sources,
-) -> Result<(), SelectError> {
-    for item in plan::split_top_level(text) {
-        let item = item.trim();
-        if item.starts_with('/') {
-            add_inline_path(plan, origin, item, sources.allow_inline)?;
-            continue;
-        }
-        let refused = |source| SelectError::Selection {
-            origin,
-            item: item.to_string(),
-            source,
-        };
-        let selection = Selection::parse(item).map_err(refused)?;
-        let Some(registry) = sources.registry else {
-            return Err(SelectError::NoRegistry {
-                origin,
-                item: item.to_string(),
-                root: sources.root.to_path_buf(),
-            });
-        };
-        let hook = registry
-            .get(&selection.name)
-            .map_err(|e| refused(PlanError::Registry(e)))?;
-        push_hook(plan, &hook, &selection.extra_args);
-    }
-    Ok(())
-}
-
-/// `/abs/path[:JSON-ARGS]`: a prestart native hook the container brings itself.
-fn add_inline_path(
-    plan: &mut ContainerPlan,
-    origin: Origin,
-    item: &str,
-    allow: bool,
-) -> Result<(), SelectError> {
-    let (path, args) = match item.find(":[") {
-        Some(at) => (&item[..at], Some(&item[at + 1..])),
-        None => (item, None),
-    };
-    if !allow {
-        return Err(SelectError::InlineRefused {
-            origin,
-            path: path.to_string(),
-        });
-    }
-    let mut argv = vec![path.to_string()];
-    if let Some(args) = args {
-        argv.extend(listarg::parse_list(args, Split::Always).map_err(|e| {
-            SelectError::BadSpec {
-                origin,
-                reason: e.to_string(),
-            }
-        })?);
-    }
-    let spec = format!(
-        "{{\"prestart\":[{{\"path\":{},\"args\":{}}}]}}",
-        serde_json::Value::from(path),
-        serde_json::Value::from(argv)
-    );
-    add_spec(plan, origin, &spec, allow)
+    PlannedHook::native(
+        hook.name.clone(),
+        oci.path().clone(),
+        oci.args().clone().unwrap_or_default(),
+        oci.env().clone().unwrap_or_default(),
+        oci.timeout()
+            .map_or(DEFAULT_TIMEOUT_SECS, |t| t.max(1) as u64),
+    )
 }
 
 fn add_spec(
     plan: &mut ContainerPlan,
     origin: Origin,
-    text: &str,
+    file: &SpecFile,
     allow: bool,
 ) -> Result<(), SelectError> {
-    let file = SpecFile::parse(text).map_err(|reason| SelectError::BadSpec { origin, reason })?;
-    if !allow {
+    if !origin.may_inline(allow) {
         let path = file
             .stages
             .values()
@@ -303,6 +297,10 @@ fn add_spec(
             .map_or_else(String::new, |h| h.spec.path.display().to_string());
         return Err(SelectError::InlineRefused { origin, path });
     }
-    plan.add_spec_file(&file);
+    for (stage, hooks) in &file.stages {
+        for hook in hooks {
+            plan.push(*stage, hook.clone());
+        }
+    }
     Ok(())
 }

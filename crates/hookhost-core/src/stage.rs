@@ -1,4 +1,5 @@
-//! `hookhost stage STAGE`: what the runtime calls. Runs one container's hooks for one stage, in
+//! `hookhost stage STAGE`: what the runtime calls. Finds the container's plan file (named by the
+//! stage call, beside the bundle's config.json), runs the container's hooks for one stage, in
 //! order, with the runtime-spec's failure rules, and records each run in the audit trail.
 
 use std::time::{Duration, Instant};
@@ -7,17 +8,20 @@ use chrono::Utc;
 use thiserror::Error;
 
 use hookhost_exec::{Exit, Outcome};
-use hookhost_types::{Stage, State, StateError};
+use hookhost_types::{Stage, StageCall, State, StateError};
 
+use crate::bundle::{PlanLoadError, load_plan};
 use crate::events::{self, Event};
 use crate::paths::Paths;
-use crate::plan::{PlannedHook, StagePlan};
+use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
 use crate::run::{self, ExecError, RunContext};
 
 #[derive(Debug, Error)]
 pub enum StageError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Plan(#[from] PlanLoadError),
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
         name: String,
@@ -34,18 +38,52 @@ pub struct StageReport {
     pub warnings: Vec<String>,
 }
 
-/// Runs `plan`'s hooks for `stage` with the runtime's state.
-pub fn run(stage: Stage, plan: &StagePlan, state_json: &[u8]) -> Result<StageReport, StageError> {
+/// How the runtime named the stage's plan.
+#[derive(Debug, Clone)]
+pub enum PlanSource {
+    /// A plan file (every entry hookhost writes now).
+    File(StageCall),
+    /// A plan in argv, written by an older hookhost into a container still running.
+    Legacy(Stage, LegacyStagePlan),
+}
+
+impl PlanSource {
+    /// The stage being run.
+    pub fn stage(&self) -> Stage {
+        match self {
+            PlanSource::File(call) => call.stage,
+            PlanSource::Legacy(stage, _) => *stage,
+        }
+    }
+}
+
+/// Runs the stage the runtime called with its state on stdin (`state_json`).
+pub fn run_call(source: &PlanSource, state_json: &[u8]) -> Result<StageReport, StageError> {
     let state = State::parse(state_json)?;
+    let plan = match source {
+        PlanSource::File(call) => load_plan(call, &state.bundle)?,
+        PlanSource::Legacy(stage, legacy) => legacy.clone().into_plan_file(*stage),
+    };
+    run(source.stage(), &plan, &state, state_json)
+}
+
+/// Runs `plan`'s hooks for `stage` with the runtime's state.
+pub fn run(
+    stage: Stage,
+    plan: &PlanFile,
+    state: &State,
+    state_json: &[u8],
+) -> Result<StageReport, StageError> {
     let paths = Paths::new(&plan.root);
     let ctx = RunContext {
         stage,
         state_json,
-        state: &state,
+        state,
         root: &plan.root,
     };
     let mut report = StageReport::default();
-    for hook in &plan.hooks {
+    let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
+    for hook in hooks {
         let started = Instant::now();
         let result = run::run(hook, &ctx);
         let took = started.elapsed();

@@ -8,7 +8,7 @@ use thiserror::Error;
 use super::args::{self, RunLine};
 use super::{ANNOTATION_API, RUNTIME_NAME};
 use hookhost_core::hookspec::{SpecFile, SpecFileError};
-use hookhost_core::plan::{PlanError, Selection};
+use hookhost_core::plan::{Item, PlanError, Selection};
 use hookhost_core::select::{HOOK_SPEC_ANNOTATION, HOOK_SPEC_ENV, HOOKS_ANNOTATION, HOOKS_ENV};
 
 pub const ADD_HOOK: &str = "--add-hook";
@@ -73,12 +73,13 @@ impl RunRequest {
         Ok(request)
     }
 
-    /// The registered names selected (inline paths are left to the wrapper's policy).
+    /// The registered hooks selected, each checked with the selection grammar every source
+    /// shares (inline paths are checked too, and left to the wrapper's policy).
     pub fn selections(&self) -> Result<Vec<Selection>, RunError> {
         let mut names = Vec::new();
         for text in &self.add_hooks {
-            if !text.trim().starts_with('/') {
-                names.push(Selection::parse(text)?);
+            if let Item::Registered(selection) = Item::parse(text)? {
+                names.push(selection);
             }
         }
         Ok(names)

@@ -13,16 +13,17 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Hook as OciHook;
-use serde_json::json;
 use thiserror::Error;
 
 use super::{ExportError, v1_document, write_file};
-use hookhost_core::bundle::{self, TIMEOUT_SLACK_SECS};
+use hookhost_core::bundle;
 use hookhost_core::define::{self, DefineError, Definition};
 use hookhost_core::hook::{Hook, HookKind, Stage};
 use hookhost_core::hooksd::{self as reader, HooksdError};
-use hookhost_core::plan::{PlannedHook, StagePlan};
+use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanError, PlanFile};
 use hookhost_core::registry::{Registry, RegistryError};
+use hookhost_exec::fs as fsutil;
+use hookhost_types::{STAGE_ENV, StageCall};
 
 #[derive(Debug, Error)]
 pub enum BridgeError {
@@ -51,6 +52,12 @@ pub enum Skipped {
     OrConditions { file: PathBuf },
     #[error("{}: written by `hookhost export`; not imported again", file.display())]
     OwnExport { file: PathBuf },
+    #[error("{name}: cannot write its plan file: {source}")]
+    Plan {
+        name: String,
+        #[source]
+        source: PlanWriteError,
+    },
     #[error("{}: {source}", file.display())]
     Define {
         file: PathBuf,
@@ -90,7 +97,7 @@ pub fn export(
     for hook in &hooks {
         let when = hook.when.as_ref().expect("global hooks have conditions");
         for &stage in &hook.stages {
-            let oci = match exported_hook(hook, stage, exe, root) {
+            let oci = match exported_hook(hook, stage, exe, root, dir) {
                 Ok(oci) => oci,
                 Err(skip) => {
                     report.skipped.push(skip);
@@ -115,9 +122,20 @@ fn file_stem(hook: &Hook, stage: Stage) -> String {
     }
 }
 
-/// The OCI hook Podman runs: `hookhost stage STAGE --plan …`, or the native hook itself at
-/// startContainer.
-fn exported_hook(hook: &Hook, stage: Stage, exe: &Path, root: &Path) -> Result<OciHook, Skipped> {
+/// Where an export keeps the plan files its hooks.d files name: a directory Podman and CRI-O
+/// do not read (they read only `*.json` files), owner-only, so a hook's registered environment
+/// is not readable by other users even though hooks.d files are.
+pub const PLAN_DIR: &str = ".hookhost";
+
+/// The OCI hook Podman runs: `hookhost stage STAGE --plan DIR/.hookhost/SHA.json --sha256 SHA`
+/// (the plan file written here), or the native hook itself at startContainer.
+fn exported_hook(
+    hook: &Hook,
+    stage: Stage,
+    exe: &Path,
+    root: &Path,
+    dir: &Path,
+) -> Result<OciHook, Skipped> {
     let spec = &hook.spec;
     let mut oci = OciHook::default();
     if stage == Stage::StartContainer {
@@ -127,43 +145,104 @@ fn exported_hook(hook: &Hook, stage: Stage, exe: &Path, root: &Path) -> Result<O
             });
         }
         let mut env = spec.env.clone();
-        env.push(format!("HOOKHOST_STAGE={stage}"));
+        env.push(format!("{STAGE_ENV}={stage}"));
         oci.set_path(spec.path.clone());
         oci.set_args(Some(spec.args.clone()));
         oci.set_env(Some(env));
         oci.set_timeout(Some(spec.timeout as i64));
         return Ok(oci);
     }
-    let plan = StagePlan {
+    let mut plan = ContainerPlan::default();
+    plan.push_registered(hook, &[]);
+    plan.stages.retain(|s, _| *s == stage);
+    let file = PlanFile {
         root: root.to_path_buf(),
-        hooks: vec![PlannedHook {
-            name: hook.name.clone(),
-            spec: spec.clone(),
-        }],
+        plan,
     };
+    let call = write_plan(&file, stage, dir).map_err(|source| Skipped::Plan {
+        name: hook.name.clone(),
+        source,
+    })?;
     oci.set_path(exe.to_path_buf());
-    oci.set_args(Some(bundle::self_args(stage, &plan)));
-    oci.set_timeout(Some((spec.timeout + TIMEOUT_SLACK_SECS) as i64));
+    oci.set_args(Some(call.to_args()));
+    let hooks = &file.plan.stages[&stage];
+    oci.set_timeout(Some(bundle::outer_timeout(hooks) as i64));
     Ok(oci)
 }
 
-/// The registry root of a stage-runner hooks.d hook, if `hook` is one.
-fn exported_from(hook: &OciHook) -> Option<PathBuf> {
-    bundle::own_plan(&json!({ "args": hook.args() })).map(|plan| plan.root)
+/// Writes a plan file into `DIR/.hookhost/` (0700), named by its sha256.
+fn write_plan(file: &PlanFile, stage: Stage, dir: &Path) -> Result<StageCall, PlanWriteError> {
+    let bytes = file.encode()?;
+    let sha256 = fsutil::sha256_hex(&bytes);
+    let plans = dir.join(PLAN_DIR);
+    fsutil::create_dir_all(&plans, 0o700).map_err(|source| PlanWriteError::Io {
+        path: plans.clone(),
+        source,
+    })?;
+    let path = plans.join(format!("{sha256}.json"));
+    fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| PlanWriteError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(StageCall {
+        stage,
+        plan: path,
+        sha256,
+    })
 }
 
-/// Removes `.json` files in `dir` that an earlier export from `root` wrote and this one did not.
+/// Why an exported hook's plan file could not be written.
+#[derive(Debug, Error)]
+pub enum PlanWriteError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("cannot write {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The stage call of a hooks.d hook hookhost exported (this version or an older one, which
+/// carried its plan in argv), with the registry root it came from when that can be read.
+fn exported_from(hook: &OciHook) -> Option<Option<PathBuf>> {
+    let args = hook.args().clone().unwrap_or_default();
+    if let Some(call) = StageCall::from_hook_args(&args) {
+        return Some(bundle::load_plan(&call, Path::new("")).ok().map(|p| p.root));
+    }
+    let legacy = LegacyStagePlan::from_argv(&args).filter(|_| args[0] == "hookhost")?;
+    Some(Some(legacy.root))
+}
+
+/// Removes `.json` files in `dir` that an earlier export from `root` wrote and this one did not
+/// (and those whose plan file is gone), then every plan file no hooks.d file names any more.
 fn remove_stale(dir: &Path, root: &Path, keep: &[PathBuf]) -> Result<Vec<PathBuf>, BridgeError> {
+    let io = |dir: &Path| {
+        let dir = dir.to_path_buf();
+        move |source| BridgeError::ReadDir { dir, source }
+    };
     let set = reader::read_dirs(&[dir.to_path_buf()]);
     let mut removed = Vec::new();
+    let mut named = Vec::new();
     for hook in set.hooks {
-        let ours = exported_from(&hook.hook).is_some_and(|r| r == root);
+        let ours = exported_from(&hook.hook).is_some_and(|r| r.is_none_or(|r| r == root));
         if ours && !keep.contains(&hook.file) {
-            std::fs::remove_file(&hook.file).map_err(|source| BridgeError::ReadDir {
-                dir: hook.file.clone(),
-                source,
-            })?;
+            std::fs::remove_file(&hook.file).map_err(io(&hook.file))?;
             removed.push(hook.file);
+        } else if let Some(call) =
+            StageCall::from_hook_args(&hook.hook.args().clone().unwrap_or_default())
+        {
+            named.push(call.plan);
+        }
+    }
+    let plans = dir.join(PLAN_DIR);
+    if let Ok(entries) = std::fs::read_dir(&plans) {
+        for entry in entries {
+            let path = entry.map_err(io(&plans))?.path();
+            if !named.contains(&path) {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
         }
     }
     Ok(removed)

@@ -1,7 +1,6 @@
 //! Writing hooks.d 1.0.0 files (for `hookhost export hooks.d`).
 
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Hook;
@@ -61,16 +60,9 @@ pub fn write_file(dir: &Path, name: &str, document: &Value) -> Result<PathBuf, E
         source,
     };
     std::fs::create_dir_all(dir).map_err(io_err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hookhost-")
-        .tempfile_in(dir)
-        .map_err(io_err)?;
     let mut text = serde_json::to_vec_pretty(document).map_err(|e| io_err(e.into()))?;
     text.push(b'\n');
-    tmp.write_all(&text).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(io_err)?;
-    tmp.persist(&path).map_err(|e| io_err(e.error))?;
+    hookhost_exec::fs::write_atomic(&path, &text, 0o644).map_err(io_err)?;
     Ok(path)
 }
 

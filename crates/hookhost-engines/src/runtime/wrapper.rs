@@ -10,14 +10,12 @@ use std::process::Command;
 use thiserror::Error;
 
 use super::argv::RuncCall;
-use hookhost_core::bundle::{BundleConfig, InjectError, SelfCall};
+use hookhost_core::bundle::SelfCall;
 use hookhost_core::config::Config;
-use hookhost_core::events;
-use hookhost_core::hook::Stage;
-use hookhost_core::paths::Paths;
+pub use hookhost_core::prepare::Injected;
+use hookhost_core::prepare::{PrepareError, prepare};
 use hookhost_core::registry::{Registry, RegistryError};
-use hookhost_core::select::{self, SelectError, Sources};
-use hookhost_exec::fs as fsutil;
+use hookhost_core::select::{CommandLine, Sources};
 
 /// The runtimes tried, in order, when the config file names none.
 pub const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];
@@ -44,15 +42,7 @@ pub enum WrapperError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    Inject(#[from] InjectError),
-    #[error("container refused: {0}")]
-    Refused(#[from] SelectError),
-    #[error(
-        "container refused: hookhost's state directory {root} is not usable, so its hooks \
-         could not record their runs: {reason}. Make it writable for the user the runtime runs \
-         as, or set \"root\" in hookhost's config file"
-    )]
-    StateDir { root: PathBuf, reason: String },
+    Prepare(#[from] PrepareError),
     #[error("cannot execute the runtime {runtime}: {source}")]
     Exec {
         runtime: PathBuf,
@@ -68,17 +58,6 @@ pub struct Wrapper {
     pub root: PathBuf,
     /// hookhost's own executable, written into config.json as the stage hook.
     pub self_exe: PathBuf,
-}
-
-/// What was injected, for the log.
-#[derive(Debug, Default)]
-pub struct Injected {
-    /// Hook names per stage, in run order.
-    pub stages: Vec<(Stage, Vec<String>)>,
-    /// Problems that did not stop the container (skipped hooks.d files, corrupt entries).
-    pub warnings: Vec<String>,
-    /// Whether config.json was rewritten.
-    pub saved: bool,
 }
 
 impl Wrapper {
@@ -105,10 +84,8 @@ impl Wrapper {
         }
     }
 
-    /// Selects and injects; config.json is only written when something changed, atomically,
-    /// and never when selection fails.
+    /// Selects and injects (`hookhost_core::prepare`).
     pub fn inject(&self, bundle: &Path) -> Result<Injected, WrapperError> {
-        let mut config = BundleConfig::load(bundle)?;
         // A missing registry is not created here: the wrapper has no business making one.
         let registry = match self.root.join("hooks").is_dir() {
             true => Some(Registry::open(&self.root)?),
@@ -120,41 +97,12 @@ impl Wrapper {
             hooks_dirs: &self.config.hooks_dirs,
             allow_inline: self.config.allow_inline_specs,
         };
-        let selected = select::select(&mut config, &sources)?;
-        let mut injected = Injected {
-            warnings: selected.warnings,
-            ..Injected::default()
+        let call = SelfCall {
+            exe: self.self_exe.clone(),
+            root: self.root.clone(),
         };
-        if !selected.plan.is_empty() {
-            check_state_dir(&self.root)?;
-            let call = SelfCall {
-                exe: self.self_exe.clone(),
-                root: self.root.clone(),
-            };
-            config.inject(&selected.plan, &call)?;
-            for (stage, hooks) in &selected.plan.stages {
-                let names = hooks.iter().map(|h| h.name.clone()).collect();
-                injected.stages.push((*stage, names));
-            }
-        }
-        if !selected.plan.is_empty() || selected.env_changed {
-            config.save()?;
-            injected.saved = true;
-        }
-        Ok(injected)
+        Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
     }
-}
-
-/// Every hook run is recorded in `ROOT/events.jsonl`; a container whose hooks could not be
-/// recorded is refused rather than started unaudited. A missing root is created (0700), as
-/// `hookhost create` would; one that cannot be created or written is the refusal.
-fn check_state_dir(root: &Path) -> Result<(), WrapperError> {
-    let refuse = |reason: String| WrapperError::StateDir {
-        root: root.to_path_buf(),
-        reason,
-    };
-    fsutil::create_dir_all(root, 0o700).map_err(|e| refuse(format!("cannot create it: {e}")))?;
-    events::check_appendable(&Paths::new(root).events_file()).map_err(|e| refuse(e.to_string()))
 }
 
 /// Takes `--hookhost-config=FILE` out of the global flags (before the subcommand); returns
