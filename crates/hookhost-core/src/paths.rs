@@ -1,13 +1,17 @@
 //! Where hookhost keeps its files, all under one root directory.
 //!
 //! ```text
-//! ROOT/hooks/NAME.json          one document per registered hook
+//! ROOT/hooks/NAME.json          one document per plain hook (containers select it by name)
+//! ROOT/global/NAME.json         one document per global hook (with `when` conditions)
 //! ROOT/modules/SHA256.wasm      WebAssembly modules, content-addressed
 //! ROOT/cache/                   precompiled modules (safe to delete)
 //! ROOT/events.jsonl             the audit trail, one JSON line per hook run
 //! ROOT/lock                     serialises registry writers
-//! ROOT/global.json              names of the global hooks (those with `when` conditions)
 //! ```
+//!
+//! A hook's directory is what makes it global: there is no index to disagree with the entries.
+//! Registries of the old layout kept every entry in `hooks/` and listed the global ones in an
+//! index, `ROOT/global.json`; [`crate::registry::Registry::open`] upgrades them.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,16 @@ impl Paths {
         self.hooks_dir().join(format!("{name}.json"))
     }
 
+    /// Global hooks: those with `when` conditions, which the runtime wrapper checks against
+    /// every container.
+    pub fn global_dir(&self) -> PathBuf {
+        self.root.join("global")
+    }
+
+    pub fn global_hook_file(&self, name: &str) -> PathBuf {
+        self.global_dir().join(format!("{name}.json"))
+    }
+
     pub fn modules_dir(&self) -> PathBuf {
         self.root.join("modules")
     }
@@ -70,7 +84,8 @@ impl Paths {
         self.root.join("lock")
     }
 
-    pub fn global_index_file(&self) -> PathBuf {
+    /// The old layout's index of global hooks; now only the mark of an unfinished upgrade.
+    pub fn old_global_index_file(&self) -> PathBuf {
         self.root.join("global.json")
     }
 }

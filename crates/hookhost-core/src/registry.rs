@@ -1,13 +1,20 @@
 //! The persistent registry: one JSON document per hook, plus content-addressed WASM modules.
 //!
-//! Writers serialise on an exclusive lock on `ROOT/lock` and replace files atomically, so
-//! concurrent CLI calls and a `kill -9` at any moment leave every entry whole. Readers take no
-//! lock: a rename is atomic, so they always see a complete document.
+//! Where an entry lives says whether it is global: `hooks/NAME.json` for a plain hook,
+//! `global/NAME.json` for one with `when` conditions (see [`crate::paths`]). One atomic write
+//! (temp file, fsync, rename, fsync of the directory) therefore decides both that a hook exists
+//! and whether it is global: no index can disagree with the entries after a `kill -9` or a full
+//! disk, and the runtime wrapper finds a container's global hooks by reading `global/` alone.
+//!
+//! Writers serialise on an exclusive lock on `ROOT/lock`. Holding it, a writer first removes
+//! the temp files killed writers left behind and upgrades a registry of the old layout. Readers
+//! take no lock: a rename is atomic, so they always see a complete document.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hookhost_exec::fs::sha256_hex;
 use thiserror::Error;
@@ -26,6 +33,25 @@ pub enum RegistryError {
     InvalidName(#[from] InvalidName),
     #[error("registry entry {file} is corrupt: {reason}")]
     Corrupt { file: PathBuf, reason: String },
+    #[error(
+        "registry entry {file} {problem}, so containers would not get what `hookhost inspect` \
+         shows; remove it with `hookhost rm {name}` and create it again"
+    )]
+    Misplaced {
+        file: PathBuf,
+        name: String,
+        problem: &'static str,
+    },
+    #[error(
+        "registry {root} has the old layout (global hooks listed in global.json) and could not \
+         be upgraded, so its global hooks are refused; make {root} writable and run \
+         `hookhost ls` as its owner to upgrade it"
+    )]
+    NotUpgraded {
+        root: PathBuf,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error(transparent)]
     Untrusted(#[from] fsutil::Untrusted),
     #[error("cannot {action} {path}: {source}")]
@@ -45,10 +71,21 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Regist
     }
 }
 
+/// What the writers' lock leaves in an old-layout `global.json` while upgrading: anything but
+/// a list of names, so that an older hookhost refuses it instead of trusting it as an index.
+const UPGRADE_MARK: &[u8] = b"{\"upgrading\": \"global hooks are moving to global/\"}\n";
+
+/// Temp files in `cache/` younger than this may still be being written: the compile cache is
+/// filled by `hookhost stage` at container start, which takes no lock.
+const CACHE_TEMP_GRACE: Duration = Duration::from_secs(600);
+
 /// A handle on a registry root.
 #[derive(Debug, Clone)]
 pub struct Registry {
     paths: Paths,
+    /// `open` could not upgrade an old-layout registry (read-only, say): entries are read
+    /// wherever they are, and [`Registry::global_hooks`] refuses.
+    old_layout: bool,
 }
 
 /// Held while writing; released on drop.
@@ -60,28 +97,36 @@ impl Registry {
     /// Opens the registry at `root`, creating its directories (mode 0700) when missing. Refuses
     /// a registry that another user could write (see [`fsutil::check_trusted_path`]): its
     /// entries say what runs as root.
+    ///
+    /// A registry of the old layout (every entry in `hooks/`, the global ones listed in
+    /// `global.json`) is upgraded under the writers' lock: each entry with `when` conditions
+    /// is renamed into `global/`, then `global.json` is deleted. The index itself is never
+    /// read (a killed writer may have left it stale). An upgrade cut short is resumed by the
+    /// next `open`; one that cannot run (a read-only registry) leaves every entry readable but
+    /// makes [`Registry::global_hooks`] fail until it is done.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let paths = Paths::new(root);
-        let fresh = !paths.hooks_dir().is_dir();
+        let old_layout = has_old_layout(&paths);
+        let global = paths.global_dir();
+        // `global/` before `hooks/`: a registry with `hooks/` and no `global/` is an old one,
+        // so `global/` is left to the upgrade there.
         for dir in [
             paths.root().to_path_buf(),
+            global.clone(),
             paths.hooks_dir(),
             paths.modules_dir(),
             paths.cache_dir(),
         ] {
+            if old_layout && dir == global && !dir.is_dir() {
+                continue;
+            }
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
             fsutil::check_trusted_path(&dir)?;
         }
-        let registry = Registry { paths };
-        if fresh {
-            // Without an index every reader of the global hooks (the runtime wrapper, at each
-            // container start) would have to scan all entries.
-            let _lock = registry.lock()?;
-            if registry.read_global_index()?.is_none() {
-                let (hooks, _) = registry.scan_global()?;
-                let names: Vec<String> = hooks.into_iter().map(|h| h.name).collect();
-                registry.write_global_index(&names)?;
-            }
+        let mut registry = Registry { paths, old_layout };
+        if old_layout {
+            // A reader that cannot take the lock still reads every entry.
+            registry.old_layout = registry.lock().is_err();
         }
         Ok(registry)
     }
@@ -100,45 +145,118 @@ impl Registry {
             .open(&path)
             .map_err(io_err("open lock file", &path))?;
         file.lock().map_err(io_err("lock", &path))?;
-        // Nobody else is writing now: temp files of a killed writer are garbage.
-        let _ = fsutil::remove_stale_temps(&self.paths.hooks_dir());
+        self.remove_stale_temps();
+        if has_old_layout(&self.paths) {
+            self.upgrade()?;
+        }
         Ok(WriteLock { _file: file })
     }
 
-    /// Adds a new hook; fails if the name is taken.
+    /// Nobody else is writing now: temp files of a killed writer are garbage (but see
+    /// [`CACHE_TEMP_GRACE`]). Best effort: a temp file left now goes at the next write.
+    fn remove_stale_temps(&self) {
+        let p = &self.paths;
+        for dir in [p.root(), &p.hooks_dir(), &p.global_dir(), &p.modules_dir()] {
+            let _ = fsutil::remove_stale_temps(dir);
+        }
+        remove_old_temps(&p.cache_dir(), CACHE_TEMP_GRACE);
+    }
+
+    /// Moves an old-layout registry to the current one; call with the writers' lock held. Safe
+    /// to cut short at any point and idempotent: `global.json` (written first if the old
+    /// registry had none) marks an unfinished upgrade and goes last.
+    fn upgrade(&self) -> Result<(), RegistryError> {
+        let (root, mark, global) = (
+            self.paths.root(),
+            self.paths.old_global_index_file(),
+            self.paths.global_dir(),
+        );
+        if !mark.exists() {
+            fsutil::write_atomic(&mark, UPGRADE_MARK, 0o600).map_err(io_err("write", &mark))?;
+        }
+        fsutil::create_dir_all(&global, 0o700).map_err(io_err("create directory", &global))?;
+        fsutil::check_trusted_path(&global)?;
+        fsutil::sync_dir(root).map_err(io_err("sync", root))?;
+        let hooks = self.paths.hooks_dir();
+        for (name, file) in entries_in(&hooks)? {
+            // By content, whatever its permissions (every read checks them); an entry that
+            // cannot be parsed stays, and `ls` reports it.
+            let global_entry = fs::read(&file)
+                .ok()
+                .and_then(|bytes| parse_entry(&file, &bytes).ok())
+                .is_some_and(|hook| hook.when.is_some());
+            if global_entry {
+                let to = self.paths.global_hook_file(&name);
+                fs::rename(&file, &to).map_err(io_err("move", &file))?;
+            }
+        }
+        fsutil::sync_dir(&global).map_err(io_err("sync", &global))?;
+        fsutil::sync_dir(&hooks).map_err(io_err("sync", &hooks))?;
+        match fs::remove_file(&mark) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &mark)(e)),
+        }
+        fsutil::sync_dir(root).map_err(io_err("sync", root))
+    }
+
+    /// Adds a new hook, to `global/` if it has `when` conditions; fails if the name is taken.
     pub fn create(&self, hook: &Hook) -> Result<(), RegistryError> {
         hook::validate_name(&hook.name)?;
         let _lock = self.lock()?;
-        let file = self.paths.hook_file(&hook.name);
-        if file.exists() {
+        let plain = self.paths.hook_file(&hook.name);
+        let global = self.paths.global_hook_file(&hook.name);
+        if plain.exists() || global.exists() {
             return Err(RegistryError::AlreadyExists(hook.name.clone()));
         }
+        let file = if hook.when.is_some() { global } else { plain };
         let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
         doc.push(b'\n');
-        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))?;
-        self.update_global_index(&hook.name, hook.when.is_some())
+        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
     }
 
     /// Reads one hook: costs the same whatever the registry's size.
     pub fn get(&self, name: &str) -> Result<Hook, RegistryError> {
         hook::validate_name(name)?;
-        let file = self.paths.hook_file(name);
-        let mut handle = match File::open(&file) {
+        match self.read_entry(name, &self.paths.hook_file(name), false) {
+            Err(RegistryError::NotFound(_)) => {
+                self.read_entry(name, &self.paths.global_hook_file(name), true)
+            }
+            found => found,
+        }
+    }
+
+    /// Reads the entry `file` of hook `name`, stored in `global/` or not.
+    fn read_entry(&self, name: &str, file: &Path, global: bool) -> Result<Hook, RegistryError> {
+        let mut handle = match File::open(file) {
             Ok(handle) => handle,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(RegistryError::NotFound(name.to_string()));
             }
-            Err(e) => return Err(io_err("read", &file)(e)),
+            Err(e) => return Err(io_err("read", file)(e)),
         };
         // The directories were checked by `open`; the entry itself is checked on the open file,
         // so it cannot be swapped between the check and the read.
-        let meta = handle.metadata().map_err(io_err("read", &file))?;
-        fsutil::check_trusted_meta(&file, &meta)?;
+        let meta = handle.metadata().map_err(io_err("read", file))?;
+        fsutil::check_trusted_meta(file, &meta)?;
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         handle
             .read_to_end(&mut bytes)
-            .map_err(io_err("read", &file))?;
-        parse_entry(&file, &bytes)
+            .map_err(io_err("read", file))?;
+        let hook = parse_entry(file, &bytes)?;
+        if self.old_layout || global == hook.when.is_some() {
+            return Ok(hook);
+        }
+        let problem = if global {
+            "is in global/ but has no `When` conditions"
+        } else {
+            "has `When` conditions but is not in global/"
+        };
+        Err(RegistryError::Misplaced {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+            problem,
+        })
     }
 
     /// Every hook, sorted by name, and the entries that could not be read (each names its
@@ -146,14 +264,18 @@ impl Registry {
     ///
     /// Entries are read on all cores: with 10,000 hooks `ls` is bound by reading and parsing.
     pub fn list(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
-        let names = self.names()?;
+        let entries = self.entries()?;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = names.len().div_ceil(workers).max(64);
+        let chunk = entries.len().div_ceil(workers).max(64);
         let results: Vec<Result<Hook, RegistryError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = names
+            let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|part| {
-                    scope.spawn(move || part.iter().map(|n| self.get(n)).collect::<Vec<_>>())
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(name, file, global)| self.read_entry(name, file, *global))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             handles
@@ -161,34 +283,31 @@ impl Registry {
                 .flat_map(|h| h.join().expect("a registry reader panicked"))
                 .collect()
         });
-        let mut hooks = Vec::new();
-        let mut errors = Vec::new();
-        for result in results {
-            match result {
-                Ok(hook) => hooks.push(hook),
-                Err(RegistryError::NotFound(_)) => {} // removed while we listed
-                Err(e) => errors.push(e),
-            }
-        }
-        Ok((hooks, errors))
+        Ok(split_found(results))
     }
 
     /// Names of all registered hooks, sorted, without reading their documents.
     pub fn names(&self) -> Result<Vec<String>, RegistryError> {
-        let dir = self.paths.hooks_dir();
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-            let entry = entry.map_err(io_err("read directory", &dir))?;
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            if let Some(name) = file_name.strip_suffix(".json")
-                && hook::validate_name(name).is_ok()
-            {
-                names.push(name.to_string());
+        Ok(self.entries()?.into_iter().map(|(name, ..)| name).collect())
+    }
+
+    /// Every entry as (name, file, in `global/`), sorted by name; `hooks/` wins a name found
+    /// in both directories, as in [`Registry::get`].
+    fn entries(&self) -> Result<Vec<(String, PathBuf, bool)>, RegistryError> {
+        let plain = entries_in(&self.paths.hooks_dir())?;
+        // Missing only in a registry of the old layout.
+        let global = match entries_in(&self.paths.global_dir()) {
+            Err(RegistryError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Vec::new()
             }
-        }
-        names.sort();
-        Ok(names)
+            result => result?,
+        };
+        let plain = plain.into_iter().map(|(name, file)| (name, file, false));
+        let global = global.into_iter().map(|(name, file)| (name, file, true));
+        let mut entries: Vec<_> = plain.chain(global).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: `hooks/` first
+        entries.dedup_by(|later, first| later.0 == first.0);
+        Ok(entries)
     }
 
     /// Removes a hook. Containers created before keep their snapshot. A corrupt entry can be
@@ -196,88 +315,38 @@ impl Registry {
     pub fn remove(&self, name: &str) -> Result<(), RegistryError> {
         hook::validate_name(name)?;
         let _lock = self.lock()?;
-        let file = self.paths.hook_file(name);
-        match fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(RegistryError::NotFound(name.to_string()));
+        for file in [
+            self.paths.hook_file(name),
+            self.paths.global_hook_file(name),
+        ] {
+            match fs::remove_file(&file) {
+                Ok(()) => {
+                    let dir = file.parent().expect("an entry is in a directory");
+                    return fsutil::sync_dir(dir).map_err(io_err("sync", &file));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &file)(e)),
             }
-            Err(e) => return Err(io_err("remove", &file)(e)),
         }
-        fsutil::sync_dir(&self.paths.hooks_dir()).map_err(io_err("sync", &file))?;
-        self.update_global_index(name, false)
+        Err(RegistryError::NotFound(name.to_string()))
     }
 
     /// The global hooks (registered with `when` conditions), sorted by name, and the entries
-    /// that could not be read. Reads only the hooks the index names, so selecting a
-    /// container's global hooks does not scan the registry; without an index (a registry
-    /// written by an older hookhost) it falls back to a scan.
+    /// that could not be read. Reads `global/` only, so selecting a container's global hooks
+    /// costs the same whatever the number of other hooks. Fails on a registry of the old
+    /// layout that cannot be upgraded: its global hooks cannot be told apart reliably.
     pub fn global_hooks(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
-        let names = match self.read_global_index()? {
-            Some(names) => names,
-            None => return self.scan_global(),
-        };
-        let mut hooks = Vec::new();
-        let mut errors = Vec::new();
-        for name in names {
-            match self.get(&name) {
-                Ok(hook) if hook.when.is_some() => hooks.push(hook),
-                Ok(_) | Err(RegistryError::NotFound(_)) => {}
-                Err(e) => errors.push(e),
-            }
+        if has_old_layout(&self.paths) {
+            self.lock().map_err(|e| RegistryError::NotUpgraded {
+                root: self.paths.root().to_path_buf(),
+                source: Box::new(e),
+            })?;
         }
-        Ok((hooks, errors))
-    }
-
-    fn scan_global(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
-        let (mut hooks, errors) = self.list()?;
-        hooks.retain(|h| h.when.is_some());
-        Ok((hooks, errors))
-    }
-
-    fn read_global_index(&self) -> Result<Option<Vec<String>>, RegistryError> {
-        let file = self.paths.global_index_file();
-        match fs::read(&file) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| RegistryError::Corrupt {
-                        file,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("read", &file)(e)),
-        }
-    }
-
-    /// Records whether `name` is global; call with the writers' lock held. A missing or
-    /// corrupt index is rebuilt from the entries.
-    fn update_global_index(&self, name: &str, global: bool) -> Result<(), RegistryError> {
-        let (mut names, rebuilt) = match self.read_global_index() {
-            Ok(Some(names)) => (names, false),
-            _ => {
-                let (hooks, _) = self.scan_global()?;
-                (hooks.into_iter().map(|h| h.name).collect(), true)
-            }
-        };
-        let had = names.iter().any(|n| n == name);
-        if global && !had {
-            names.push(name.to_string());
-        } else if !global && had {
-            names.retain(|n| n != name);
-        } else if !rebuilt {
-            return Ok(());
-        }
-        names.sort();
-        names.dedup();
-        self.write_global_index(&names)
-    }
-
-    fn write_global_index(&self, names: &[String]) -> Result<(), RegistryError> {
-        let file = self.paths.global_index_file();
-        let doc = serde_json::to_vec(names).expect("names serialise");
-        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
+        let results = entries_in(&self.paths.global_dir())?
+            .into_iter()
+            .map(|(name, file)| self.read_entry(&name, &file, true))
+            .collect();
+        Ok(split_found(results))
     }
 
     /// Stores a WASM module under its sha256 and returns the digest. Modules are immutable
@@ -285,6 +354,8 @@ impl Registry {
     pub fn store_module(&self, bytes: &[u8]) -> Result<String, RegistryError> {
         let digest = sha256_hex(bytes);
         let file = self.paths.module_file(&digest);
+        // Under the lock: writers remove the temp files they find in `modules/`.
+        let _lock = self.lock()?;
         if fs::read(&file).is_ok_and(|stored| sha256_hex(&stored) == digest) {
             return Ok(digest);
         }
@@ -294,6 +365,62 @@ impl Registry {
 
     pub fn module_path(&self, digest: &str) -> PathBuf {
         self.paths.module_file(digest)
+    }
+}
+
+/// Entries of the old layout are in `hooks/`, listed in `global.json`, with no `global/`; an
+/// unfinished upgrade still has `global.json`.
+fn has_old_layout(paths: &Paths) -> bool {
+    paths.old_global_index_file().exists()
+        || (paths.hooks_dir().is_dir() && !paths.global_dir().is_dir())
+}
+
+/// The entries of one directory as (name, file), sorted by name; temp files and anything not
+/// named like a hook are skipped.
+fn entries_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, RegistryError> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
+        let entry = entry.map_err(io_err("read directory", dir))?;
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if let Some(name) = file_name.strip_suffix(".json")
+            && hook::validate_name(name).is_ok()
+        {
+            entries.push((name.to_string(), entry.path()));
+        }
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// The hooks read and the errors, leaving out entries removed while they were being read.
+fn split_found(results: Vec<Result<Hook, RegistryError>>) -> (Vec<Hook>, Vec<RegistryError>) {
+    let mut hooks = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(hook) => hooks.push(hook),
+            Err(RegistryError::NotFound(_)) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    (hooks, errors)
+}
+
+/// Removes the `.tmp-*` files in `dir` last modified at least `age` ago.
+fn remove_old_temps(dir: &Path, age: Duration) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(".tmp-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|elapsed| elapsed >= age));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -374,32 +501,208 @@ mod tests {
         assert!(!reg.paths().hook_file("bad").exists());
     }
 
+    fn global_sample(name: &str) -> Hook {
+        Hook {
+            when: Some(crate::when::When::from_flags(true, &[], &[], false).unwrap()),
+            ..sample(name)
+        }
+    }
+
+    fn global_names(reg: &Registry) -> Vec<String> {
+        let (hooks, errors) = reg.global_hooks().unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        hooks.into_iter().map(|h| h.name).collect()
+    }
+
+    fn entry_doc(hook: &Hook) -> Vec<u8> {
+        serde_json::to_vec_pretty(hook).unwrap()
+    }
+
     #[test]
-    fn global_hooks_come_from_the_index() {
+    fn a_hooks_directory_says_whether_it_is_global() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        // A new registry starts with an (empty) index, so no reader ever has to scan it.
-        let index = fs::read_to_string(reg.paths().global_index_file()).unwrap();
-        assert_eq!(index, "[]");
-        let mut global = sample("g");
-        global.when = Some(crate::when::When::from_flags(true, &[], &[], false).unwrap());
         reg.create(&sample("plain")).unwrap();
-        reg.create(&global).unwrap();
-        let names = |reg: &Registry| -> Vec<String> {
-            let (hooks, errors) = reg.global_hooks().unwrap();
-            assert!(errors.is_empty());
-            hooks.into_iter().map(|h| h.name).collect()
-        };
-        assert_eq!(names(&reg), ["g"]);
-        let index = fs::read_to_string(reg.paths().global_index_file()).unwrap();
-        assert_eq!(index, r#"["g"]"#);
-        // Without an index, a scan gives the same answer, and the next write rebuilds it.
-        fs::remove_file(reg.paths().global_index_file()).unwrap();
-        assert_eq!(names(&reg), ["g"]);
-        reg.remove("plain").unwrap();
-        assert!(reg.paths().global_index_file().exists());
+        reg.create(&global_sample("g")).unwrap();
+        let paths = reg.paths();
+        assert!(paths.hook_file("plain").is_file() && paths.global_hook_file("g").is_file());
+        assert!(!paths.hook_file("g").exists() && !paths.global_hook_file("plain").exists());
+        assert!(
+            !paths.old_global_index_file().exists(),
+            "no index is written"
+        );
+        assert!(reg.get("g").unwrap().when.is_some());
+        assert!(reg.get("plain").unwrap().when.is_none());
+        assert_eq!(reg.names().unwrap(), ["g", "plain"]);
+        let (hooks, errors) = reg.list().unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(hooks.len(), 2);
+        // A name is taken whichever directory holds it.
+        for hook in [global_sample("plain"), sample("g")] {
+            let err = reg.create(&hook).unwrap_err();
+            assert!(matches!(err, RegistryError::AlreadyExists(_)), "{err}");
+        }
+        // Global hooks are read from global/ alone: a corrupt plain entry is not even seen.
+        fs::write(paths.hook_file("bad"), "{not json").unwrap();
+        assert_eq!(global_names(&reg), ["g"]);
         reg.remove("g").unwrap();
-        assert!(names(&reg).is_empty());
+        assert!(!paths.global_hook_file("g").exists());
+        assert!(global_names(&reg).is_empty());
+        reg.remove("plain").unwrap();
+        assert_eq!(reg.names().unwrap(), ["bad"]);
+    }
+
+    #[test]
+    fn an_entry_in_the_wrong_directory_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let paths = reg.paths();
+        // Put there by hand, or by an older hookhost: `inspect` would show a global hook that
+        // containers never get, or the reverse.
+        fs::write(paths.hook_file("x"), entry_doc(&global_sample("x"))).unwrap();
+        fs::write(paths.global_hook_file("y"), entry_doc(&sample("y"))).unwrap();
+        for (name, want) in [("x", "not in global/"), ("y", "no `When`")] {
+            let err = reg.get(name).unwrap_err();
+            assert!(matches!(err, RegistryError::Misplaced { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(want) && msg.contains(&format!("hookhost rm {name}")),
+                "{msg}"
+            );
+        }
+        let (_, errors) = reg.global_hooks().unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        reg.remove("x").unwrap();
+        reg.remove("y").unwrap();
+        assert!(reg.names().unwrap().is_empty());
+    }
+
+    /// Writes an old-layout registry somewhere.
+    type MakeOld = fn(&Path);
+
+    /// An old-layout registry under `root`: every entry in hooks/, an index that lists `a`
+    /// only (`c` was created by a writer killed before its index write) and no global/.
+    fn old_registry(root: &Path, index: Option<&str>) {
+        let hooks = root.join("hooks");
+        for sub in ["hooks", "modules", "cache"] {
+            fsutil::create_dir_all(&root.join(sub), 0o700).unwrap();
+        }
+        fs::write(hooks.join("a.json"), entry_doc(&global_sample("a"))).unwrap();
+        fs::write(hooks.join("b.json"), entry_doc(&sample("b"))).unwrap();
+        fs::write(hooks.join("c.json"), entry_doc(&global_sample("c"))).unwrap();
+        fs::write(hooks.join("bad.json"), "{\"Name\": ").unwrap();
+        if let Some(index) = index {
+            fs::write(root.join("global.json"), index).unwrap();
+        }
+    }
+
+    fn assert_upgraded(reg: &Registry, context: &str) {
+        let paths = reg.paths();
+        assert!(!paths.old_global_index_file().exists(), "{context}");
+        assert_eq!(global_names(reg), ["a", "c"], "{context}");
+        for name in ["a", "c"] {
+            assert!(paths.global_hook_file(name).is_file(), "{context}: {name}");
+            assert!(!paths.hook_file(name).exists(), "{context}: {name}");
+        }
+        assert!(paths.hook_file("b").is_file(), "{context}");
+        assert!(
+            paths.hook_file("bad").is_file(),
+            "{context}: unreadable, left in place"
+        );
+        let (hooks, errors) = reg.list().unwrap();
+        let names: Vec<_> = hooks.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"], "{context}");
+        assert_eq!(errors.len(), 1, "{context}: {errors:?}");
+    }
+
+    #[test]
+    fn an_old_registry_is_upgraded_by_content_never_by_its_index() {
+        let half_moved = |root: &Path| {
+            // An upgrade killed after moving `a`: global/ exists, global.json still marks it.
+            old_registry(root, Some(std::str::from_utf8(UPGRADE_MARK).unwrap()));
+            fsutil::create_dir_all(&root.join("global"), 0o700).unwrap();
+            fs::rename(root.join("hooks/a.json"), root.join("global/a.json")).unwrap();
+        };
+        let cases: [(&str, MakeOld); 5] = [
+            ("stale index", |root| old_registry(root, Some(r#"["a"]"#))),
+            ("half-written index", |root| {
+                old_registry(root, Some(r#"["a","#))
+            }),
+            ("empty index", |root| old_registry(root, Some(""))),
+            ("no index", |root| old_registry(root, None)),
+            ("half upgraded", half_moved),
+        ];
+        for (context, setup) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            setup(dir.path());
+            let reg = Registry::open(dir.path()).unwrap();
+            assert_upgraded(&reg, context);
+            // Idempotent: opening again changes nothing.
+            assert_upgraded(&Registry::open(dir.path()).unwrap(), context);
+        }
+    }
+
+    #[test]
+    fn an_old_registry_that_cannot_be_upgraded_is_read_but_its_global_hooks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        old_registry(dir.path(), Some(r#"["a"]"#));
+        // No writer can take the lock (as on a read-only filesystem).
+        fs::create_dir(dir.path().join("lock")).unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        assert!(
+            reg.get("c").unwrap().when.is_some(),
+            "entries are still read"
+        );
+        assert_eq!(reg.names().unwrap(), ["a", "b", "bad", "c"]);
+        let err = reg.global_hooks().unwrap_err();
+        assert!(matches!(err, RegistryError::NotUpgraded { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("old layout") && msg.contains("hookhost ls"),
+            "names the problem and the fix: {msg}"
+        );
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("lock"), "keeps its cause: {source}");
+        assert!(reg.create(&sample("d")).is_err(), "writers need the lock");
+        // Once a writer can take the lock, the next reader of global hooks upgrades it.
+        fs::remove_dir(dir.path().join("lock")).unwrap();
+        assert_eq!(global_names(&reg), ["a", "c"]);
+        assert_upgraded(&Registry::open(dir.path()).unwrap(), "after the repair");
+    }
+
+    #[test]
+    fn the_next_writer_removes_temp_files_in_every_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let paths = reg.paths();
+        let dirs = [
+            paths.root().to_path_buf(),
+            paths.hooks_dir(),
+            paths.global_dir(),
+            paths.modules_dir(),
+            paths.cache_dir(),
+        ];
+        for dir in &dirs {
+            fs::write(dir.join(".tmp-killed"), "partial").unwrap();
+        }
+        // The compile cache is written without the lock: a young temp file may be in flight.
+        let in_flight = paths.cache_dir().join(".tmp-in-flight");
+        fs::write(&in_flight, "partial").unwrap();
+        let old = std::time::SystemTime::now() - 2 * CACHE_TEMP_GRACE;
+        File::options()
+            .write(true)
+            .open(paths.cache_dir().join(".tmp-killed"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        reg.create(&global_sample("g")).unwrap();
+        for dir in &dirs {
+            assert!(!dir.join(".tmp-killed").exists(), "{}", dir.display());
+        }
+        assert!(
+            in_flight.exists(),
+            "a cache temp file younger than the grace is kept"
+        );
     }
 
     #[test]
