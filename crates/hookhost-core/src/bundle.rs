@@ -183,7 +183,10 @@ fn add_self_entry(list: &mut Vec<Value>, stage: Stage, hooks: &[PlannedHook], ca
             plan.hooks.push(hook.clone());
         }
     }
-    let timeout: u64 = plan.hooks.iter().map(|h| h.spec.timeout).sum::<u64>() + TIMEOUT_SLACK_SECS;
+    let timeout = crate::hook::oci_timeout_secs(
+        plan.hooks.iter().map(|h| h.spec.timeout),
+        TIMEOUT_SLACK_SECS,
+    );
     list.push(json!({
         "path": call.exe,
         "args": self_args(stage, &plan),
