@@ -116,9 +116,16 @@ impl RawTimeout {
         match self {
             RawTimeout::Int(value) => validate_timeout(*value, origin),
             RawTimeout::Float(value) => invalid(value.to_string()),
+            // An integer too large even for i128 is shown as the number it is.
+            RawTimeout::Text(text) if is_integer(text.trim()) => invalid(text.trim().to_string()),
             RawTimeout::Text(text) => invalid(format!("{text:?}")),
         }
     }
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl<'de> Deserialize<'de> for RawTimeout {
@@ -279,7 +286,7 @@ mod tests {
             (u64::MAX.into(), "18446744073709551615"),
             (
                 "99999999999999999999999999999999999999999".into(),
-                "\"99999",
+                "timeout 99999999999999999999999999999999999999999:",
             ),
             (RawTimeout::Float(1.5), "1.5"),
             ("5s".into(), "\"5s\""),
