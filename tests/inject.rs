@@ -141,3 +141,50 @@ fn hook_spec_file_hooks_run_in_a_real_container() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "hello from prestart\n");
 }
+
+/// A `--hook-spec` timeout out of 1..=3600 is one line naming the file, the entry, the value
+/// and the range; config.json is untouched. 3600 itself is accepted.
+#[test]
+fn hook_spec_timeouts_out_of_range_are_refused() {
+    let host = Host::new();
+    let bundle = Bundle::new("true");
+    let original = fs::read(bundle.config_file()).unwrap();
+    let spec = host.dir.path().join("spec.json");
+    let inject = |timeout: &str| {
+        let doc = format!(r#"{{"prestart": [{{"path": "/bin/true", "timeout": {timeout}}}]}}"#);
+        fs::write(&spec, doc).unwrap();
+        host.run(&[
+            "inject",
+            "--bundle",
+            bundle.path_str(),
+            "--hook-spec",
+            spec.to_str().unwrap(),
+        ])
+    };
+    for value in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "0",
+        "-1",
+        "3601",
+    ] {
+        let out = inject(value);
+        assert!(!out.status.success(), "timeout {value} was accepted");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let want = format!(
+            "hook spec {} is not valid: prestart[0]: invalid hook spec timeout {value}: a hook \
+             timeout must be a whole number of seconds from 1 to 3600",
+            spec.display()
+        );
+        assert!(err.contains(&want), "{value}: {err}");
+        assert_eq!(fs::read(bundle.config_file()).unwrap(), original, "{value}");
+    }
+    assert!(inject("3600").status.success());
+    let entry = &bundle.config()["hooks"]["prestart"][0];
+    assert_eq!(
+        entry["timeout"],
+        3600 + 5,
+        "the hook's timeout plus hookhost's slack"
+    );
+}

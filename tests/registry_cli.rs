@@ -140,16 +140,12 @@ fn every_bad_input_is_a_clear_error_and_changes_nothing() {
         (vec!["create", "x", not_exec], "is not executable"),
         (vec!["create", "x", "/tmp"], "not a regular file"),
         (
-            vec!["create", "--timeout", "0", "x", "/bin/true"],
-            "timeout must be a positive number of seconds, got 0",
-        ),
-        (
             vec!["create", "--timeout", "-2", "x", "/bin/true"],
-            "timeout must be a positive number of seconds, got -2",
+            "invalid --timeout -2: a hook timeout must be a whole number of seconds from 1 to 3600",
         ),
         (
             vec!["create", "--timeout", "soon", "x", "/bin/true"],
-            "timeout must be a whole number of seconds, got \"soon\"",
+            "invalid --timeout \"soon\": a hook timeout must be a whole number of seconds",
         ),
         (
             vec!["create", "--type", "prestop", "x", "/bin/true"],
@@ -173,6 +169,74 @@ fn every_bad_input_is_a_clear_error_and_changes_nothing() {
         let err = host.fails(&args);
         assert!(err.contains(want), "{args:?}: wanted {want:?} in {err:?}");
         assert_eq!(host.snapshot(), before, "{args:?} changed the registry");
+    }
+}
+
+/// Every timeout out of 1..=3600, however large, is one line naming the value and the range;
+/// nothing is registered. 3600 itself is accepted.
+#[test]
+fn timeouts_out_of_range_are_refused_in_one_line() {
+    let host = Host::new();
+    host.ok(&["ls"]);
+    for value in [
+        "18446744073709551615", // u64::MAX
+        "9223372036854775807",  // i64::MAX
+        "0",
+        "-1",
+        "3601",
+        "340282366920938463463374607431768211456", // beyond i128
+    ] {
+        let before = host.snapshot();
+        let out = host.run(&["create", "--timeout", value, "x", "/bin/true"]);
+        assert!(!out.status.success(), "--timeout {value} was accepted");
+        let err = text(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "Error: invalid --timeout {value}: a hook timeout must be a whole number of \
+                 seconds from 1 to 3600"
+            ),
+            "--timeout {value}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(
+            host.snapshot(),
+            before,
+            "--timeout {value} changed the registry"
+        );
+    }
+    let err = host.fails(&["create", "--timeout=-1", "x", "/bin/true"]);
+    assert!(err.contains("invalid --timeout -1: "), "{err}");
+    assert_eq!(
+        host.ok(&["create", "--timeout", "3600", "max", "/bin/true"]),
+        "max\n"
+    );
+    let max: Value = serde_json::from_str(&host.ok(&["inspect", "max"])).unwrap();
+    assert_eq!(max[0]["Timeout"], 3600);
+}
+
+/// A hand-edited entry with a timeout out of range is reported as corrupt, naming the value,
+/// by every command that reads it: none panics, none runs the hook.
+#[test]
+fn a_stored_timeout_out_of_range_is_a_corrupt_entry_not_a_panic() {
+    let host = Host::new();
+    host.ok(&["create", "--timeout", "5", "huge", "/bin/true"]);
+    let file = host.root().join("hooks/huge.json");
+    for value in ["9223372036854775807", "18446744073709551615", "0"] {
+        let mut entry: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+        entry["Timeout"] = serde_json::from_str(value).unwrap();
+        fs::write(&file, entry.to_string()).unwrap();
+        for args in [vec!["try", "huge"], vec!["inspect", "huge"], vec!["ls"]] {
+            let out = host.run(&args);
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{args:?} with Timeout {value}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(
+                err.contains("is corrupt")
+                    && err.contains(&format!("invalid stored timeout {value}")),
+                "{args:?}: {err}"
+            );
+        }
     }
 }
 

@@ -120,12 +120,16 @@ fn wrapper_global(root: &Path, scratch: &Path) -> Result<BTreeSet<String>, Strin
     let Some(prestart) = config.pointer("/hooks/prestart").and_then(Value::as_array) else {
         return Ok(BTreeSet::new());
     };
-    let plans: Vec<_> = prestart
+    let calls: Vec<_> = prestart
         .iter()
-        .filter_map(hookhost_core::bundle::own_plan)
+        .filter_map(hookhost_core::bundle::own_call)
         .collect();
-    assert_eq!(plans.len(), 1, "{prestart:?}");
-    Ok(plans[0].hooks.iter().map(|h| h.name.clone()).collect())
+    assert_eq!(calls.len(), 1, "{prestart:?}");
+    let plan = hookhost_core::bundle::load_plan(&calls[0], &bundle).unwrap();
+    Ok(plan.plan.stages[&calls[0].stage]
+        .iter()
+        .map(|h| h.name.clone())
+        .collect())
 }
 
 /// `inspect`, the library and the wrapper all agree on the global hooks; returns them.

@@ -6,11 +6,10 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use common::engines::{Setup, log_lines};
-use common::{Bundle, Host, Runc, Tmpfs, succeeded as ok, text, unique, wat_module};
+use common::{Bundle, Tmpfs, succeeded as ok, text, unique, wat_module};
 use serde_json::{Value, json};
 
 #[test]
@@ -103,13 +102,21 @@ fn hooksd_dirs_from_the_config_file_are_read() {
 /// A refused container: non-zero exit, the reason on stderr and as runc's JSON error line in
 /// `--log`, config.json byte for byte as it was, and no container.
 fn assert_refused(s: &Setup, bundle: &Bundle, want: &str) {
+    assert_refused_call(s, &["create", "--bundle", bundle.path_str()], bundle, want);
+}
+
+/// [`assert_refused`] for any container-creating call: `call` is the command and its flags,
+/// the container id is appended.
+fn assert_refused_call(s: &Setup, call: &[&str], bundle: &Bundle, want: &str) {
     let before = fs::read(bundle.config_file()).unwrap();
     let id = unique("refused");
     // stderr goes to a file, not a pipe: a container created by mistake would hold a pipe open
     // and hang the test instead of failing it.
     let stderr_file = tempfile::NamedTempFile::new().unwrap();
+    let mut args = call.to_vec();
+    args.push(&id);
     let status = s
-        .runtime(&["create", "--bundle", bundle.path_str(), &id])
+        .runtime(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr_file.reopen().unwrap())
@@ -356,4 +363,119 @@ fn a_container_cannot_raise_a_wasm_hooks_grants_or_limits() {
         fs::read_to_string(secret.join("key.txt")).unwrap(),
         "s3cret"
     );
+}
+
+/// `runc restore` creates its container from the bundle and runs its creation hooks, so the
+/// wrapper injects exactly as for `create`. This machine has no criu (Debian 12 ships it, but
+/// .ci/run does not install it): runc then fails its CRIU version check after the wrapper
+/// exec'd it. The test proves the injection happened before that exec, and that the error is
+/// runc's, not hookhost's. With criu installed, the restore of a missing image fails in criu.
+#[test]
+fn restore_injects_global_hooks_before_running_the_runtime() {
+    let s = Setup::new();
+    let bundle = Bundle::new("true");
+    s.recorder("always", &bundle, &["--when-always"]);
+    let images = tempfile::tempdir().unwrap();
+    let id = unique("restore");
+    let out = s
+        .runtime(&[
+            "restore",
+            "--image-path",
+            images.path().to_str().unwrap(),
+            "--bundle",
+            bundle.path_str(),
+            &id,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = s.runc.cmd(&["delete", "--force", &id]).output();
+    let prestart = &bundle.config()["hooks"]["prestart"];
+    assert_eq!(prestart.as_array().map(Vec::len), Some(1), "{prestart}");
+    assert_eq!(prestart[0]["args"][1], "stage", "{prestart}");
+    assert!(
+        prestart[0]["args"].to_string().contains("always"),
+        "{prestart}"
+    );
+    let stderr = text(&out.stderr);
+    if !out.status.success() {
+        assert!(!stderr.contains("hookhost"), "hookhost failed: {stderr}");
+        assert!(stderr.to_lowercase().contains("criu"), "{stderr}");
+        let last = log_lines(&s.log()).pop().expect("runc's error line");
+        assert!(
+            !last["msg"].as_str().unwrap().contains("hookhost"),
+            "{last}"
+        );
+    }
+}
+
+/// A restore that selects an unknown hook is refused by hookhost, as a create would be, and
+/// runc never runs.
+#[test]
+fn restore_with_an_unknown_hook_is_refused() {
+    let s = Setup::new();
+    s.host.ok(&["ls"]);
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "ghost"}));
+    let images = tempfile::tempdir().unwrap();
+    let call = [
+        "restore",
+        "--image-path",
+        images.path().to_str().unwrap(),
+        "-b",
+        bundle.path_str(),
+    ];
+    assert_refused_call(
+        &s,
+        &call,
+        &bundle,
+        "annotation io.hookhost.hooks selects \"ghost\": no such hook: ghost",
+    );
+}
+
+/// hooks.d files with a timeout out of 1..=3600 are skipped as every invalid hooks.d file is:
+/// the container starts with the valid ones, and the --log warning names the file, the value
+/// and the range.
+#[test]
+fn hooksd_timeouts_out_of_range_are_skipped_with_a_warning_naming_the_file() {
+    let hooksd = tempfile::tempdir().unwrap();
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()]}));
+    let bundle = Bundle::new("cat /marker");
+    let marker = bundle.rootfs().join("marker");
+    let script = s
+        .host
+        .script("d.sh", &format!("echo \"$1\" >> {}", marker.display()));
+    let bad = [
+        ("10-u64max.json", "18446744073709551615"),
+        ("20-i64max.json", "9223372036854775807"),
+        ("30-zero.json", "0"),
+    ];
+    for (file, timeout) in bad.iter().copied().chain([("40-max.json", "3600")]) {
+        let doc = format!(
+            r#"{{"version": "1.0.0", "hook": {{"path": {path}, "args": ["d.sh", "{file}"],
+                "timeout": {timeout}}}, "when": {{"always": true}}, "stages": ["prestart"]}}"#,
+            path = json!(script),
+        );
+        fs::write(hooksd.path().join(file), doc).unwrap();
+    }
+    let out = ok(&s.run(&bundle, &unique("hooksd-timeout")));
+    assert_eq!(out.trim(), "40-max.json", "only the valid file ran");
+    let warnings: Vec<String> = log_lines(&s.log())
+        .iter()
+        .filter(|l| l["level"] == "warning")
+        .map(|l| l["msg"].as_str().unwrap().to_string())
+        .collect();
+    for (file, timeout) in bad {
+        let want = format!(
+            "{}: invalid hooks.d timeout {timeout}: a hook timeout must be a whole number of \
+             seconds from 1 to 3600",
+            hooksd.path().join(file).display()
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains(&want)),
+            "{want} not in {warnings:?}"
+        );
+    }
+    let prestart = &bundle.config()["hooks"]["prestart"][0];
+    assert_eq!(prestart["timeout"], 3600 + 5);
 }

@@ -1,17 +1,16 @@
 //! `create`, `inspect`, `ls`, `rm`: the registry, managed like Docker objects.
 
-use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::{Cli, parse, report};
+use super::{Cli, report};
 use hookhost_core::define::{self, Definition};
 use hookhost_core::exec::limits::{self, WasmLimits};
 use hookhost_core::grants::{Access, DirGrant, Grants};
-use hookhost_core::hook::{Hook, Stage};
+use hookhost_core::hook::{Hook, RawTimeout, Stage};
 use hookhost_core::listarg::{self, Split};
 use hookhost_core::when::When;
 
@@ -35,10 +34,11 @@ pub struct CreateArgs {
     /// Environment of the hook, KEY=VALUE (the hook gets nothing else but HOOKHOST_STAGE)
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Seconds the hook may run before it is killed with its whole process group [default: 30]
-    // NonZeroU64 keeps CreateArgs small enough for clippy's large_enum_variant.
-    #[arg(long, value_parser = timeout_flag, value_name = "SECS", allow_negative_numbers = true)]
-    timeout: Option<NonZeroU64>,
+    /// Seconds the hook may run before it is killed with its whole process group, 1 to 3600
+    /// [default: 30]
+    // Taken as text: hookhost-core validates it, with the same message as every other source.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    timeout: Option<String>,
     /// Arguments, OCI execv style: the first is argv0 [default: PATH]
     #[arg(long, value_name = "ARG,ARG")]
     args: Vec<String>,
@@ -173,7 +173,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         stages: parse_stages(&args.stages)?,
         args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
         env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,
-        timeout: args.timeout.map(NonZeroU64::get),
+        timeout: args.timeout.as_deref().map(RawTimeout::from),
         limits: args.wasm.limits(),
         grants: args.wasm.grants(),
         when: args.when.when()?,
@@ -183,11 +183,6 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     registry.create(&hook)?;
     println!("{}", hook.name);
     Ok(ExitCode::SUCCESS)
-}
-
-fn timeout_flag(value: &str) -> Result<NonZeroU64, String> {
-    let secs = parse::timeout_secs(value)?;
-    NonZeroU64::new(secs).ok_or_else(|| "timeout must be a positive number of seconds".into())
 }
 
 pub fn parse_stages(values: &[String]) -> anyhow::Result<Vec<Stage>> {

@@ -2,19 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-/// A timeout in whole seconds, > 0.
-pub fn timeout_secs(value: &str) -> Result<u64, String> {
-    match value.trim().parse::<i64>() {
-        Ok(secs) if secs > 0 => Ok(secs as u64),
-        Ok(secs) => Err(format!(
-            "timeout must be a positive number of seconds, got {secs}"
-        )),
-        Err(_) => Err(format!(
-            "timeout must be a whole number of seconds, got {value:?}"
-        )),
-    }
-}
-
 /// `2026-11-29T10:00:00Z`, or a duration back from now: `30s`, `10m`, `2h`, `1d`.
 pub fn since(value: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(value) {
@@ -43,15 +30,6 @@ fn bad_since(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeouts_must_be_positive_whole_seconds() {
-        assert_eq!(timeout_secs("5"), Ok(5));
-        assert!(timeout_secs("0").unwrap_err().contains("positive"));
-        assert!(timeout_secs("-3").unwrap_err().contains("positive"));
-        assert!(timeout_secs("abc").unwrap_err().contains("whole number"));
-        assert!(timeout_secs("1.5").unwrap_err().contains("whole number"));
-    }
 
     #[test]
     fn since_accepts_times_and_durations() {

@@ -14,8 +14,8 @@ use hookhost_engines::runtime::argv::RuncCall;
 use hookhost_engines::runtime::log::{self, Level, LogFormat};
 use hookhost_engines::runtime::wrapper::{self, Injected, Wrapper};
 
-/// Run as an OCI runtime (runc-compatible): inject this container's hooks on create/run, then
-/// exec the real runtime. Usually called as `hookhost-runtime` by Docker or containerd.
+/// Run as an OCI runtime (runc-compatible): inject this container's hooks on create, run and
+/// restore, then exec the real runtime. Usually called as `hookhost-runtime` by Docker or containerd.
 #[derive(Debug, Args)]
 #[command(
     disable_help_flag = true,

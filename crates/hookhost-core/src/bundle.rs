@@ -372,14 +372,9 @@ fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
 }
 
 /// The OCI timeout of hookhost's own entry: every hook's timeout plus slack, capped so that it
-/// stays a valid positive `int` for every runtime.
+/// stays a valid positive `int` for every runtime (`hook::oci_timeout_secs`).
 pub fn outer_timeout(hooks: &[PlannedHook]) -> u64 {
-    hooks
-        .iter()
-        .fold(TIMEOUT_SLACK_SECS, |sum, h| {
-            sum.saturating_add(h.spec.timeout)
-        })
-        .min(i32::MAX as u64)
+    crate::hook::oci_timeout_secs(hooks.iter().map(|h| h.spec.timeout), TIMEOUT_SLACK_SECS)
 }
 
 /// startContainer hooks run inside the container: add the native hooks themselves.

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::grants::Grants;
-use crate::hook::{self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, Stage};
+use crate::hook::{
+    self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, RawTimeout, Stage,
+    TimeoutError, TimeoutSource,
+};
 use crate::registry::{Registry, RegistryError};
 use crate::when::When;
 use hookhost_exec::limits::WasmLimits;
@@ -24,6 +27,8 @@ pub enum DefineError {
     NotExecutable(PathBuf),
     #[error("invalid env entry {0:?}: expected KEY=VALUE")]
     BadEnv(String),
+    #[error(transparent)]
+    Timeout(#[from] TimeoutError),
     #[error("{0}")]
     WasmOnly(String),
     #[error("invalid WebAssembly module {path}: {reason}")]
@@ -45,7 +50,8 @@ pub struct Definition {
     pub stages: Vec<Stage>,
     pub args: Vec<String>,
     pub env: Vec<String>,
-    pub timeout: Option<u64>,
+    /// As given: validated here, so every way of registering a hook gets the same check.
+    pub timeout: Option<RawTimeout>,
     pub limits: Option<WasmLimits>,
     pub grants: Option<Grants>,
     pub when: Option<When>,
@@ -58,6 +64,10 @@ pub struct Definition {
 /// not registered here: the caller does that, so nothing is registered when validation fails.
 pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
+    let timeout = match &def.timeout {
+        Some(raw) => raw.validate(TimeoutSource::Flag)?,
+        None => DEFAULT_TIMEOUT_SECS,
+    };
     if let Some(bad) = def
         .env
         .iter()
@@ -102,7 +112,7 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
             path: def.path,
             args,
             env: def.env,
-            timeout: def.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+            timeout,
             digest,
             limits: (kind == HookKind::Wasm).then(|| def.limits.unwrap_or_default()),
             grants: (kind == HookKind::Wasm).then(|| def.grants.unwrap_or_default()),

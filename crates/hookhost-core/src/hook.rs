@@ -1,10 +1,11 @@
 //! The hook definition: what a registered hook is, independent of where it is stored or how it runs.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 pub use hookhost_types::{HookKind, Stage, UnknownStage};
@@ -15,6 +16,163 @@ use hookhost_exec::limits::WasmLimits;
 
 /// Wall-clock bound of a hook when its registration sets none, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// The longest timeout a hook may have, in seconds: one hour. Hooks run while the runtime
+/// creates, starts or deletes the container, and the engine waits for that (Kubernetes gives a
+/// whole CRI call 2 minutes by default): a hook still running after an hour is hung, not slow.
+/// The bound keeps every sum of timeouts far from overflowing (see [`oci_timeout_secs`]).
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// The largest OCI `timeout` hookhost writes into config.json, in seconds: `i32::MAX`. The
+/// field is a Go `int` (32 bits on some platforms), and runc multiplies it by
+/// `time.Second` in an `int64` of nanoseconds, which wraps above about 9.2e9 seconds.
+pub const MAX_OCI_TIMEOUT_SECS: u64 = i32::MAX as u64;
+
+/// Where a timeout was given, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutSource {
+    /// `hookhost create --timeout`.
+    Flag,
+    /// A `--hook-spec` file or an inline hook spec.
+    HookSpec,
+    /// A Podman/CRI-O hooks.d file.
+    HooksD,
+    /// A registry entry or stage plan read back from disk.
+    Stored,
+}
+
+impl fmt::Display for TimeoutSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutSource::Flag => "--timeout",
+            TimeoutSource::HookSpec => "hook spec timeout",
+            TimeoutSource::HooksD => "hooks.d timeout",
+            TimeoutSource::Stored => "stored timeout",
+        })
+    }
+}
+
+/// A hook timeout outside `1..=MAX_TIMEOUT_SECS`, or not a whole number.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error(
+    "invalid {origin} {value}: a hook timeout must be a whole number of seconds from 1 to \
+     {MAX_TIMEOUT_SECS}"
+)]
+pub struct TimeoutError {
+    /// The value as it was given.
+    pub value: String,
+    pub origin: TimeoutSource,
+}
+
+/// The one check of a hook timeout, whatever its source: whole seconds in `1..=MAX_TIMEOUT_SECS`.
+/// Takes any integer type (`i64` from JSON, `u64` from Rust callers) without truncating it first.
+pub fn validate_timeout(
+    value: impl Into<i128>,
+    origin: TimeoutSource,
+) -> Result<u64, TimeoutError> {
+    let value: i128 = value.into();
+    match u64::try_from(value) {
+        Ok(secs @ 1..=MAX_TIMEOUT_SECS) => Ok(secs),
+        _ => Err(TimeoutError {
+            value: value.to_string(),
+            origin,
+        }),
+    }
+}
+
+/// A timeout as it was given, before validation: any JSON number, or command-line text, so
+/// that a value too large for `i64` or `u64`, a fraction or a typo gets the timeout message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawTimeout {
+    Int(i128),
+    Float(f64),
+    Text(String),
+}
+
+impl From<&str> for RawTimeout {
+    fn from(text: &str) -> Self {
+        text.trim()
+            .parse::<i128>()
+            .map_or_else(|_| RawTimeout::Text(text.to_string()), RawTimeout::Int)
+    }
+}
+
+impl From<u64> for RawTimeout {
+    fn from(secs: u64) -> Self {
+        RawTimeout::Int(secs.into())
+    }
+}
+
+impl From<i64> for RawTimeout {
+    fn from(secs: i64) -> Self {
+        RawTimeout::Int(secs.into())
+    }
+}
+
+impl RawTimeout {
+    /// Validates with [`validate_timeout`].
+    pub fn validate(&self, origin: TimeoutSource) -> Result<u64, TimeoutError> {
+        let invalid = |value: String| Err(TimeoutError { value, origin });
+        match self {
+            RawTimeout::Int(value) => validate_timeout(*value, origin),
+            RawTimeout::Float(value) => invalid(value.to_string()),
+            // An integer too large even for i128 is shown as the number it is.
+            RawTimeout::Text(text) if is_integer(text.trim()) => invalid(text.trim().to_string()),
+            RawTimeout::Text(text) => invalid(format!("{text:?}")),
+        }
+    }
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl<'de> Deserialize<'de> for RawTimeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawTimeout;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of seconds")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawTimeout, E> {
+                Ok(RawTimeout::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawTimeout, E> {
+                Ok(RawTimeout::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<RawTimeout, E> {
+                Ok(RawTimeout::Int(v))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<RawTimeout, E> {
+                Ok(i128::try_from(v).map_or(RawTimeout::Float(v as f64), RawTimeout::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawTimeout, E> {
+                Ok(RawTimeout::Float(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Reads a stored `Timeout` (registry entries, stage plans) through [`validate_timeout`], so
+/// that a hand-edited value is refused as corrupt instead of reaching the runner.
+fn stored_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    RawTimeout::deserialize(deserializer)?
+        .validate(TimeoutSource::Stored)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The OCI `timeout` of one entry that runs `timeouts` one after the other, plus `slack`:
+/// their sum, saturating, capped at [`MAX_OCI_TIMEOUT_SECS`] so it stays a valid positive
+/// Go `int` whatever the inputs.
+pub fn oci_timeout_secs(timeouts: impl IntoIterator<Item = u64>, slack: u64) -> u64 {
+    timeouts
+        .into_iter()
+        .fold(slack, u64::saturating_add)
+        .clamp(1, MAX_OCI_TIMEOUT_SECS)
+}
 
 /// Everything needed to run a hook once: what a container snapshots when it is created, so that
 /// later changes to the registry do not change what an existing container runs.
@@ -29,7 +187,8 @@ pub struct HookSpec {
     pub args: Vec<String>,
     /// `KEY=VALUE` pairs; the hook's whole environment (plus `HOOKHOST_STAGE`).
     pub env: Vec<String>,
-    /// Seconds; always > 0.
+    /// Seconds, in `1..=MAX_TIMEOUT_SECS` (checked when read back).
+    #[serde(deserialize_with = "stored_timeout")]
     pub timeout: u64,
     /// sha256 of the WASM module, or of the native binary when pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,5 +267,99 @@ mod tests {
         for bad in ["", "-x", ".hidden", "a/b", "a b", "é", &"x".repeat(129)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn timeouts_are_whole_seconds_from_one_to_the_maximum() {
+        use TimeoutSource::*;
+        assert_eq!(validate_timeout(1u64, Flag), Ok(1));
+        assert_eq!(
+            validate_timeout(MAX_TIMEOUT_SECS, Flag),
+            Ok(MAX_TIMEOUT_SECS)
+        );
+        let cases: [(RawTimeout, &str); 9] = [
+            (RawTimeout::Int(0), "0"),
+            (RawTimeout::Int(-1), "-1"),
+            ((MAX_TIMEOUT_SECS + 1).into(), "3601"),
+            (i64::MAX.into(), "9223372036854775807"),
+            (i64::MIN.into(), "-9223372036854775808"),
+            (u64::MAX.into(), "18446744073709551615"),
+            (
+                "99999999999999999999999999999999999999999".into(),
+                "timeout 99999999999999999999999999999999999999999:",
+            ),
+            (RawTimeout::Float(1.5), "1.5"),
+            ("5s".into(), "\"5s\""),
+        ];
+        for (raw, shown) in cases {
+            let err = raw.validate(HooksD).unwrap_err().to_string();
+            assert!(err.starts_with("invalid hooks.d timeout "), "{err}");
+            assert!(err.contains(shown), "{shown}: {err}");
+            assert!(err.contains("from 1 to 3600"), "{err}");
+        }
+        assert_eq!(RawTimeout::from(" 42 ").validate(Flag), Ok(42));
+        let err = RawTimeout::from("0")
+            .validate(Flag)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid --timeout 0: a hook timeout must be a whole number of seconds from 1 to 3600"
+        );
+    }
+
+    #[test]
+    fn json_timeouts_of_any_size_reach_the_validator() {
+        for (text, want) in [
+            ("5", RawTimeout::Int(5)),
+            ("-5", RawTimeout::Int(-5)),
+            ("18446744073709551615", RawTimeout::Int(u64::MAX.into())),
+            ("1e3", RawTimeout::Float(1000.0)),
+            ("1.5", RawTimeout::Float(1.5)),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<RawTimeout>(text).unwrap(),
+                want,
+                "{text}"
+            );
+        }
+        let big = serde_json::from_str::<RawTimeout>("184467440737095516150").unwrap();
+        assert!(big.validate(TimeoutSource::HookSpec).is_err());
+        assert!(serde_json::from_str::<RawTimeout>("\"5\"").is_err());
+    }
+
+    #[test]
+    fn a_stored_spec_with_a_timeout_out_of_range_is_refused() {
+        let spec = |timeout: &str| {
+            format!(r#"{{"Kind":"native","Path":"/x","Args":[],"Env":[],"Timeout":{timeout}}}"#)
+        };
+        let ok: HookSpec = serde_json::from_str(&spec("3600")).unwrap();
+        assert_eq!(ok.timeout, 3600);
+        for bad in [
+            "0",
+            "-1",
+            "3601",
+            "9223372036854775807",
+            "18446744073709551615",
+            "1e300",
+        ] {
+            let err = serde_json::from_str::<HookSpec>(&spec(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid stored timeout"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn summed_oci_timeouts_never_wrap() {
+        let at_max = std::iter::repeat_n(MAX_TIMEOUT_SECS, 2000);
+        let sum = oci_timeout_secs(at_max, 5);
+        assert_eq!(sum, 2000 * MAX_TIMEOUT_SECS + 5);
+        assert!(i32::try_from(sum).is_ok());
+        let huge = oci_timeout_secs([u64::MAX, u64::MAX, 1], 5);
+        assert_eq!(huge, MAX_OCI_TIMEOUT_SECS);
+        assert!(i32::try_from(huge).is_ok_and(|t| t > 0));
+        assert_eq!(oci_timeout_secs([], 0), 1);
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::hook::{DEFAULT_TIMEOUT_SECS, Stage};
+use crate::hook::{DEFAULT_TIMEOUT_SECS, RawTimeout, Stage, TimeoutSource};
 use crate::plan::PlannedHook;
 
 #[derive(Debug, Error)]
@@ -33,7 +33,7 @@ struct OciHook {
     args: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
-    timeout: Option<i64>,
+    timeout: Option<RawTimeout>,
 }
 
 /// The hooks of a spec file, per stage, ready to be planned.
@@ -81,8 +81,9 @@ fn planned(entry: serde_json::Value) -> Result<PlannedHook, String> {
     }
     let timeout = match hook.timeout {
         None => DEFAULT_TIMEOUT_SECS,
-        Some(t) if t > 0 => t as u64,
-        Some(t) => return Err(format!("timeout {t} must be a positive number of seconds")),
+        Some(raw) => raw
+            .validate(TimeoutSource::HookSpec)
+            .map_err(|e| e.to_string())?,
     };
     Ok(PlannedHook::native(
         PlannedHook::inline_name(&hook.path),
@@ -110,6 +111,8 @@ mod tests {
         let post = &spec.stages[&Stage::Poststop][0];
         assert_eq!(post.spec.args, vec!["/bin/true"]);
         assert_eq!(post.spec.timeout, DEFAULT_TIMEOUT_SECS);
+        let max = SpecFile::parse(r#"{"prestart":[{"path":"/x","timeout":3600}]}"#).unwrap();
+        assert_eq!(max.stages[&Stage::Prestart][0].spec.timeout, 3600);
     }
 
     #[test]
@@ -122,7 +125,28 @@ mod tests {
             ),
             (
                 r#"{"poststop":[{"path":"/x","timeout":0}]}"#,
-                "poststop[0]: timeout 0",
+                "poststop[0]: invalid hook spec timeout 0: a hook timeout must be a whole number \
+                 of seconds from 1 to 3600",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","timeout":18446744073709551615}]}"#,
+                "prestart[0]: invalid hook spec timeout 18446744073709551615",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","timeout":9223372036854775807}]}"#,
+                "prestart[0]: invalid hook spec timeout 9223372036854775807",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","timeout":-1}]}"#,
+                "prestart[0]: invalid hook spec timeout -1",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","timeout":3601}]}"#,
+                "prestart[0]: invalid hook spec timeout 3601",
+            ),
+            (
+                r#"{"prestart":[{"path":"/x","timeout":"5"}]}"#,
+                "expected a whole number of seconds",
             ),
             (
                 r#"{"prestart":[{"path":"/x","tmeout":1}]}"#,

@@ -74,7 +74,7 @@ pub fn run(cmd: &NativeCommand<'_>, stdin: &[u8]) -> Result<Outcome, NativeError
     thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    let deadline = started + timeout;
+    let deadline = deadline_after(started, timeout);
     match exited.recv_timeout(timeout) {
         Ok(status) => {
             let status = status.map_err(NativeError::Wait)?;
@@ -88,7 +88,7 @@ pub fn run(cmd: &NativeCommand<'_>, stdin: &[u8]) -> Result<Outcome, NativeError
             // Kill the whole group: a hook's forked children must not outlive it.
             let _ = killpg(pgid, Signal::SIGKILL);
             let _ = exited.recv();
-            let grace = Instant::now() + DRAIN_GRACE;
+            let grace = deadline_after(Instant::now(), DRAIN_GRACE);
             let err = output::collect(&stderr, grace);
             let out = output::collect(&stdout, grace);
             let text = crate::pick_output(&out.bytes, &err.bytes);
@@ -103,6 +103,15 @@ pub fn run(cmd: &NativeCommand<'_>, stdin: &[u8]) -> Result<Outcome, NativeError
             })
         }
     }
+}
+
+/// `start + wait`, never panicking: a wait too long for the clock is "as late as the clock
+/// goes", which for a bounded timeout never happens (hookhost-core caps timeouts at an hour).
+fn deadline_after(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .or_else(|| start.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(start)
 }
 
 fn command(hook: &NativeCommand<'_>) -> Command {
@@ -217,5 +226,18 @@ mod tests {
         spec.path = "/nonexistent/hook".into();
         let err = go(&spec, b"").unwrap_err().to_string();
         assert!(err.contains("cannot start /nonexistent/hook"), "{err}");
+    }
+
+    /// The runner is a leaf that trusts its caller's timeout, but no value may panic it
+    /// (`Instant + Duration` does on overflow).
+    #[test]
+    fn any_timeout_is_safe() {
+        for timeout in [Duration::from_secs(u64::MAX), Duration::MAX] {
+            let mut spec = sh("exit 0", 0);
+            spec.timeout = timeout;
+            assert!(go(&spec, b"").unwrap().success());
+        }
+        let now = Instant::now();
+        assert!(deadline_after(now, Duration::MAX) >= now);
     }
 }

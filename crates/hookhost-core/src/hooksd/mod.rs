@@ -11,7 +11,8 @@
 //!
 //! Stricter than containers/common, each reported as an error naming the file: a relative hook
 //! path (the OCI spec requires absolute), a hook path that does not exist (containers/common
-//! drops such a file silently), a timeout ≤ 0, a file with no condition at all (it could never
+//! drops such a file silently), a timeout outside 1..=[`MAX_TIMEOUT_SECS`](crate::hook::MAX_TIMEOUT_SECS)
+//! (checked while the 1.0.0 hook is read), a file with no condition at all (it could never
 //! run), and Podman's extension stage `precreate`, which has no OCI equivalent here.
 //! Duplicate stages in one file are kept once.
 
@@ -26,7 +27,7 @@ use oci_spec::runtime::Hook;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::hook::Stage;
+use crate::hook::{Stage, TimeoutError};
 use crate::when::{ContainerFacts, When, WhenError};
 
 pub use v010::Legacy;
@@ -113,8 +114,8 @@ pub enum ErrorKind {
     },
     #[error("unknown stage {stage:?}{hint} (valid: {})", Stage::names().join(", "))]
     UnknownStage { stage: String, hint: String },
-    #[error("hook timeout {0} must be greater than zero")]
-    Timeout(i64),
+    #[error(transparent)]
+    Timeout(#[from] TimeoutError),
     #[error("no condition is set, so the hook would never run (use \"always\": true)")]
     NoCondition,
     #[error(transparent)]
@@ -355,9 +356,6 @@ fn validate(parsed: &Parsed) -> Result<(), ErrorKind> {
     }
     if !path.is_absolute() {
         return Err(ErrorKind::RelativePath(path.to_string_lossy().into_owned()));
-    }
-    if let Some(timeout) = parsed.hook.timeout().filter(|t| *t <= 0) {
-        return Err(ErrorKind::Timeout(timeout));
     }
     if parsed.condition.is_empty() {
         return Err(ErrorKind::NoCondition);

@@ -248,7 +248,23 @@ fn invalid_documents_are_rejected_with_a_reason() {
         ),
         (
             json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": 0}, "when": {"always": true}, "stages": ["prestart"]}),
-            "timeout 0",
+            "invalid hooks.d timeout 0: a hook timeout must be a whole number of seconds from 1 to 3600",
+        ),
+        (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": u64::MAX}, "when": {"always": true}, "stages": ["prestart"]}),
+            "invalid hooks.d timeout 18446744073709551615: ",
+        ),
+        (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": i64::MAX}, "when": {"always": true}, "stages": ["prestart"]}),
+            "invalid hooks.d timeout 9223372036854775807: ",
+        ),
+        (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": -1}, "when": {"always": true}, "stages": ["prestart"]}),
+            "invalid hooks.d timeout -1: ",
+        ),
+        (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": 3601}, "when": {"always": true}, "stages": ["prestart"]}),
+            "invalid hooks.d timeout 3601: ",
         ),
         (
             json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"commands": ["(x"]}, "stages": ["prestart"]}),

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Condition, ErrorKind, Parsed, fold_nested, parse_stages};
+use crate::hook::{RawTimeout, TimeoutSource};
 use crate::when::When;
 
 pub(super) const HOOK_KEYS: &[&str] = &["path", "args", "env", "timeout"];
@@ -31,8 +32,9 @@ pub(super) struct RawHook {
     args: Option<Vec<String>>,
     #[serde(default)]
     env: Option<Vec<String>>,
+    /// Any number: validated by [`crate::hook::validate_timeout`] in [`into_hook`].
     #[serde(default)]
-    timeout: Option<i64>,
+    timeout: Option<RawTimeout>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +57,7 @@ pub(super) fn parse(mut object: Map<String, Value>) -> Result<Parsed, ErrorKind>
     let when = raw.when.map(into_when).transpose()?.unwrap_or_default();
     let stages = parse_stages(raw.stages.ok_or(ErrorKind::Missing("stages"))?)?;
     Ok(Parsed {
-        hook: raw.hook.map(into_hook).unwrap_or_default(),
+        hook: raw.hook.map(into_hook).transpose()?.unwrap_or_default(),
         stages,
         condition: Condition::V1(when),
     })
@@ -70,11 +72,16 @@ fn into_when(raw: RawWhen) -> Result<When, ErrorKind> {
     )?)
 }
 
-pub(super) fn into_hook(raw: RawHook) -> Hook {
+pub(super) fn into_hook(raw: RawHook) -> Result<Hook, ErrorKind> {
+    let timeout = raw
+        .timeout
+        .map(|t| t.validate(TimeoutSource::HooksD))
+        .transpose()?;
     let mut hook = Hook::default();
     hook.set_path(raw.path.unwrap_or_default().into());
     hook.set_args(raw.args);
     hook.set_env(raw.env);
-    hook.set_timeout(raw.timeout);
-    hook
+    // In 1..=MAX_TIMEOUT_SECS, so it fits.
+    hook.set_timeout(timeout.map(|t| t as i64));
+    Ok(hook)
 }

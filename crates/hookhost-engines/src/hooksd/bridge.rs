@@ -18,7 +18,7 @@ use thiserror::Error;
 use super::{ExportError, v1_document, write_file};
 use hookhost_core::bundle;
 use hookhost_core::define::{self, DefineError, Definition};
-use hookhost_core::hook::{Hook, HookKind, Stage};
+use hookhost_core::hook::{Hook, HookKind, RawTimeout, Stage, oci_timeout_secs};
 use hookhost_core::hooksd::{self as reader, HooksdError};
 use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanError, PlanFile};
 use hookhost_core::registry::{Registry, RegistryError};
@@ -149,7 +149,7 @@ fn exported_hook(
         oci.set_path(spec.path.clone());
         oci.set_args(Some(spec.args.clone()));
         oci.set_env(Some(env));
-        oci.set_timeout(Some(spec.timeout as i64));
+        oci.set_timeout(Some(oci_timeout_secs([spec.timeout], 0) as i64));
         return Ok(oci);
     }
     let mut plan = ContainerPlan::default();
@@ -293,7 +293,7 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
         stages: hook.stages.clone(),
         args: oci.args().clone().unwrap_or_default(),
         env: oci.env().clone().unwrap_or_default(),
-        timeout: oci.timeout().map(|t| t as u64),
+        timeout: oci.timeout().map(RawTimeout::from),
         limits: None,
         grants: None,
         when: Some(when),

@@ -23,8 +23,8 @@ pub struct RuncCall {
     pub log_format: Option<String>,
     /// The subcommand (`create`, `run`, `start`, `state`, `features`, …); `None` for `--version`.
     pub command: Option<String>,
-    /// For `create` and `run` only: the bundle directory, resolved against the working directory
-    /// (absent or empty flag = the working directory, as runc does).
+    /// For the [`CREATING_COMMANDS`] only: the bundle directory, resolved against the working
+    /// directory (absent or empty flag = the working directory, as runc does).
     pub bundle: Option<PathBuf>,
     /// The container id: the first positional argument after the subcommand.
     pub id: Option<String>,
@@ -32,6 +32,11 @@ pub struct RuncCall {
     /// the runtime will only print help.
     pub help: bool,
 }
+
+/// The runc commands that create a container from a bundle's config.json, and so run its
+/// prestart/createRuntime/createContainer hooks (runc 1.1 `--help`): `restore` creates the
+/// container it restores from the bundle, as `create` and `run` do.
+pub const CREATING_COMMANDS: &[&str] = &["create", "run", "restore"];
 
 /// Global flags that take a value (runc 1.1, plus crun's `--cgroup-manager` and `--log-level`).
 const GLOBAL_VALUE_FLAGS: &[&str] = &[
@@ -76,6 +81,9 @@ fn value_flags(command: &str) -> &'static [&'static str] {
             "preserve-fds",
             "cgroup",
         ],
+        // runc 1.1 `restore --help`; its other flags (--tcp-established, --ext-unix-sk,
+        // --shell-job, --file-locks, --detach/-d, --no-subreaper, --no-pivot, --auto-dedup,
+        // --lazy-pages) are booleans. crun's restore takes the same value flags.
         "restore" => &[
             "bundle",
             "b",
@@ -83,7 +91,6 @@ fn value_flags(command: &str) -> &'static [&'static str] {
             "pid-file",
             "image-path",
             "work-path",
-            "parent-path",
             "manage-cgroups-mode",
             "empty-ns",
             "lsm-profile",
@@ -171,7 +178,7 @@ impl RuncCall {
         };
         let command = command.to_string_lossy().into_owned();
         let bundle = call.parse_command(&command, rest);
-        if command == "create" || command == "run" {
+        if CREATING_COMMANDS.contains(&command.as_str()) {
             call.bundle = Some(resolve_bundle(bundle, cwd));
         }
         call.help |= command == "help" || command == "h";
@@ -181,7 +188,10 @@ impl RuncCall {
 
     /// Whether this call creates a container, so that hooks must be injected first.
     pub fn creates_container(&self) -> bool {
-        matches!(self.command.as_deref(), Some("create" | "run")) && !self.help
+        self.command
+            .as_deref()
+            .is_some_and(|c| CREATING_COMMANDS.contains(&c))
+            && !self.help
     }
 
     /// Reads global flags up to the subcommand; returns the subcommand and what follows it.
@@ -279,7 +289,7 @@ mod tests {
     }
 
     fn bundle(line: &str) -> PathBuf {
-        parse(line).bundle.expect("bundle for create/run")
+        parse(line).bundle.expect("bundle for create/run/restore")
     }
 
     #[test]
@@ -350,6 +360,65 @@ mod tests {
             bundle("create -b rel/dir id"),
             Path::new("/work/here/rel/dir")
         );
+    }
+
+    #[test]
+    fn restore_creates_a_container_from_its_bundle() {
+        for form in ["--bundle /b", "--bundle=/b", "-b /b", "-b=/b", "-bundle=/b"] {
+            let c = parse(&format!("--root /r restore --image-path /img {form} id"));
+            assert_eq!(c.command.as_deref(), Some("restore"), "{form}");
+            assert_eq!(c.bundle.as_deref(), Some(Path::new("/b")), "{form}");
+            assert_eq!(c.id.as_deref(), Some("id"), "{form}");
+            assert!(c.creates_container(), "{form}");
+        }
+        assert_eq!(bundle("restore id"), Path::new(CWD));
+        assert_eq!(bundle("restore -b rel id"), Path::new("/work/here/rel"));
+        assert_eq!(bundle("restore id --bundle /b"), Path::new("/b"));
+        assert!(parse("restore --help").help);
+        assert!(!parse("restore -h id").creates_container());
+        // checkpoint runs no creation hooks.
+        assert!(!parse("checkpoint --image-path /img id").creates_container());
+    }
+
+    #[test]
+    fn restore_option_values_are_never_the_id() {
+        // Every value-taking flag of runc 1.1's restore, each in both spellings.
+        let flags = [
+            "console-socket",
+            "image-path",
+            "work-path",
+            "manage-cgroups-mode",
+            "pid-file",
+            "empty-ns",
+            "lsm-profile",
+            "lsm-mount-context",
+        ];
+        for flag in flags {
+            for line in [
+                format!("restore --{flag} VALUE -b /b ctr"),
+                format!("restore -{flag}=VALUE --bundle=/b ctr"),
+                format!("restore -b /b ctr --{flag} VALUE"),
+            ] {
+                let c = parse(&line);
+                assert_eq!(c.id.as_deref(), Some("ctr"), "{line}");
+                assert_eq!(c.bundle.as_deref(), Some(Path::new("/b")), "{line}");
+            }
+        }
+        // The boolean flags take no value: what follows them is the id.
+        let c = parse(
+            "restore --tcp-established --ext-unix-sk --shell-job --file-locks -d --detach              --no-subreaper --no-pivot --auto-dedup --lazy-pages ctr",
+        );
+        assert_eq!(
+            (c.id.as_deref(), c.bundle.as_deref()),
+            (Some("ctr"), Some(Path::new(CWD)))
+        );
+        // As containerd's runc shim calls it.
+        let c = parse(
+            "--root /run/containerd/runc/default --log /b/log.json --log-format json restore              --detach --work-path /b/work --image-path /b/image --bundle /b              --pid-file /b/init.pid --manage-cgroups-mode soft --console-socket /t.sock c1",
+        );
+        assert_eq!(c.bundle.as_deref(), Some(Path::new("/b")));
+        assert_eq!(c.id.as_deref(), Some("c1"));
+        assert!(c.creates_container());
     }
 
     #[test]

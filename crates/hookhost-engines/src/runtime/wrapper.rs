@@ -1,6 +1,7 @@
-//! `hookhost-runtime`: a drop-in runc-compatible runtime. On `create` and `run` it injects the
-//! container's hooks into the bundle's config.json, then it `execve`s the real runtime with
-//! the original arguments; every other call goes straight through.
+//! `hookhost-runtime`: a drop-in runc-compatible runtime. On `create`, `run` and `restore` (the
+//! commands that create a container from a bundle) it injects the container's hooks into the
+//! bundle's config.json, then it `execve`s the real runtime with the original arguments; every
+//! other call goes straight through.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
