@@ -11,39 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Bundle, Host, Runc, Tmpfs, text, unique};
+use common::{Bundle, Host, Rng, Runc, Tmpfs, text, unique};
 use serde_json::Value;
-
-/// xorshift64*: enough randomness for delays and choices; the seed is printed so a failure can
-/// be replayed with `HOOKHOST_FAULT_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var("HOOKHOST_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap();
-                t.as_nanos() as u64 ^ u64::from(std::process::id())
-            });
-        eprintln!("fault seed: HOOKHOST_FAULT_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Every document in the hooks dir is a whole entry, and `ls` (which reads them all) succeeds
 /// without warnings and shows no temp file.
@@ -142,7 +111,7 @@ fn fifty_concurrent_writers_and_readers_agree_with_the_final_state() {
         .map(|t| {
             let host = Arc::clone(&host);
             let tallies = Arc::clone(&tallies);
-            let mut rng = Rng(seed.next() | 1);
+            let mut rng = seed.split();
             std::thread::spawn(move || {
                 for _ in 0..8 {
                     let name = format!("n{}", rng.below(12));

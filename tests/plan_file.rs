@@ -235,7 +235,7 @@ fn the_plan_is_a_snapshot_kept_in_the_bundle_and_nowhere_else() {
     let mut registry_after = listing(&s.host.root());
     registry_after.retain(|p| !p.ends_with("events.jsonl"));
     let mut expected = registry_before.clone();
-    expected.retain(|p| !p.ends_with("events.jsonl") && !p.ends_with("hooks/audit.json"));
+    expected.retain(|p| !p.ends_with("events.jsonl") && !p.ends_with("global/audit.json"));
     assert_eq!(
         registry_after, expected,
         "no per-container state in the registry"

@@ -12,36 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::engines::Wrapper;
-use common::{Host, Tmpfs, text};
+use common::{Host, Rng, Tmpfs, text};
 use hookhost_core::registry::Registry;
 use serde_json::{Value, json};
-
-/// xorshift64*, seeded per run; the seed is printed so a failure can be replayed with
-/// `HOOKHOST_FAULT_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var("HOOKHOST_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap();
-                t.as_nanos() as u64 ^ u64::from(std::process::id())
-            });
-        eprintln!("fault seed: HOOKHOST_FAULT_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 /// `hookhost` with `HOOKHOST_ROOT=root`.
 fn hookhost(root: &Path, args: &[&str]) -> std::process::Output {

@@ -362,3 +362,39 @@ fn mount(args: &[&str]) {
         text(&out.stderr)
     );
 }
+
+/// xorshift64*: enough randomness for delays and choices; the seed is printed so a failure can
+/// be replayed with `HOOKHOST_FAULT_SEED`.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let seed = std::env::var("HOOKHOST_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                t.as_nanos() as u64 ^ u64::from(std::process::id())
+            });
+        eprintln!("fault seed: HOOKHOST_FAULT_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    /// A generator of its own, seeded from this one (one per thread).
+    pub fn split(&mut self) -> Rng {
+        Rng(self.next() | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

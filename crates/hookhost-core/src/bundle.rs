@@ -345,26 +345,25 @@ impl BundleConfig {
     }
 }
 
-/// The stage call of one of hookhost's own entries, if `entry` is one.
-pub fn own_call(entry: &Value) -> Option<StageCall> {
-    let args: Vec<&str> = entry
+/// An OCI hook entry's `args`, when they are all strings.
+fn entry_args(entry: &Value) -> Option<Vec<&str>> {
+    entry
         .get("args")?
         .as_array()?
         .iter()
         .map(Value::as_str)
-        .collect::<Option<_>>()?;
-    StageCall::from_hook_args(&args)
+        .collect()
+}
+
+/// The stage call of one of hookhost's own entries, if `entry` is one.
+pub fn own_call(entry: &Value) -> Option<StageCall> {
+    StageCall::from_hook_args(&entry_args(entry)?)
 }
 
 /// The plan of an entry written by hookhost before plans left argv: its hooks are kept, and
 /// the entry replaced, when the bundle is injected again.
 fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
-    let args: Vec<&str> = entry
-        .get("args")?
-        .as_array()?
-        .iter()
-        .map(Value::as_str)
-        .collect::<Option<_>>()?;
+    let args = entry_args(entry)?;
     match args[..] {
         ["hookhost", _, _, _, _] => LegacyStagePlan::from_argv(&args),
         _ => None,
