@@ -118,6 +118,38 @@ fn audit_log_records_poststart_and_poststop() {
     assert!(lines.iter().all(|l| l["id"] == id.as_str()));
 }
 
+/// hookhost accepts a state with only an `id` (a runtime may omit `ociVersion` and `status`),
+/// and so does a hook built with the guest SDK: both read it with the one
+/// `hookhost_types::State`. Before, the SDK's own copy required both fields and the hook failed.
+#[test]
+fn a_guest_sdk_hook_runs_against_a_state_without_version_or_status() {
+    let host = Host::new();
+    let logdir = tempfile::tempdir().unwrap();
+    let module = example_wasm("audit-log");
+    let grant = format!("{}:/log:rw", path(logdir.path()));
+    host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--allow-dir",
+        &grant,
+        "audit",
+        path(&module),
+    ]);
+    let state = logdir.path().join("state.json");
+    fs::write(&state, r#"{"id":"bare","pid":7}"#).unwrap();
+    let out = host.ok(&["try", "audit", "--state", path(&state)]);
+    assert!(out.contains("exit status 0"), "{out}");
+    let line: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(logdir.path().join("audit.jsonl")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (line["id"].as_str(), line["status"].as_str()),
+        (Some("bare"), Some(""))
+    );
+    assert_eq!(line["stage"], "poststop");
+}
+
 /// Each limit stops the guest within limit + 0.5 s with its own message, and the container
 /// does not start.
 #[test]
