@@ -11,7 +11,7 @@
 //!
 //! A hook's directory is what makes it global: there is no index to disagree with the entries.
 //! Registries of the old layout kept every entry in `hooks/` and listed the global ones in an
-//! index, `ROOT/global.json`; [`crate::registry::Registry::open`] upgrades them.
+//! index, `ROOT/global.json`; the registry, when it opens, upgrades them.
 
 use std::path::{Path, PathBuf};
 

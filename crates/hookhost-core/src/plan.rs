@@ -4,7 +4,7 @@
 //!
 //! Every selection source (the command line, annotations, the environment, hooks.d files,
 //! inline specs) speaks one grammar ([`Item`]) and builds hooks through one constructor
-//! ([`PlannedHook::registered`], [`PlannedHook::native`]); [`crate::select`] is the one engine
+//! ([`PlannedHook::registered`], [`PlannedHook::native`]); the selection module is the one engine
 //! that applies them.
 
 use std::collections::BTreeMap;
