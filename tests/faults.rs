@@ -6,12 +6,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Bundle, Host, Rng, Runc, Tmpfs, text, unique};
+use common::{Bundle, Host, Rng, Runc, Tmpfs, files, text, unique};
 use serde_json::Value;
 
 /// Every document in the hooks dir is a whole entry, and `ls` (which reads them all) succeeds
@@ -162,23 +162,6 @@ fn fifty_concurrent_writers_and_readers_agree_with_the_final_state() {
         names.len(),
         tallies.values().filter(|t| t.created > t.removed).count()
     );
-}
-
-/// Every file under `dir` with its content.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut all = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                all.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    all
 }
 
 fn host_at(root: &Path) -> impl Fn(&[&str]) -> std::process::Output {

@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::engines::Wrapper;
-use common::{Host, Rng, Tmpfs, text};
+use common::{Host, Rng, Tmpfs, files, text};
 use hookhost_core::registry::Registry;
 use serde_json::{Value, json};
 
@@ -192,23 +192,6 @@ fn kill_9_of_global_creates_never_leaves_a_global_hook_containers_miss() {
     host.ok(&["create", "after", "/bin/true"]);
     assert_eq!(temps(&root), Vec::<PathBuf>::new());
     assert_global_agrees(&root, host.dir.path(), "after the next write");
-}
-
-/// Every file under `dir` with its content.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut all = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                all.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    all
 }
 
 /// Fills the filesystem of `dir` to the last page with `dir/NAME`.

@@ -115,6 +115,13 @@ impl Host {
     }
 }
 
+/// Every file under `dir` with its content, by path.
+pub fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut all = Vec::new();
+    walk(dir, &mut all);
+    all.into_iter().collect()
+}
+
 /// Every regular file under `dir` with its bytes (symlinks are not followed).
 pub fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
     let Ok(entries) = fs::read_dir(dir) else {
