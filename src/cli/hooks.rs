@@ -227,7 +227,7 @@ pub fn ls(cli: &Cli, args: &LsArgs) -> anyhow::Result<ExitCode> {
         ListFormat::Table => print_table(&hooks),
     }
     for err in &errors {
-        eprintln!("Warning: {err}");
+        eprintln!("Warning: {}", hookhost_core::error_chain(err));
     }
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS

@@ -65,10 +65,10 @@ pub fn export(cli: &Cli, command: &ExportCommand) -> anyhow::Result<ExitCode> {
         println!("removed {}", file.display());
     }
     for skipped in &report.skipped {
-        eprintln!("Warning: skipped {skipped}");
+        eprintln!("Warning: skipped {}", hookhost_core::error_chain(skipped));
     }
     for err in &report.errors {
-        eprintln!("Warning: {err}");
+        eprintln!("Warning: {}", hookhost_core::error_chain(err));
     }
     if report.written.is_empty() {
         eprintln!(
@@ -86,7 +86,7 @@ pub fn import(cli: &Cli, command: &ImportCommand) -> anyhow::Result<ExitCode> {
         println!("{name}");
     }
     for skipped in &report.skipped {
-        eprintln!("Warning: skipped {skipped}");
+        eprintln!("Warning: skipped {}", hookhost_core::error_chain(skipped));
     }
     Ok(exit(report.skipped.is_empty()))
 }

@@ -153,20 +153,9 @@ pub fn report(err: &anyhow::Error) {
     eprintln!("Error: {}", chain_text(err));
 }
 
-/// The error and its causes on one line; a cause whose text a message already includes (most
-/// messages quote their source) is not repeated.
+/// The error and its causes on one line (`hookhost_core::error_chain`).
 pub fn chain_text(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause);
-        }
-    }
-    text
+    hookhost_core::error_chain(err.as_ref())
 }
 
 fn init_tracing(level: &str) {

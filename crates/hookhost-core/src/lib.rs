@@ -26,3 +26,21 @@ pub mod when;
 
 pub use hookhost_exec as exec;
 pub use hookhost_types as types;
+
+/// An error and its causes on one line, as hookhost shows every error (`: ` between them); a
+/// cause whose text a message already includes is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}

@@ -31,8 +31,12 @@ pub enum RegistryError {
     AlreadyExists(String),
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
-    #[error("registry entry {file} is corrupt: {reason}")]
-    Corrupt { file: PathBuf, reason: String },
+    #[error("registry entry {} is corrupt", file.display())]
+    Corrupt {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "registry entry {file} {problem}, so containers would not get what `hookhost inspect` \
          shows; remove it with `hookhost rm {name}` and create it again"
@@ -54,7 +58,7 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Untrusted(#[from] fsutil::Untrusted),
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -425,9 +429,9 @@ fn remove_old_temps(dir: &Path, age: Duration) {
 }
 
 fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
-    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
+    serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {
         file: file.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })
 }
 

@@ -241,9 +241,11 @@ fn add_global(
     facts: &ContainerFacts,
 ) -> Result<(), SelectError> {
     let (hooks, errors) = registry.global_hooks()?;
-    selected
-        .warnings
-        .extend(errors.iter().map(|e| format!("global hook skipped: {e}")));
+    selected.warnings.extend(
+        errors
+            .iter()
+            .map(|e| format!("global hook skipped: {}", crate::error_chain(e))),
+    );
     for hook in hooks {
         if hook.when.as_ref().is_some_and(|w| w.matches(facts)) {
             selected.plan.push_registered(&hook, &[]);

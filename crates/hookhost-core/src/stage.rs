@@ -92,7 +92,7 @@ pub fn run(
         let failure = failure_reason(&result);
         let event = event(hook, &ctx, &result, took, &failure);
         if let Err(e) = events::append(&paths.events_file(), &event) {
-            report.warnings.push(e.to_string());
+            report.warnings.push(crate::error_chain(&e));
         }
         let Some(reason) = failure else { continue };
         let error = StageError::HookFailed {
@@ -120,7 +120,7 @@ fn failure_reason(result: &Result<Outcome, ExecError>) -> Option<String> {
                 format!("{}: {output}", out.exit)
             })
         }
-        Err(e) => Some(e.to_string()),
+        Err(e) => Some(crate::error_chain(e)),
     }
 }
 
