@@ -10,18 +10,52 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::hook::{DEFAULT_TIMEOUT_SECS, RawTimeout, Stage, TimeoutSource};
+use crate::hook::{
+    DEFAULT_TIMEOUT_SECS, RawTimeout, Stage, TimeoutError, TimeoutSource, UnknownStage,
+};
 use crate::plan::PlannedHook;
 
 #[derive(Debug, Error)]
 pub enum SpecFileError {
-    #[error("cannot read hook spec {file}: {source}")]
+    #[error("cannot read hook spec {}", file.display())]
     Read {
         file: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("hook spec {file} is not valid: {reason}")]
-    Invalid { file: PathBuf, reason: String },
+    #[error("hook spec {} is not valid", file.display())]
+    Invalid {
+        file: PathBuf,
+        #[source]
+        source: SpecError,
+    },
+}
+
+/// Why a hook-spec document is not valid: it names the stage and entry.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("expected an object of stage name to list of hooks")]
+    Shape(#[source] serde_json::Error),
+    #[error(transparent)]
+    Stage(#[from] UnknownStage),
+    #[error("{stage}[{index}]")]
+    Entry {
+        stage: String,
+        index: usize,
+        #[source]
+        problem: EntryError,
+    },
+}
+
+/// Why one entry of a hook-spec document is not an OCI hook hookhost can run.
+#[derive(Debug, Error)]
+pub enum EntryError {
+    #[error("not an OCI hook")]
+    Json(#[source] serde_json::Error),
+    #[error("path {0:?} must be absolute")]
+    NotAbsolute(PathBuf),
+    #[error(transparent)]
+    Timeout(#[from] TimeoutError),
 }
 
 /// One OCI hook as the runtime-spec writes it.
@@ -48,25 +82,29 @@ impl SpecFile {
             file: file.to_path_buf(),
             source,
         })?;
-        Self::parse(&text).map_err(|reason| SpecFileError::Invalid {
+        Self::parse(&text).map_err(|source| SpecFileError::Invalid {
             file: file.to_path_buf(),
-            reason,
+            source,
         })
     }
 
     /// Parses the JSON text; the error says which stage and entry is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let raw: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(text)
-            .map_err(|e| format!("{e} (expected an object of stage name to list of hooks)"))?;
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let raw: BTreeMap<String, Vec<serde_json::Value>> =
+            serde_json::from_str(text).map_err(SpecError::Shape)?;
         let mut stages = BTreeMap::new();
         for (stage_name, entries) in raw {
-            let stage: Stage = stage_name
-                .parse()
-                .map_err(|e: crate::hook::UnknownStage| e.to_string())?;
+            let stage: Stage = stage_name.parse()?;
             let hooks: Vec<PlannedHook> = entries
                 .into_iter()
                 .enumerate()
-                .map(|(i, entry)| planned(entry).map_err(|e| format!("{stage_name}[{i}]: {e}")))
+                .map(|(index, entry)| {
+                    planned(entry).map_err(|problem| SpecError::Entry {
+                        stage: stage_name.clone(),
+                        index,
+                        problem,
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             stages.insert(stage, hooks);
         }
@@ -74,16 +112,14 @@ impl SpecFile {
     }
 }
 
-fn planned(entry: serde_json::Value) -> Result<PlannedHook, String> {
-    let hook: OciHook = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+fn planned(entry: serde_json::Value) -> Result<PlannedHook, EntryError> {
+    let hook: OciHook = serde_json::from_value(entry).map_err(EntryError::Json)?;
     if !hook.path.is_absolute() {
-        return Err(format!("path {:?} must be absolute", hook.path));
+        return Err(EntryError::NotAbsolute(hook.path));
     }
     let timeout = match hook.timeout {
         None => DEFAULT_TIMEOUT_SECS,
-        Some(raw) => raw
-            .validate(TimeoutSource::HookSpec)
-            .map_err(|e| e.to_string())?,
+        Some(raw) => raw.validate(TimeoutSource::HookSpec)?,
     };
     Ok(PlannedHook::native(
         PlannedHook::inline_name(&hook.path),
@@ -155,7 +191,7 @@ mod tests {
             (r#"["prestart"]"#, "expected an object"),
         ];
         for (text, want) in cases {
-            let err = SpecFile::parse(text).unwrap_err();
+            let err = crate::error_chain(&SpecFile::parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");
         }
     }

@@ -22,7 +22,7 @@ use thiserror::Error;
 use crate::bundle::{BundleConfig, InjectError};
 use crate::hook::{DEFAULT_TIMEOUT_SECS, Stage};
 use crate::hooksd::{self, HooksdHook};
-use crate::hookspec::SpecFile;
+use crate::hookspec::{SpecError, SpecFile};
 use crate::plan::{ContainerPlan, Item, PlanError, PlannedHook};
 use crate::registry::{Registry, RegistryError};
 use crate::when::ContainerFacts;
@@ -80,8 +80,12 @@ pub enum SelectError {
          allowed (an administrator may set \"allowInlineSpecs\": true in hookhost's config file)"
     )]
     InlineRefused { origin: Origin, path: String },
-    #[error("{origin}: invalid inline hook spec: {reason}")]
-    BadSpec { origin: Origin, reason: String },
+    #[error("{origin}: invalid inline hook spec")]
+    BadSpec {
+        origin: Origin,
+        #[source]
+        source: SpecError,
+    },
     #[error(
         "{origin} selects {item:?}, but there is no hook registry at {}; set \"root\" in \
          hookhost's config file (engines may start the runtime without HOOKHOST_ROOT)", root.display()
@@ -178,7 +182,7 @@ pub fn select(
     for (origin, text) in specs {
         if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
             let file =
-                SpecFile::parse(&text).map_err(|reason| SelectError::BadSpec { origin, reason })?;
+                SpecFile::parse(&text).map_err(|source| SelectError::BadSpec { origin, source })?;
             add_spec(&mut selected.plan, origin, &file, sources.allow_inline)?;
         }
     }

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use super::args::{self, RunLine};
 use super::{ANNOTATION_API, RUNTIME_NAME};
-use hookhost_core::hookspec::{SpecFile, SpecFileError};
+use hookhost_core::hookspec::{SpecError, SpecFile, SpecFileError};
 use hookhost_core::plan::{Item, PlanError, Selection};
 use hookhost_core::select::{HOOK_SPEC_ANNOTATION, HOOK_SPEC_ENV, HOOKS_ANNOTATION, HOOKS_ENV};
 
@@ -110,16 +110,17 @@ impl RunRequest {
 
 /// The spec file, validated, as one line of JSON.
 fn spec_text(file: &std::path::Path) -> Result<String, RunError> {
-    SpecFile::load(file)?;
     let text = std::fs::read_to_string(file).map_err(|source| SpecFileError::Read {
         file: file.to_path_buf(),
         source,
     })?;
+    let invalid = |source| SpecFileError::Invalid {
+        file: file.to_path_buf(),
+        source,
+    };
+    SpecFile::parse(&text).map_err(invalid)?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| SpecFileError::Invalid {
-            file: file.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        serde_json::from_str(&text).map_err(|e| invalid(SpecError::Shape(e)))?;
     Ok(value.to_string())
 }
 
