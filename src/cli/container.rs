@@ -15,7 +15,7 @@ use hookhost_core::exec::Outcome;
 use hookhost_core::hook::Stage;
 use hookhost_core::hookspec::SpecFile;
 use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
-use hookhost_core::prepare::prepare;
+use hookhost_core::prepare::{PrepareError, prepare};
 use hookhost_core::run::{self as exec, RunContext};
 use hookhost_core::select::{self, CommandLine, Origin, Sources};
 use hookhost_core::stage::PlanSource;
@@ -132,7 +132,11 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
         add_hooks: &args.add_hooks,
         spec: spec.as_ref(),
     };
-    let injected = prepare(&args.bundle, &sources, &command_line, &call)?;
+    // "container refused" is the runtime's word; here nothing was refused but the injection.
+    let injected = prepare(&args.bundle, &sources, &command_line, &call).map_err(|e| match e {
+        PrepareError::Refused(select) => anyhow::Error::from(select),
+        other => other.into(),
+    })?;
     for warning in &injected.warnings {
         eprintln!("Warning: {warning}");
     }

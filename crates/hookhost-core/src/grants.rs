@@ -17,10 +17,7 @@ use thiserror::Error;
 
 use hookhost_exec::wasm::Preopen;
 
-/// Where the container's bundle directory appears in the guest.
-pub const BUNDLE_GUEST: &str = "/bundle";
-/// Where the container's root filesystem appears in the guest.
-pub const ROOTFS_GUEST: &str = "/rootfs";
+pub use hookhost_types::{BUNDLE_GUEST, ROOTFS_GUEST};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Access {

@@ -70,7 +70,7 @@ fn run_example(
     let Resolved { preopens, mut env } = grants
         .resolve(Some(bundle), Some(&rootfs), |_| None)
         .unwrap();
-    env.push(("HOOKHOST_STAGE".into(), stage.into()));
+    env.push((hookhost_types::STAGE_ENV.into(), stage.into()));
     let mut args = vec![name.to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
     let p = Params {
