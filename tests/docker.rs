@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::engines::{Wrapper, busybox_tar, wait_for};
-use common::{Host, succeeded, text, unique};
+use common::{Host, plan_files, succeeded, text, unique};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -438,11 +438,49 @@ fn rm_runs_poststop(w: &World) {
         script.to_str().unwrap(),
     ]);
     let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
+    let id = id.trim();
     assert!(!done.exists(), "poststop ran while the container runs");
-    succeeded(&w.daemon.docker(&["rm", "-f", id.trim()]).output().unwrap());
+    let bundle = w
+        .daemon
+        .path("exec/containerd/daemon/io.containerd.runtime.v2.task/moby")
+        .join(id);
+    assert_eq!(
+        plan_files(&bundle).len(),
+        1,
+        "the plan lives in Docker's bundle"
+    );
+    succeeded(&w.daemon.docker(&["rm", "-f", id]).output().unwrap());
     wait_for("the poststop hook", Duration::from_secs(30), || {
         done.exists()
     });
+    // Docker removes the bundle with the container, and the plan with it: nothing of the
+    // container is left behind, neither there nor in hookhost's state directory.
+    wait_for(
+        "Docker to remove the bundle",
+        Duration::from_secs(30),
+        || !bundle.exists(),
+    );
+    let mut plans = Vec::new();
+    for dir in [w.daemon.dir.path(), &w.host.root()] {
+        plans_under(dir, &mut plans);
+    }
+    assert!(plans.is_empty(), "{plans:?}");
+}
+
+/// Plan files anywhere under `dir`, by name only (Docker's directories hold FIFOs and sockets,
+/// which must not be read).
+fn plans_under(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            plans_under(&path, found);
+        } else if path.to_string_lossy().contains("hookhost-plan-") {
+            found.push(path);
+        }
+    }
 }
 
 fn selection_env_is_hidden(w: &World) {

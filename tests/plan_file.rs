@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::engines::Setup;
-use common::{Bundle, succeeded as ok, text, unique, walk, wat_module};
+use common::{Bundle, plan_files, succeeded as ok, text, unique, walk, wat_module};
 use serde_json::json;
 
 /// A native poststop hook registered `--when-always` that appends the container id to `log`.
@@ -252,18 +252,6 @@ fn the_plan_is_a_snapshot_kept_in_the_bundle_and_nowhere_else() {
         2,
         "one more plan: the one with rec"
     );
-}
-
-fn plan_files(bundle: &Path) -> Vec<PathBuf> {
-    fs::read_dir(bundle)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("hookhost-plan-") && name.ends_with(".json")
-        })
-        .collect()
 }
 
 fn listing(dir: &Path) -> Vec<PathBuf> {

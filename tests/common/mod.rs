@@ -405,3 +405,16 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The plan files hookhost wrote into a bundle directory (`hookhost-plan-SHA256.json`).
+pub fn plan_files(bundle: &Path) -> Vec<PathBuf> {
+    fs::read_dir(bundle)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("hookhost-plan-") && name.ends_with(".json")
+        })
+        .collect()
+}
