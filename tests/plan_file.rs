@@ -261,3 +261,51 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
     paths.sort();
     paths
 }
+
+/// Containers created by an older hookhost carry their plan in argv (`hookhost stage STAGE
+/// --plan JSON`). After an upgrade their stages still run with the new executable, and a
+/// bundle injected again keeps those hooks, now in a plan file.
+#[test]
+fn entries_of_an_older_hookhost_still_run_and_are_carried_over() {
+    let s = Setup::new();
+    let seen = s.host.dir.path().join("seen");
+    let script = s.host.script(
+        "legacy.sh",
+        &format!(r#"echo "$1 $HOOKHOST_STAGE" >> {}"#, seen.display()),
+    );
+    let legacy = json!({
+        "root": s.host.root(),
+        "hooks": [{"Name": "old", "Kind": "native", "Path": script, "Args": ["legacy", "old"],
+                   "Env": [], "Timeout": 5}],
+    });
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| {
+        c["hooks"] = json!({"poststop": [{
+            "path": common::HOOKHOST,
+            "args": ["hookhost", "stage", "poststop", "--plan", legacy.to_string()],
+        }]})
+    });
+    let out = s.runc.run(&bundle, &unique("legacy"));
+    ok(&out);
+    assert_eq!(fs::read_to_string(&seen).unwrap(), "old poststop\n");
+
+    s.host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--args",
+        "legacy,new",
+        "new",
+        script.to_str().unwrap(),
+    ]);
+    s.host.inject(&bundle, &["new"]);
+    let poststop = bundle.config()["hooks"]["poststop"].clone();
+    assert_eq!(poststop.as_array().unwrap().len(), 1, "{poststop}");
+    assert_eq!(poststop[0]["args"][5], "--sha256", "{poststop}");
+    fs::remove_file(&seen).unwrap();
+    ok(&s.runc.run(&bundle, &unique("upgraded")));
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        "old poststop\nnew poststop\n"
+    );
+}
