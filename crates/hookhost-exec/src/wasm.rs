@@ -3,7 +3,9 @@
 //! A WASM hook follows the same contract as a native one, as a WASI preview-1 command: argv is
 //! the hook's args (`args[0]` is argv0), the environment holds only what was passed, stdin is the
 //! OCI state, stdout and stderr are captured (bounded, never trapping the guest), and exit code 0
-//! (or `proc_exit(0)`) is success. Every run gets a fresh `Store` with three limits:
+//! (or `proc_exit(0)`) is success. What does not depend on the run (the engine, the WASI
+//! linker) is set up once per process, so a stage of many hooks pays for it once; every run
+//! gets a fresh `Store` with three limits:
 //!
 //! - **fuel**: a deterministic compute budget (`Trap::OutOfFuel`);
 //! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
@@ -26,6 +28,7 @@ pub mod testing;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -180,7 +183,7 @@ pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     let digest = crate::fs::sha256_hex(bytes);
     let module = cache::precompile(bytes, &digest, cache_dir)?;
-    check_command(engine::runtime()?, &module)?;
+    check_command(&module)?;
     Ok(digest)
 }
 
@@ -188,8 +191,7 @@ pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let engine = engine::runtime()?;
     let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir)?;
-    let linker = linker(engine)?;
-    let pre = linker
+    let pre = wasi_linker()?
         .instantiate_pre(&module)
         .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
 
@@ -271,15 +273,25 @@ impl ResourceLimiter for MemoryGuard {
     }
 }
 
-fn linker(engine: &Engine) -> Result<Linker<Host>, WasmError> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
-        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    Ok(linker)
+/// The WASI preview-1 functions bound for the runtime engine, once per process: binding all
+/// of them (~50 host functions) costs more than loading a small module, and every run and every
+/// module needs the same set. Runs share it; each still gets its own `Store`.
+fn wasi_linker() -> Result<&'static Linker<Host>, WasmError> {
+    static LINKER: OnceLock<Result<Linker<Host>, String>> = OnceLock::new();
+    let engine = engine::runtime()?;
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
+                .map(|()| linker)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|reason| WasmError::Engine(reason.clone()))
 }
 
 /// A command exports `_start: () -> ()` and imports nothing hookhost does not provide.
-fn check_command(engine: &Engine, module: &Module) -> Result<(), WasmError> {
+fn check_command(module: &Module) -> Result<(), WasmError> {
     let start = module
         .get_export("_start")
         .and_then(|export| export.func().cloned())
@@ -289,7 +301,7 @@ fn check_command(engine: &Engine, module: &Module) -> Result<(), WasmError> {
             "`_start` must take and return nothing".into(),
         ));
     }
-    linker(engine)?
+    wasi_linker()?
         .instantiate_pre(module)
         .map(drop)
         .map_err(|e| WasmError::NotACommand(format!("{e:#}")))
