@@ -4,8 +4,8 @@
 //! the hook's args (`args[0]` is argv0), the environment holds only what was passed, stdin is the
 //! OCI state, stdout and stderr are captured (bounded, never trapping the guest), and exit code 0
 //! (or `proc_exit(0)`) is success. What does not depend on the run (the engine, the WASI
-//! linker) is set up once per process, so a stage of many hooks pays for it once; every run
-//! gets a fresh `Store` with three limits:
+//! linker, each thread's executor) is set up once per process, so a stage of many hooks pays
+//! for it once; every run gets a fresh `Store` with three limits:
 //!
 //! - **fuel**: a deterministic compute budget (`Trap::OutOfFuel`);
 //! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
@@ -200,11 +200,9 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let wasi = wasi_context(inv, &stdout, &stderr)?;
     let mut store = new_store(engine, wasi, inv.limits)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| WasmError::Runtime(e.to_string()))?;
-    let result = runtime.block_on(async {
+    // A guest that timed out may leave blocking filesystem tasks behind: nobody waits for them
+    // (the executor is never shut down), they end on their own.
+    let result = executor()?.block_on(async {
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -212,8 +210,6 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
         };
         tokio::time::timeout(inv.timeout, call).await
     });
-    // Do not wait for blocking filesystem tasks a timed-out guest may have left behind.
-    runtime.shutdown_background();
 
     let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);
     let ending = classify(result, &store, inv);
@@ -288,6 +284,21 @@ fn wasi_linker() -> Result<&'static Linker<Host>, WasmError> {
         })
         .as_ref()
         .map_err(|reason| WasmError::Engine(reason.clone()))
+}
+
+/// The executor runs are driven on: one current-thread runtime per thread, built on first use
+/// and then reused by every run on that thread. It is never dropped, because dropping a runtime
+/// waits for its blocking tasks, such as a file read a timed-out guest left behind.
+fn executor() -> Result<&'static tokio::runtime::Runtime, WasmError> {
+    thread_local! {
+        static EXECUTOR: Result<&'static tokio::runtime::Runtime, String> =
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map(|runtime| &*Box::leak(Box::new(runtime)))
+                .map_err(|e| e.to_string());
+    }
+    EXECUTOR.with(|executor| executor.clone().map_err(WasmError::Runtime))
 }
 
 /// A command exports `_start: () -> ()` and imports nothing hookhost does not provide.
