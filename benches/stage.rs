@@ -6,7 +6,9 @@
 //!
 //! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
 //! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`);
-//! 3. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
+//! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
+//!    pays for ten native hooks): what each further WASM hook of a stage costs;
+//! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
 //!    1, and `hookhost ls` of 10,000 hooks.
 
 use std::io::Write;
@@ -91,26 +93,21 @@ fn create(root: &Path, args: &[&str]) {
     );
 }
 
-/// The stage call hookhost writes into config.json for one registered hook (after `stage`),
-/// its plan file made absolute: the bundle lives beside the registry root.
-fn plan_for(root: &Path, name: &str) -> Vec<String> {
-    let bundle = root.with_file_name(format!("bundle-{name}"));
+/// The stage call hookhost writes into config.json for registered hooks injected together
+/// (after `stage`), its plan file made absolute: the bundle lives beside the registry root.
+fn plan_for(root: &Path, names: &[&str]) -> Vec<String> {
+    let bundle = root.with_file_name(format!("bundle-{}", names.join("-")));
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
         bundle.join("config.json"),
         r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
     )
     .unwrap();
-    create(
-        root,
-        &[
-            "inject",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--add-hook",
-            name,
-        ],
-    );
+    let mut inject = vec!["inject", "--bundle", bundle.to_str().unwrap()];
+    for name in names {
+        inject.extend(["--add-hook", name]);
+    }
+    create(root, &inject);
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let entry = config["hooks"]
@@ -152,8 +149,9 @@ fn main() {
         &root,
         &["create", "--type", "createRuntime", "native", "/bin/true"],
     );
-    let wasm_plan = plan_for(&root, "wasm");
-    let native_plan = plan_for(&root, "native");
+    let wasm_plan = plan_for(&root, &["wasm"]);
+    let native_plan = plan_for(&root, &["native"]);
+    let ten_plan = ten_wasm_hooks(dir.path(), &root);
 
     let (rounds, hooks) = scale();
     println!(
@@ -180,7 +178,49 @@ fn main() {
         ("wasm", w),
         ("native", n),
     );
+    let (w, t) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &ten_plan)),
+        || {
+            (0..TEN)
+                .map(|_| run_once(&mut Command::new("/bin/true")))
+                .sum()
+        },
+    );
+    report(
+        "3. stage with ten different WASM hooks vs ten execs of /bin/true",
+        ("wasm stage", w),
+        ("10 x /bin/true", t),
+    );
     registry_scale(dir.path(), rounds, hooks);
+}
+
+const TEN: usize = 10;
+
+/// Registers ten trivial WASM hooks, `w0`…`w9`, each a distinct module (an export of its own
+/// gives each its own digest, cache entry and compiled code), and returns the stage call of a
+/// bundle that runs all ten.
+fn ten_wasm_hooks(dir: &Path, root: &Path) -> Vec<String> {
+    let names: Vec<String> = (0..TEN).map(|i| format!("w{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let wat = format!(
+            r#"(module (memory (export "memory") 1) (func (export "_start")) (global (export "bench{i}") i32 (i32.const {i})))"#
+        );
+        let wasm = dir.join(format!("{name}.wasm"));
+        std::fs::write(&wasm, wat::parse_str(wat).unwrap()).unwrap();
+        create(
+            root,
+            &[
+                "create",
+                "--type",
+                "createRuntime",
+                name,
+                wasm.to_str().unwrap(),
+            ],
+        );
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    plan_for(root, &names)
 }
 
 /// Registry of 10,000 hooks against a registry of 1, same hook run.
@@ -196,14 +236,14 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
         &["create", "--type", "createRuntime", "h00000", "/bin/true"],
     );
     fill(&large, hooks);
-    let (small_plan, large_plan) = (plan_for(&small, "h00000"), plan_for(&large, "h00000"));
+    let (small_plan, large_plan) = (plan_for(&small, &["h00000"]), plan_for(&large, &["h00000"]));
     let (l, s) = compare(
         rounds,
         || run_once(&mut stage(&large, &large_plan)),
         || run_once(&mut stage(&small, &small_plan)),
     );
     report(
-        &format!("3a. stage, registry of {hooks} vs 1"),
+        &format!("4a. stage, registry of {hooks} vs 1"),
         ("large", l),
         ("1", s),
     );
@@ -213,7 +253,7 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
         || run_once(&mut hookhost(&small, &["inspect", "h00000"])),
     );
     report(
-        &format!("3b. inspect, registry of {hooks} vs 1"),
+        &format!("4b. inspect, registry of {hooks} vs 1"),
         ("large", l),
         ("1", s),
     );
@@ -221,7 +261,7 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
         .map(|_| run_once(&mut hookhost(&large, &["ls"])))
         .collect();
     println!(
-        "3c. ls of {hooks} hooks: {:.1} ms (median of 15)",
+        "4c. ls of {hooks} hooks: {:.1} ms (median of 15)",
         median(ls).as_secs_f64() * 1e3
     );
 }

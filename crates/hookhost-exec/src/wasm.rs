@@ -3,7 +3,9 @@
 //! A WASM hook follows the same contract as a native one, as a WASI preview-1 command: argv is
 //! the hook's args (`args[0]` is argv0), the environment holds only what was passed, stdin is the
 //! OCI state, stdout and stderr are captured (bounded, never trapping the guest), and exit code 0
-//! (or `proc_exit(0)`) is success. Every run gets a fresh `Store` with three limits:
+//! (or `proc_exit(0)`) is success. What does not depend on the run (the engine, the WASI
+//! linker, each thread's executor) is set up once per process, so a stage of many hooks pays
+//! for it once; every run gets a fresh `Store` with three limits:
 //!
 //! - **fuel**: a deterministic compute budget (`Trap::OutOfFuel`);
 //! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
@@ -26,6 +28,7 @@ pub mod testing;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -180,7 +183,7 @@ pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     let digest = crate::fs::sha256_hex(bytes);
     let module = cache::precompile(bytes, &digest, cache_dir)?;
-    check_command(engine::runtime()?, &module)?;
+    check_command(&module)?;
     Ok(digest)
 }
 
@@ -188,8 +191,7 @@ pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let engine = engine::runtime()?;
     let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir)?;
-    let linker = linker(engine)?;
-    let pre = linker
+    let pre = wasi_linker()?
         .instantiate_pre(&module)
         .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
 
@@ -198,11 +200,9 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let wasi = wasi_context(inv, &stdout, &stderr)?;
     let mut store = new_store(engine, wasi, inv.limits)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| WasmError::Runtime(e.to_string()))?;
-    let result = runtime.block_on(async {
+    // A guest that timed out may leave blocking filesystem tasks behind: nobody waits for them
+    // (the executor is never shut down), they end on their own.
+    let result = executor()?.block_on(async {
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -210,8 +210,6 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
         };
         tokio::time::timeout(inv.timeout, call).await
     });
-    // Do not wait for blocking filesystem tasks a timed-out guest may have left behind.
-    runtime.shutdown_background();
 
     let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);
     let ending = classify(result, &store, inv);
@@ -271,15 +269,40 @@ impl ResourceLimiter for MemoryGuard {
     }
 }
 
-fn linker(engine: &Engine) -> Result<Linker<Host>, WasmError> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
-        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    Ok(linker)
+/// The WASI preview-1 functions bound for the runtime engine, once per process: binding all
+/// of them (~50 host functions) costs more than loading a small module, and every run and every
+/// module needs the same set. Runs share it; each still gets its own `Store`.
+fn wasi_linker() -> Result<&'static Linker<Host>, WasmError> {
+    static LINKER: OnceLock<Result<Linker<Host>, String>> = OnceLock::new();
+    let engine = engine::runtime()?;
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)
+                .map(|()| linker)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|reason| WasmError::Engine(reason.clone()))
+}
+
+/// The executor runs are driven on: one current-thread runtime per thread, built on first use
+/// and then reused by every run on that thread. It is never dropped, because dropping a runtime
+/// waits for its blocking tasks, such as a file read a timed-out guest left behind.
+fn executor() -> Result<&'static tokio::runtime::Runtime, WasmError> {
+    thread_local! {
+        static EXECUTOR: Result<&'static tokio::runtime::Runtime, String> =
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map(|runtime| &*Box::leak(Box::new(runtime)))
+                .map_err(|e| e.to_string());
+    }
+    EXECUTOR.with(|executor| executor.clone().map_err(WasmError::Runtime))
 }
 
 /// A command exports `_start: () -> ()` and imports nothing hookhost does not provide.
-fn check_command(engine: &Engine, module: &Module) -> Result<(), WasmError> {
+fn check_command(module: &Module) -> Result<(), WasmError> {
     let start = module
         .get_export("_start")
         .and_then(|export| export.func().cloned())
@@ -289,7 +312,7 @@ fn check_command(engine: &Engine, module: &Module) -> Result<(), WasmError> {
             "`_start` must take and return nothing".into(),
         ));
     }
-    linker(engine)?
+    wasi_linker()?
         .instantiate_pre(module)
         .map(drop)
         .map_err(|e| WasmError::NotACommand(format!("{e:#}")))

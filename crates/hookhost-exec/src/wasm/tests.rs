@@ -115,6 +115,27 @@ fn sleeping_guest_stops_at_the_timeout() {
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
 }
 
+/// Runs on one thread share its executor: a guest stopped while asleep in a host call leaves
+/// nothing behind that delays or breaks the next run, and the next timeout still fires.
+#[test]
+fn runs_after_a_timeout_on_the_same_thread_are_unaffected() {
+    let p = Params {
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let (stop, _, _) = stopped(fixture!("sleep"), &p);
+    assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
+    let bye = Blob::new(fixture!("bye"));
+    precompile(&std::fs::read(&bye.path).unwrap(), &bye.cache_dir()).unwrap();
+    let started = Instant::now();
+    let out = run_blob(&bye, &Params::default()).unwrap();
+    assert_eq!((out.exit_code, &out.stdout[..]), (0, &b"bye\n"[..]));
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let (stop, _, elapsed) = stopped(fixture!("sleep"), &p);
+    assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
 #[test]
 fn allocating_guest_hits_the_memory_limit() {
     let p = Params {
