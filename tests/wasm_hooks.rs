@@ -87,22 +87,28 @@ fn hosts_entry_adds_lines_to_the_containers_etc_hosts() {
     );
 }
 
-#[test]
-fn audit_log_records_poststart_and_poststop() {
-    let host = Host::new();
-    let runc = Runc::new();
+/// Registers the audit-log example as `audit` at `stages`, logging into the returned dir.
+fn audit_hook(host: &Host, stages: &str) -> tempfile::TempDir {
     let logdir = tempfile::tempdir().unwrap();
     let module = example_wasm("audit-log");
     let grant = format!("{}:/log:rw", path(logdir.path()));
     host.ok(&[
         "create",
         "--type",
-        "poststart,poststop",
+        stages,
         "--allow-dir",
         &grant,
         "audit",
         path(&module),
     ]);
+    logdir
+}
+
+#[test]
+fn audit_log_records_poststart_and_poststop() {
+    let host = Host::new();
+    let runc = Runc::new();
+    let logdir = audit_hook(&host, "poststart,poststop");
     let bundle = Bundle::new("true");
     host.inject(&bundle, &["audit"]);
     let id = unique("audit");
@@ -124,18 +130,7 @@ fn audit_log_records_poststart_and_poststop() {
 #[test]
 fn a_guest_sdk_hook_runs_against_a_state_without_version_or_status() {
     let host = Host::new();
-    let logdir = tempfile::tempdir().unwrap();
-    let module = example_wasm("audit-log");
-    let grant = format!("{}:/log:rw", path(logdir.path()));
-    host.ok(&[
-        "create",
-        "--type",
-        "poststop",
-        "--allow-dir",
-        &grant,
-        "audit",
-        path(&module),
-    ]);
+    let logdir = audit_hook(&host, "poststop");
     let state = logdir.path().join("state.json");
     fs::write(&state, r#"{"id":"bare","pid":7}"#).unwrap();
     let out = host.ok(&["try", "audit", "--state", path(&state)]);
