@@ -31,8 +31,12 @@ pub enum DefineError {
     Timeout(#[from] TimeoutError),
     #[error("{0}")]
     WasmOnly(String),
-    #[error("invalid WebAssembly module {path}: {reason}")]
-    BadModule { path: PathBuf, reason: String },
+    #[error("invalid WebAssembly module {}", path.display())]
+    BadModule {
+        path: PathBuf,
+        #[source]
+        source: Box<hookhost_exec::wasm::WasmError>,
+    },
     #[error(transparent)]
     Grant(#[from] crate::grants::GrantError),
     #[error(transparent)]
@@ -157,9 +161,11 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
 /// it under its digest.
 fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
     let cache_dir = registry.paths().cache_dir();
-    hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|e| DefineError::BadModule {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|source| {
+        DefineError::BadModule {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
     })?;
     Ok(registry.store_module(bytes)?)
 }
