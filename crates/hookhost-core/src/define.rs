@@ -31,7 +31,7 @@ pub enum DefineError {
     Timeout(#[from] TimeoutError),
     #[error("{0}")]
     WasmOnly(String),
-    #[error("invalid WebAssembly module {}", path.display())]
+    #[error("cannot register the module {}", path.display())]
     BadModule {
         path: PathBuf,
         #[source]
