@@ -397,3 +397,61 @@ fn add_direct_entries(list: &mut Vec<Value>, hooks: &[PlannedHook]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn bundle(mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    fn inject(dir: &Path, stage: Stage, env: Vec<String>) -> u32 {
+        let mut plan = ContainerPlan::default();
+        let hook = PlannedHook::native("h".into(), "/bin/true".into(), vec![], env, 5);
+        plan.push(stage, hook);
+        let call = SelfCall {
+            exe: "/usr/bin/hookhost".into(),
+            root: dir.join("root"),
+        };
+        let mut config = BundleConfig::load(dir).unwrap();
+        config.inject(&plan, &call).unwrap();
+        config.save().unwrap();
+        let meta = std::fs::metadata(dir.join("config.json")).unwrap();
+        meta.permissions().mode() & 0o777
+    }
+
+    /// A startContainer hook is run by the runtime itself, so its registered env is written
+    /// into config.json: the file is then made owner-only. Other stages' env stays in the
+    /// 0600 plan file, and config.json keeps its mode.
+    #[test]
+    fn config_json_with_a_start_container_env_becomes_owner_only() {
+        let plain = bundle(0o644);
+        assert_eq!(
+            inject(plain.path(), Stage::CreateRuntime, vec!["T=s3cr3t".into()]),
+            0o644
+        );
+        let config = std::fs::read_to_string(plain.path().join("config.json")).unwrap();
+        assert!(!config.contains("s3cr3t"), "{config}");
+        let inside = bundle(0o644);
+        assert_eq!(
+            inject(
+                inside.path(),
+                Stage::StartContainer,
+                vec!["T=s3cr3t".into()]
+            ),
+            0o600
+        );
+        let without_env = bundle(0o644);
+        assert_eq!(
+            inject(without_env.path(), Stage::StartContainer, vec![]),
+            0o644
+        );
+    }
+}
