@@ -454,4 +454,41 @@ mod tests {
             0o644
         );
     }
+
+    /// The stage uses a plan file only as injected: not through a symlink, not writable by
+    /// others, and with the sha256 its entry names.
+    #[test]
+    fn a_plan_file_is_used_only_as_injected() {
+        let dir = bundle(0o644);
+        inject(dir.path(), Stage::Poststop, vec![]);
+        let config = BundleConfig::load(dir.path()).unwrap();
+        let call = own_call(&config.entries(Stage::Poststop)[0]).unwrap();
+        let file = dir.path().join(&call.plan);
+        assert!(load_plan(&call, dir.path()).is_ok());
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o660)).unwrap();
+        let err = load_plan(&call, dir.path()).unwrap_err();
+        assert!(matches!(err, PlanLoadError::Untrusted(_)), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let moved = dir.path().join("elsewhere.json");
+        std::fs::rename(&file, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &file).unwrap();
+        let err = load_plan(&call, dir.path()).unwrap_err();
+        assert!(matches!(err, PlanLoadError::Read { .. }), "{err}");
+        std::fs::remove_file(&file).unwrap();
+
+        let mut bytes = std::fs::read(&moved).unwrap();
+        bytes.insert(1, b' ');
+        std::fs::write(&file, &bytes).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = load_plan(&call, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("not the one injected") && err.contains("inject"),
+            "{err}"
+        );
+
+        let err = load_plan(&call, Path::new("")).unwrap_err();
+        assert!(matches!(err, PlanLoadError::NoBundle { .. }), "{err}");
+    }
 }
