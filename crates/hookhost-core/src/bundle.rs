@@ -151,6 +151,19 @@ pub fn load_plan(call: &StageCall, bundle: &Path) -> Result<PlanFile, PlanLoadEr
     PlanFile::decode(&bytes).map_err(|source| PlanLoadError::Invalid { file, source })
 }
 
+/// Writes `file` into `dir` as `hookhost-plan-SHA256.json`, owner-only; returns its path and
+/// sha256. The one writer of plan files: bundles, and hooks.d exports.
+pub fn write_plan(file: &PlanFile, dir: &Path) -> Result<(PathBuf, String), InjectError> {
+    let bytes = file.encode()?;
+    let sha256 = fsutil::sha256_hex(&bytes);
+    let path = dir.join(StageCall::plan_file_name(&sha256));
+    fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| InjectError::Write {
+        file: path.clone(),
+        source,
+    })?;
+    Ok((path, sha256))
+}
+
 /// A bundle's config.json, read and validated, ready to be edited.
 pub struct BundleConfig {
     pub file: PathBuf,
@@ -236,15 +249,7 @@ impl BundleConfig {
             root: call.root.clone(),
             plan: combined,
         };
-        let bytes = file.encode()?;
-        let sha256 = fsutil::sha256_hex(&bytes);
-        let path = self
-            .bundle_dir()
-            .join(StageCall::bundle_plan(Stage::Poststop, &sha256).plan);
-        fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| InjectError::Write {
-            file: path.clone(),
-            source,
-        })?;
+        let (_, sha256) = write_plan(&file, self.bundle_dir())?;
         for stage in Stage::ALL {
             let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
             if stage == Stage::StartContainer {

@@ -298,15 +298,6 @@ impl Item {
             args: argv,
         })
     }
-
-    /// Several items separated by commas or whitespace outside brackets and quotes:
-    /// `a, b:["x","y"] c`.
-    pub fn parse_many(text: &str) -> Result<Vec<Self>, PlanError> {
-        split_top_level(text)
-            .iter()
-            .map(|s| Item::parse(s))
-            .collect()
-    }
 }
 
 /// `NAME[:JSON-ARGS]`: a registered hook and the arguments appended to its registered ones.
@@ -386,7 +377,10 @@ mod tests {
 
     #[test]
     fn items_are_registered_names_or_inline_paths() {
-        let items = Item::parse_many(r#"a:["x"] /bin/echo:["hi"] /bin/true"#).unwrap();
+        let items: Vec<Item> = split_top_level(r#"a:["x"] /bin/echo:["hi"] /bin/true"#)
+            .iter()
+            .map(|s| Item::parse(s).unwrap())
+            .collect();
         assert_eq!(
             items,
             [

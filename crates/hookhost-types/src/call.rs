@@ -15,10 +15,6 @@ use std::path::PathBuf;
 
 use crate::Stage;
 
-/// The plan file hookhost writes into a bundle, named by the plan's sha256 (hex), so that a
-/// bundle injected again keeps the plan its created containers refer to.
-pub const PLAN_FILE_NAME: (&str, &str) = ("hookhost-plan-", ".json");
-
 /// One stage call: which stage, and where its plan is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageCall {
@@ -36,11 +32,17 @@ const PLAN_FLAG: &str = "--plan";
 const SHA_FLAG: &str = "--sha256";
 
 impl StageCall {
-    /// The plan file name for a plan with this sha256, inside a bundle.
+    /// The name of a plan file with this sha256 (hex): named by its content, so that a bundle
+    /// injected again keeps the plan its created containers refer to.
+    pub fn plan_file_name(sha256: &str) -> String {
+        format!("hookhost-plan-{sha256}.json")
+    }
+
+    /// The call of `stage` for the plan with this sha256 in the container's bundle.
     pub fn bundle_plan(stage: Stage, sha256: &str) -> Self {
         StageCall {
             stage,
-            plan: PathBuf::from(format!("{}{sha256}{}", PLAN_FILE_NAME.0, PLAN_FILE_NAME.1)),
+            plan: PathBuf::from(Self::plan_file_name(sha256)),
             sha256: sha256.to_string(),
         }
     }

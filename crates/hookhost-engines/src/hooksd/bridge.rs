@@ -16,11 +16,11 @@ use oci_spec::runtime::Hook as OciHook;
 use thiserror::Error;
 
 use super::{ExportError, v1_document, write_file};
-use hookhost_core::bundle;
+use hookhost_core::bundle::{self, InjectError};
 use hookhost_core::define::{self, DefineError, Definition};
 use hookhost_core::hook::{Hook, HookKind, RawTimeout, Stage, oci_timeout_secs};
 use hookhost_core::hooksd::{self as reader, HooksdError};
-use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanError, PlanFile};
+use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanFile};
 use hookhost_core::registry::{Registry, RegistryError};
 use hookhost_exec::fs as fsutil;
 use hookhost_types::{STAGE_ENV, StageCall};
@@ -52,11 +52,11 @@ pub enum Skipped {
     OrConditions { file: PathBuf },
     #[error("{}: written by `hookhost export`; not imported again", file.display())]
     OwnExport { file: PathBuf },
-    #[error("{name}: cannot write its plan file: {source}")]
+    #[error("{name}: cannot write its plan file")]
     Plan {
         name: String,
         #[source]
-        source: PlanWriteError,
+        source: Box<InjectError>,
     },
     #[error("{}: {source}", file.display())]
     Define {
@@ -161,7 +161,7 @@ fn exported_hook(
     };
     let call = write_plan(&file, stage, dir).map_err(|source| Skipped::Plan {
         name: hook.name.clone(),
-        source,
+        source: Box::new(source),
     })?;
     oci.set_path(exe.to_path_buf());
     oci.set_args(Some(call.to_args()));
@@ -170,38 +170,19 @@ fn exported_hook(
     Ok(oci)
 }
 
-/// Writes a plan file into `DIR/.hookhost/` (0700), named by its sha256.
-fn write_plan(file: &PlanFile, stage: Stage, dir: &Path) -> Result<StageCall, PlanWriteError> {
-    let bytes = file.encode()?;
-    let sha256 = fsutil::sha256_hex(&bytes);
+/// Writes a plan file into `DIR/.hookhost/` (0700), as a bundle's plan is written.
+fn write_plan(file: &PlanFile, stage: Stage, dir: &Path) -> Result<StageCall, InjectError> {
     let plans = dir.join(PLAN_DIR);
-    fsutil::create_dir_all(&plans, 0o700).map_err(|source| PlanWriteError::Io {
-        path: plans.clone(),
+    fsutil::create_dir_all(&plans, 0o700).map_err(|source| InjectError::Write {
+        file: plans.clone(),
         source,
     })?;
-    let path = plans.join(format!("{sha256}.json"));
-    fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| PlanWriteError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let (plan, sha256) = bundle::write_plan(file, &plans)?;
     Ok(StageCall {
         stage,
-        plan: path,
+        plan,
         sha256,
     })
-}
-
-/// Why an exported hook's plan file could not be written.
-#[derive(Debug, Error)]
-pub enum PlanWriteError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error("cannot write {}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The stage call of a hooks.d hook hookhost exported (this version or an older one, which
