@@ -11,9 +11,12 @@
 //! - **wall clock**: the whole call runs under `tokio::time::timeout`; running guest code yields
 //!   to the executor every few fuel units so the timer can fire, and a guest blocked in a host
 //!   call (an endless `poll_oneoff` sleep) is stopped the same way;
-//! - **memory**: a store limiter refuses linear-memory growth past the cap and remembers that it
-//!   did, so a guest that then aborts (Rust's allocation failure is an `unreachable` trap) is
-//!   reported as having hit the memory limit.
+//! - **memory**: one budget per run for all linear memories, tables and the GC heap together
+//!   (a store limiter counts every growth, initial sizes included, and remembers a refusal, so a
+//!   guest that then aborts — Rust's allocation failure is an `unreachable` trap — is reported
+//!   as having hit the memory limit);
+//! - **writes**: one budget per run for the bytes written and the files created through the
+//!   guest's writable directories (see `budget`).
 //!
 //! The guest sees no host environment, no network and no files but its preopened directories;
 //! wasmtime-wasi's capability-based filesystem refuses `..`, absolute paths and symlinks that
@@ -238,34 +241,78 @@ struct Host {
     memory: MemoryGuard,
 }
 
-/// Caps linear memory and records a refused growth, so a trap that follows it (a Rust guest
-/// aborts on allocation failure) can be reported as the memory limit rather than a crash.
+/// One memory budget for the whole instance: every linear memory (multi-memory is on, so a
+/// module may declare many), the GC heap (wasmtime backs it with a linear memory, which grows
+/// through the same hook) and every table (counted at [`TABLE_ELEMENT_BYTES`] per element) draw
+/// from it, initial sizes included. A refused growth is recorded, so a trap that follows it (a
+/// Rust guest aborts on allocation failure) is reported as the memory limit, not a crash.
 struct MemoryGuard {
     limit: usize,
+    used: usize,
     denied: bool,
+}
+
+/// What one table element is counted as: a pointer-sized reference, the largest element
+/// wasmtime stores (funcref tables hold a pointer per element, GC references are smaller).
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// At most this many memories, tables and instances per run (wasmtime's default is 10,000
+/// each): a hook is one module, and each memory reserves address space even when empty.
+const MAX_MEMORIES: usize = 100;
+const MAX_TABLES: usize = 100;
+
+impl MemoryGuard {
+    /// Grants `growth` more bytes from the budget, or records the refusal.
+    fn grow(&mut self, growth: usize) -> bool {
+        match self.used.checked_add(growth) {
+            Some(total) if total <= self.limit => {
+                self.used = total;
+                true
+            }
+            _ => {
+                self.denied = true;
+                false
+            }
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryGuard {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allow = desired <= self.limit && maximum.is_none_or(|max| desired <= max);
-        if !allow {
-            self.denied = true;
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
         }
-        Ok(allow)
+        Ok(self.grow(desired.saturating_sub(current)))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(maximum.is_none_or(|max| desired <= max))
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let growth = desired.saturating_sub(current);
+        Ok(self.grow(growth.saturating_mul(TABLE_ELEMENT_BYTES)))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -354,6 +401,7 @@ fn new_store(
 ) -> Result<Store<Host>, WasmError> {
     let memory = MemoryGuard {
         limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+        used: 0,
         denied: false,
     };
     let mut store = Store::new(engine, Host { wasi, memory });

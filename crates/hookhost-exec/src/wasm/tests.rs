@@ -337,3 +337,79 @@ fn hooks_run_on_an_engine_without_a_compiler() {
             .is_ok()
     );
 }
+
+fn limited(memory: u64) -> Params {
+    Params {
+        limits: WasmLimits {
+            memory,
+            ..WasmLimits::default()
+        },
+        timeout: Duration::from_secs(5),
+        ..Params::default()
+    }
+}
+
+/// Multi-memory is on: sixteen memories of 64 MiB each draw from one budget, so the second
+/// one is already refused under `--memory 64MiB` (it used to be 64 MiB per memory: 1 GiB).
+#[test]
+fn all_memories_share_one_budget() {
+    let memories: String = (0..16).map(|i| format!("(memory $m{i} 1024)")).collect();
+    let wat = format!(r#"(module {memories} (func (export "_start")))"#);
+    let (stop, message, _) = stopped(&wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+    assert_eq!(message, "exceeded its memory limit of 64 MiB");
+    // Under the budget, several memories are fine.
+    let wat = r#"(module (memory 16) (memory 16) (func (export "_start")))"#;
+    run_blob(&Blob::new(wat), &limited(2 << 20)).expect("2 x 1 MiB fits in 2 MiB");
+}
+
+/// Growth of a second memory at run time counts against what the first already holds.
+#[test]
+fn growth_of_any_memory_draws_from_the_budget() {
+    let wat = r#"(module
+      (memory $a 512) (memory $b 0)
+      (func (export "_start")
+        (if (i32.eq (memory.grow $b (i32.const 600)) (i32.const -1)) (then unreachable))))"#;
+    let (stop, _, _) = stopped(wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+}
+
+/// Tables count at a pointer per element: 50 M elements (400 MB) are refused under 64 MiB.
+#[test]
+fn tables_draw_from_the_memory_budget() {
+    let wat = r#"(module
+      (table $t 1 funcref)
+      (func (export "_start")
+        (if (i32.eq (table.grow $t (ref.null func) (i32.const 50000000)) (i32.const -1))
+          (then unreachable))))"#;
+    let (stop, message, _) = stopped(wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+    assert_eq!(message, "exceeded its memory limit of 64 MiB");
+    // A table's initial size counts too.
+    let wat = r#"(module (table 10000000 funcref) (func (export "_start")))"#;
+    let (stop, _, _) = stopped(wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+}
+
+/// memory64 growth is bounded by the same budget.
+#[test]
+fn memory64_growth_is_bounded() {
+    let wat = r#"(module
+      (memory i64 1)
+      (func (export "_start")
+        (loop $more
+          (if (i64.eq (memory.grow (i64.const 16)) (i64.const -1)) (then unreachable))
+          (br $more))))"#;
+    let (stop, _, _) = stopped(wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 });
+}
+
+/// Shared memories are outside any per-store limiter in wasmtime: they are refused at
+/// `create` (the threads proposal is not enabled), never run.
+#[test]
+fn shared_memories_are_refused_at_create() {
+    let bytes = wat::parse_str(r#"(module (memory 1 2 shared) (func (export "_start")))"#).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = precompile(&bytes, dir.path()).unwrap_err();
+    assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
+}
