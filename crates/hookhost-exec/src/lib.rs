@@ -8,7 +8,6 @@
 pub mod fs;
 pub mod limits;
 pub mod native;
-mod output;
 pub mod wasm;
 
 use std::fmt;

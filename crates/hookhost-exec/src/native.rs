@@ -1,20 +1,35 @@
-//! Native hooks: a process run as runc runs an OCI hook, but killed as a whole process group on
-//! timeout (runc kills only the hook's pid, leaving its children behind).
+//! Native hooks: a process run as runc runs an OCI hook, but with a lifecycle runc does not
+//! give it. The hook runs in a process group owned by a [`guard`] process, so:
+//!
+//! - when the hook's own process exits, hookhost reads what is left of its output for at most
+//!   [`EXIT_GRACE`] (a background child holding the pipes cannot hold the stage), then kills
+//!   what is left of the group, unless the hook was registered to leave helpers running;
+//! - on timeout the whole group is killed (runc kills only the hook's pid);
+//! - if hookhost itself dies, by any signal including `SIGKILL`, the guard kills the group.
+//!
+//! One thread does all of it: a poll loop over the hook's pipes and a pidfd ([`pump`]).
+//! What escapes: a process that leaves the group (`setsid`, `setpgid`) — cgroups would close
+//! that, see the README's security model.
 
-use std::io::{self, Write};
+mod guard;
+mod pump;
+
+use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::output::{self, Captured};
 use crate::{Exit, OUTPUT_LIMIT, Outcome};
+use guard::Guard;
+use pump::{Captured, Pipes, Woke};
+
+/// How long output is still read after the hook's own process exited, for what a background
+/// child of it may still be writing.
+pub const EXIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Time allowed for output pipes to drain after the hook's process group was killed.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
@@ -55,54 +70,80 @@ pub struct NativeCommand<'a> {
     pub env: &'a [String],
     /// Wall-clock bound.
     pub timeout: Duration,
+    /// Leave what is left of the hook's process group running after it exited successfully
+    /// (as runc does) instead of killing it.
+    pub leave_helpers: bool,
 }
 
 /// Runs the hook with `stdin` (the OCI state) and waits at most its timeout.
 pub fn run(cmd: &NativeCommand<'_>, stdin: &[u8]) -> Result<Outcome, NativeError> {
     let started = Instant::now();
-    let timeout = cmd.timeout;
-    let mut child = command(cmd).spawn().map_err(|source| NativeError::Spawn {
+    let spawn_error = |source| NativeError::Spawn {
         path: cmd.path.to_path_buf(),
         source,
-    })?;
-    let pgid = Pid::from_raw(child.id() as i32);
-    feed_stdin(child.stdin.take(), stdin.to_vec());
-    let stdout = output::capture(child.stdout.take().expect("piped"), OUTPUT_LIMIT);
-    let stderr = output::capture(child.stderr.take().expect("piped"), OUTPUT_LIMIT);
+    };
+    let guard = Guard::start().map_err(spawn_error)?;
+    let mut child = command(cmd, &guard).spawn().map_err(spawn_error)?;
+    let pidfd =
+        pump::pidfd(nix::unistd::Pid::from_raw(child.id() as i32)).map_err(NativeError::Wait)?;
+    let mut pipes = Pipes::new(&mut child, stdin, OUTPUT_LIMIT).map_err(NativeError::Wait)?;
 
-    let (tx, exited) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let deadline = deadline_after(started, timeout);
-    match exited.recv_timeout(timeout) {
-        Ok(status) => {
-            let status = status.map_err(NativeError::Wait)?;
-            let (out, err) = (
-                output::collect(&stdout, deadline),
-                output::collect(&stderr, deadline),
-            );
-            Ok(outcome(status, out, err, started))
-        }
-        Err(_) => {
-            // Kill the whole group: a hook's forked children must not outlive it.
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = exited.recv();
-            let grace = deadline_after(Instant::now(), DRAIN_GRACE);
-            let err = output::collect(&stderr, grace);
-            let out = output::collect(&stdout, grace);
-            let text = crate::pick_output(&out.bytes, &err.bytes);
-            let output = if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {text}")
-            };
-            Err(NativeError::Timeout {
-                secs: timeout.as_secs(),
-                output,
-            })
+    let deadline = deadline_after(started, cmd.timeout);
+    let woke = pipes
+        .pump(Some(pidfd.as_fd()), deadline)
+        .map_err(NativeError::Wait)?;
+    if woke == Woke::Deadline {
+        guard.kill_group();
+        let _ = child.wait();
+        let _ = pipes.pump(None, deadline_after(Instant::now(), DRAIN_GRACE));
+        let (out, err) = pipes.finish();
+        return Err(timeout_error(cmd.timeout, &out, &err));
+    }
+    let status = child.wait().map_err(NativeError::Wait)?;
+    let grace = deadline_after(Instant::now(), EXIT_GRACE).min(deadline);
+    pipes.pump(None, grace).map_err(NativeError::Wait)?;
+    if cmd.leave_helpers && status.success() {
+        guard.disarm();
+    } else {
+        guard.kill_group();
+    }
+    let (out, err) = pipes.finish();
+    Ok(outcome(status, out, err, started))
+}
+
+fn timeout_error(timeout: Duration, out: &Captured, err: &Captured) -> NativeError {
+    let text = crate::pick_output(&out.bytes, &err.bytes);
+    let output = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
+    NativeError::Timeout {
+        secs: timeout.as_secs(),
+        output,
+    }
+}
+
+/// Test support (feature `test-support`): live (not zombie) processes in process group
+/// `pgid`, to prove that nothing of a hook survived it.
+#[cfg(any(test, feature = "test-support"))]
+pub fn survivors(pgid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the `(comm)` field: state, ppid, pgrp.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields[2] == pgid.to_string() && fields[0] != "Z" {
+            found.push(pid);
         }
     }
+    found
 }
 
 /// `start + wait`, never panicking: a wait too long for the clock is "as late as the clock
@@ -114,7 +155,7 @@ fn deadline_after(start: Instant, wait: Duration) -> Instant {
         .unwrap_or(start)
 }
 
-fn command(hook: &NativeCommand<'_>) -> Command {
+fn command(hook: &NativeCommand<'_>, guard: &Guard) -> Command {
     let mut cmd = Command::new(hook.path);
     if let Some((argv0, rest)) = hook.args.split_first() {
         cmd.arg0(argv0).args(rest);
@@ -124,18 +165,8 @@ fn command(hook: &NativeCommand<'_>) -> Command {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0);
+        .process_group(guard.pgid().as_raw());
     cmd
-}
-
-/// Writes the state on a thread: a hook that never reads its stdin must not block us, and one
-/// that closes it early is not an error.
-fn feed_stdin(stdin: Option<std::process::ChildStdin>, bytes: Vec<u8>) {
-    if let Some(mut stdin) = stdin {
-        thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        });
-    }
 }
 
 fn outcome(status: ExitStatus, out: Captured, err: Captured, started: Instant) -> Outcome {
@@ -157,6 +188,8 @@ fn outcome(status: ExitStatus, out: Captured, err: Captured, started: Instant) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
 
     struct Sh {
         path: PathBuf,
@@ -180,6 +213,7 @@ mod tests {
             args: &hook.args,
             env: &hook.env,
             timeout: hook.timeout,
+            leave_helpers: false,
         };
         run(&cmd, stdin)
     }
@@ -239,5 +273,107 @@ mod tests {
         }
         let now = Instant::now();
         assert!(deadline_after(now, Duration::MAX) >= now);
+    }
+
+    /// The hook prints its process group first: `PGID\n…`.
+    fn pgid_of(out: &Outcome) -> i32 {
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().next().unwrap().trim().parse().unwrap()
+    }
+
+    const PRINT_PGID: &str = "cut -d' ' -f5 /proc/$$/stat; ";
+
+    /// `sleep 1000 &` keeps the output pipes open: the stage no longer waits for the timeout,
+    /// keeps what the hook wrote, and kills the background child.
+    #[test]
+    fn a_background_child_holding_the_output_neither_holds_the_stage_nor_survives() {
+        let started = Instant::now();
+        let out = go(
+            &sh(&format!("{PRINT_PGID}sleep 1000 & echo started; exit 0"), 5),
+            b"",
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(out.success());
+        assert!(!out.truncated);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).ends_with("started\n"),
+            "{out:?}"
+        );
+        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+    }
+
+    /// A failing hook with a background child: the failure comes at once, with its stderr.
+    #[test]
+    fn a_failure_is_reported_with_its_stderr_at_once() {
+        let started = Instant::now();
+        let out = go(
+            &sh(
+                &format!("{PRINT_PGID}echo failing-reason >&2; sleep 1003 & exit 7"),
+                5,
+            ),
+            b"",
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.exit, Exit::Code(7));
+        assert_eq!(out.stderr, b"failing-reason\n");
+        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+    }
+
+    /// A background child that let go of the output is killed too, unless the hook was
+    /// registered to leave helpers running.
+    #[test]
+    fn a_detached_background_child_is_killed_unless_helpers_may_stay() {
+        let script = format!("{PRINT_PGID}sleep 1001 >/dev/null 2>&1 & exit 0");
+        let out = go(&sh(&script, 5), b"").unwrap();
+        assert!(out.success());
+        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+
+        let spec = sh(&script, 5);
+        let cmd = NativeCommand {
+            path: &spec.path,
+            args: &spec.args,
+            env: &spec.env,
+            timeout: spec.timeout,
+            leave_helpers: true,
+        };
+        let out = run(&cmd, b"").unwrap();
+        let pgid = pgid_of(&out);
+        let left = survivors(pgid);
+        assert_eq!(left.len(), 1, "the sleep stays: {left:?}");
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+
+    /// On timeout the whole group is killed and what the hook wrote is kept.
+    #[test]
+    fn a_timeout_kills_the_group_and_keeps_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let pgid_file = dir.path().join("pgid");
+        let script = format!(
+            "cut -d' ' -f5 /proc/$$/stat > {}; echo working; sleep 1002 & sleep 1000",
+            pgid_file.display()
+        );
+        let err = go(&sh(&script, 1), b"").unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("ran past its timeout of 1s"),
+            "{message}"
+        );
+        assert!(message.ends_with(": working"), "{message}");
+        let pgid: i32 = std::fs::read_to_string(&pgid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(survivors(pgid), Vec::<i32>::new());
     }
 }

