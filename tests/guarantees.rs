@@ -7,12 +7,13 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::engines::wait_for;
-use common::{Bundle, Host, Runc, text, unique};
+use common::engines::{Setup, wait_for};
+use common::{Bundle, Host, Runc, Tmpfs, text, unique};
 use hookhost_exec::native::survivors;
+use serde_json::json;
 
 /// Registers `script` as a native hook `name` (via `sh -c`), at `stage`, timeout 5 s.
 fn native_hook(host: &Host, name: &str, stage: &str, script: &str) {
@@ -131,4 +132,78 @@ fn a_killed_hookhost_takes_its_hook_with_it() {
     wait_for("the hook's group to die", Duration::from_secs(5), || {
         survivors(pgid).is_empty()
     });
+}
+
+/// Fills the file system of `dir` until less than 512 KiB are free.
+fn fill(dir: &Path) {
+    let out = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", dir.join("filler").display()))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "dd must hit the end of the file system"
+    );
+    let _ = fs::remove_file(dir.join("small"));
+    let stat = nix::sys::statvfs::statvfs(dir).unwrap();
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    assert!(free < 512 * 1024, "{free} bytes still free");
+}
+
+/// A state directory on a full file system: the wrapper refuses the container before
+/// anything runs, saying why and how to fix it, and config.json is left as it was.
+#[test]
+fn a_full_state_directory_refuses_the_container_in_the_wrapper() {
+    let setup = Setup::new();
+    fs::create_dir_all(setup.host.root()).unwrap();
+    let _tmpfs = Tmpfs::at(&setup.host.root(), "size=8m,mode=0700");
+    let bundle = Bundle::new("echo ran");
+    setup.recorder("rec", &bundle, &["--type", "prestart"]);
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "rec"}));
+    let before = fs::read(bundle.config_file()).unwrap();
+    fill(&setup.host.root());
+    let out = setup.run(&bundle, &unique("full"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("container refused"), "{err}");
+    assert!(
+        err.contains("bytes hookhost keeps for its audit trail"),
+        "{err}"
+    );
+    assert!(
+        err.contains("set \"root\" in hookhost's config file"),
+        "{err}"
+    );
+    assert_eq!(fs::read(bundle.config_file()).unwrap(), before);
+    assert!(!bundle.rootfs().join("marker").exists());
+}
+
+/// The file system fills up after the hooks were injected: a fatal stage refuses to run
+/// hooks it cannot record (the hook never runs, the container never starts); poststop only
+/// warns.
+#[test]
+fn a_fatal_stage_that_cannot_record_refuses_the_container() {
+    let host = Host::new();
+    let runc = Runc::new();
+    fs::create_dir_all(host.root()).unwrap();
+    let _tmpfs = Tmpfs::at(&host.root(), "size=8m,mode=0700");
+    let bundle = Bundle::new("echo ran");
+    let marker = bundle.rootfs().join("marker");
+    let script = format!("echo $HOOKHOST_STAGE >> {}", marker.display());
+    native_hook(&host, "pre", "createRuntime", &script);
+    native_hook(&host, "post", "poststop", &script);
+    host.inject(&bundle, &["pre", "post"]);
+    fill(&host.root());
+    let out = runc.run(&bundle, &unique("unrecorded"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the runs of its createRuntime hooks cannot be recorded"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("ran"));
+    // runc runs poststop hooks when a create fails; only the fatal stage's hook must not run.
+    let ran = fs::read_to_string(&marker).unwrap_or_default();
+    assert!(!ran.contains("createRuntime"), "the hook ran unrecorded: {ran}");
 }

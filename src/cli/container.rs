@@ -115,19 +115,19 @@ fn parse_stage(value: &str) -> Result<Stage, String> {
 pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
-    Ok(SelfCall { exe, root })
+    let events_max_size = cli.settings.events_max_size();
+    Ok(SelfCall {
+        exe,
+        root,
+        events_max_size,
+    })
 }
 
 pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let spec = args.hook_spec.as_deref().map(SpecFile::load).transpose()?;
     let call = self_call(cli)?;
-    let sources = Sources {
-        registry: Some(&registry),
-        root: &call.root,
-        hooks_dirs: &cli.settings.hooks_dirs,
-        allow_inline: cli.settings.allow_inline_specs,
-    };
+    let sources = Sources::configured(Some(&registry), &call.root, &cli.settings);
     let command_line = CommandLine {
         add_hooks: &args.add_hooks,
         spec: spec.as_ref(),
@@ -208,6 +208,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         root: &root,
         hooks_dirs: &[],
         allow_inline: true,
+        env_selects: true,
     };
     anyhow::ensure!(
         split_top_level(&args.hook).len() == 1,

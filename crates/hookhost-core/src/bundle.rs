@@ -103,6 +103,8 @@ pub struct SelfCall {
     pub exe: PathBuf,
     /// The registry root the stage runner reads modules and writes events under.
     pub root: PathBuf,
+    /// The audit trail's bound (the config's `eventsMaxSize`); none: the default.
+    pub events_max_size: Option<u64>,
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -225,6 +227,7 @@ impl BundleConfig {
             for legacy in self.entries(stage).iter().filter_map(legacy_plan) {
                 let file = found.get_or_insert_with(|| PlanFile {
                     root: legacy.root.clone(),
+                    events_max_size: None,
                     plan: ContainerPlan::default(),
                 });
                 for hook in legacy.hooks {
@@ -247,6 +250,7 @@ impl BundleConfig {
         combined.check()?;
         let file = PlanFile {
             root: call.root.clone(),
+            events_max_size: call.events_max_size,
             plan: combined,
         };
         let (_, sha256) = write_plan(&file, self.bundle_dir())?;
@@ -278,6 +282,16 @@ impl BundleConfig {
 
     /// Removes `NAME=…` from `process.env` and returns its value (the last one wins, as in a
     /// process environment).
+    /// The value of `name` in `process.env`, if set.
+    pub fn process_env(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}=");
+        self.doc
+            .pointer("/process/env")?
+            .as_array()?
+            .iter()
+            .find_map(|entry| entry.as_str()?.strip_prefix(&prefix))
+    }
+
     pub fn take_process_env(&mut self, name: &str) -> Option<String> {
         let env = self.doc.pointer_mut("/process/env")?.as_array_mut()?;
         let prefix = format!("{name}=");
@@ -424,6 +438,7 @@ mod tests {
         let call = SelfCall {
             exe: "/usr/bin/hookhost".into(),
             root: dir.join("root"),
+            events_max_size: None,
         };
         let mut config = BundleConfig::load(dir).unwrap();
         config.inject(&plan, &call).unwrap();

@@ -7,7 +7,9 @@
 //!   "hooksDirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"],
 //!   "allowInlineSpecs": false,
 //!   "logLevel": "warn",
-//!   "root": "/var/lib/hookhost"
+//!   "root": "/var/lib/hookhost",
+//!   "eventsMaxSize": "64MiB",
+//!   "selectFromEnv": true
 //! }
 //! ```
 //!
@@ -63,6 +65,16 @@ pub struct Config {
     /// The registry root. Default: `HOOKHOST_ROOT`, else `/var/lib/hookhost` for root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
+    /// The bound of `events.jsonl` (and of its one rotated generation), a size such as
+    /// `64MiB`. Default: 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_max_size: Option<String>,
+    /// Whether `HOOKHOST_HOOKS` in a container's process environment (which holds the image's
+    /// `ENV` as well as `docker run -e`) may select hooks. Default: true — it can only name
+    /// hooks root registered (inline paths need `allowInlineSpecs`); set false so that only
+    /// annotations, the command line and global hooks select.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_from_env: Option<bool>,
 }
 
 /// A loaded configuration and the file it came from (`None`: defaults, no file).
@@ -134,7 +146,22 @@ impl Config {
         if let Some(root) = self.root.as_ref().filter(|r| !r.is_absolute()) {
             return Err(format!("root {root:?} must be an absolute path"));
         }
+        if let Some(size) = &self.events_max_size {
+            hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// The audit trail's bound, when the file sets one (validated when read).
+    pub fn events_max_size(&self) -> Option<u64> {
+        self.events_max_size
+            .as_deref()
+            .and_then(|size| hookhost_exec::limits::parse_size(size).ok())
+    }
+
+    /// Whether `HOOKHOST_HOOKS` in the process environment selects hooks (default true).
+    pub fn select_from_env(&self) -> bool {
+        self.select_from_env.unwrap_or(true)
     }
 
     /// The wrapper's log level (default warn).

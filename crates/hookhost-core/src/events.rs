@@ -1,8 +1,15 @@
 //! The audit trail: one JSON line per hook run, appended to `ROOT/events.jsonl`.
+//!
+//! It is bounded: when a line would take the file past its bound (the config's
+//! `eventsMaxSize`, default [`DEFAULT_MAX_SIZE`]) the file becomes `events.jsonl.1` (replacing
+//! the older generation) and a new one is started, so the trail never takes more than twice
+//! its bound; [`read`] reads both generations. One event keeps at most [`MAX_ERROR_BYTES`] of a
+//! failure's text (the hook's output goes in full to the runtime's error only), so a noisy
+//! hook cannot grow it at will either.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +19,16 @@ use thiserror::Error;
 
 use crate::hook::{HookKind, Stage};
 
+/// Default bound of `events.jsonl` (and of its one rotated generation).
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
+
+/// At most this much of a failure's text is stored in one event.
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// Free space (and inodes) the state directory must have for hooks to run at a fatal stage:
+/// room for the events of a stage and for a rotation.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, Error)]
 pub enum EventsError {
     #[error("cannot {action} the events log {file}: {source}")]
@@ -19,6 +36,16 @@ pub enum EventsError {
         action: &'static str,
         file: PathBuf,
         source: io::Error,
+    },
+    #[error(
+        "the file system of {} has {free} bytes and {inodes} inodes free, less than the {} \
+         bytes hookhost keeps for its audit trail",
+        dir.display(), MIN_FREE_BYTES
+    )]
+    NoSpace {
+        dir: PathBuf,
+        free: u64,
+        inodes: u64,
     },
 }
 
@@ -38,31 +65,87 @@ pub struct Event {
     pub error: Option<String>,
 }
 
-/// Appends one event. A single `write` on an `O_APPEND` file keeps concurrent lines whole.
-pub fn append(file: &Path, event: &Event) -> Result<(), EventsError> {
-    let io = |action| {
-        let file = file.to_path_buf();
-        move |source| EventsError::Io {
-            action,
-            file,
-            source,
-        }
-    };
-    let mut line = serde_json::to_vec(event).expect("an event serialises");
+/// Appends one event, rotating the file first when the line would take it past `max_size`.
+/// A single `write` on an `O_APPEND` file keeps concurrent lines whole; rotation happens under
+/// a lock, so two writers never both rotate.
+pub fn append(file: &Path, event: &Event, max_size: u64) -> Result<(), EventsError> {
+    let io = |action| io_error(action, file);
+    let mut event = event.clone();
+    if let Some(error) = event.error.as_mut() {
+        cap_text(error, MAX_ERROR_BYTES);
+    }
+    let mut line = serde_json::to_vec(&event).expect("an event serialises");
     line.push(b'\n');
     let mut out = open_for_append(file).map_err(io("open"))?;
+    let size = out.metadata().map_err(io("read"))?.len();
+    if size > 0 && size + line.len() as u64 > max_size {
+        out = rotate(file, line.len() as u64, max_size).map_err(io("rotate"))?;
+    }
     out.write_all(&line).map_err(io("append to"))
 }
 
-/// Checks that events can be appended to `file` (creating it if needed), without writing any.
-pub fn check_appendable(file: &Path) -> Result<(), EventsError> {
-    open_for_append(file)
-        .map(drop)
-        .map_err(|source| EventsError::Io {
-            action: "open",
-            file: file.to_path_buf(),
-            source,
+/// Renames a full `file` to its `.1` generation, unless another writer just did, and returns
+/// the file to append to.
+fn rotate(file: &Path, line: u64, max_size: u64) -> io::Result<File> {
+    let lock = open_for_append(&file.with_extension("jsonl.lock"))?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io::Error::from(errno))
+        .and_then(|_held| {
+            let current = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            if current > 0 && current + line > max_size {
+                std::fs::rename(file, previous(file))?;
+            }
+            open_for_append(file)
         })
+}
+
+/// The rotated generation of `file`.
+pub fn previous(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// Cuts `text` to at most `limit` bytes (on a character boundary), saying so.
+fn cap_text(text: &mut String, limit: usize) {
+    if text.len() <= limit {
+        return;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" […cut: the whole text went to the runtime's error]");
+}
+
+fn io_error(action: &'static str, file: &Path) -> impl FnOnce(io::Error) -> EventsError {
+    let file = file.to_path_buf();
+    move |source| EventsError::Io {
+        action,
+        file,
+        source,
+    }
+}
+
+/// Checks that events can be appended to `file` (creating it if needed) and that its file
+/// system has room for them, without writing any.
+pub fn check_recordable(file: &Path) -> Result<(), EventsError> {
+    open_for_append(file).map_err(io_error("open", file))?;
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| io_error("check", file)(e.into()))?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let inodes = stat.files_available() as u64;
+    // File systems without inode accounting report zero files in all.
+    let inodes_short = stat.files() > 0 && inodes == 0;
+    if free < MIN_FREE_BYTES || inodes_short {
+        return Err(EventsError::NoSpace {
+            dir: dir.to_path_buf(),
+            free,
+            inodes,
+        });
+    }
+    Ok(())
 }
 
 fn open_for_append(file: &Path) -> io::Result<File> {
@@ -89,28 +172,45 @@ impl Filter {
     }
 }
 
-/// Reads matching events, calling `emit` for each; with `follow`, keeps waiting for new ones
-/// until `emit` returns false. Lines that do not parse (a torn last line) are skipped.
+/// Reads matching events, the rotated generation first, calling `emit` for each; with
+/// `follow`, keeps waiting for new ones (across rotations) until `emit` returns false. Lines
+/// that do not parse (a torn last line) are skipped.
 pub fn read(
     file: &Path,
     filter: &Filter,
     follow: bool,
     mut emit: impl FnMut(&Event) -> bool,
 ) -> Result<(), EventsError> {
-    let io = |action| {
-        let file = file.to_path_buf();
-        move |source| EventsError::Io {
-            action,
-            file,
-            source,
-        }
-    };
+    let mut go_on = true;
+    match File::open(previous(file)) {
+        Ok(old) => go_on = read_lines(old, file, filter, false, &mut emit)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("open", &previous(file))(e)),
+    }
+    if !go_on {
+        return Ok(());
+    }
     let handle = match File::open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !follow => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => wait_for(file).map_err(io("open"))?,
-        Err(e) => return Err(io("open")(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            wait_for(file).map_err(io_error("open", file))?
+        }
+        Err(e) => return Err(io_error("open", file)(e)),
     };
+    read_lines(handle, file, filter, follow, &mut emit).map(drop)
+}
+
+/// Emits the matching events of one open file; false when `emit` asked to stop. Following,
+/// a rotation (the path naming a new file) moves on to the new file once the old is read.
+fn read_lines(
+    handle: File,
+    file: &Path,
+    filter: &Filter,
+    follow: bool,
+    emit: &mut impl FnMut(&Event) -> bool,
+) -> Result<bool, EventsError> {
+    let io = |action| io_error(action, file);
     let mut reader = BufReader::new(handle);
     let mut line = String::new();
     loop {
@@ -119,7 +219,12 @@ pub fn read(
         let n = reader.read_line(&mut line).map_err(io("read"))?;
         if n == 0 || !line.ends_with('\n') {
             if !follow {
-                return Ok(());
+                return Ok(true);
+            }
+            if n == 0 && rotated(reader.get_ref(), file) {
+                let new = wait_for(file).map_err(io("open"))?;
+                reader = BufReader::new(new);
+                continue;
             }
             // Not a whole line yet: re-read it once the writer finished.
             reader.seek(SeekFrom::Start(pos)).map_err(io("read"))?;
@@ -130,8 +235,17 @@ pub fn read(
             && filter.accepts(&event)
             && !emit(&event)
         {
-            return Ok(());
+            return Ok(false);
         }
+    }
+}
+
+/// Whether `path` now names another file than `handle` (the log was rotated).
+fn rotated(handle: &File, path: &Path) -> bool {
+    match (handle.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(now)) => (open.dev(), open.ino()) != (now.dev(), now.ino()),
+        (Ok(_), Err(_)) => true,
+        _ => false,
     }
 }
 
@@ -168,9 +282,9 @@ mod tests {
     fn filters_by_container_and_time_and_skips_torn_lines() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("events.jsonl");
-        append(&file, &event("a", 100)).unwrap();
-        append(&file, &event("b", 200)).unwrap();
-        append(&file, &event("a", 300)).unwrap();
+        append(&file, &event("a", 100), DEFAULT_MAX_SIZE).unwrap();
+        append(&file, &event("b", 200), DEFAULT_MAX_SIZE).unwrap();
+        append(&file, &event("a", 300), DEFAULT_MAX_SIZE).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&file)
@@ -188,5 +302,53 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, vec![event("a", 300)]);
+    }
+
+    fn all(file: &Path) -> Vec<Event> {
+        let mut seen = Vec::new();
+        read(file, &Filter::default(), false, |e| {
+            seen.push(e.clone());
+            true
+        })
+        .unwrap();
+        seen
+    }
+
+    /// 1,000 noisy failures against a 64 KiB bound: the file and its one rotated generation
+    /// stay under the bound, each event keeps at most 4 KiB of text, and `read` shows the
+    /// latest runs, oldest first.
+    #[test]
+    fn the_trail_is_bounded_and_rotated_and_reads_both_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.jsonl");
+        let bound = 64 * 1024;
+        for i in 0..1000 {
+            let mut e = event("noisy", i);
+            e.error = Some(format!("exit status 1: {}", "x".repeat(64 * 1024)));
+            append(&file, &e, bound).unwrap();
+        }
+        for f in [file.clone(), previous(&file)] {
+            let size = std::fs::metadata(&f).unwrap().len();
+            assert!(size <= bound, "{}: {size}", f.display());
+        }
+        let seen = all(&file);
+        assert!(!seen.is_empty());
+        let times: Vec<i64> = seen.iter().map(|e| e.time.timestamp()).collect();
+        assert_eq!(*times.last().unwrap(), 999, "the latest run is shown");
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "in order: {times:?}");
+        let error = seen[0].error.as_deref().unwrap();
+        assert!(error.len() < MAX_ERROR_BYTES + 100, "{}", error.len());
+        assert!(error.ends_with("went to the runtime's error]"), "{error}");
+    }
+
+    #[test]
+    fn a_full_file_system_is_not_recordable() {
+        let dir = tempfile::tempdir().unwrap();
+        check_recordable(&dir.path().join("events.jsonl")).unwrap();
+        let err = check_recordable(Path::new("/proc/events.jsonl")).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot open the events log"),
+            "{err}"
+        );
     }
 }

@@ -189,6 +189,13 @@ fn check_exec_size(hook: &PlannedHook) -> Result<(), PlanError> {
 pub struct PlanFile {
     /// The registry root: WASM modules, their compile cache and the audit trail.
     pub root: PathBuf,
+    /// The bound of the audit trail (the config's `eventsMaxSize`); none: the default.
+    #[serde(
+        default,
+        rename = "eventsMaxSize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub events_max_size: Option<u64>,
     /// The hooks, per stage.
     #[serde(flatten)]
     pub plan: ContainerPlan,
@@ -240,6 +247,7 @@ impl LegacyStagePlan {
         }
         PlanFile {
             root: self.root,
+            events_max_size: None,
             plan,
         }
     }
@@ -439,12 +447,14 @@ mod tests {
     fn plan_files_round_trip_and_are_bounded() {
         let file = PlanFile {
             root: "/var/lib/hookhost".into(),
+            events_max_size: Some(1 << 20),
             plan: native(vec!["x".into()], vec!["SECRET=1".into()]),
         };
         let bytes = file.encode().unwrap();
         assert_eq!(PlanFile::decode(&bytes).unwrap(), file);
         let huge = PlanFile {
             root: "/r".into(),
+            events_max_size: None,
             plan: native(vec!["a".repeat(MAX_PLAN_BYTES)], vec![]),
         };
         assert!(matches!(huge.encode(), Err(PlanError::PlanTooLarge { .. })));

@@ -73,6 +73,6 @@ fn check_state_dir(root: &Path) -> Result<(), PrepareError> {
         reason,
     };
     fsutil::create_dir_all(root, 0o700).map_err(|e| refuse(format!("cannot create it: {e}")))?;
-    events::check_appendable(&Paths::new(root).events_file())
+    events::check_recordable(&Paths::new(root).events_file())
         .map_err(|e| refuse(crate::error_chain(&e)))
 }

@@ -116,6 +116,38 @@ pub struct Sources<'a> {
     pub hooks_dirs: &'a [PathBuf],
     /// Whether containers may bring inline hooks (the config file's `allowInlineSpecs`).
     pub allow_inline: bool,
+    /// Whether the process environment may select hooks (the config file's `selectFromEnv`).
+    pub env_selects: bool,
+}
+
+impl<'a> Sources<'a> {
+    /// The sources as hookhost's config file sets them.
+    pub fn configured(
+        registry: Option<&'a Registry>,
+        root: &'a Path,
+        config: &'a crate::config::Config,
+    ) -> Self {
+        Sources {
+            registry,
+            root,
+            hooks_dirs: &config.hooks_dirs,
+            allow_inline: config.allow_inline_specs,
+            env_selects: config.select_from_env(),
+        }
+    }
+}
+
+/// With `selectFromEnv` off, selection variables stay in the container's environment,
+/// unread; a warning says they were ignored.
+fn ignore_env_selection(config: &BundleConfig, selected: &mut Selected) {
+    for name in [HOOKS_ENV, HOOK_SPEC_ENV] {
+        if config.process_env(name).is_some() {
+            selected.warnings.push(format!(
+                "{name} in the container's environment was ignored: the config file sets \
+                 \"selectFromEnv\": false"
+            ));
+        }
+    }
 }
 
 /// The command line's own selections (`hookhost inject`, `hookhost try`).
@@ -157,8 +189,15 @@ pub fn select(
     }
     add_hooksd(&mut selected, sources.hooks_dirs, &facts);
 
-    let env_hooks = config.take_process_env(HOOKS_ENV);
-    let env_spec = config.take_process_env(HOOK_SPEC_ENV);
+    let (env_hooks, env_spec) = if sources.env_selects {
+        (
+            config.take_process_env(HOOKS_ENV),
+            config.take_process_env(HOOK_SPEC_ENV),
+        )
+    } else {
+        ignore_env_selection(config, &mut selected);
+        (None, None)
+    };
     selected.env_changed = env_hooks.is_some() || env_spec.is_some();
     let lists = [
         (

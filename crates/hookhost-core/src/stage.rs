@@ -22,6 +22,17 @@ pub enum StageError {
     State(#[from] StateError),
     #[error(transparent)]
     Plan(#[from] PlanLoadError),
+    /// A fatal stage whose runs cannot be recorded: refused rather than run unaudited.
+    #[error(
+        "container refused: the runs of its {stage} hooks cannot be recorded in hookhost's \
+         audit trail (free space in, or fix the permissions of, the state directory, or set \
+         \"root\" in hookhost's config file)"
+    )]
+    Unrecorded {
+        stage: Stage,
+        #[source]
+        source: events::EventsError,
+    },
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
         name: String,
@@ -83,6 +94,12 @@ pub fn run(
     };
     let mut report = StageReport::default();
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
+    let events_file = paths.events_file();
+    let max_size = plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE);
+    if stage.is_fatal() && !hooks.is_empty() {
+        events::check_recordable(&events_file)
+            .map_err(|source| StageError::Unrecorded { stage, source })?;
+    }
     for hook in hooks {
         let started = Instant::now();
         let result = run::run(hook, &ctx);
@@ -91,8 +108,12 @@ pub fn run(
         report.ran += 1;
         let failure = failure_reason(&result);
         let event = event(hook, &ctx, &result, took, &failure);
-        if let Err(e) = events::append(&paths.events_file(), &event) {
-            report.warnings.push(crate::error_chain(&e));
+        match events::append(&events_file, &event, max_size) {
+            Err(source) if stage.is_fatal() => {
+                return Err(StageError::Unrecorded { stage, source });
+            }
+            Err(e) => report.warnings.push(crate::error_chain(&e)),
+            Ok(()) => {}
         }
         let Some(reason) = failure else { continue };
         let error = StageError::HookFailed {

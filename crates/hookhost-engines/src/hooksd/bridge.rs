@@ -157,6 +157,7 @@ fn exported_hook(
     plan.stages.retain(|s, _| *s == stage);
     let file = PlanFile {
         root: root.to_path_buf(),
+        events_max_size: None,
         plan,
     };
     let call = write_plan(&file, stage, dir).map_err(|source| Skipped::Plan {

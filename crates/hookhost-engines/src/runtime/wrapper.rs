@@ -92,15 +92,11 @@ impl Wrapper {
             true => Some(Registry::open(&self.root)?),
             false => None,
         };
-        let sources = Sources {
-            registry: registry.as_ref(),
-            root: &self.root,
-            hooks_dirs: &self.config.hooks_dirs,
-            allow_inline: self.config.allow_inline_specs,
-        };
+        let sources = Sources::configured(registry.as_ref(), &self.root, &self.config);
         let call = SelfCall {
             exe: self.self_exe.clone(),
             root: self.root.clone(),
+            events_max_size: self.config.events_max_size(),
         };
         Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
     }
