@@ -6,12 +6,13 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::engines::{Setup, wait_for};
-use common::{Bundle, Host, Runc, Tmpfs, text, unique};
+use common::{Bundle, Host, Runc, Tmpfs, text, unique, wat_module};
 use hookhost_exec::native::survivors;
 use serde_json::json;
 
@@ -205,5 +206,106 @@ fn a_fatal_stage_that_cannot_record_refuses_the_container() {
     assert!(!text(&out.stdout).contains("ran"));
     // runc runs poststop hooks when a create fails; only the fatal stage's hook must not run.
     let ran = fs::read_to_string(&marker).unwrap_or_default();
-    assert!(!ran.contains("createRuntime"), "the hook ran unrecorded: {ran}");
+    assert!(
+        !ran.contains("createRuntime"),
+        "the hook ran unrecorded: {ran}"
+    );
+}
+
+/// A config file others can write is refused — it names the runtime and the hooks run as
+/// root — with the registry's chmod advice, by the wrapper as by the CLI.
+#[test]
+fn a_config_file_others_can_write_is_refused() {
+    let setup = Setup::new();
+    let config = setup.wrapper.config();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o666)).unwrap();
+    let bundle = Bundle::new("echo ran");
+    let out = setup.run(&bundle, &unique("cfg"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("chmod go-w"), "{err}");
+    assert!(!text(&out.stdout).contains("ran"));
+    let out = setup
+        .host
+        .cmd()
+        .arg("--config")
+        .arg(&config)
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not trusted"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `HOOKHOST_HOOKS` in the container's environment (the image's `ENV` or `docker run -e`)
+/// selects hooks by default; with `"selectFromEnv": false` it is ignored, left in place,
+/// and the wrapper's log says so.
+#[test]
+fn env_selection_follows_the_config() {
+    for allowed in [true, false] {
+        let setup = Setup::with_config(json!({"selectFromEnv": allowed, "logLevel": "warn"}));
+        let bundle = Bundle::new("echo HOOKS=$HOOKHOST_HOOKS");
+        setup.recorder("rec", &bundle, &["--type", "prestart"]);
+        bundle.edit(|c| {
+            c["process"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push("HOOKHOST_HOOKS=rec".into())
+        });
+        let out = setup.run(&bundle, &unique("env"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let ran = bundle.rootfs().join("marker").exists();
+        assert_eq!(ran, allowed);
+        let seen = text(&out.stdout);
+        if allowed {
+            assert_eq!(seen, "HOOKS=\n", "consumed");
+        } else {
+            assert_eq!(seen, "HOOKS=rec\n", "left alone");
+            let log = fs::read_to_string(setup.log()).unwrap();
+            assert!(log.contains("selectFromEnv"), "{log}");
+        }
+    }
+}
+
+/// A hook that writes terminal escape sequences: they reach runc's error and `try`'s output
+/// escaped, never raw.
+#[test]
+fn hook_output_cannot_drive_a_terminal() {
+    let host = Host::new();
+    let runc = Runc::new();
+    let script = r#"printf 'evil\033]0;owned\007\033[2J' >&2; exit 1"#;
+    native_hook(&host, "esc", "createRuntime", script);
+    let bundle = Bundle::new("true");
+    host.inject(&bundle, &["esc"]);
+    let out = runc.run(&bundle, &unique("esc"));
+    assert!(!out.status.success());
+    let all = [out.stderr.clone(), host.run(&["try", "esc"]).stdout].concat();
+    assert!(
+        !all.contains(&0x1b) && !all.contains(&0x07),
+        "{}",
+        text(&all)
+    );
+    let shown = text(&all);
+    assert!(
+        shown.contains(r"evil\u{1b}]0;owned\u{7}\u{1b}[2J"),
+        "{shown}"
+    );
+}
+
+/// WASI passes C strings: a NUL in a WASM hook's argument is refused, as for native hooks.
+#[test]
+fn a_nul_in_a_wasm_argument_is_refused() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_module(dir.path(), "echo");
+    host.ok(&["create", "probe", module.to_str().unwrap()]);
+    let out = host.run(&["try", r#"probe:["a\u0000b"]"#]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("NUL"), "{err}");
+    assert!(!text(&out.stdout).contains("a\0"), "{}", text(&out.stdout));
 }

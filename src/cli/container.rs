@@ -261,7 +261,8 @@ fn print_try(
         Ok(out) => {
             for (label, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
                 if !bytes.is_empty() {
-                    println!("--- {label}\n{}", String::from_utf8_lossy(bytes).trim_end());
+                    let text = hookhost_exec::printable(&String::from_utf8_lossy(bytes));
+                    println!("--- {label}\n{}", text.trim_end());
                 }
             }
             let fuel = out

@@ -38,6 +38,10 @@ pub enum ConfigError {
     },
     #[error("the hookhost config file {file} is not valid: {reason}")]
     Invalid { file: PathBuf, reason: String },
+    /// It decides what runs as root (`runtime`, `hooksDirs`, `allowInlineSpecs`), so it gets
+    /// the registry's sudo-style checks.
+    #[error("the hookhost config file is not trusted")]
+    Untrusted(#[from] hookhost_exec::fs::Untrusted),
 }
 
 /// The settings; see the module documentation for the file format.
@@ -114,8 +118,12 @@ impl Config {
         }
     }
 
-    /// Reads and validates one file.
+    /// Reads and validates one file: owned by root (or the current user), writable by nobody
+    /// else, in directories nobody else can write.
     pub fn read(file: &Path) -> Result<Config, ConfigError> {
+        if file.exists() {
+            hookhost_exec::fs::check_trusted_path(file)?;
+        }
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
             file: file.to_path_buf(),
             source,
@@ -254,5 +262,21 @@ mod tests {
         let loaded = Config::load(Some(&file)).unwrap();
         assert!(loaded.config.allow_inline_specs);
         assert_eq!(loaded.file.as_deref(), Some(file.as_path()));
+    }
+
+    #[test]
+    fn a_file_others_can_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, r#"{"allowInlineSpecs":true}"#).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = crate::error_chain(&Config::load(Some(&file)).unwrap_err());
+        assert!(
+            err.contains("not trusted") && err.contains("chmod go-w"),
+            "{err}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(Some(&file)).unwrap().config.allow_inline_specs);
     }
 }

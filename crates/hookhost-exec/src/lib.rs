@@ -72,15 +72,48 @@ impl Outcome {
     }
 }
 
-/// What a failure message shows of a hook's output: stderr, else stdout, trimmed.
+/// What a failure message shows of a hook's output: stderr, else stdout, trimmed, as text
+/// safe for a terminal or a log line ([`printable`]).
 pub fn pick_output(stdout: &[u8], stderr: &[u8]) -> String {
     let has_text = |bytes: &[u8]| bytes.iter().any(|b| !b.is_ascii_whitespace());
     let pick = if has_text(stderr) { stderr } else { stdout };
-    String::from_utf8_lossy(pick).trim().to_string()
+    printable(&String::from_utf8_lossy(pick)).trim().to_string()
+}
+
+/// Hook output as text that cannot drive a terminal: every control character but newline and
+/// tab (C0, DEL and C1, where escape sequences live) is written as a `\u{..}` escape.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `KEY=VALUE` into its parts (a missing `=` means an empty value).
 pub fn split_env(pair: &str) -> (String, String) {
     let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
     (key.to_string(), value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("a\x1b[31mred\x07\r\u{9b}2J"),
+            "a\\u{1b}[31mred\\u{7}\\u{d}\\u{9b}2J"
+        );
+        assert_eq!(printable("line\n\tindented é"), "line\n\tindented é");
+        assert_eq!(
+            pick_output(b"", b"\x1b]0;owned\x07 failed\n"),
+            "\\u{1b}]0;owned\\u{7} failed"
+        );
+    }
 }

@@ -158,6 +158,11 @@ pub enum WasmError {
     },
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(String),
+    /// WASI passes C strings: a NUL would silently cut the value.
+    #[error(
+        "argument or environment value {value:?} holds a NUL byte, which a hook cannot receive"
+    )]
+    Nul { value: String },
     /// The guest was stopped; whatever it wrote before is kept for the report.
     #[error("{stop}")]
     Stopped {
@@ -370,6 +375,15 @@ fn wasi_context(
     stdout: &BoundedPipe,
     stderr: &BoundedPipe,
 ) -> Result<WasiP1Ctx, WasmError> {
+    let strings = inv
+        .args
+        .iter()
+        .chain(inv.env.iter().flat_map(|(k, v)| [k, v]));
+    if let Some(bad) = strings.into_iter().find(|s| s.contains('\0')) {
+        return Err(WasmError::Nul {
+            value: bad.chars().take(40).collect(),
+        });
+    }
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(inv.args)

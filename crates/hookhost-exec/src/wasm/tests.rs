@@ -413,3 +413,18 @@ fn shared_memories_are_refused_at_create() {
     let err = precompile(&bytes, dir.path()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
 }
+
+/// WASI hands the guest C strings: an argument with a NUL is refused, never cut.
+#[test]
+fn a_nul_in_an_argument_is_refused() {
+    let p = Params {
+        args: vec!["hook".into(), "a\0b".into()],
+        ..Params::default()
+    };
+    let err = run_blob(&Blob::new(fixture!("echo")), &p).unwrap_err();
+    assert!(matches!(err, WasmError::Nul { .. }), "{err}");
+    assert!(
+        err.to_string().contains("\"a\\0b\" holds a NUL byte"),
+        "{err}"
+    );
+}
