@@ -309,3 +309,112 @@ fn a_nul_in_a_wasm_argument_is_refused() {
     assert!(err.contains("NUL"), "{err}");
     assert!(!text(&out.stdout).contains("a\0"), "{}", text(&out.stdout));
 }
+
+/// Runs `hookhost ARGS` and returns its output and peak RSS in bytes (`wait4`'s rusage of
+/// exactly this child, which also reaps it).
+#[allow(clippy::zombie_processes)]
+fn run_measured(host: &Host, args: &[&str]) -> (std::process::Output, u64) {
+    let child = host
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut out = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    let (mut so, mut se) = (child.stdout.unwrap(), child.stderr.unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        se.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    so.read_to_end(&mut out.stdout).unwrap();
+    out.stderr = reader.join().unwrap();
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with zeroed out-parameters.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    out.status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (out, usage.ru_maxrss as u64 * 1024)
+}
+
+/// The issue's two memory attacks under `--memory 64MiB`: sixteen 64 MiB memories, and a
+/// table grown by 50 M entries. Each is stopped with the memory error, and the whole stage
+/// process stays under 128 MB at its peak.
+#[test]
+fn memory_attacks_stay_within_one_budget() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let memories: String = (0..16)
+        .map(|i| format!("(memory $m{i} 1024)"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let touch: String = (0..16)
+        .map(|i| {
+            format!(
+                "(local.set $p (i32.const 0)) (loop $t{i} (i32.store8 $m{i} (local.get $p) \
+                 (i32.const 1)) (local.set $p (i32.add (local.get $p) (i32.const 4096))) \
+                 (br_if $t{i} (i32.lt_u (local.get $p) (i32.const 67108864))))"
+            )
+        })
+        .collect();
+    let many = format!(r#"(module {memories} (func (export "_start") (local $p i32) {touch}))"#);
+    let table = r#"(module (table $t 1 funcref)
+      (func (export "_start")
+        (if (i32.eq (table.grow $t (ref.null func) (i32.const 50000000)) (i32.const -1))
+          (then unreachable))))"#;
+    for (name, wat) in [("memories", many.as_str()), ("table", table)] {
+        let module = dir.path().join(format!("{name}.wasm"));
+        fs::write(&module, wat::parse_str(wat).unwrap()).unwrap();
+        host.ok(&[
+            "create",
+            "--memory",
+            "64MiB",
+            name,
+            module.to_str().unwrap(),
+        ]);
+        let (out, rss) = run_measured(&host, &["try", name]);
+        assert!(!out.status.success(), "{name}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("exceeded its memory limit of 64 MiB"),
+            "{name}: {err}"
+        );
+        assert!(rss < 128 << 20, "{name}: peak RSS {} MB", rss >> 20);
+    }
+}
+
+/// A hook with a writable directory writing 1 GiB stops at its write limit; the host file
+/// system keeps no more than the limit.
+#[test]
+fn a_writable_grant_has_a_write_budget() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let module = wat_module(dir.path(), "fill");
+    host.ok(&[
+        "create",
+        "--allow-dir",
+        &format!("{}:/out:rw", out_dir.display()),
+        "--write-limit",
+        "1MiB",
+        "filler",
+        module.to_str().unwrap(),
+    ]);
+    let inspect = host.ok(&["inspect", "filler"]);
+    assert!(inspect.contains("1048576"), "{inspect}");
+    let out = host.run(&["try", "filler"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("exceeded its write limit of 1 MiB"), "{err}");
+    let size = fs::metadata(out_dir.join("big")).unwrap().len();
+    assert!(size <= 1 << 20, "{size} bytes reached the disk");
+}

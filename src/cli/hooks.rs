@@ -63,9 +63,14 @@ struct WasmFlags {
     /// Compute budget in fuel units, deterministic [default: 1000000000]
     #[arg(long, value_parser = |s: &str| limits::parse_fuel(s).map_err(|e| e.to_string()), value_name = "N", allow_negative_numbers = true)]
     fuel: Option<u64>,
-    /// Linear-memory cap, e.g. 64MiB, 512KiB [default: 64MiB]
+    /// Memory cap for all of the module's memories, tables and GC heap together, e.g. 64MiB,
+    /// 512KiB [default: 64MiB]
     #[arg(long, value_parser = |s: &str| limits::parse_size(s).map_err(|e| e.to_string()), value_name = "SIZE")]
     memory: Option<u64>,
+    /// Bytes one run may write through its writable (:rw) directories, e.g. 1MiB; a run also
+    /// creates at most 1000 files [default: 64MiB]
+    #[arg(long, value_parser = |s: &str| limits::parse_size(s).map_err(|e| e.to_string()), value_name = "SIZE")]
+    write_limit: Option<u64>,
     /// Give the hook a host directory, read-only unless :rw
     #[arg(long, value_name = "HOST[:GUEST][:ro|rw]")]
     allow_dir: Vec<DirGrant>,
@@ -82,13 +87,14 @@ struct WasmFlags {
 
 impl WasmFlags {
     fn limits(&self) -> Option<WasmLimits> {
-        if self.fuel.is_none() && self.memory.is_none() {
+        if self.fuel.is_none() && self.memory.is_none() && self.write_limit.is_none() {
             return None;
         }
         let defaults = WasmLimits::default();
         Some(WasmLimits {
             fuel: self.fuel.unwrap_or(defaults.fuel),
             memory: self.memory.unwrap_or(defaults.memory),
+            writes: self.write_limit.unwrap_or(defaults.writes),
         })
     }
 

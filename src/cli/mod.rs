@@ -58,7 +58,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Create(hooks::CreateArgs),
+    Create(Box<hooks::CreateArgs>),
     Inspect(hooks::InspectArgs),
     #[command(alias = "list")]
     Ls(hooks::LsArgs),

@@ -150,7 +150,7 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
     }
     if def.limits.is_some() || def.grants.is_some() {
         return Err(DefineError::WasmOnly(format!(
-            "{} is a native executable: --fuel, --memory and --allow-* apply to WASM hooks only",
+            "{} is a native executable: --fuel, --memory, --write-limit and --allow-* apply to WASM hooks only",
             def.path.display()
         )));
     }

@@ -509,6 +509,7 @@ mod tests {
             limits: Some(WasmLimits {
                 fuel: 1000,
                 memory: 1 << 20,
+                writes: 1 << 10,
             }),
             grants: Some(Grants {
                 bundle: Some(Access::ReadOnly),

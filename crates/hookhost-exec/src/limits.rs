@@ -1,8 +1,10 @@
 //! Resource limits of a WebAssembly hook, fixed when the hook is registered.
 //!
-//! Two limits live here: `fuel`, a deterministic compute budget (wasmtime consumes roughly one unit
-//! per WebAssembly instruction), and `memory`, the cap on linear memory in bytes. The wall-clock
-//! bound is not a WASM-only limit: it is the hook's general `timeout`, passed in at run time.
+//! Three limits live here: `fuel`, a deterministic compute budget (wasmtime consumes roughly one
+//! unit per WebAssembly instruction), `memory`, the cap on all of an instance's memories, tables
+//! and GC heap together, in bytes, and `writes`, the bytes a run may write through its writable
+//! directories. The wall-clock bound is not a WASM-only limit: it is the hook's general
+//! `timeout`, passed in at run time.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -14,8 +16,10 @@ const GIB: u64 = 1024 * MIB;
 /// Default fuel budget: about a second of straight-line compute, far more than a hook that reads
 /// the state and edits a few files needs.
 pub const DEFAULT_FUEL: u64 = 1_000_000_000;
-/// Default linear-memory cap: 64 MiB.
+/// Default memory cap: 64 MiB.
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
+/// Default write budget: 64 MiB.
+pub const DEFAULT_WRITES: u64 = 64 * MIB;
 
 /// Per-hook limits of a WebAssembly hook. Missing fields take the defaults when deserialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +27,11 @@ pub const DEFAULT_MEMORY: u64 = 64 * MIB;
 pub struct WasmLimits {
     /// Fuel units the guest may consume before it is stopped.
     pub fuel: u64,
-    /// Maximum linear memory in bytes.
+    /// Maximum memory in bytes: linear memories, tables and GC heap together.
     pub memory: u64,
+    /// Bytes the hook may write (and sizes it may set files to) through its writable
+    /// directories, per run.
+    pub writes: u64,
 }
 
 impl Default for WasmLimits {
@@ -32,6 +39,7 @@ impl Default for WasmLimits {
         WasmLimits {
             fuel: DEFAULT_FUEL,
             memory: DEFAULT_MEMORY,
+            writes: DEFAULT_WRITES,
         }
     }
 }

@@ -22,6 +22,7 @@
 //! wasmtime-wasi's capability-based filesystem refuses `..`, absolute paths and symlinks that
 //! lead out of a preopen.
 
+mod budget;
 mod cache;
 mod engine;
 mod pipe;
@@ -106,6 +107,12 @@ pub enum Stop {
     MemoryLimit {
         limit: u64,
     },
+    /// It tried to write more than its write budget through its writable directories.
+    WriteLimit {
+        limit: u64,
+    },
+    /// It tried to create more than [`budget::MAX_FILES_CREATED`] files.
+    FileLimit,
     /// Any other trap (unreachable, out-of-bounds access, stack overflow, …).
     Trap(String),
 }
@@ -120,6 +127,14 @@ impl std::fmt::Display for Stop {
             Stop::MemoryLimit { limit } => {
                 write!(f, "exceeded its memory limit of {}", format_size(*limit))
             }
+            Stop::WriteLimit { limit } => {
+                write!(f, "exceeded its write limit of {}", format_size(*limit))
+            }
+            Stop::FileLimit => write!(
+                f,
+                "exceeded its limit of {} files created",
+                budget::MAX_FILES_CREATED
+            ),
             Stop::Trap(msg) => write!(f, "trapped: {msg}"),
         }
     }
@@ -240,10 +255,11 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     }
 }
 
-/// Store data: the WASI context and the memory limiter.
+/// Store data: the WASI context, the memory limiter and the write budget.
 struct Host {
     wasi: WasiP1Ctx,
     memory: MemoryGuard,
+    budget: budget::WriteBudget,
 }
 
 /// One memory budget for the whole instance: every linear memory (multi-memory is on, so a
@@ -323,8 +339,19 @@ impl ResourceLimiter for MemoryGuard {
 
 /// The WASI preview-1 functions bound for the runtime engine, once per process: binding all
 /// of them (~50 host functions) costs more than loading a small module, and every run and every
-/// module needs the same set. Runs share it; each still gets its own `Store`.
+/// module needs the same set. Runs share it; each still gets its own `Store`. The writing
+/// functions are wrapped by the write budget ([`budget`]).
 fn wasi_linker() -> Result<&'static Linker<Host>, WasmError> {
+    static LINKER: OnceLock<Result<Linker<Host>, String>> = OnceLock::new();
+    let base = wasi_base()?;
+    LINKER
+        .get_or_init(|| budget::shadow(base).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|reason| WasmError::Engine(reason.clone()))
+}
+
+/// wasmtime-wasi's own preview-1 functions, which the budget's wrappers call.
+fn wasi_base() -> Result<&'static Linker<Host>, WasmError> {
     static LINKER: OnceLock<Result<Linker<Host>, String>> = OnceLock::new();
     let engine = engine::runtime()?;
     LINKER
@@ -418,7 +445,15 @@ fn new_store(
         used: 0,
         denied: false,
     };
-    let mut store = Store::new(engine, Host { wasi, memory });
+    let budget = budget::WriteBudget::new(limits.writes);
+    let mut store = Store::new(
+        engine,
+        Host {
+            wasi,
+            memory,
+            budget,
+        },
+    );
     store.limiter(|host| &mut host.memory);
     store
         .set_fuel(limits.fuel)
@@ -447,6 +482,15 @@ fn classify(
     };
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
+    }
+    match store.data().budget.exceeded {
+        Some(budget::Exceeded::Bytes) => {
+            return Err(Stop::WriteLimit {
+                limit: inv.limits.writes,
+            });
+        }
+        Some(budget::Exceeded::Files) => return Err(Stop::FileLimit),
+        None => {}
     }
     if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
         return Err(Stop::OutOfFuel {

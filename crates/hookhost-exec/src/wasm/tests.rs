@@ -428,3 +428,72 @@ fn a_nul_in_an_argument_is_refused() {
         "{err}"
     );
 }
+
+fn writable(dir: &std::path::Path, writes: u64) -> Params {
+    Params {
+        preopens: vec![Preopen {
+            host: dir.to_path_buf(),
+            guest: "/out".into(),
+            writable: true,
+        }],
+        limits: WasmLimits {
+            writes,
+            ..WasmLimits::default()
+        },
+        timeout: Duration::from_secs(30),
+        ..Params::default()
+    }
+}
+
+/// A hook with a writable directory writing 1 GiB is stopped at its write limit, and the host
+/// file keeps no more than the limit.
+#[test]
+fn writes_stop_at_the_write_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop, message, _) = stopped(fixture!("fill"), &writable(dir.path(), 1 << 20));
+    assert_eq!(stop, Stop::WriteLimit { limit: 1 << 20 });
+    assert_eq!(message, "exceeded its write limit of 1 MiB");
+    let size = std::fs::metadata(dir.path().join("big")).unwrap().len();
+    assert!(size <= 1 << 20, "{size} bytes reached the disk");
+    assert!(size >= (1 << 20) - 65536, "{size}: the budget was used");
+}
+
+/// Files created count too: 2000 files against the cap of 1000.
+#[test]
+fn creating_files_stops_at_the_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = writable(dir.path(), 1 << 20);
+    p.args.push("files".into());
+    let (stop, message, _) = stopped(fixture!("fill"), &p);
+    assert_eq!(stop, Stop::FileLimit);
+    assert_eq!(message, "exceeded its limit of 1000 files created");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1000);
+}
+
+/// Output to stdout is not the write budget's: it is captured and bounded on its own.
+#[test]
+fn stdout_is_not_counted_as_writes() {
+    let mut p = writable(std::path::Path::new("/tmp"), 1);
+    p.output_limit = 1000;
+    let out = run_blob(&Blob::new(fixture!("flood")), &p).unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert!(out.truncated);
+}
+
+/// A file may not be moved onto stdout or stderr, whose writes the budget does not count.
+#[test]
+fn files_cannot_be_renumbered_onto_stdio() {
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_renumber" (func $renumber (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1) (data (i32.const 100) "f")
+      (func (export "_start")
+        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1)
+          (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 8)))
+        (call $exit (call $renumber (i32.load (i32.const 8)) (i32.const 1)))))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_blob(&Blob::new(wat), &writable(dir.path(), 1 << 20)).unwrap();
+    assert_eq!(out.exit_code, 8, "errno badf");
+}
