@@ -418,3 +418,38 @@ fn a_writable_grant_has_a_write_budget() {
     let size = fs::metadata(out_dir.join("big")).unwrap().len();
     assert!(size <= 1 << 20, "{size} bytes reached the disk");
 }
+
+/// `--leave-helpers` is runc's behaviour, asked for at registration: what the hook left
+/// running stays; inspect shows it; a WASM module cannot ask for it.
+#[test]
+fn leave_helpers_is_a_registration_choice() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pgid_file = dir.path().join("pgid");
+    let script = record_pgid(&pgid_file) + "sleep 1005 >/dev/null 2>&1 & exit 0";
+    host.ok(&[
+        "create",
+        "--type",
+        "poststop",
+        "--leave-helpers",
+        "--args",
+        &format!("sh,-c,{script}"),
+        "helper",
+        "/bin/sh",
+    ]);
+    assert!(
+        host.ok(&["inspect", "helper"])
+            .contains("\"LeaveHelpers\": true")
+    );
+    host.ok(&["try", "helper"]);
+    let pgid = pgid_in(&pgid_file);
+    let left = survivors(pgid);
+    assert_eq!(left.len(), 1, "the helper stays: {left:?}");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::SIGKILL).unwrap();
+    let module = wat_module(dir.path(), "echo");
+    let err = host.fails(&["create", "--leave-helpers", "w", module.to_str().unwrap()]);
+    assert!(
+        err.contains("--leave-helpers applies to native hooks only"),
+        "{err}"
+    );
+}

@@ -46,6 +46,11 @@ pub struct CreateArgs {
     /// (WebAssembly modules are always verified)
     #[arg(long)]
     pin: bool,
+    /// Native hooks: leave background processes the hook started running after it exited
+    /// successfully (as runc does). By default hookhost reads the hook's output for 100 ms
+    /// after it exits, then kills what is left of its process group
+    #[arg(long)]
+    leave_helpers: bool,
     #[command(flatten)]
     wasm: WasmFlags,
     #[command(flatten)]
@@ -182,6 +187,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout.as_deref().map(RawTimeout::from),
         limits: args.wasm.limits(),
         grants: args.wasm.grants(),
+        leave_helpers: args.leave_helpers,
         when: args.when.when()?,
         pin: args.pin,
     };

@@ -31,6 +31,11 @@ pub enum DefineError {
     Timeout(#[from] TimeoutError),
     #[error("{0}")]
     WasmOnly(String),
+    #[error(
+        "{} is a WebAssembly module: --leave-helpers applies to native hooks only (a module \
+         starts no processes)", .0.display()
+    )]
+    NativeOnly(PathBuf),
     #[error("cannot register the module {}", path.display())]
     BadModule {
         path: PathBuf,
@@ -58,6 +63,8 @@ pub struct Definition {
     pub timeout: Option<RawTimeout>,
     pub limits: Option<WasmLimits>,
     pub grants: Option<Grants>,
+    /// Native hooks only: see [`HookSpec::leave_helpers`].
+    pub leave_helpers: bool,
     pub when: Option<When>,
     /// Record the native binary's sha256 so the stage runner refuses it once it changed
     /// (WASM modules are always pinned).
@@ -97,6 +104,9 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
             }
         }
         HookKind::Wasm => {
+            if def.leave_helpers {
+                return Err(DefineError::NativeOnly(def.path.clone()));
+            }
             if let Some(grants) = &def.grants {
                 grants.validate()?;
             }
@@ -120,6 +130,7 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
             digest,
             limits: (kind == HookKind::Wasm).then(|| def.limits.unwrap_or_default()),
             grants: (kind == HookKind::Wasm).then(|| def.grants.unwrap_or_default()),
+            leave_helpers: def.leave_helpers,
         },
         when: def.when,
         created: chrono::Utc::now(),

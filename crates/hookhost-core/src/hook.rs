@@ -197,6 +197,10 @@ pub struct HookSpec {
     pub limits: Option<WasmLimits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Grants>,
+    /// Native hooks: leave what is left of the hook's process group running after it exited
+    /// successfully, as runc does, instead of killing it (`create --leave-helpers`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leave_helpers: bool,
 }
 
 /// A registered hook.

@@ -73,6 +73,7 @@ impl PlannedHook {
                 digest: None,
                 limits: None,
                 grants: None,
+                leave_helpers: false,
             },
         }
     }
@@ -515,6 +516,7 @@ mod tests {
                 bundle: Some(Access::ReadOnly),
                 ..Grants::default()
             }),
+            leave_helpers: false,
         };
         let hook = Hook {
             name: "sandboxed".into(),

@@ -453,6 +453,7 @@ mod tests {
                 digest: None,
                 limits: None,
                 grants: None,
+                leave_helpers: false,
             },
             when: None,
             created: chrono::Utc::now(),

@@ -127,7 +127,7 @@ fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecErro
         args: &spec.args,
         env: &env,
         timeout: Duration::from_secs(spec.timeout),
-        leave_helpers: false,
+        leave_helpers: spec.leave_helpers,
     };
     Ok(native::run(&command, ctx.state_json)?)
 }

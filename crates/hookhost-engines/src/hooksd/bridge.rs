@@ -278,6 +278,7 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
         timeout: oci.timeout().map(RawTimeout::from),
         limits: None,
         grants: None,
+        leave_helpers: false,
         when: Some(when),
         pin: false,
     };
