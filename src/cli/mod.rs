@@ -1,5 +1,6 @@
 //! The command line: parsing, and the only place that prints.
 
+mod apply;
 mod container;
 mod docker;
 mod docs;
@@ -64,6 +65,7 @@ enum Command {
     Ls(hooks::LsArgs),
     #[command(alias = "remove")]
     Rm(hooks::RmArgs),
+    Apply(apply::ApplyArgs),
     Inject(container::InjectArgs),
     Try(container::TryArgs),
     Stage(container::StageArgs),
@@ -134,6 +136,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => hooks::inspect(cli, args),
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),
+        Command::Apply(args) => apply::apply(cli, args),
         Command::Inject(args) => container::inject(cli, args),
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),

@@ -74,6 +74,16 @@ pub struct Definition {
 /// Validates a definition; for a WASM module, stores it in the registry. The hook itself is
 /// not registered here: the caller does that, so nothing is registered when validation fails.
 pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
+    build_with(def, registry, true)
+}
+
+/// [`build`] without writing anything: a WASM module's digest is computed, the module is
+/// neither validated nor stored (what `apply --dry-run` needs to compare).
+pub fn build_unstored(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
+    build_with(def, registry, false)
+}
+
+fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
     let timeout = match &def.timeout {
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
@@ -110,7 +120,10 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
             if let Some(grants) = &def.grants {
                 grants.validate()?;
             }
-            Some(store_wasm(&def.path, &bytes, registry)?)
+            Some(match store {
+                true => store_wasm(&def.path, &bytes, registry)?,
+                false => hookhost_exec::fs::sha256_hex(&bytes),
+            })
         }
     };
     let args = if def.args.is_empty() {

@@ -6,6 +6,7 @@
 //! Dependencies point one way: `hookhost-types` ← `hookhost-exec` ← this crate ←
 //! `hookhost-engines` ← the `hookhost` binary. Nothing here prints.
 
+pub mod apply;
 pub mod bundle;
 pub mod config;
 pub mod define;

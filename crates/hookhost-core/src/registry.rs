@@ -214,9 +214,29 @@ impl Registry {
             return Err(RegistryError::AlreadyExists(hook.name.clone()));
         }
         let file = if hook.when.is_some() { global } else { plain };
-        let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
-        doc.push(b'\n');
-        fsutil::write_atomic(&file, &doc, 0o600).map_err(io_err("write", &file))
+        write_entry(hook, &file)
+    }
+
+    /// Adds or replaces a hook (what `apply` does): its entry is written atomically where its
+    /// `when` conditions put it, and a stale entry in the other place is removed.
+    pub fn put(&self, hook: &Hook) -> Result<(), RegistryError> {
+        hook::validate_name(&hook.name)?;
+        let _lock = self.lock()?;
+        let plain = self.paths.hook_file(&hook.name);
+        let global = self.paths.global_hook_file(&hook.name);
+        let (file, other) = match hook.when.is_some() {
+            true => (global, plain),
+            false => (plain, global),
+        };
+        write_entry(hook, &file)?;
+        match fs::remove_file(&other) {
+            Ok(()) => {
+                let dir = other.parent().unwrap_or(Path::new("/"));
+                fsutil::sync_dir(dir).map_err(io_err("sync", dir))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &other)(e)),
+        }
     }
 
     /// Reads one hook: costs the same whatever the registry's size.
@@ -428,6 +448,12 @@ fn remove_old_temps(dir: &Path, age: Duration) {
     }
 }
 
+/// Writes `hook`'s entry to `file`, atomically and owner-only.
+fn write_entry(hook: &Hook, file: &Path) -> Result<(), RegistryError> {
+    let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
+    doc.push(b'\n');
+    fsutil::write_atomic(file, &doc, 0o600).map_err(io_err("write", file))
+}
 fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
     serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {
         file: file.to_path_buf(),

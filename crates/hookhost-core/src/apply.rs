@@ -1,0 +1,336 @@
+//! `hookhost apply -f FILE`: converge the registry to a file of hooks.
+//!
+//! The file is what `hookhost inspect` prints — a JSON array of hook objects with the same
+//! keys — so `hookhost inspect $(hookhost ls -q) > hooks.json` on one node and `hookhost apply
+//! -f hooks.json` on another is the round trip. Keys that inspect computes (`Type`, `Kind`,
+//! `Digest`, `Created`) are checked when present rather than required. The whole file is read
+//! and every hook built (modules validated and stored) before the registry is changed, so a
+//! bad file changes nothing; a second run with the same file changes nothing and says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::define::{self, DefineError, Definition};
+use crate::grants::Grants;
+use crate::hook::{Hook, HookKind, RawTimeout, Stage};
+use crate::registry::{Registry, RegistryError};
+use crate::when::When;
+use hookhost_exec::limits::WasmLimits;
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error("cannot read {}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a JSON array of hooks (what `hookhost inspect` prints): {source}", file.display())]
+    NotAList {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: entry {index}{}: {reason}", file.display(), name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())]
+    Entry {
+        file: PathBuf,
+        index: usize,
+        name: Option<String>,
+        reason: String,
+    },
+    #[error("{}: hook {name} is listed twice", file.display())]
+    Duplicate { file: PathBuf, name: String },
+    #[error("hook {name}")]
+    Define {
+        name: String,
+        #[source]
+        source: DefineError,
+    },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// One hook object of the file: `hookhost inspect`'s keys.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Entry {
+    name: String,
+    /// Computed by inspect from `Stages`; may stand in for it.
+    #[serde(rename = "Type", default)]
+    type_label: Option<String>,
+    #[serde(default)]
+    stages: Option<Vec<Stage>>,
+    /// Computed from the file's content; checked.
+    #[serde(default)]
+    kind: Option<HookKind>,
+    path: PathBuf,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    timeout: Option<RawTimeout>,
+    /// WASM: the module's sha256; native: the pinned binary's. Checked.
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    limits: Option<WasmLimits>,
+    #[serde(default)]
+    grants: Option<Grants>,
+    #[serde(default)]
+    leave_helpers: bool,
+    #[serde(default)]
+    when: Option<When>,
+    /// Set by the registry; ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    created: Option<DateTime<Utc>>,
+}
+
+/// What apply does (or, dry, would do) to one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    /// The keys that change, each `KEY: OLD -> NEW`.
+    Update(Vec<String>),
+    Unchanged,
+    Remove,
+}
+
+/// One line of apply's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub name: String,
+    pub action: Action,
+}
+
+/// How to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Remove registered hooks the file does not list.
+    pub prune: bool,
+    /// Work out the changes, change nothing.
+    pub dry_run: bool,
+}
+
+/// Reads `file`, builds every hook in it, then (unless dry) makes the registry match.
+pub fn apply(
+    file: &Path,
+    registry: &Registry,
+    options: Options,
+) -> Result<Vec<Change>, ApplyError> {
+    let entries = read(file)?;
+    // Every entry is built and checked without writing anything first: a bad entry anywhere
+    // in the file leaves the registry as it was, modules and cache included.
+    let mut changes = Vec::new();
+    for (index, entry) in &entries {
+        let hook = build(entry, *index, file, registry, true)?;
+        let action = match registry.get(&entry.name) {
+            Ok(old) => diff(&old, &hook),
+            Err(RegistryError::NotFound(_)) => Action::Create,
+            Err(e) => return Err(e.into()),
+        };
+        changes.push(Change {
+            name: entry.name.clone(),
+            action,
+        });
+    }
+    if options.prune {
+        let names = registry.names()?;
+        let listed: Vec<&str> = entries.iter().map(|(_, e)| e.name.as_str()).collect();
+        for name in names.into_iter().filter(|n| !listed.contains(&n.as_str())) {
+            changes.push(Change {
+                name,
+                action: Action::Remove,
+            });
+        }
+    }
+    if options.dry_run {
+        return Ok(changes);
+    }
+    // Only what changes is built for real (modules validated, precompiled, stored), all of it
+    // before the first entry is written: an invalid module registers nothing.
+    let mut built = Vec::new();
+    for ((index, entry), change) in entries.iter().zip(&changes) {
+        if matches!(change.action, Action::Create | Action::Update(_)) {
+            built.push(build(entry, *index, file, registry, false)?);
+        }
+    }
+    for hook in &built {
+        registry.put(hook)?;
+    }
+    for change in changes.iter().filter(|c| c.action == Action::Remove) {
+        registry.remove(&change.name)?;
+    }
+    Ok(changes)
+}
+
+/// Parses the whole file: a JSON array of entries, each named in errors by its index and name.
+fn read(file: &Path) -> Result<Vec<(usize, Entry)>, ApplyError> {
+    let text = std::fs::read(file).map_err(|source| ApplyError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let values: Vec<Value> =
+        serde_json::from_slice(&text).map_err(|source| ApplyError::NotAList {
+            file: file.to_path_buf(),
+            source,
+        })?;
+    let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let name = value
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let entry: Entry = serde_json::from_value(value).map_err(|e| ApplyError::Entry {
+            file: file.to_path_buf(),
+            index,
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        if entries.iter().any(|(_, e)| e.name == entry.name) {
+            return Err(ApplyError::Duplicate {
+                file: file.to_path_buf(),
+                name: entry.name,
+            });
+        }
+        entries.push((index, entry));
+    }
+    Ok(entries)
+}
+
+/// The hook an entry describes, built as `hookhost create` would; the computed keys checked.
+/// Dry, nothing is stored (a module's digest is computed, not stored).
+fn build(
+    entry: &Entry,
+    index: usize,
+    file: &Path,
+    registry: &Registry,
+    dry_run: bool,
+) -> Result<Hook, ApplyError> {
+    let bad = |name: &str, reason: String| ApplyError::Entry {
+        file: file.to_path_buf(),
+        index,
+        name: Some(name.to_string()),
+        reason,
+    };
+    let name = entry.name.clone();
+    let stages = stages(&entry).map_err(|reason| bad(&name, reason))?;
+    let def = Definition {
+        name: entry.name.clone(),
+        path: entry.path.clone(),
+        stages,
+        args: entry.args.clone(),
+        env: entry.env.clone(),
+        timeout: entry.timeout.clone(),
+        limits: entry.limits.clone(),
+        grants: entry.grants.clone(),
+        leave_helpers: entry.leave_helpers,
+        when: entry.when.clone(),
+        pin: false,
+    };
+    let def = pin_if_digest(def, entry.digest.as_deref(), entry.kind)
+        .map_err(|reason| bad(&name, reason))?;
+    let define_error = |source| ApplyError::Define {
+        name: name.clone(),
+        source,
+    };
+    let hook = if dry_run {
+        define::build_unstored(def, registry).map_err(define_error)?
+    } else {
+        define::build(def, registry).map_err(define_error)?
+    };
+    if let Some(kind) = entry.kind.filter(|k| *k != hook.spec.kind) {
+        return Err(bad(
+            &name,
+            format!(
+                "Kind is {kind} but {} is a {} hook",
+                hook.spec.path.display(),
+                hook.spec.kind
+            ),
+        ));
+    }
+    if let Some(digest) = entry
+        .digest
+        .as_ref()
+        .filter(|d| Some(*d) != hook.spec.digest.as_ref())
+    {
+        return Err(bad(
+            &name,
+            format!(
+                "Digest is {digest} but {} has sha256 {}",
+                hook.spec.path.display(),
+                hook.spec.digest.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    Ok(hook)
+}
+
+/// `Stages`, else `Type` (`prestart,poststop`); both must agree when both are given.
+fn stages(entry: &Entry) -> Result<Vec<Stage>, String> {
+    let from_type = entry
+        .type_label
+        .as_deref()
+        .map(|label| {
+            label
+                .split(',')
+                .map(|s| s.trim().parse::<Stage>().map_err(|e| format!("Type: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    match (&entry.stages, from_type) {
+        (Some(stages), Some(typed)) if *stages != typed => Err(format!(
+            "Type {:?} does not match Stages {stages:?}",
+            entry.type_label.as_deref().unwrap_or_default()
+        )),
+        (Some(stages), _) => Ok(stages.clone()),
+        (None, Some(typed)) => Ok(typed),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// A native entry with a `Digest` was pinned: pin it again (the digest is then checked against
+/// the file). A WASM entry's digest is its module's, checked after building.
+fn pin_if_digest(
+    mut def: Definition,
+    digest: Option<&str>,
+    kind: Option<HookKind>,
+) -> Result<Definition, String> {
+    if digest.is_some() && kind != Some(HookKind::Wasm) {
+        let bytes = std::fs::read(&def.path)
+            .map_err(|e| format!("cannot read {}: {e}", def.path.display()))?;
+        def.pin = !hookhost_exec::wasm::is_wasm(&bytes);
+    }
+    Ok(def)
+}
+
+/// The keys (as inspect names them) whose values differ, ignoring `Created`.
+fn diff(old: &Hook, new: &Hook) -> Action {
+    let view = |hook: &Hook| -> BTreeMap<String, Value> {
+        match hook.inspect_view() {
+            Value::Object(map) => map.into_iter().filter(|(k, _)| k != "Created").collect(),
+            _ => BTreeMap::new(),
+        }
+    };
+    let (old, new) = (view(old), view(new));
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let show = |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
+            format!("{k}: {} -> {}", show(old.get(k)), show(new.get(k)))
+        })
+        .collect();
+    if changed.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update(changed)
+    }
+}
