@@ -220,7 +220,7 @@ fn build(
         reason,
     };
     let name = entry.name.clone();
-    let stages = stages(&entry).map_err(|reason| bad(&name, reason))?;
+    let stages = stages(entry).map_err(|reason| bad(&name, reason))?;
     let def = Definition {
         name: entry.name.clone(),
         path: entry.path.clone(),
