@@ -6,6 +6,7 @@ mod docker;
 mod docs;
 mod hooks;
 mod hooksd;
+mod metrics;
 mod parse;
 pub mod plugin;
 pub mod runtime;
@@ -70,6 +71,8 @@ enum Command {
     Try(container::TryArgs),
     Stage(container::StageArgs),
     Events(container::EventsArgs),
+    Metrics(metrics::MetricsArgs),
+    Stats(metrics::StatsArgs),
     Run(docker::RunArgs),
     /// Register hookhost with Docker: the runtime in daemon.json, or the `docker hook` plugin
     #[command(subcommand)]
@@ -141,6 +144,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),
         Command::Events(args) => container::events(cli, args),
+        Command::Metrics(args) => metrics::metrics(cli, args),
+        Command::Stats(args) => metrics::stats(cli, args),
         Command::Run(args) => docker::run(cli, args),
         Command::Install(command) => docker::install(cli, command),
         Command::Export(command) => hooksd::export(cli, command),

@@ -63,6 +63,50 @@ pub struct Event {
     /// Why the run failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure it was, when it failed (for metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// WASM hooks: fuel consumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_used: Option<u64>,
+}
+
+/// The kinds of hook failure, as metrics count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Exited with a non-zero status.
+    Exit,
+    /// Killed by a signal it did not get from hookhost.
+    Signal,
+    /// Ran past its timeout.
+    Timeout,
+    /// A WASM hook ran out of fuel.
+    Fuel,
+    /// A WASM hook exceeded its memory limit.
+    Memory,
+    /// A WASM hook exceeded its write or file budget.
+    Writes,
+    /// A WASM hook trapped.
+    Trap,
+    /// It could not be run at all (missing program, changed pinned binary, bad grant, …).
+    Error,
+}
+
+impl Failure {
+    /// The label value metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Exit => "exit",
+            Failure::Signal => "signal",
+            Failure::Timeout => "timeout",
+            Failure::Fuel => "fuel",
+            Failure::Memory => "memory",
+            Failure::Writes => "writes",
+            Failure::Trap => "trap",
+            Failure::Error => "error",
+        }
+    }
 }
 
 /// Appends one event, rotating the file first when the line would take it past `max_size`.
@@ -275,6 +319,8 @@ mod tests {
             exit: Some(0),
             duration_ms: 1.5,
             error: None,
+            failure: None,
+            fuel_used: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod hook;
 pub mod hooksd;
 pub mod hookspec;
 pub mod listarg;
+pub mod metrics;
 pub mod paths;
 pub mod plan;
 pub mod prepare;

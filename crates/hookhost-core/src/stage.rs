@@ -11,7 +11,7 @@ use hookhost_exec::{Exit, Outcome};
 use hookhost_types::{Stage, StageCall, State, StateError};
 
 use crate::bundle::{PlanLoadError, load_plan};
-use crate::events::{self, Event};
+use crate::events::{self, Event, Failure};
 use crate::paths::Paths;
 use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
 use crate::run::{self, ExecError, RunContext};
@@ -168,5 +168,29 @@ fn event(
         exit,
         duration_ms: took.as_secs_f64() * 1000.0,
         error: failure.clone(),
+        failure: failure.as_ref().map(|_| failure_kind(result)),
+        fuel_used: result.as_ref().ok().and_then(|out| out.fuel_used),
+    }
+}
+
+/// What kind of failure a failed run was.
+fn failure_kind(result: &Result<Outcome, ExecError>) -> Failure {
+    use hookhost_exec::native::NativeError;
+    use hookhost_exec::wasm::Stop;
+    match result {
+        Ok(Outcome {
+            exit: Exit::Signal(_),
+            ..
+        }) => Failure::Signal,
+        Ok(_) => Failure::Exit,
+        Err(ExecError::Native(NativeError::Timeout { .. })) => Failure::Timeout,
+        Err(ExecError::WasmStopped { stop, .. }) => match stop {
+            Stop::OutOfFuel { .. } => Failure::Fuel,
+            Stop::Timeout { .. } => Failure::Timeout,
+            Stop::MemoryLimit { .. } => Failure::Memory,
+            Stop::WriteLimit { .. } | Stop::FileLimit => Failure::Writes,
+            Stop::Trap(_) => Failure::Trap,
+        },
+        Err(_) => Failure::Error,
     }
 }

@@ -1,0 +1,279 @@
+//! Numbers computed from the audit trail: Prometheus metrics (`hookhost metrics`, also as a
+//! node_exporter textfile) and a per-hook, per-stage table for people (`hookhost stats`).
+//!
+//! Everything is derived from `events.jsonl` (both generations), so the numbers survive
+//! restarts and need no daemon; they cover what the trail still holds (see `eventsMaxSize`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::events::{Event, Failure};
+use crate::hook::{HookKind, Stage};
+
+/// Upper bounds (seconds) of the duration histogram's buckets; `+Inf` is implied.
+pub const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// What the metrics count, accumulated event by event.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    runs: BTreeMap<(String, Stage, &'static str, &'static str), u64>,
+    durations: BTreeMap<(String, Stage), Histogram>,
+    fuel: BTreeMap<(String, Stage), u64>,
+    refusals: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Count per bucket of [`BUCKETS`] (not cumulative), then the overflow.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len() + 1];
+        }
+        let slot = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        self.counts[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+fn kind_label(kind: HookKind) -> &'static str {
+    match kind {
+        HookKind::Native => "native",
+        HookKind::Wasm => "wasm",
+    }
+}
+
+impl Metrics {
+    /// Counts one hook run.
+    pub fn add(&mut self, event: &Event) {
+        let result = if event.error.is_some() {
+            "failure"
+        } else {
+            "success"
+        };
+        let key = (event.hook.clone(), event.stage);
+        let run = (key.0.clone(), key.1, kind_label(event.kind), result);
+        *self.runs.entry(run).or_default() += 1;
+        self.durations
+            .entry(key.clone())
+            .or_default()
+            .observe(event.duration_ms / 1000.0);
+        if let Some(fuel) = event.fuel_used {
+            *self.fuel.entry(key).or_default() += fuel;
+        }
+        if event.error.is_some() && event.stage.is_fatal() {
+            let reason = event.failure.unwrap_or(Failure::Error).as_str();
+            *self.refusals.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition format (what node_exporter's textfile collector and
+    /// `promtool check metrics` read).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "hookhost_hook_runs_total",
+            "counter",
+            "Hook runs, by hook, stage, kind and result.",
+        );
+        for ((hook, stage, kind, result), n) in &self.runs {
+            let labels = labels(&[
+                ("hook", hook),
+                ("stage", stage.as_str()),
+                ("kind", kind),
+                ("result", result),
+            ]);
+            let _ = writeln!(out, "hookhost_hook_runs_total{{{labels}}} {n}");
+        }
+        self.render_durations(&mut out);
+        header(
+            &mut out,
+            "hookhost_hook_fuel_used_total",
+            "counter",
+            "Fuel consumed by WebAssembly hooks, by hook and stage.",
+        );
+        for ((hook, stage), fuel) in &self.fuel {
+            let labels = labels(&[("hook", hook), ("stage", stage.as_str())]);
+            let _ = writeln!(out, "hookhost_hook_fuel_used_total{{{labels}}} {fuel}");
+        }
+        header(
+            &mut out,
+            "hookhost_container_refusals_total",
+            "counter",
+            "Containers stopped by a failing hook at a fatal stage, by kind of failure.",
+        );
+        for (reason, n) in &self.refusals {
+            let labels = labels(&[("reason", reason)]);
+            let _ = writeln!(out, "hookhost_container_refusals_total{{{labels}}} {n}");
+        }
+        out
+    }
+
+    fn render_durations(&self, out: &mut String) {
+        let name = "hookhost_hook_duration_seconds";
+        header(out, name, "histogram", "Hook run time, by hook and stage.");
+        for ((hook, stage), histogram) in &self.durations {
+            let base = [("hook", hook.as_str()), ("stage", stage.as_str())];
+            let mut cumulative = 0;
+            for (i, count) in histogram.counts.iter().enumerate() {
+                cumulative += count;
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                let labels = labels(&[base[0], base[1], ("le", &le)]);
+                let _ = writeln!(out, "{name}_bucket{{{labels}}} {cumulative}");
+            }
+            let labels = labels(&base);
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// `k="v",…` with the exposition format's escapes.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One row of `hookhost stats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub hook: String,
+    pub stage: Stage,
+    pub runs: u64,
+    pub failures: u64,
+    /// Milliseconds.
+    pub p50: f64,
+    pub p95: f64,
+    pub max: f64,
+}
+
+/// Runs, failures and duration percentiles per hook and stage.
+#[derive(Debug, Default)]
+pub struct Stats {
+    groups: BTreeMap<(String, Stage), (u64, Vec<f64>)>,
+}
+
+impl Stats {
+    pub fn add(&mut self, event: &Event) {
+        let (failures, durations) = self
+            .groups
+            .entry((event.hook.clone(), event.stage))
+            .or_default();
+        *failures += u64::from(event.error.is_some());
+        durations.push(event.duration_ms);
+    }
+
+    /// The rows, by hook then stage.
+    pub fn rows(self) -> Vec<Row> {
+        self.groups
+            .into_iter()
+            .map(|((hook, stage), (failures, mut durations))| {
+                durations.sort_by(f64::total_cmp);
+                Row {
+                    hook,
+                    stage,
+                    runs: durations.len() as u64,
+                    failures,
+                    p50: percentile(&durations, 50),
+                    p95: percentile(&durations, 95),
+                    max: durations.last().copied().unwrap_or(0.0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(hook: &str, stage: Stage, ms: f64, failure: Option<Failure>) -> Event {
+        Event {
+            time: chrono::Utc::now(),
+            container: "c".into(),
+            stage,
+            hook: hook.into(),
+            kind: HookKind::Wasm,
+            exit: Some(0),
+            duration_ms: ms,
+            error: failure.map(|f| f.as_str().to_string()),
+            failure,
+            fuel_used: Some(10),
+        }
+    }
+
+    #[test]
+    fn counts_runs_durations_fuel_and_refusals() {
+        let mut m = Metrics::default();
+        m.add(&event("a", Stage::Prestart, 2.0, None));
+        m.add(&event("a", Stage::Prestart, 20.0, Some(Failure::Timeout)));
+        m.add(&event("a\"b", Stage::Poststop, 0.5, Some(Failure::Exit)));
+        let text = m.render();
+        assert!(text.contains(
+            "hookhost_hook_runs_total{hook=\"a\",stage=\"prestart\",kind=\"wasm\",result=\"success\"} 1"
+        ), "{text}");
+        assert!(text.contains("hook=\"a\\\"b\""), "escaped: {text}");
+        assert!(text.contains(
+            "hookhost_hook_duration_seconds_bucket{hook=\"a\",stage=\"prestart\",le=\"0.0025\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "hookhost_hook_duration_seconds_bucket{hook=\"a\",stage=\"prestart\",le=\"+Inf\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hookhost_hook_fuel_used_total{hook=\"a\",stage=\"prestart\"} 20"));
+        // Only the fatal stage's failure refused a container.
+        assert!(text.contains("hookhost_container_refusals_total{reason=\"timeout\"} 1"));
+        assert!(!text.contains("reason=\"exit\""), "{text}");
+    }
+
+    #[test]
+    fn percentiles_per_hook_and_stage() {
+        let mut s = Stats::default();
+        for ms in 1..=100 {
+            let failure = (ms % 10 == 0).then_some(Failure::Exit);
+            s.add(&event("h", Stage::Poststart, ms as f64, failure));
+        }
+        let rows = s.rows();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.runs, r.failures), (100, 10));
+        assert_eq!((r.p50, r.p95, r.max), (50.0, 95.0, 100.0));
+    }
+}
