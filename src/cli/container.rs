@@ -12,7 +12,7 @@ use super::{Cli, parse};
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
-use hookhost_core::hook::Stage;
+use hookhost_core::hook::{OnFailure, Stage};
 use hookhost_core::hookspec::SpecFile;
 use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
 use hookhost_core::prepare::{PrepareError, prepare};
@@ -327,6 +327,9 @@ fn print_event(event: &Event, format: EventFormat) -> bool {
             );
             if let Some(error) = &event.error {
                 line.push_str(&format!(" error={error:?}"));
+            }
+            if let Some(policy) = event.on_failure.filter(|p| *p != OnFailure::Fail) {
+                line.push_str(&format!(" on-failure={}", policy.as_str()));
             }
             line
         }

@@ -51,6 +51,11 @@ pub struct CreateArgs {
     /// after it exits, then kills what is left of its process group
     #[arg(long)]
     leave_helpers: bool,
+    /// What a failure of this hook does: fail (stop the container; not at poststop), warn (let
+    /// it start, warn in the runtime's log and the audit trail), ignore (only record it)
+    /// [default: fail at every stage but poststop, which warns]
+    #[arg(long, value_name = "fail|warn|ignore")]
+    on_failure: Option<hookhost_core::hook::OnFailure>,
     #[command(flatten)]
     wasm: WasmFlags,
     #[command(flatten)]
@@ -188,6 +193,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         limits: args.wasm.limits(),
         grants: args.wasm.grants(),
         leave_helpers: args.leave_helpers,
+        on_failure: args.on_failure,
         when: args.when.when()?,
         pin: args.pin,
     };

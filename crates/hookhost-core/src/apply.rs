@@ -85,6 +85,8 @@ struct Entry {
     #[serde(default)]
     leave_helpers: bool,
     #[serde(default)]
+    on_failure: Option<crate::hook::OnFailure>,
+    #[serde(default)]
     when: Option<When>,
     /// Set by the registry; ignored.
     #[serde(default)]
@@ -231,6 +233,7 @@ fn build(
         limits: entry.limits.clone(),
         grants: entry.grants.clone(),
         leave_helpers: entry.leave_helpers,
+        on_failure: entry.on_failure,
         when: entry.when.clone(),
         pin: false,
     };

@@ -8,8 +8,8 @@ use thiserror::Error;
 
 use crate::grants::Grants;
 use crate::hook::{
-    self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, RawTimeout, Stage,
-    TimeoutError, TimeoutSource,
+    self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, OnFailure, RawTimeout,
+    Stage, TimeoutError, TimeoutSource,
 };
 use crate::registry::{Registry, RegistryError};
 use crate::when::When;
@@ -31,6 +31,11 @@ pub enum DefineError {
     Timeout(#[from] TimeoutError),
     #[error("{0}")]
     WasmOnly(String),
+    #[error(
+        "--on-failure fail cannot apply at poststop: the container is already gone, and the \
+         runtime-spec makes poststop failures warnings"
+    )]
+    FailAtPoststop,
     #[error(
         "{} is a WebAssembly module: --leave-helpers applies to native hooks only (a module \
          starts no processes)", .0.display()
@@ -65,6 +70,8 @@ pub struct Definition {
     pub grants: Option<Grants>,
     /// Native hooks only: see [`HookSpec::leave_helpers`].
     pub leave_helpers: bool,
+    /// See [`HookSpec::on_failure`].
+    pub on_failure: Option<OnFailure>,
     pub when: Option<When>,
     /// Record the native binary's sha256 so the stage runner refuses it once it changed
     /// (WASM modules are always pinned).
@@ -85,6 +92,10 @@ pub fn build_unstored(def: Definition, registry: &Registry) -> Result<Hook, Defi
 
 fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
+    let stages = normalise_stages(def.stages.clone());
+    if def.on_failure == Some(OnFailure::Fail) && stages.contains(&Stage::Poststop) {
+        return Err(DefineError::FailAtPoststop);
+    }
     let timeout = match &def.timeout {
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
         None => DEFAULT_TIMEOUT_SECS,
@@ -133,7 +144,7 @@ fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook,
     };
     Ok(Hook {
         name: def.name,
-        stages: normalise_stages(def.stages),
+        stages,
         spec: HookSpec {
             kind,
             path: def.path,
@@ -144,6 +155,7 @@ fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook,
             limits: (kind == HookKind::Wasm).then(|| def.limits.unwrap_or_default()),
             grants: (kind == HookKind::Wasm).then(|| def.grants.unwrap_or_default()),
             leave_helpers: def.leave_helpers,
+            on_failure: def.on_failure,
         },
         when: def.when,
         created: chrono::Utc::now(),

@@ -69,6 +69,9 @@ pub struct Event {
     /// WASM hooks: fuel consumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_used: Option<u64>,
+    /// When it failed: what the failure did (`fail` stopped the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<crate::hook::OnFailure>,
 }
 
 /// The kinds of hook failure, as metrics count them.
@@ -321,6 +324,7 @@ mod tests {
             error: None,
             failure: None,
             fuel_used: None,
+            on_failure: None,
         }
     }
 

@@ -201,6 +201,57 @@ pub struct HookSpec {
     /// successfully, as runc does, instead of killing it (`create --leave-helpers`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leave_helpers: bool,
+    /// What a failure of this hook does (`create --on-failure`); none: the stage's rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+impl HookSpec {
+    /// What a failure of this hook does at `stage`: its own policy, else the stage's rule
+    /// (fatal stages fail, poststop warns).
+    pub fn failure_policy(&self, stage: Stage) -> OnFailure {
+        self.on_failure.unwrap_or(if stage.is_fatal() {
+            OnFailure::Fail
+        } else {
+            OnFailure::Warn
+        })
+    }
+}
+
+/// What a failing hook does to its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the container (fatal stages only; never poststop).
+    Fail,
+    /// Let it start; the failure is a warning in the runtime's log and in the audit trail.
+    Warn,
+    /// Let it start; the failure is only recorded in the audit trail.
+    Ignore,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Fail => "fail",
+            OnFailure::Warn => "warn",
+            OnFailure::Ignore => "ignore",
+        }
+    }
+}
+
+impl std::str::FromStr for OnFailure {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(OnFailure::Fail),
+            "warn" => Ok(OnFailure::Warn),
+            "ignore" => Ok(OnFailure::Ignore),
+            _ => Err(format!(
+                "invalid --on-failure {s:?}: one of fail, warn, ignore"
+            )),
+        }
+    }
 }
 
 /// A registered hook.

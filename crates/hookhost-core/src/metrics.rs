@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::events::{Event, Failure};
-use crate::hook::{HookKind, Stage};
+use crate::hook::{HookKind, OnFailure, Stage};
 
 /// Upper bounds (seconds) of the duration histogram's buckets; `+Inf` is implied.
 pub const BUCKETS: &[f64] = &[
@@ -72,7 +72,12 @@ impl Metrics {
         if let Some(fuel) = event.fuel_used {
             *self.fuel.entry(key).or_default() += fuel;
         }
-        if event.error.is_some() && event.stage.is_fatal() {
+        let policy = event.on_failure.unwrap_or(if event.stage.is_fatal() {
+            OnFailure::Fail
+        } else {
+            OnFailure::Warn
+        });
+        if event.error.is_some() && policy == OnFailure::Fail {
             let reason = event.failure.unwrap_or(Failure::Error).as_str();
             *self.refusals.entry(reason).or_default() += 1;
         }
@@ -232,6 +237,13 @@ mod tests {
             exit: Some(0),
             duration_ms: ms,
             error: failure.map(|f| f.as_str().to_string()),
+            on_failure: failure.map(|_| {
+                if stage.is_fatal() {
+                    OnFailure::Fail
+                } else {
+                    OnFailure::Warn
+                }
+            }),
             failure,
             fuel_used: Some(10),
         }

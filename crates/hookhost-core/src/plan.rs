@@ -74,6 +74,7 @@ impl PlannedHook {
                 limits: None,
                 grants: None,
                 leave_helpers: false,
+                on_failure: None,
             },
         }
     }
@@ -517,6 +518,7 @@ mod tests {
                 ..Grants::default()
             }),
             leave_helpers: false,
+            on_failure: None,
         };
         let hook = Hook {
             name: "sandboxed".into(),

@@ -480,6 +480,7 @@ mod tests {
                 limits: None,
                 grants: None,
                 leave_helpers: false,
+                on_failure: None,
             },
             when: None,
             created: chrono::Utc::now(),

@@ -12,6 +12,7 @@ use hookhost_types::{Stage, StageCall, State, StateError};
 
 use crate::bundle::{PlanLoadError, load_plan};
 use crate::events::{self, Event, Failure};
+use crate::hook::OnFailure;
 use crate::paths::Paths;
 use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
 use crate::run::{self, ExecError, RunContext};
@@ -121,10 +122,11 @@ pub fn run(
             stage,
             reason,
         };
-        if stage.is_fatal() {
-            return Err(error);
+        match hook.spec.failure_policy(stage) {
+            OnFailure::Fail if stage.is_fatal() => return Err(error),
+            OnFailure::Fail | OnFailure::Warn => report.warnings.push(error.to_string()),
+            OnFailure::Ignore => {}
         }
-        report.warnings.push(error.to_string());
     }
     Ok(report)
 }
@@ -170,6 +172,9 @@ fn event(
         error: failure.clone(),
         failure: failure.as_ref().map(|_| failure_kind(result)),
         fuel_used: result.as_ref().ok().and_then(|out| out.fuel_used),
+        on_failure: failure
+            .as_ref()
+            .map(|_| hook.spec.failure_policy(ctx.stage)),
     }
 }
 

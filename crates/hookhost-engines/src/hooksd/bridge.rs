@@ -279,6 +279,7 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
         limits: None,
         grants: None,
         leave_helpers: false,
+        on_failure: None,
         when: Some(when),
         pin: false,
     };
