@@ -218,7 +218,19 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
     let (first, hooks) = plan.stages.iter().next().context("the hook has no stage")?;
     let stage = args.stage.unwrap_or(*first);
     let hook = hooks[0].clone();
-    let state_json = try_state(args, stage)?;
+    let sample = needs_sample_bundle(args, &hook)
+        .then(hookhost_core::bundle::sample_bundle)
+        .transpose()
+        .context("cannot make a sample bundle")?;
+    if let Some(dir) = &sample {
+        eprintln!(
+            "(no --bundle given: the hook sees a sample bundle at {}, a default config.json and \
+             an empty rootfs)",
+            dir.path().display()
+        );
+    }
+    let bundle = sample.as_ref().map(|dir| dir.path().to_path_buf());
+    let state_json = try_state(args, stage, bundle)?;
     let state = State::parse(&state_json)?;
     let ctx = RunContext {
         stage,
@@ -230,7 +242,15 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
     Ok(print_try(&hook, stage, outcome))
 }
 
-fn try_state(args: &TryArgs, stage: Stage) -> anyhow::Result<Vec<u8>> {
+/// A hook granted the bundle or the rootfs, tried with neither `--bundle` nor `--state`.
+fn needs_sample_bundle(args: &TryArgs, hook: &PlannedHook) -> bool {
+    let grants = hook.spec.grants.as_ref();
+    args.bundle.is_none()
+        && args.state.is_none()
+        && grants.is_some_and(|g| g.bundle.is_some() || g.rootfs.is_some())
+}
+
+fn try_state(args: &TryArgs, stage: Stage, sample: Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
     match &args.state {
         Some(path) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
@@ -240,8 +260,8 @@ fn try_state(args: &TryArgs, stage: Stage) -> anyhow::Result<Vec<u8>> {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read state file {}", path.display())),
         None => {
-            let bundle =
-                std::path::absolute(args.bundle.clone().unwrap_or_else(|| PathBuf::from(".")))?;
+            let given = args.bundle.clone().or(sample);
+            let bundle = std::path::absolute(given.unwrap_or_else(|| PathBuf::from(".")))?;
             Ok(serde_json::to_vec(&State::sample(
                 "hookhost-try",
                 stage.status(),

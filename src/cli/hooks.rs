@@ -62,7 +62,8 @@ pub struct CreateArgs {
     when: WhenFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
     name: String,
-    /// Absolute path of the executable or WebAssembly module
+    /// Path of the executable or WebAssembly module (a relative one is resolved against the
+    /// working directory and stored absolute)
     path: PathBuf,
 }
 
@@ -185,7 +186,9 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let def = Definition {
         name: args.name.clone(),
-        path: args.path.clone(),
+        // A relative path is resolved against the working directory and stored absolute.
+        path: std::path::absolute(&args.path)
+            .with_context(|| format!("cannot resolve {}", args.path.display()))?,
         stages: parse_stages(&args.stages)?,
         args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
         env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,

@@ -175,9 +175,12 @@ pub struct BundleConfig {
     private: bool,
 }
 
+/// The OCI bundle's configuration file name.
+pub const CONFIG_FILE: &str = "config.json";
+
 impl BundleConfig {
     pub fn load(bundle: &Path) -> Result<Self, InjectError> {
-        let file = bundle.join("config.json");
+        let file = bundle.join(CONFIG_FILE);
         let bytes = std::fs::read(&file).map_err(|source| InjectError::Read {
             file: file.clone(),
             source,
@@ -511,4 +514,17 @@ mod tests {
         let err = load_plan(&call, Path::new("")).unwrap_err();
         assert!(matches!(err, PlanLoadError::NoBundle { .. }), "{err}");
     }
+}
+
+/// A throwaway bundle for `hookhost try`: a default (`runc spec`-like) config.json and an empty
+/// rootfs in a temporary directory, removed when dropped. For hooks granted the bundle or the
+/// rootfs when no bundle was given.
+pub fn sample_bundle() -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("hookhost-try-").tempdir()?;
+    std::fs::create_dir(dir.path().join("rootfs"))?;
+    let spec = oci_spec::runtime::Spec::default();
+    let mut bytes = serde_json::to_vec_pretty(&spec).expect("a spec serialises");
+    bytes.push(b'\n');
+    std::fs::write(dir.path().join(CONFIG_FILE), bytes)?;
+    Ok(dir)
 }
