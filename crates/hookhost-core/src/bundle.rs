@@ -420,6 +420,19 @@ fn add_direct_entries(list: &mut Vec<Value>, hooks: &[PlannedHook]) {
     }
 }
 
+/// A throwaway bundle for `hookhost try`: a default (`runc spec`-like) config.json and an empty
+/// rootfs in a temporary directory, removed when dropped. For hooks granted the bundle or the
+/// rootfs when no bundle was given.
+pub fn sample_bundle() -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("hookhost-try-").tempdir()?;
+    std::fs::create_dir(dir.path().join("rootfs"))?;
+    let spec = oci_spec::runtime::Spec::default();
+    let mut bytes = serde_json::to_vec_pretty(&spec).expect("a spec serialises");
+    bytes.push(b'\n');
+    std::fs::write(dir.path().join(CONFIG_FILE), bytes)?;
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -514,17 +527,4 @@ mod tests {
         let err = load_plan(&call, Path::new("")).unwrap_err();
         assert!(matches!(err, PlanLoadError::NoBundle { .. }), "{err}");
     }
-}
-
-/// A throwaway bundle for `hookhost try`: a default (`runc spec`-like) config.json and an empty
-/// rootfs in a temporary directory, removed when dropped. For hooks granted the bundle or the
-/// rootfs when no bundle was given.
-pub fn sample_bundle() -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("hookhost-try-").tempdir()?;
-    std::fs::create_dir(dir.path().join("rootfs"))?;
-    let spec = oci_spec::runtime::Spec::default();
-    let mut bytes = serde_json::to_vec_pretty(&spec).expect("a spec serialises");
-    bytes.push(b'\n');
-    std::fs::write(dir.path().join(CONFIG_FILE), bytes)?;
-    Ok(dir)
 }
