@@ -106,7 +106,7 @@ pub struct TryArgs {
     bundle: Option<PathBuf>,
 }
 
-fn parse_stage(value: &str) -> Result<Stage, String> {
+pub(super) fn parse_stage(value: &str) -> Result<Stage, String> {
     value
         .parse()
         .map_err(|e: hookhost_core::hook::UnknownStage| e.to_string())

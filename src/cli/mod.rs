@@ -7,6 +7,7 @@ mod docs;
 mod hooks;
 mod hooksd;
 mod metrics;
+mod new;
 mod parse;
 pub mod plugin;
 pub mod runtime;
@@ -73,6 +74,7 @@ enum Command {
     Events(container::EventsArgs),
     Metrics(metrics::MetricsArgs),
     Stats(metrics::StatsArgs),
+    New(new::NewArgs),
     Run(docker::RunArgs),
     /// Register hookhost with Docker: the runtime in daemon.json, or the `docker hook` plugin
     #[command(subcommand)]
@@ -146,6 +148,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => container::events(cli, args),
         Command::Metrics(args) => metrics::metrics(cli, args),
         Command::Stats(args) => metrics::stats(cli, args),
+        Command::New(args) => new::new(args),
         Command::Run(args) => docker::run(cli, args),
         Command::Install(command) => docker::install(cli, command),
         Command::Export(command) => hooksd::export(cli, command),

@@ -1,0 +1,158 @@
+//! `hookhost new NAME`: a hook crate to start from, outside any repository of hookhost's.
+//!
+//! It builds for `wasm32-wasip1` as generated (the target is preset in `.cargo/config.toml`),
+//! passes `hookhost try` once registered, and has a native unit test of its logic
+//! (`cargo test-native`).
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::hook::Stage;
+
+#[derive(Debug, Error)]
+pub enum ScaffoldError {
+    #[error(
+        "invalid hook crate name {0:?}: use letters, digits, '-' and '_', starting with a letter"
+    )]
+    BadName(String),
+    #[error("{} already exists; choose another name or directory", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the guest SDK comes from.
+#[derive(Debug, Clone)]
+pub enum Sdk<'a> {
+    /// A local checkout of `guest-sdk/` (absolute).
+    Path(&'a Path),
+    /// The published crate.
+    Registry,
+}
+
+/// Writes the crate `NAME/` under `parent`; returns the files written.
+pub fn new_hook(
+    parent: &Path,
+    name: &str,
+    stage: Stage,
+    sdk: Sdk<'_>,
+) -> Result<Vec<PathBuf>, ScaffoldError> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= 64;
+    if !valid {
+        return Err(ScaffoldError::BadName(name.to_string()));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(ScaffoldError::Exists(dir));
+    }
+    let files = [
+        ("Cargo.toml", cargo_toml(name, &sdk)),
+        (
+            ".cargo/config.toml",
+            CARGO_CONFIG.replace("{ARCH}", std::env::consts::ARCH),
+        ),
+        ("src/main.rs", main_rs(name, stage)),
+        (".gitignore", "/target\n".to_string()),
+    ];
+    let mut written = Vec::new();
+    for (relative, content) in files {
+        let path = dir.join(relative);
+        let write = |path: &Path| -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("a file in the crate"))?;
+            std::fs::write(path, content.as_bytes())
+        };
+        write(&path).map_err(|source| ScaffoldError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn cargo_toml(name: &str, sdk: &Sdk<'_>) -> String {
+    let dependency = match sdk {
+        Sdk::Path(path) => format!("{{ path = {:?} }}", path.display().to_string()),
+        Sdk::Registry => "\"0.1\"".to_string(),
+    };
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+hookhost-guest = {dependency}
+
+# A small module: hookhost loads it on every container start.
+[profile.release]
+opt-level = "s"
+strip = true
+
+# Builds on its own, even inside another Cargo workspace.
+[workspace]
+"#
+    )
+}
+
+const CARGO_CONFIG: &str = r#"# Hooks are WebAssembly modules: `cargo build --release` makes
+# target/wasm32-wasip1/release/NAME.wasm.
+[build]
+target = "wasm32-wasip1"
+
+# `cargo test-native` runs the unit tests on this machine.
+[alias]
+test-native = ["test", "--target", "{ARCH}-unknown-linux-gnu"]
+"#;
+
+fn main_rs(name: &str, stage: Stage) -> String {
+    format!(
+        r#"//! {name}: a hookhost hook for the {stage} stage.
+//!
+//!   cargo build --release
+//!   hookhost create --type {stage} {name} target/wasm32-wasip1/release/{name}.wasm
+//!   hookhost try {name}
+//!   cargo test-native
+//!
+//! Grants (`--allow-bundle`, `--allow-rootfs`, `--allow-dir`, `--allow-env`) give the hook what
+//! it may see; see the hookhost-guest documentation.
+
+use std::process::ExitCode;
+
+use hookhost_guest::{{Hook, run}};
+
+fn main() -> ExitCode {{
+    run(|hook| check(hook).map_err(Into::into))
+}}
+
+/// The hook's logic: `Ok` lets the container go on; `Err(reason)` stops it at a fatal stage,
+/// and the reason is what the user sees.
+fn check(hook: &Hook) -> Result<(), String> {{
+    eprintln!("{name}: container {{}} is {{}}", hook.state.id, hook.state.status);
+    Ok(())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use hookhost_guest::State;
+
+    #[test]
+    fn lets_a_container_go_on() {{
+        let state = State::sample("c1", "creating", "/tmp".into(), 1);
+        assert_eq!(check(&Hook::new(state)), Ok(()));
+    }}
+}}
+"#
+    )
+}
