@@ -281,23 +281,23 @@ mod tests {
         text.lines().next().unwrap().trim().parse().unwrap()
     }
 
+    /// Runs `script` with a 5 s timeout and checks it ended long before that (the old runner
+    /// waited for the background child's pipes until the timeout).
+    fn at_once(script: &str) -> Outcome {
+        let started = Instant::now();
+        let out = go(&sh(script, 5), b"").unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{script}: took {took:?}");
+        out
+    }
+
     const PRINT_PGID: &str = "cut -d' ' -f5 /proc/$$/stat; ";
 
     /// `sleep 1000 &` keeps the output pipes open: the stage no longer waits for the timeout,
     /// keeps what the hook wrote, and kills the background child.
     #[test]
     fn a_background_child_holding_the_output_neither_holds_the_stage_nor_survives() {
-        let started = Instant::now();
-        let out = go(
-            &sh(&format!("{PRINT_PGID}sleep 1000 & echo started; exit 0"), 5),
-            b"",
-        )
-        .unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        let out = at_once(&format!("{PRINT_PGID}sleep 1000 & echo started; exit 0"));
         assert!(out.success());
         assert!(!out.truncated);
         assert!(
@@ -310,20 +310,9 @@ mod tests {
     /// A failing hook with a background child: the failure comes at once, with its stderr.
     #[test]
     fn a_failure_is_reported_with_its_stderr_at_once() {
-        let started = Instant::now();
-        let out = go(
-            &sh(
-                &format!("{PRINT_PGID}echo failing-reason >&2; sleep 1003 & exit 7"),
-                5,
-            ),
-            b"",
-        )
-        .unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        let out = at_once(&format!(
+            "{PRINT_PGID}echo failing-reason >&2; sleep 1003 & exit 7"
+        ));
         assert_eq!(out.exit, Exit::Code(7));
         assert_eq!(out.stderr, b"failing-reason\n");
         assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());

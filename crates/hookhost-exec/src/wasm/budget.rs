@@ -89,6 +89,23 @@ macro_rules! forward {
     }};
 }
 
+/// Wraps the `i32`-only WASI function `$name` so that each call counts one file created.
+macro_rules! counts_a_file {
+    ($linker:ident, $name:ident, $($arg:ident),+) => {
+        $linker.func_wrap_async(
+            WASI,
+            stringify!($name),
+            move |mut caller: Caller<'_, Host>, ($($arg,)+): ($(counts_a_file!(@i32 $arg),)+)| {
+                Box::new(async move {
+                    caller.data_mut().budget.take_file()?;
+                    forward!(caller, $name, $($arg),+)
+                })
+            },
+        )?;
+    };
+    (@i32 $arg:ident) => { i32 };
+}
+
 /// The linker with every writing WASI function wrapped; `base` holds wasmtime-wasi's own.
 pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
     let mut linker = base.clone();
@@ -167,48 +184,12 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
             })
         },
     )?;
-    linker.func_wrap_async(
-        WASI,
-        "path_create_directory",
-        move |mut caller: Caller<'_, Host>, (fd, path, len): (i32, i32, i32)| {
-            Box::new(async move {
-                caller.data_mut().budget.take_file()?;
-                forward!(caller, path_create_directory, fd, path, len)
-            })
-        },
-    )?;
-    linker.func_wrap_async(
-        WASI,
-        "path_symlink",
-        move |mut caller: Caller<'_, Host>,
-              (old, old_len, fd, new, new_len): (i32, i32, i32, i32, i32)| {
-            Box::new(async move {
-                caller.data_mut().budget.take_file()?;
-                forward!(caller, path_symlink, old, old_len, fd, new, new_len)
-            })
-        },
-    )?;
-    linker.func_wrap_async(
-        WASI,
-        "path_link",
-        move |mut caller: Caller<'_, Host>,
-              (old_fd, flags, old, old_len, fd, new, new_len): (
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-        )| {
-            Box::new(async move {
-                caller.data_mut().budget.take_file()?;
-                forward!(
-                    caller, path_link, old_fd, flags, old, old_len, fd, new, new_len
-                )
-            })
-        },
-    )?;
+    // Each call that creates a name (file, directory, link) counts one against the file cap.
+    counts_a_file!(linker, path_create_directory, fd, path, len);
+    counts_a_file!(linker, path_symlink, old, old_len, fd, new, new_len);
+    counts_a_file!(
+        linker, path_link, old_fd, flags, old, old_len, fd, new, new_len
+    );
     Ok(linker)
 }
 
