@@ -80,3 +80,33 @@ fn fail_at_poststop_is_refused() {
     let err = host.fails(&["create", "--on-failure", "maybe", "x", "/bin/true"]);
     assert!(err.contains("one of fail, warn, ignore"), "{err}");
 }
+
+/// The runtime discards a succeeding hook's stderr: through the wrapper, a warned failure (an
+/// `--on-failure warn` hook, a failing poststop hook) is written to the runtime's log file.
+#[test]
+fn warnings_reach_the_runtime_log_through_the_wrapper() {
+    let setup = common::engines::Setup::new();
+    failing(&setup.host, "soft", "createRuntime", Some("warn"));
+    failing(&setup.host, "late", "poststop", None);
+    let bundle = Bundle::new("echo started");
+    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "soft,late"}));
+    let out = setup.run(&bundle, &unique("warnlog"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "started\n");
+    let log = std::fs::read_to_string(setup.log()).unwrap();
+    let warnings: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["level"] == "warning")
+        .collect();
+    let said = |what: &str| {
+        warnings
+            .iter()
+            .any(|w| w["msg"].as_str().unwrap().contains(what))
+    };
+    assert!(
+        said("hook soft (createRuntime): exit status 3: broken"),
+        "{log}"
+    );
+    assert!(said("hook late (poststop): exit status 3: broken"), "{log}");
+}

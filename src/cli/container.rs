@@ -120,6 +120,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         exe,
         root,
         events_max_size,
+        runtime_log: None,
     })
 }
 

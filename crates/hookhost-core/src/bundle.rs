@@ -105,6 +105,8 @@ pub struct SelfCall {
     pub root: PathBuf,
     /// The audit trail's bound (the config's `eventsMaxSize`); none: the default.
     pub events_max_size: Option<u64>,
+    /// The runtime's log file, when there is one (the wrapper's `create` call names it).
+    pub runtime_log: Option<crate::runtime_log::RuntimeLog>,
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -231,6 +233,7 @@ impl BundleConfig {
                 let file = found.get_or_insert_with(|| PlanFile {
                     root: legacy.root.clone(),
                     events_max_size: None,
+                    runtime_log: None,
                     plan: ContainerPlan::default(),
                 });
                 for hook in legacy.hooks {
@@ -254,6 +257,7 @@ impl BundleConfig {
         let file = PlanFile {
             root: call.root.clone(),
             events_max_size: call.events_max_size,
+            runtime_log: call.runtime_log.clone(),
             plan: combined,
         };
         let (_, sha256) = write_plan(&file, self.bundle_dir())?;
@@ -455,6 +459,7 @@ mod tests {
             exe: "/usr/bin/hookhost".into(),
             root: dir.join("root"),
             events_max_size: None,
+            runtime_log: None,
         };
         let mut config = BundleConfig::load(dir).unwrap();
         config.inject(&plan, &call).unwrap();

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod prepare;
 pub mod registry;
 pub mod run;
+pub mod runtime_log;
 pub mod scaffold;
 pub mod select;
 pub mod stage;

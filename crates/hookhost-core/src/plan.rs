@@ -198,6 +198,15 @@ pub struct PlanFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub events_max_size: Option<u64>,
+    /// The runtime's log file, when the wrapper saw one: stage warnings (a failing poststop
+    /// hook, a run that could not be recorded, an `--on-failure warn` hook) go there, since the
+    /// runtime discards a succeeding hook's stderr.
+    #[serde(
+        default,
+        rename = "runtimeLog",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_log: Option<crate::runtime_log::RuntimeLog>,
     /// The hooks, per stage.
     #[serde(flatten)]
     pub plan: ContainerPlan,
@@ -250,6 +259,7 @@ impl LegacyStagePlan {
         PlanFile {
             root: self.root,
             events_max_size: None,
+            runtime_log: None,
             plan,
         }
     }
@@ -450,6 +460,7 @@ mod tests {
         let file = PlanFile {
             root: "/var/lib/hookhost".into(),
             events_max_size: Some(1 << 20),
+            runtime_log: None,
             plan: native(vec!["x".into()], vec!["SECRET=1".into()]),
         };
         let bytes = file.encode().unwrap();
@@ -457,6 +468,7 @@ mod tests {
         let huge = PlanFile {
             root: "/r".into(),
             events_max_size: None,
+            runtime_log: None,
             plan: native(vec!["a".repeat(MAX_PLAN_BYTES)], vec![]),
         };
         assert!(matches!(huge.encode(), Err(PlanError::PlanTooLarge { .. })));

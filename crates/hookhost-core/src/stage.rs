@@ -93,7 +93,6 @@ pub fn run(
         state,
         root: &plan.root,
     };
-    let mut report = StageReport::default();
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
     let events_file = paths.events_file();
     let max_size = plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE);
@@ -101,15 +100,34 @@ pub fn run(
         events::check_recordable(&events_file)
             .map_err(|source| StageError::Unrecorded { stage, source })?;
     }
+    let report = run_hooks(stage, hooks, &ctx, &events_file, max_size)?;
+    // The runtime discards a succeeding hook's stderr: warnings also go to its log.
+    if let Some(log) = &plan.runtime_log {
+        for warning in &report.warnings {
+            let _ = log.warn(&format!("hookhost: {warning}"));
+        }
+    }
+    Ok(report)
+}
+
+fn run_hooks(
+    stage: Stage,
+    hooks: &[PlannedHook],
+    ctx: &RunContext,
+    events_file: &std::path::Path,
+    max_size: u64,
+) -> Result<StageReport, StageError> {
+    let state = ctx.state;
+    let mut report = StageReport::default();
     for hook in hooks {
         let started = Instant::now();
-        let result = run::run(hook, &ctx);
+        let result = run::run(hook, ctx);
         let took = started.elapsed();
         tracing::debug!(container = %state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
         report.ran += 1;
         let failure = failure_reason(&result);
-        let event = event(hook, &ctx, &result, took, &failure);
-        match events::append(&events_file, &event, max_size) {
+        let event = event(hook, ctx, &result, took, &failure);
+        match events::append(events_file, &event, max_size) {
             Err(source) if stage.is_fatal() => {
                 return Err(StageError::Unrecorded { stage, source });
             }

@@ -158,6 +158,7 @@ fn exported_hook(
     let file = PlanFile {
         root: root.to_path_buf(),
         events_max_size: None,
+        runtime_log: None,
         plan,
     };
     let call = write_plan(&file, stage, dir).map_err(|source| Skipped::Plan {

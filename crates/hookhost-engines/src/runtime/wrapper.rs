@@ -80,13 +80,17 @@ impl Wrapper {
     /// Injects the container's hooks into its bundle when `call` creates a container.
     pub fn prepare(&self, call: &RuncCall) -> Result<Option<Injected>, WrapperError> {
         match (&call.bundle, call.creates_container()) {
-            (Some(bundle), true) => self.inject(bundle).map(Some),
+            (Some(bundle), true) => self.inject(bundle, super::log::runtime_log(call)).map(Some),
             _ => Ok(None),
         }
     }
 
     /// Selects and injects (`hookhost_core::prepare`).
-    pub fn inject(&self, bundle: &Path) -> Result<Injected, WrapperError> {
+    pub fn inject(
+        &self,
+        bundle: &Path,
+        runtime_log: Option<hookhost_core::runtime_log::RuntimeLog>,
+    ) -> Result<Injected, WrapperError> {
         // A missing registry is not created here: the wrapper has no business making one.
         let registry = match self.root.join("hooks").is_dir() {
             true => Some(Registry::open(&self.root)?),
@@ -97,6 +101,7 @@ impl Wrapper {
             exe: self.self_exe.clone(),
             root: self.root.clone(),
             events_max_size: self.config.events_max_size(),
+            runtime_log,
         };
         Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
     }
