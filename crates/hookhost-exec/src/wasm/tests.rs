@@ -497,3 +497,15 @@ fn files_cannot_be_renumbered_onto_stdio() {
     let out = run_blob(&Blob::new(wat), &writable(dir.path(), 1 << 20)).unwrap();
     assert_eq!(out.exit_code, 8, "errno badf");
 }
+
+/// The GC heap draws from the same budget: a 200 MB array under a 64 MiB budget is refused.
+#[test]
+fn the_gc_heap_draws_from_the_budget() {
+    let wat = r#"(module
+      (type $bytes (array (mut i8)))
+      (global $keep (mut (ref null $bytes)) (ref.null $bytes))
+      (func (export "_start")
+        (global.set $keep (array.new_default $bytes (i32.const 200000000)))))"#;
+    let (stop, message, _) = stopped(wat, &limited(64 << 20));
+    assert_eq!(stop, Stop::MemoryLimit { limit: 64 << 20 }, "{message}");
+}
