@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::engines::{Setup, wait_for};
 use common::{Bundle, Host, Runc, Tmpfs, text, unique, wat_module};
-use hookhost_exec::native::survivors;
+use hookhost_exec::native::{survivors, survivors_after};
+
+/// How long a killed process may take to be gone (`SIGKILL` is delivered asynchronously).
+const KILLED: Duration = Duration::from_secs(2);
 use serde_json::json;
 
 /// Registers `script` as a native hook `name` (via `sh -c`), at `stage`, timeout 5 s.
@@ -77,7 +80,7 @@ fn native_hooks_end_with_their_process_in_try() {
         assert!(shown.contains(said), "{script}: {shown}");
         assert!(!shown.contains("truncated"), "{script}: {shown}");
         assert_eq!(
-            survivors(pgid_in(&pgid_file)),
+            survivors_after(pgid_in(&pgid_file), KILLED),
             Vec::<i32>::new(),
             "{script}"
         );
@@ -102,7 +105,10 @@ fn native_hooks_end_with_their_process_in_runc() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ran\n");
     assert!(took < Duration::from_secs(3), "waited {took:?}");
-    assert_eq!(survivors(pgid_in(&pgid_file)), Vec::<i32>::new());
+    assert_eq!(
+        survivors_after(pgid_in(&pgid_file), KILLED),
+        Vec::<i32>::new()
+    );
 }
 
 /// A `kill -9` of hookhost (what a runtime's own hook timeout does) while its hook sleeps:

@@ -146,6 +146,20 @@ pub fn survivors(pgid: i32) -> Vec<i32> {
     found
 }
 
+/// Test support: [`survivors`] once they had `wait` to die (a `SIGKILL` is delivered
+/// asynchronously: a killed process may still show as running for a moment).
+#[cfg(any(test, feature = "test-support"))]
+pub fn survivors_after(pgid: i32, wait: Duration) -> Vec<i32> {
+    let until = Instant::now() + wait;
+    loop {
+        let left = survivors(pgid);
+        if left.is_empty() || Instant::now() >= until {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `start + wait`, never panicking: a wait too long for the clock is "as late as the clock
 /// goes", which for a bounded timeout never happens (hookhost-core caps timeouts at an hour).
 fn deadline_after(start: Instant, wait: Duration) -> Instant {
@@ -291,6 +305,9 @@ mod tests {
         out
     }
 
+    /// How long a killed process may take to be gone.
+    const KILLED: Duration = Duration::from_secs(2);
+
     const PRINT_PGID: &str = "cut -d' ' -f5 /proc/$$/stat; ";
 
     /// `sleep 1000 &` keeps the output pipes open: the stage no longer waits for the timeout,
@@ -304,7 +321,7 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).ends_with("started\n"),
             "{out:?}"
         );
-        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+        assert_eq!(survivors_after(pgid_of(&out), KILLED), Vec::<i32>::new());
     }
 
     /// A failing hook with a background child: the failure comes at once, with its stderr.
@@ -315,7 +332,7 @@ mod tests {
         ));
         assert_eq!(out.exit, Exit::Code(7));
         assert_eq!(out.stderr, b"failing-reason\n");
-        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+        assert_eq!(survivors_after(pgid_of(&out), KILLED), Vec::<i32>::new());
     }
 
     /// A background child that let go of the output is killed too, unless the hook was
@@ -325,7 +342,7 @@ mod tests {
         let script = format!("{PRINT_PGID}sleep 1001 >/dev/null 2>&1 & exit 0");
         let out = go(&sh(&script, 5), b"").unwrap();
         assert!(out.success());
-        assert_eq!(survivors(pgid_of(&out)), Vec::<i32>::new());
+        assert_eq!(survivors_after(pgid_of(&out), KILLED), Vec::<i32>::new());
 
         let spec = sh(&script, 5);
         let cmd = NativeCommand {
@@ -363,6 +380,6 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(survivors(pgid), Vec::<i32>::new());
+        assert_eq!(survivors_after(pgid, KILLED), Vec::<i32>::new());
     }
 }
