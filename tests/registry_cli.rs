@@ -131,7 +131,8 @@ fn every_bad_input_is_a_clear_error_and_changes_nothing() {
         ),
         (
             vec!["create", "x", "bin/true"],
-            "hook path \"bin/true\" must be absolute",
+            // Resolved against the working directory, where there is no such file.
+            "bin/true: No such file or directory",
         ),
         (
             vec!["create", "x", "/no/such/program"],

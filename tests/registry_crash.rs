@@ -105,7 +105,9 @@ fn wrapper_global(root: &Path, scratch: &Path) -> Result<BTreeSet<String>, Strin
         .collect())
 }
 
-/// `inspect`, the library and the wrapper all agree on the global hooks; returns them.
+/// `inspect`, the library and the wrapper all agree on the global hooks; returns them. On a
+/// file system too full to record hook runs the wrapper refuses the container instead (so no
+/// container can miss a global hook); that refusal, and only that one, is accepted.
 fn assert_global_agrees(root: &Path, scratch: &Path, context: &str) -> BTreeSet<String> {
     let inspected = inspected_global(root);
     assert_eq!(
@@ -113,7 +115,11 @@ fn assert_global_agrees(root: &Path, scratch: &Path, context: &str) -> BTreeSet<
         inspected,
         "{context}: Registry::global_hooks() against what inspect shows with When"
     );
-    let injected = wrapper_global(root, scratch).unwrap_or_else(|e| panic!("{context}: {e}"));
+    let injected = match wrapper_global(root, scratch) {
+        Ok(injected) => injected,
+        Err(e) if e.contains("hookhost keeps for its audit trail") => return inspected,
+        Err(e) => panic!("{context}: {e}"),
+    };
     assert_eq!(
         injected, inspected,
         "{context}: what the wrapper injects against what inspect shows with When"

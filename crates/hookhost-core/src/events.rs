@@ -26,8 +26,8 @@ pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 pub const MAX_ERROR_BYTES: usize = 4096;
 
 /// Free space (and inodes) the state directory must have for hooks to run at a fatal stage:
-/// room for the events of a stage and for a rotation.
-pub const MIN_FREE_BYTES: u64 = 1 << 20;
+/// room for the events of a stage (one keeps at most a few KiB; a rotation is a rename).
+pub const MIN_FREE_BYTES: u64 = 256 << 10;
 
 #[derive(Debug, Error)]
 pub enum EventsError {
