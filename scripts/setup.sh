@@ -18,3 +18,5 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     echo "setup: adding the wasm32-wasip1 target"
     rustup target add wasm32-wasip1
 fi
+# Docker 28 and containerd 2 from Debian testing, cached outside the clone (scripts/engines.sh).
+"$(dirname "$0")/engines.sh" >/dev/null
