@@ -7,19 +7,20 @@
 # reuse them. The binaries are linked into $HOOKHOST_ENGINES_DIR/bin and their sha256 recorded;
 # a later run checks them and downloads again when they changed or are missing.
 # Debian's newer runc/crun need a newer glibc than Debian 12 has: they are not kept, the
-# engines use the system's runc. Idempotent; prints the bin directory. The tests find it at
+# engines use the system's runc. Kubernetes' CRI api.proto (golang-k8s-cri-api-dev) is compiled
+# into a Python gRPC client module in $HOOKHOST_ENGINES_DIR/cri for the CRI test. Idempotent; prints the bin directory. The tests find it at
 # the same place (HOOKHOST_ENGINES_DIR).
 set -euo pipefail
 
 dir="${HOOKHOST_ENGINES_DIR:-/var/cache/hookhost-engines}"
 suite="${HOOKHOST_ENGINES_SUITE:-forky}"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-packages=(docker.io docker-cli containerd)
+packages=(docker.io docker-cli containerd golang-k8s-cri-api-dev)
 binaries=(dockerd docker docker-proxy containerd ctr containerd-shim-runc-v2)
 sums="$dir/SHA256SUMS"
 
 cached() {
-    [ -s "$sums" ] && (cd "$dir/bin" && sha256sum --quiet --strict -c "$sums") >/dev/null 2>&1
+    [ -s "$sums" ] && (cd "$dir" && sha256sum --quiet --strict -c "$sums") >/dev/null 2>&1
 }
 
 apt_private() {
@@ -31,8 +32,8 @@ apt_private() {
 }
 
 download() {
-    rm -rf "$dir/apt" "$dir/debs" "$dir/root" "$dir/bin" "$sums"
-    mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs" "$dir/root" "$dir/bin"
+    rm -rf "$dir/apt" "$dir/debs" "$dir/root" "$dir/bin" "$dir/cri" "$sums"
+    mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs" "$dir/root" "$dir/bin" "$dir/cri"
     echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main" >"$dir/apt/sources.list"
     apt_private update >&2
     (cd "$dir/debs" && apt_private download "${packages[@]}" >&2)
@@ -47,8 +48,20 @@ download() {
         [ -n "$found" ] || { echo "engines: $name is in none of ${packages[*]} ($suite)" >&2; exit 1; }
         cp "$found" "$dir/bin/$name"
     done
-    (cd "$dir/bin" && sha256sum "${binaries[@]}") >"$sums"
+    cri_client
+    (cd "$dir" && sha256sum "${binaries[@]/#/bin/}" cri/*) >"$sums"
     rm -rf "$dir/debs" "$dir/root" "$dir/apt/cache"
+}
+
+# The CRI API as a Python module (Debian 12's grpc-tools, whose protoc predates the
+# `debug_redact` field option: it only affects how Go prints a field, so it is dropped).
+cri_client() {
+    local proto
+    proto="$(find "$dir/root" -path '*/runtime/v1/api.proto' | head -n1)"
+    [ -n "$proto" ] || { echo "engines: no CRI api.proto in golang-k8s-cri-api-dev" >&2; exit 1; }
+    sed 's/ *\[debug_redact *= *true\]//' "$proto" >"$dir/cri/api.proto"
+    /usr/bin/python3 -m grpc_tools.protoc -I "$dir/cri" --python_out="$dir/cri" \
+        --grpc_python_out="$dir/cri" "$dir/cri/api.proto"
 }
 
 check_versions() {

@@ -2,7 +2,7 @@
 # Installs what hookhost's demo and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
 
-packages=(runc crun busybox-static docker.io podman containerd iproute2 procps)
+packages=(runc crun busybox-static docker.io podman containerd iproute2 procps python3-grpcio python3-grpc-tools)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,5 +1,5 @@
-//! The runtime wrapper under containerd 1.6 (Debian), started by this test with its own root,
-//! state and sockets: `ctr run --runc-binary hookhost-runtime --annotation io.hookhost.hooks=…`
+//! The runtime wrapper under containerd 1.6 (Debian 12) and containerd >= 2
+//! (scripts/engines.sh), each started by this test with its own root, state and sockets: `ctr run --runc-binary hookhost-runtime --annotation io.hookhost.hooks=…`
 //! runs the selected hooks, and a refused selection shows the wrapper's message in ctr's error
 //! (the shim reads it from the runtime's --log file).
 //! Needs root, containerd, ctr, runc and busybox-static (installed by .ci/run).
@@ -11,10 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::engines::{Wrapper, wait_for};
+use common::engines::{Engines, Wrapper, stop, wait_for};
 use common::{Bundle, Host, text, unique};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -22,16 +20,26 @@ use tempfile::TempDir;
 struct Containerd {
     dir: TempDir,
     child: Child,
+    engines: Engines,
 }
 
+/// Plugins the test does without: CRI (both generations' names), and the opt plugin, which
+/// would create /opt/containerd outside the test's directory.
+const DISABLED_PLUGINS: &str = r#"["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
+    "io.containerd.cri.v1.images", "io.containerd.internal.v1.opt"]"#;
+
 impl Containerd {
-    fn start(hookhost_config: &std::path::Path) -> Containerd {
+    fn start(engines: Engines, hookhost_config: &Path) -> Containerd {
+        // containerd 2 reads config version 3 (and still 2); 1.x knows up to 2.
+        let version = match engines.major_version("containerd", 2) {
+            1 => 2,
+            _ => 3,
+        };
         let dir = tempfile::tempdir().unwrap();
         let p = |name: &str| dir.path().join(name).display().to_string();
-        // No CRI, and no /opt/containerd (the opt plugin) outside the test's directory.
         let config = format!(
-            "version = 2\nroot = {:?}\nstate = {:?}\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.internal.v1.opt\"]\n\
+            "version = {version}\nroot = {:?}\nstate = {:?}\n\
+             disabled_plugins = {DISABLED_PLUGINS}\n\
              [grpc]\n  address = {:?}\n[ttrpc]\n  address = {:?}\n",
             p("root"),
             p("state"),
@@ -40,16 +48,21 @@ impl Containerd {
         );
         fs::write(dir.path().join("config.toml"), config).unwrap();
         let log = fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
+        let child = Command::new(engines.require("containerd"))
             .arg("--config")
             .arg(dir.path().join("config.toml"))
             .env("HOOKHOST_CONFIG", hookhost_config)
+            .env("PATH", engines.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("cannot start containerd");
-        let daemon = Containerd { dir, child };
+        let daemon = Containerd {
+            dir,
+            child,
+            engines,
+        };
         wait_for("containerd to answer", Duration::from_secs(60), || {
             daemon.ctr(&["version"]).output().unwrap().status.success()
         });
@@ -57,8 +70,9 @@ impl Containerd {
     }
 
     fn ctr(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
+        let mut cmd = Command::new(self.engines.require("ctr"));
+        cmd.env("PATH", self.engines.path())
+            .arg("--address")
             .arg(self.dir.path().join("c.sock"))
             .args(args)
             .stdin(Stdio::null());
@@ -68,15 +82,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -92,13 +98,20 @@ fn ctr_run(c: &Containerd, wrapper: &Path, rootfs: &Path, annotation: &str) -> O
 }
 
 #[test]
-fn ctr_run_through_the_wrapper() {
-    common::require("containerd");
-    common::require("ctr");
+fn ctr_run_through_the_wrapper_on_containerd_1_6() {
+    ctr_run_through_the_wrapper(Engines::Debian12);
+}
+
+#[test]
+fn ctr_run_through_the_wrapper_on_containerd_2() {
+    ctr_run_through_the_wrapper(Engines::Today);
+}
+
+fn ctr_run_through_the_wrapper(engines: Engines) {
     common::require("runc");
     let host = Host::new();
     let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
-    let containerd = Containerd::start(&wrapper.config());
+    let containerd = Containerd::start(engines, &wrapper.config());
     let bundle = Bundle::new("true");
     let marker = host.dir.path().join("marker");
     let rec = host.script("rec.sh", &format!("echo \"$*\" >> {}", marker.display()));

@@ -17,7 +17,7 @@ pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 
 /// Applets linked into every test rootfs.
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false",
+    "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false", "ip",
 ];
 
 /// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
