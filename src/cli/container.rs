@@ -115,7 +115,11 @@ fn parse_stage(value: &str) -> Result<Stage, String> {
 pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
-    Ok(SelfCall { exe, root })
+    Ok(SelfCall {
+        exe,
+        root,
+        at_start: false,
+    })
 }
 
 pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {

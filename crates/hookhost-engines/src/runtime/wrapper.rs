@@ -80,13 +80,18 @@ impl Wrapper {
     /// Injects the container's hooks into its bundle when `call` creates a container.
     pub fn prepare(&self, call: &RuncCall) -> Result<Option<Injected>, WrapperError> {
         match (&call.bundle, call.creates_container()) {
-            (Some(bundle), true) => self.inject(bundle).map(Some),
+            (Some(bundle), true) => {
+                let at_start = call.command.as_deref() == Some("create");
+                self.inject(bundle, at_start).map(Some)
+            }
             _ => Ok(None),
         }
     }
 
-    /// Selects and injects (`hookhost_core::prepare`).
-    pub fn inject(&self, bundle: &Path) -> Result<Injected, WrapperError> {
+    /// Selects and injects (`hookhost_core::prepare`). `at_start`: the engine calls `create`
+    /// and later `start`, at which the wrapper runs startRuntime and poststart itself
+    /// (`run` and `restore` start the container in the same call, and so cannot).
+    pub fn inject(&self, bundle: &Path, at_start: bool) -> Result<Injected, WrapperError> {
         // A missing registry is not created here: the wrapper has no business making one.
         let registry = match self.root.join("hooks").is_dir() {
             true => Some(Registry::open(&self.root)?),
@@ -101,6 +106,7 @@ impl Wrapper {
         let call = SelfCall {
             exe: self.self_exe.clone(),
             root: self.root.clone(),
+            at_start,
         };
         Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
     }
