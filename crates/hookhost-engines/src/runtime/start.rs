@@ -2,7 +2,9 @@
 //! ([`Stage::runs_at_start`]) was created with the [`START_ANNOTATION`]; for it the wrapper
 //! runs startRuntime with the container `created` (after the engine set up its networks: Docker
 //! 28 does that between create and start), then the runtime's `start` as a child, then poststart
-//! with the container `running` — after start, once, on runc 1.1 as on newer runtimes.
+//! with the container `running` — after start, once, on runc 1.1 as on newer runtimes. A
+//! failing hook of either stage kills the container and fails `start`, as runc does for its own
+//! hooks, so the engine cleans it up as after any failed start.
 //!
 //! Every other `start` goes straight to the runtime. Deciding that costs one read of the
 //! runtime's state file (runc: `ROOT/ID/state.json`, which keeps the annotations as labels)
@@ -15,8 +17,8 @@ use std::process::{Command, ExitStatus};
 
 use thiserror::Error;
 
-use hookhost_core::stage::{self, PlanSource, StageError, StageReport};
-use hookhost_types::{START_ANNOTATION, Stage, StartCalls, State, StateError};
+use hookhost_core::stage::{self, PlanSource, StageError};
+use hookhost_types::{START_ANNOTATION, Stage, StageCall, StartCalls, State, StateError};
 
 use super::argv::RuncCall;
 
@@ -51,10 +53,8 @@ pub enum StartError {
          hookhost's runtime wrapper sets it: create the container through the wrapper again"
     )]
     BadAnnotation { id: String, value: String },
-    #[error(transparent)]
-    Stage(#[from] StageError),
     #[error("{0}; the container was killed")]
-    PoststartFailed(#[source] StageError),
+    Killed(#[source] StageError),
 }
 
 /// What a `start` call needs from the wrapper.
@@ -88,7 +88,7 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
     };
     let mut warnings = Vec::new();
     if let Some(call) = calls.call(Stage::StartRuntime) {
-        warnings.extend(run_stage(call, &state)?.warnings);
+        warnings.extend(runtime.run_or_kill(call, &state)?);
     }
     let status = Command::new(runtime.path)
         .args(args)
@@ -96,22 +96,9 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
         .map_err(|source| runtime.spawn_error("start", source))?;
     if let (true, Some(call)) = (status.success(), calls.call(Stage::Poststart)) {
         let (running, _) = runtime.state()?;
-        match run_stage(call, &running) {
-            Ok(report) => warnings.extend(report.warnings),
-            Err(e) => {
-                runtime.kill();
-                return Err(StartError::PoststartFailed(e));
-            }
-        }
+        warnings.extend(runtime.run_or_kill(call, &running)?);
     }
     Ok(Start::Ran { status, warnings })
-}
-
-fn run_stage(
-    call: hookhost_types::StageCall,
-    state_json: &[u8],
-) -> Result<StageReport, StageError> {
-    stage::run_call(&PlanSource::File(call), state_json)
 }
 
 /// False only when the runtime's state file is there and does not name the annotation.
@@ -191,7 +178,19 @@ impl Runtime<'_> {
         Ok(Some((json, calls)))
     }
 
-    /// Kills the container after a failed poststart hook, as runc does.
+    /// Runs a stage with the container's `state_json`; a failure kills the container, as runc
+    /// does when a hook of its own fails at start (the engine then deletes it as usual).
+    fn run_or_kill(&self, call: StageCall, state_json: &[u8]) -> Result<Vec<String>, StartError> {
+        match stage::run_call(&PlanSource::File(call), state_json) {
+            Ok(report) => Ok(report.warnings),
+            Err(e) => {
+                self.kill();
+                Err(StartError::Killed(e))
+            }
+        }
+    }
+
+    /// Kills the container (SIGKILL to its init).
     fn kill(&self) {
         let _ = self
             .command("kill")
