@@ -480,17 +480,9 @@ fn failing_hook_fails_docker_run(w: &World) {
 
 fn rm_runs_poststop(w: &World) {
     let done = w.host.dir.path().join(unique("poststop-done"));
-    let script = w
-        .host
-        .script(&unique("post"), &format!("touch {}", done.display()));
     let name = unique("post");
-    w.host.ok(&[
-        "create",
-        "--type",
-        "poststop",
-        &name,
-        script.to_str().unwrap(),
-    ]);
+    w.host
+        .script_hook(&name, "poststop", &format!("touch {}", done.display()));
     let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
     let id = id.trim();
     assert!(!done.exists(), "poststop ran while the container runs");
@@ -556,8 +548,9 @@ fn selection_env_is_hidden(w: &World) {
 /// `net1`, and adds a route through eth0's gateway; the command sees both before it runs.
 fn start_runtime_adds_a_nic(w: &World) {
     let name = unique("nic");
-    let script = w.host.script(
+    w.host.script_hook(
         &name,
+        "startRuntime",
         r#"export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 state=$(cat)
 pid=$(echo "$state" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
@@ -574,13 +567,6 @@ inside ip link set net1 up
 inside ip route add 10.201.0.0/16 via "$gw" dev eth0
 "#,
     );
-    w.host.ok(&[
-        "create",
-        "--type",
-        "startRuntime",
-        &name,
-        script.to_str().unwrap(),
-    ]);
     let out = succeeded(&w.hookhost_run(&[
         "--rm",
         "--add-hook",
@@ -598,16 +584,11 @@ inside ip route add 10.201.0.0/16 via "$gw" dev eth0
 
 fn failing_start_runtime_hook_fails_docker_run(w: &World) {
     let name = unique("deny");
-    let script = w
-        .host
-        .script(&name, "echo 'startRuntime says no' >&2; exit 4");
-    w.host.ok(&[
-        "create",
-        "--type",
-        "startRuntime",
+    w.host.script_hook(
         &name,
-        script.to_str().unwrap(),
-    ]);
+        "startRuntime",
+        "echo 'startRuntime says no' >&2; exit 4",
+    );
     let ran = w.shared.path().join(unique("ran"));
     let mount = w.shared_mount();
     let touch = format!("/m/{}", ran.file_name().unwrap().to_str().unwrap());

@@ -9,11 +9,11 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use common::engines::{Setup, log_lines, wait_for};
-use common::{Bundle, succeeded as ok, text, unique};
+use common::{Bundle, detached, succeeded as ok, text, unique};
 use serde_json::{Value, json};
 
 /// A container created (not started) through the wrapper, deleted in Drop.
@@ -27,13 +27,7 @@ impl<'a> Created<'a> {
     fn new(s: &'a Setup, bundle: &Bundle, selection: &str) -> Created<'a> {
         bundle.edit(|c| c["annotations"]["io.hookhost.hooks"] = selection.into());
         let id = unique("start");
-        let status = s
-            .runtime(&["create", "--bundle", bundle.path_str(), &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
+        let status = detached(&mut s.runtime(&["create", "--bundle", bundle.path_str(), &id]));
         assert!(status.success(), "create failed: {:?}", log_lines(&s.log()));
         Created { s, id }
     }
@@ -60,17 +54,13 @@ impl Drop for Created<'_> {
 /// comes from the OCI state on stdin).
 fn status_recorder(s: &Setup, name: &str, stage: &str, log: &Path) {
     let root = s.runc.root.path().display();
-    let script = s.host.script(
-        &format!("{name}.sh"),
-        &format!(
-            "id=$(tr -d '\\n' | sed -n 's/.*\"id\": *\"\\([^\"]*\\)\".*/\\1/p')\n\
-             status=$(runc --root {root} state \"$id\" | grep -o '\"status\": \"[a-z]*\"')\n\
-             echo \"{name} $status\" >> {}",
-            log.display()
-        ),
+    let body = format!(
+        "id=$(tr -d '\\n' | sed -n 's/.*\"id\": *\"\\([^\"]*\\)\".*/\\1/p')\n\
+         status=$(runc --root {root} state \"$id\" | grep -o '\"status\": \"[a-z]*\"')\n\
+         echo \"{name} $status\" >> {}",
+        log.display()
     );
-    s.host
-        .ok(&["create", "--type", stage, name, script.to_str().unwrap()]);
+    s.host.script_hook(name, stage, &body);
 }
 
 fn lines(file: &Path) -> Vec<String> {
@@ -121,14 +111,7 @@ fn without_the_wrapper_the_runtime_decides_when_poststart_runs() {
     let bundle = Bundle::new("sleep 30");
     s.host.inject(&bundle, &["post"]);
     let id = unique("plain");
-    let status = s
-        .runc
-        .cmd(&["create", "--bundle", bundle.path_str(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let status = detached(&mut s.runc.cmd(&["create", "--bundle", bundle.path_str(), &id]));
     let during_create = lines(&log);
     let _ = s.runc.cmd(&["delete", "--force", &id]).output();
     assert!(status.success());
@@ -145,17 +128,11 @@ fn start_runtime_runs_before_the_process_with_the_created_state() {
     let s = Setup::new();
     let log = s.host.dir.path().join("start.log");
     status_recorder(&s, "pre", "startRuntime", &log);
-    let marker = s.host.script(
-        "marker.sh",
+    s.host.script_hook(
+        "marker",
+        "startRuntime",
         "state=$(cat); echo \"$state\" > \"$(echo \"$state\" | tr -d '\\n' | sed -n 's/.*\"bundle\": *\"\\([^\"]*\\)\".*/\\1/p')/rootfs/marker\"",
     );
-    s.host.ok(&[
-        "create",
-        "--type",
-        "startRuntime",
-        "marker",
-        marker.to_str().unwrap(),
-    ]);
     let bundle = Bundle::new("cat /marker > /seen");
     let c = Created::new(&s, &bundle, "pre marker");
     assert_eq!(
@@ -181,16 +158,11 @@ fn start_runtime_runs_before_the_process_with_the_created_state() {
 #[test]
 fn a_failing_start_runtime_hook_keeps_the_process_from_running() {
     let s = Setup::new();
-    let script = s
-        .host
-        .script("deny.sh", "echo 'no network for you' >&2; exit 3");
-    s.host.ok(&[
-        "create",
-        "--type",
-        "startRuntime",
+    s.host.script_hook(
         "deny",
-        script.to_str().unwrap(),
-    ]);
+        "startRuntime",
+        "echo 'no network for you' >&2; exit 3",
+    );
     let bundle = Bundle::new("touch /ran");
     let c = Created::new(&s, &bundle, "deny");
     let out = c.start();
