@@ -73,6 +73,10 @@ check_versions() {
     echo "engines: $docker; $containerd" >&2
 }
 
+# One download at a time (CI runs and engineers share the cache).
+mkdir -p "$dir"
+exec 9>"$dir/.lock"
+flock 9
 if ! cached; then
     echo "engines: fetching ${packages[*]} from Debian $suite into $dir" >&2
     download
