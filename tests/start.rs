@@ -180,8 +180,13 @@ fn a_failing_start_runtime_hook_keeps_the_process_from_running() {
         "{last}"
     );
     assert!(stderr.contains("the container was killed"), "{stderr}");
-    // Killed, as runc kills a container whose hook fails at start: nothing is left waiting.
-    assert_eq!(c.status(), "stopped");
+    // Killed (SIGKILL to its init, which runc then reports stopped), as runc kills a container
+    // whose hook fails at start: nothing is left waiting.
+    wait_for(
+        "the refused container to stop",
+        Duration::from_secs(30),
+        || c.status() == "stopped",
+    );
     assert!(!bundle.rootfs().join("ran").exists(), "the command ran");
 }
 
