@@ -1,12 +1,19 @@
-//! Benchmark (not a test): the runtime wrapper's overhead. `runc run` of a busybox container
-//! that runs `true`, through `hookhost-runtime` with no hooks selected against bare runc,
-//! interleaved in the same run (150 rounds); medians. Needs root and runc.
+//! Benchmark (not a test): the runtime wrapper's overhead, interleaved in the same run (150
+//! rounds); medians. Needs root and runc.
+//! - `runc run` of a busybox container that runs `true`, through `hookhost-runtime` with no
+//!   hooks selected against bare runc;
+//! - `start` of a created container without hooks, through the wrapper against bare runc (the
+//!   wrapper checks the runtime's state for hooks at start, then execs runc);
+//! - the wrapper's own work: `run` with a no-op runtime (`/bin/true`) against an exec of
+//!   `/bin/true`.
+//!
 //! `scripts/cargo-static.sh bench --bench wrapper` measures the shipped, static build.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,9 +66,63 @@ fn main() {
         bare.push(timed(&mut run("runc".as_ref())));
         wrapped.push(timed(run(&wrapper).env("HOOKHOST_CONFIG", &config)));
     }
+    report(
+        "runc run through hookhost-runtime (no hooks) vs bare runc",
+        wrapped,
+        bare,
+    );
+
+    let start = |program: &std::path::Path, id: &str| {
+        let mut cmd = Command::new(program);
+        cmd.env("HOOKHOST_CONFIG", &config)
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(["start", id]);
+        cmd
+    };
+    let (mut bare, mut wrapped) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (program, times) in [(Path::new("runc"), &mut bare), (&wrapper, &mut wrapped)] {
+            let id = unique("start");
+            timed(
+                Command::new("runc")
+                    .arg("--root")
+                    .arg(runc_root.path())
+                    .args(["create", "--bundle", bundle.path_str(), &id])
+                    .stdin(Stdio::null()),
+            );
+            times.push(timed(&mut start(program, &id)));
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(runc_root.path())
+                .args(["delete", "--force", &id])
+                .status();
+        }
+    }
+    report(
+        "start through hookhost-runtime (no hooks at start) vs bare runc",
+        wrapped,
+        bare,
+    );
+
+    let noop = host.dir.path().join("noop.json");
+    std::fs::write(&noop, r#"{"runtime": "/bin/true"}"#).unwrap();
+    let (mut bare, mut wrapped) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        bare.push(timed(&mut Command::new("/bin/true")));
+        wrapped.push(timed(run(&wrapper).env("HOOKHOST_CONFIG", &noop)));
+    }
+    report(
+        "hookhost-runtime run with a no-op runtime vs exec of /bin/true",
+        wrapped,
+        bare,
+    );
+}
+
+fn report(what: &str, wrapped: Vec<Duration>, bare: Vec<Duration>) {
     let (b, w) = (median(bare), median(wrapped));
     println!(
-        "runc run through hookhost-runtime (no hooks) vs bare runc: {:.2} ms vs {:.2} ms, ratio {:.3}x",
+        "{what}: {:.2} ms vs {:.2} ms, ratio {:.3}x",
         w.as_secs_f64() * 1e3,
         b.as_secs_f64() * 1e3,
         w.as_secs_f64() / b.as_secs_f64()

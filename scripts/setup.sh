@@ -2,7 +2,7 @@
 # Installs what hookhost's demo and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
 
-packages=(runc crun busybox-static docker.io podman containerd iproute2 procps prometheus)
+packages=(runc crun busybox-static docker.io podman containerd iproute2 procps prometheus python3-grpcio python3-grpc-tools)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,3 +18,5 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     echo "setup: adding the wasm32-wasip1 target"
     rustup target add wasm32-wasip1
 fi
+# Docker 28 and containerd 2 from Debian testing, cached outside the clone (scripts/engines.sh).
+"$(dirname "$0")/engines.sh" >/dev/null

@@ -1,6 +1,8 @@
-//! hookhost with a real Docker daemon (Debian's docker.io 20.10) that this test starts with its
-//! own socket, data-root and exec-root, vfs storage, iptables off and the default bridge
-//! network, and stops in Drop even when a step fails. One daemon serves every step.
+//! hookhost with a real Docker daemon that this test starts with its own socket, data-root and
+//! exec-root, vfs storage, iptables off and the default bridge network, and stops in Drop even
+//! when a step fails. One daemon serves every step; the same steps run on Debian 12's Docker
+//! 20.10 and on Docker >= 28 with containerd >= 2 (scripts/engines.sh), one daemon at a time
+//! (both would use the default bridge `docker0`).
 //! Needs root, dockerd, docker and runc (installed by .ci/run).
 
 mod common;
@@ -9,28 +11,39 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use common::engines::{Wrapper, busybox_tar, wait_for};
+use common::engines::{Engines, Wrapper, busybox_tar, stop, wait_for};
 use common::{Host, plan_files, succeeded, text, unique};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+/// One Docker daemon at a time in this test binary: every one uses the default bridge.
+static ONE_DAEMON: Mutex<()> = Mutex::new(());
 
 /// A dockerd of our own.
 struct Dockerd {
     dir: TempDir,
     child: Child,
+    engines: Engines,
+    /// dockerd's major version.
+    major: u32,
 }
 
 impl Dockerd {
     /// Starts dockerd with `daemon_json`, passing `HOOKHOST_CONFIG` to the runtimes it starts,
     /// and waits (bounded) until it answers.
-    fn start(dir: TempDir, daemon_json: &Path, hookhost_config: &Path) -> Dockerd {
+    fn start(
+        engines: Engines,
+        dir: TempDir,
+        daemon_json: &Path,
+        hookhost_config: &Path,
+    ) -> Dockerd {
+        let major = engines.major_version("dockerd", 28);
         let p = |name: &str| dir.path().join(name);
         let log = fs::File::create(p("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
+        let child = Command::new(engines.require("dockerd"))
             .arg("--data-root")
             .arg(p("data"))
             .arg("--exec-root")
@@ -48,12 +61,18 @@ impl Dockerd {
             .arg("--config-file")
             .arg(daemon_json)
             .env("HOOKHOST_CONFIG", hookhost_config)
+            .env("PATH", engines.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("cannot start dockerd");
-        let daemon = Dockerd { dir, child };
+        let daemon = Dockerd {
+            dir,
+            child,
+            engines,
+            major,
+        };
         wait_for("dockerd to answer", Duration::from_secs(60), || {
             daemon
                 .docker(&["version"])
@@ -75,8 +94,9 @@ impl Dockerd {
 
     /// The docker CLI, talking to this daemon, with its own config dir (for the plugin).
     fn docker(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker");
+        let mut cmd = Command::new(self.engines.require("docker"));
         cmd.env("DOCKER_CONFIG", self.path("docker-config"))
+            .env("PATH", self.engines.path())
             .env_remove("DOCKER_HOST")
             .arg("-H")
             .arg(self.host_flag())
@@ -96,16 +116,7 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -135,6 +146,7 @@ impl World {
         self.host
             .cmd()
             .env("DOCKER_CONFIG", self.daemon.path("docker-config"))
+            .env("PATH", self.daemon.engines.path())
             .args(&all)
             .stdin(Stdio::null())
             .output()
@@ -154,9 +166,17 @@ impl World {
 type Step = (&'static str, fn(&World));
 
 #[test]
-fn docker_engine() {
-    common::require("dockerd");
-    common::require("docker");
+fn docker_20_10() {
+    docker_engine(Engines::Debian12);
+}
+
+#[test]
+fn docker_28() {
+    docker_engine(Engines::Today);
+}
+
+fn docker_engine(engines: Engines) {
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     let host = Host::new();
     let dir = tempfile::tempdir().unwrap();
     let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
@@ -170,7 +190,7 @@ fn docker_engine() {
         "--runtime-path",
         wrapper.path().to_str().unwrap(),
     ]);
-    let daemon = Dockerd::start(dir, &daemon_json, &wrapper.config());
+    let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config());
     let tar = busybox_tar(daemon.dir.path());
     succeeded(
         &daemon
@@ -204,7 +224,7 @@ fn docker_engine() {
             seed_via_plugin,
         ),
         (
-            "default bridge: libnetwork-setkey stays first",
+            "default bridge: libnetwork-setkey (Docker <= 27) stays first",
             bridge_network_hook_stays_first,
         ),
         (
@@ -218,6 +238,14 @@ fn docker_engine() {
         (
             "HOOKHOST_HOOKS is not visible inside the container",
             selection_env_is_hidden,
+        ),
+        (
+            "a startRuntime hook adds a NIC and a route beside Docker's eth0",
+            start_runtime_adds_a_nic,
+        ),
+        (
+            "a failing startRuntime hook fails docker run before the command",
+            failing_start_runtime_hook_fails_docker_run,
         ),
     ];
     let mut failed = Vec::new();
@@ -279,6 +307,7 @@ fn seed_via_hookhost_run(w: &World) {
     let hook = r#"myFirstHook:["/tmp/b","/tmp/c"]"#;
     let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", hook, "busybox", "top"]));
     let id = id.trim();
+    let annotations = w.daemon.bundle_config(id)["annotations"].clone();
     let status = succeeded(
         &w.daemon
             .docker(&["inspect", "--format", "{{.State.Status}}", id])
@@ -291,6 +320,12 @@ fn seed_via_hookhost_run(w: &World) {
     assert!(
         events.contains("prestart myFirstHook (native) exit=0"),
         "{events}"
+    );
+    // API >= 1.43 (Docker 24+) carries the selection as an annotation, older ones in the env.
+    assert_eq!(
+        annotations.get("io.hookhost.hooks").is_some(),
+        w.daemon.major >= 24,
+        "{annotations}"
     );
 
     // Before the command: the hook's marker is there for the command to print.
@@ -384,9 +419,15 @@ fn bridge_network_hook_stays_first(w: &World) {
     );
     succeeded(&w.daemon.docker(&["rm", "-f", id]).output().unwrap());
     let prestart = config["hooks"]["prestart"].as_array().unwrap();
-    assert_eq!(prestart.len(), 2, "{prestart:?}");
-    assert_eq!(prestart[0]["args"][0], "libnetwork-setkey");
-    assert_eq!(prestart[1]["args"][1], "stage");
+    let ours = prestart.last().unwrap();
+    assert_eq!(ours["args"][1], "stage", "{prestart:?}");
+    if w.daemon.major <= 27 {
+        assert_eq!(prestart.len(), 2, "{prestart:?}");
+        assert_eq!(prestart[0]["args"][0], "libnetwork-setkey");
+    } else {
+        // Docker 28 attaches networks between create and start, without a hook of its own.
+        assert_eq!(prestart.len(), 1, "{prestart:?}");
+    }
     let (state, ip) = status.trim().split_once(' ').unwrap();
     assert_eq!(state, "running");
     assert!(ip.starts_with("172."), "no bridge address: {status}");
@@ -422,21 +463,26 @@ fn failing_hook_fails_docker_run(w: &World) {
         stderr.contains("environment variable HOOKHOST_HOOKS"),
         "{stderr}"
     );
+    if w.daemon.major >= 24 {
+        let stderr = fails(
+            w.daemon
+                .docker(&["run", "--rm", "--runtime", "hookhost"])
+                .args(["--annotation", "io.hookhost.hooks=nope", "busybox", "true"])
+                .output()
+                .unwrap(),
+        );
+        assert!(
+            stderr.contains("annotation io.hookhost.hooks selects \"nope\": no such hook: nope"),
+            "{stderr}"
+        );
+    }
 }
 
 fn rm_runs_poststop(w: &World) {
     let done = w.host.dir.path().join(unique("poststop-done"));
-    let script = w
-        .host
-        .script(&unique("post"), &format!("touch {}", done.display()));
     let name = unique("post");
-    w.host.ok(&[
-        "create",
-        "--type",
-        "poststop",
-        &name,
-        script.to_str().unwrap(),
-    ]);
+    w.host
+        .script_hook(&name, "poststop", &format!("touch {}", done.display()));
     let id = succeeded(&w.hookhost_run(&["-d", "--add-hook", &name, "busybox", "top"]));
     let id = id.trim();
     assert!(!done.exists(), "poststop ran while the container runs");
@@ -495,6 +541,97 @@ fn selection_env_is_hidden(w: &World) {
     ]));
     assert!(env.contains("KEEP=1"), "{env}");
     assert!(!env.contains("HOOKHOST"), "{env}");
+}
+
+/// The seed's first scenario: a native startRuntime hook sees the engine's `eth0` (Docker 28
+/// attaches it between create and start), moves one end of a veth pair into the container as
+/// `net1`, and adds a route through eth0's gateway; the command sees both before it runs.
+fn start_runtime_adds_a_nic(w: &World) {
+    let name = unique("nic");
+    w.host.script_hook(
+        &name,
+        "startRuntime",
+        r#"export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+state=$(cat)
+pid=$(echo "$state" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+[ -n "$pid" ] || { echo "no pid in the state: $state" >&2; exit 1; }
+inside() { nsenter -t "$pid" -n "$@"; }
+inside ip link show eth0 >/dev/null || { echo "no eth0 at startRuntime" >&2; exit 1; }
+gw=$(inside ip route show default | awk '{print $3}')
+[ -n "$gw" ] || { echo "no default route at startRuntime" >&2; exit 1; }
+ip link add "hh$pid" type veth peer name "hp$pid"
+ip link set "hp$pid" netns "$pid"
+inside ip link set "hp$pid" name net1
+inside ip addr add 10.199.0.2/24 dev net1
+inside ip link set net1 up
+inside ip route add 10.201.0.0/16 via "$gw" dev eth0
+"#,
+    );
+    let out = succeeded(&w.hookhost_run(&[
+        "--rm",
+        "--add-hook",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o link; ip -o addr; ip route",
+    ]));
+    assert!(out.contains(": eth0@"), "{out}");
+    assert!(out.contains(": net1@"), "{out}");
+    assert!(out.contains("inet 10.199.0.2/24"), "{out}");
+    assert!(out.contains("10.201.0.0/16 via 172."), "{out}");
+}
+
+fn failing_start_runtime_hook_fails_docker_run(w: &World) {
+    let name = unique("deny");
+    w.host.script_hook(
+        &name,
+        "startRuntime",
+        "echo 'startRuntime says no' >&2; exit 4",
+    );
+    let ran = w.shared.path().join(unique("ran"));
+    let mount = w.shared_mount();
+    let touch = format!("/m/{}", ran.file_name().unwrap().to_str().unwrap());
+    let container = unique("denied");
+    let stderr = fails(w.hookhost_run(&[
+        "--name",
+        &container,
+        "-v",
+        &mount,
+        "--add-hook",
+        &name,
+        "busybox",
+        "touch",
+        &touch,
+    ]));
+    let id = w
+        .daemon
+        .docker(&["inspect", "--format", "{{.Id}}", &container])
+        .output()
+        .unwrap();
+    let id = text(&id.stdout).trim().to_string();
+    let _ = w.daemon.docker(&["rm", "-f", &container]).output();
+    // The refused container was killed, so its shim goes with it (none left behind).
+    assert!(!id.is_empty());
+    wait_for(
+        "the refused container's shim to exit",
+        Duration::from_secs(30),
+        || !processes_naming(&id),
+    );
+    assert!(
+        stderr.contains(&format!("hook {name} (startRuntime): exit status 4")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("startRuntime says no"), "{stderr}");
+    assert!(!ran.exists(), "the command ran");
+}
+
+/// Whether a process's command line names `word` (a container id).
+fn processes_naming(word: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(word))
+    })
 }
 
 /// A config.json Docker 20.10 generated (default bridge: libnetwork-setkey prestart hook), as

@@ -7,7 +7,7 @@ use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bundle, Host, Runc, text, unique};
+use common::{Bundle, Host, Runc, detached, text, unique};
 use serde_json::Value;
 
 /// The seed's workflow word for word: `ls /tmp/a /tmp/b /tmp/c` runs before the container's
@@ -311,13 +311,7 @@ fn hook_removed_after_create_still_runs_at_poststop() {
     host.inject(&bundle, &["cleanup"]);
     let id = unique("snap");
     // The container's init keeps runc's stdio: don't wait for those pipes to close.
-    let create = runc
-        .cmd(&["create", "--bundle", bundle.path_str(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let create = detached(&mut runc.cmd(&["create", "--bundle", bundle.path_str(), &id]));
     assert!(create.success(), "runc create failed");
     host.ok(&["rm", "cleanup"]);
     assert!(runc.cmd(&["start", &id]).status().unwrap().success());

@@ -9,7 +9,7 @@ use std::fs;
 use std::process::Stdio;
 
 use common::engines::{Setup, log_lines};
-use common::{Bundle, Tmpfs, succeeded as ok, text, unique, wat_module};
+use common::{Bundle, Tmpfs, detached, succeeded as ok, text, unique, wat_module};
 use serde_json::{Value, json};
 
 #[test]
@@ -207,13 +207,7 @@ fn other_commands_pass_straight_through() {
 
     let bundle = Bundle::new("sleep 30");
     let id = unique("pass");
-    let create = s
-        .runtime(&["create", "--bundle", bundle.path_str(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let create = detached(&mut s.runtime(&["create", "--bundle", bundle.path_str(), &id]));
     assert!(create.success());
     let state: Value =
         serde_json::from_str(&ok(&s.runtime(&["state", &id]).output().unwrap())).unwrap();

@@ -121,6 +121,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         root,
         events_max_size,
         runtime_log: None,
+        at_start: false,
     })
 }
 

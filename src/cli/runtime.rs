@@ -12,6 +12,7 @@ use hookhost_core::config::{Config, LogLevel};
 use hookhost_core::paths::ROOT_ENV;
 use hookhost_engines::runtime::argv::RuncCall;
 use hookhost_engines::runtime::log::{self, Level, LogFormat};
+use hookhost_engines::runtime::start::{self, Start};
 use hookhost_engines::runtime::wrapper::{self, Injected, Wrapper};
 
 /// Run as an OCI runtime (runc-compatible): inject this container's hooks on create, run and
@@ -35,25 +36,27 @@ pub struct RuntimeArgs {
     pub args: Vec<OsString>,
 }
 
-/// Runs the wrapper with the arguments after the program name. Returns only on failure (on
-/// success the process becomes the real runtime).
+/// Runs the wrapper with the arguments after the program name. Returns on failure, or with
+/// the runtime's status when it ran as a child (a `start` with hooks around it); otherwise the
+/// process becomes the real runtime.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let (config_file, args) = wrapper::take_config_flag(&args);
     let call = RuncCall::parse(&args, &cwd);
-    let err = match run(&call, &args, config_file) {
-        Ok(err) => anyhow::Error::from(err),
-        Err(err) => err,
-    };
-    fail(&call, &err);
-    ExitCode::FAILURE
+    match run(&call, &args, config_file) {
+        Ok(code) => code,
+        Err(err) => {
+            fail(&call, &err);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(
     call: &RuncCall,
     args: &[OsString],
     config_file: Option<PathBuf>,
-) -> anyhow::Result<wrapper::WrapperError> {
+) -> anyhow::Result<ExitCode> {
     let loaded = Config::load(config_file.as_deref())?;
     let level = loaded.config.log_level();
     let root_env = std::env::var_os(ROOT_ENV)
@@ -64,17 +67,35 @@ fn run(
     if let Some(injected) = wrapper.prepare(call)? {
         log_injected(call, level, &injected);
     }
-    Ok(wrapper::exec(&runtime, args))
+    if call.command.as_deref() == Some("start")
+        && !call.help
+        && let Start::Ran { status, warnings } = start::start(call, &runtime, args)?
+    {
+        log_warnings(call, level, &warnings);
+        return Ok(exit_code(status));
+    }
+    Err(wrapper::exec(&runtime, args).into())
+}
+
+/// The child runtime's status as this process's: its code, or 128 + the signal, as a shell.
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or(status.signal().map(|s| 128 + s));
+    ExitCode::from(code.unwrap_or(1).clamp(0, 255) as u8)
+}
+
+fn log_warnings(call: &RuncCall, level: LogLevel, warnings: &[String]) {
+    if level >= LogLevel::Warn {
+        for warning in warnings {
+            write_log(call, Level::Warning, &format!("hookhost: {warning}"));
+        }
+    }
 }
 
 /// Records what was injected (info) and what was skipped (warnings) in the `--log` file.
 fn log_injected(call: &RuncCall, level: LogLevel, injected: &Injected) {
     let id = call.id.as_deref().unwrap_or("?");
-    if level >= LogLevel::Warn {
-        for warning in &injected.warnings {
-            write_log(call, Level::Warning, &format!("hookhost: {warning}"));
-        }
-    }
+    log_warnings(call, level, &injected.warnings);
     if level >= LogLevel::Info {
         for (stage, names) in &injected.stages {
             let msg = format!("hookhost: container {id}: {stage}: {}", names.join(", "));

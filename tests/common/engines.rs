@@ -1,16 +1,108 @@
-//! Helpers for the engine tests: the runtime wrapper as a `hookhost-runtime` link, a config
-//! file, a busybox rootfs tarball for image imports, bounded waits.
+//! Helpers for the engine tests: which engines (Debian 12's or today's), the runtime wrapper
+//! as a `hookhost-runtime` link, a config file, a busybox rootfs tarball for image imports,
+//! bounded waits, stopping a daemon.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::{Bundle, HOOKHOST, Host, Runc, text};
+
+/// PATH for the system's own tools.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Which generation of engines a test drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engines {
+    /// Debian 12's packages: Docker 20.10, containerd 1.6.
+    Debian12,
+    /// Docker >= 28 and containerd >= 2 from Debian testing, unpacked by scripts/engines.sh;
+    /// first on PATH, so dockerd starts that containerd (and Debian 12's runc).
+    Today,
+}
+
+impl Engines {
+    /// PATH for the engine's daemons and CLIs, and for the runtimes they start.
+    pub fn path(self) -> String {
+        match self {
+            Engines::Debian12 => SYSTEM_PATH.to_string(),
+            Engines::Today => format!("{}:{SYSTEM_PATH}", today_bin().display()),
+        }
+    }
+
+    /// `tool` on this PATH, with a loud failure when it is missing (as `common::require`).
+    pub fn require(self, tool: &str) -> PathBuf {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (it runs real containers)"
+        );
+        std::env::split_paths(&self.path())
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("this test needs `{tool}` ({self:?}; see scripts/setup.sh)"))
+    }
+
+    /// The major version `tool --version` reports, checked against what these engines are:
+    /// Docker >= 28 / containerd >= 2 for today's, older ones for Debian 12's.
+    pub fn major_version(self, tool: &str, today_from: u32) -> u32 {
+        let out = Command::new(self.require(tool))
+            .arg("--version")
+            .output()
+            .unwrap();
+        let major = parse_major(&text(&out.stdout))
+            .unwrap_or_else(|| panic!("no version in `{tool} --version`: {}", text(&out.stdout)));
+        assert_eq!(
+            major >= today_from,
+            self == Engines::Today,
+            "{tool} {major} is not what {self:?} means"
+        );
+        major
+    }
+}
+
+/// The bin directory scripts/engines.sh fills (HOOKHOST_ENGINES_DIR, else its default).
+pub fn today_bin() -> PathBuf {
+    let dir = std::env::var_os("HOOKHOST_ENGINES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hookhost-engines"));
+    let bin = dir.join("bin");
+    assert!(
+        bin.join("dockerd").is_file() && bin.join("containerd").is_file(),
+        "no Docker 28 / containerd 2 in {}: run scripts/engines.sh (scripts/setup.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The first `MAJOR.` of a `--version` line (`Docker version 28.5.2…`, `containerd … v1.6.20`,
+/// `containerd … 2.1.9+unknown`).
+fn parse_major(version: &str) -> Option<u32> {
+    version
+        .split_whitespace()
+        .filter_map(|word| word.trim_start_matches('v').split_once('.'))
+        .find_map(|(major, _)| major.parse().ok())
+}
+
+/// Stops a daemon this test started: SIGTERM, a bounded wait, then SIGKILL.
+pub fn stop(child: &mut Child) {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    for _ in 0..300 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// A temp dir holding `hookhost-runtime` → the hookhost under test, and hookhost's config file.
 pub struct Wrapper {
@@ -44,10 +136,7 @@ impl Wrapper {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.path());
         cmd.env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
+            .env("PATH", SYSTEM_PATH)
             .env("HOOKHOST_CONFIG", self.config())
             .args(args);
         cmd

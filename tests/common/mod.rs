@@ -17,7 +17,7 @@ pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 
 /// Applets linked into every test rootfs.
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false",
+    "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false", "ip",
 ];
 
 /// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
@@ -113,6 +113,22 @@ impl Host {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
+
+    /// Registers the shell script `body` as the hook `name` at `stage`.
+    pub fn script_hook(&self, name: &str, stage: &str, body: &str) {
+        let script = self.script(&format!("{name}.sh"), body);
+        self.ok(&["create", "--type", stage, name, script.to_str().unwrap()]);
+    }
+}
+
+/// Runs `cmd` whose children keep its stdio (a created container's init holds runc's): with
+/// stdio closed, so that waiting for it does not wait for them; its status.
+pub fn detached(cmd: &mut Command) -> std::process::ExitStatus {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
 }
 
 /// Every file under `dir` with its content, by path.

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hookhost_types::{Stage, StageCall};
+use hookhost_types::{START_ANNOTATION, Stage, StageCall, StartCalls};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
@@ -54,6 +54,14 @@ pub enum InjectError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "startRuntime hooks ({}) run only through hookhost's runtime wrapper when the engine \
+         calls the runtime's `create` and then its `start` (Docker, containerd, Podman and CRI-O \
+         do); `hookhost inject` and a runtime's one-shot `run` cannot run them: start the \
+         container with the wrapper (`hookhost run`, `docker run --runtime hookhost`, \
+         `ctr run --runc-binary hookhost-runtime`)", names.join(", ")
+    )]
+    NeedsWrapper { names: Vec<String> },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -107,6 +115,10 @@ pub struct SelfCall {
     pub events_max_size: Option<u64>,
     /// The runtime's log file, when there is one (the wrapper's `create` call names it).
     pub runtime_log: Option<crate::runtime_log::RuntimeLog>,
+    /// Whether the runtime wrapper injects at a `create` call, and so runs the
+    /// [`Stage::runs_at_start`] stages itself at the engine's `start` call (named by the
+    /// [`START_ANNOTATION`]) instead of leaving them to the runtime.
+    pub at_start: bool,
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -223,7 +235,8 @@ impl BundleConfig {
         let own = Stage::ALL
             .iter()
             .flat_map(|stage| self.entries(*stage))
-            .find_map(own_call);
+            .find_map(own_call)
+            .or_else(|| self.start_plan());
         let mut found = match own {
             Some(call) => Some(load_plan(&call, self.bundle_dir())?),
             None => None,
@@ -261,8 +274,13 @@ impl BundleConfig {
             plan: combined,
         };
         let (_, sha256) = write_plan(&file, self.bundle_dir())?;
+        let mut at_start = Vec::new();
         for stage in Stage::ALL {
             let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
+            if !stage.is_oci() && !call.at_start && !hooks.is_empty() {
+                let names = hooks.iter().map(|h| h.name.clone()).collect();
+                return Err(InjectError::NeedsWrapper { names });
+            }
             if stage == Stage::StartContainer {
                 let new = plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
                 if !new.is_empty() {
@@ -275,6 +293,10 @@ impl BundleConfig {
             if hooks.is_empty() {
                 continue;
             }
+            if call.at_start && stage.runs_at_start() {
+                at_start.push(stage);
+                continue;
+            }
             tracing::info!(file = %self.file.display(), %stage, hooks = hooks.len(), "injecting");
             let entry = json!({
                 "path": call.exe,
@@ -283,12 +305,50 @@ impl BundleConfig {
             });
             self.stage_list(stage)?.push(entry);
         }
+        if call.at_start {
+            let calls = StartCalls {
+                stages: at_start,
+                sha256,
+            };
+            self.set_start_calls(&calls)?;
+        }
         self.typed()?;
         Ok(())
     }
 
-    /// Removes `NAME=…` from `process.env` and returns its value (the last one wins, as in a
-    /// process environment).
+    /// The plan a [`START_ANNOTATION`] names when its file is in the bundle: a bundle whose
+    /// only hooks run at `start` was injected before. One naming no plan of the bundle did not
+    /// come from hookhost, and is replaced at injection.
+    fn start_plan(&self) -> Option<StageCall> {
+        let calls = self.start_calls()?;
+        let call = calls.call(*calls.stages.first()?)?;
+        self.bundle_dir().join(&call.plan).is_file().then_some(call)
+    }
+
+    /// The stages the wrapper runs at `start`, as the [`START_ANNOTATION`] names them.
+    fn start_calls(&self) -> Option<StartCalls> {
+        let value = self.doc.pointer("/annotations")?.get(START_ANNOTATION)?;
+        StartCalls::decode(value.as_str()?)
+    }
+
+    /// Sets the [`START_ANNOTATION`] (one the container brought is replaced), or removes it
+    /// when no stage runs at `start`.
+    fn set_start_calls(&mut self, calls: &StartCalls) -> Result<(), InjectError> {
+        if calls.stages.is_empty() {
+            if let Some(annotations) = self
+                .doc
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.remove(START_ANNOTATION);
+            }
+            return Ok(());
+        }
+        self.child_object("annotations")?
+            .insert(START_ANNOTATION.into(), calls.encode().into());
+        Ok(())
+    }
+
     /// The value of `name` in `process.env`, if set.
     pub fn process_env(&self, name: &str) -> Option<&str> {
         let prefix = format!("{name}=");
@@ -299,6 +359,8 @@ impl BundleConfig {
             .find_map(|entry| entry.as_str()?.strip_prefix(&prefix))
     }
 
+    /// Removes `NAME=…` from `process.env` and returns its value (the last one wins, as in a
+    /// process environment).
     pub fn take_process_env(&mut self, name: &str) -> Option<String> {
         let env = self.doc.pointer_mut("/process/env")?.as_array_mut()?;
         let prefix = format!("{name}=");
@@ -349,25 +411,33 @@ impl BundleConfig {
     }
 
     fn stage_list(&mut self, stage: Stage) -> Result<&mut Vec<Value>, InjectError> {
-        let shape = |reason: &str| InjectError::Shape {
-            file: self.file.clone(),
-            reason: reason.into(),
-        };
-        let root = self
-            .doc
-            .as_object_mut()
-            .ok_or_else(|| shape("the document is not an object"))?;
-        let hooks = root
-            .entry("hooks")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let hooks = hooks
-            .as_object_mut()
-            .ok_or_else(|| shape("`hooks` is not an object"))?;
-        let list = hooks
+        let file = self.file.clone();
+        let list = self
+            .child_object("hooks")?
             .entry(stage.as_str())
             .or_insert_with(|| Value::Array(Vec::new()));
         list.as_array_mut()
-            .ok_or_else(|| shape("a `hooks` stage is not a list"))
+            .ok_or_else(|| shape(file, "a `hooks` stage is not a list"))
+    }
+
+    /// The top-level object `key` (`hooks`, `annotations`), added when missing.
+    fn child_object(&mut self, key: &str) -> Result<&mut Map<String, Value>, InjectError> {
+        let file = self.file.clone();
+        let root = self
+            .doc
+            .as_object_mut()
+            .ok_or_else(|| shape(file.clone(), "the document is not an object"))?;
+        root.entry(key)
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .ok_or_else(|| shape(file, &format!("`{key}` is not an object")))
+    }
+}
+
+fn shape(file: PathBuf, reason: &str) -> InjectError {
+    InjectError::Shape {
+        file,
+        reason: reason.into(),
     }
 }
 
@@ -460,6 +530,7 @@ mod tests {
             root: dir.join("root"),
             events_max_size: None,
             runtime_log: None,
+            at_start: false,
         };
         let mut config = BundleConfig::load(dir).unwrap();
         config.inject(&plan, &call).unwrap();

@@ -29,6 +29,15 @@ use crate::when::ContainerFacts;
 
 /// Annotation naming registered hooks: `NAME[:JSON-ARGS]`, several separated by commas.
 pub const HOOKS_ANNOTATION: &str = "io.hookhost.hooks";
+/// Annotation naming the hooks of a Kubernetes pod's sandbox (pause) container. Kubernetes
+/// hands a pod's annotations to the sandbox and to every app container: [`HOOKS_ANNOTATION`]
+/// selects for the app containers only, as a pod author expects, and this one for the sandbox.
+pub const SANDBOX_HOOKS_ANNOTATION: &str = "io.hookhost.sandbox-hooks";
+/// How CRI runtimes mark a pod's sandbox container: containerd, then CRI-O.
+const SANDBOX_MARKS: [(&str, &str); 2] = [
+    ("io.kubernetes.cri.container-type", "sandbox"),
+    ("io.kubernetes.cri-o.ContainerType", "sandbox"),
+];
 /// Annotation carrying a whole `--hook-spec` document (inline hooks; only when allowed).
 pub const HOOK_SPEC_ANNOTATION: &str = "io.hookhost.hook-spec";
 /// The same as [`HOOKS_ANNOTATION`], in `process.env`, for engines without annotations.
@@ -199,11 +208,15 @@ pub fn select(
         (None, None)
     };
     selected.env_changed = env_hooks.is_some() || env_spec.is_some();
+    let is_sandbox = SANDBOX_MARKS
+        .iter()
+        .any(|(key, value)| annotation(key).as_deref() == Some(value));
+    let hooks_key = match is_sandbox {
+        true => SANDBOX_HOOKS_ANNOTATION,
+        false => HOOKS_ANNOTATION,
+    };
     let lists = [
-        (
-            Origin::Annotation(HOOKS_ANNOTATION),
-            annotation(HOOKS_ANNOTATION),
-        ),
+        (Origin::Annotation(hooks_key), annotation(hooks_key)),
         (Origin::Env(HOOKS_ENV), env_hooks),
     ];
     for (origin, text) in lists {

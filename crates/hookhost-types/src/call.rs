@@ -90,6 +90,49 @@ impl StageCall {
     }
 }
 
+/// The annotation the runtime wrapper sets at create for a container with hooks to run at the
+/// engine's `start` call ([`Stage::runs_at_start`]): the runtime keeps annotations in its
+/// state, where the wrapper finds them again at `start`.
+pub const START_ANNOTATION: &str = "io.hookhost.start";
+
+/// The value of [`START_ANNOTATION`]: `STAGE[,STAGE] SHA256`, the stages the wrapper runs at
+/// `start` and the plan (in the bundle) they run from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartCalls {
+    /// The stages, in run order.
+    pub stages: Vec<Stage>,
+    /// The plan file's sha256.
+    pub sha256: String,
+}
+
+impl StartCalls {
+    /// The annotation's value.
+    pub fn encode(&self) -> String {
+        let stages: Vec<&str> = self.stages.iter().map(|s| s.as_str()).collect();
+        format!("{} {}", stages.join(","), self.sha256)
+    }
+
+    /// Reads a value [`encode`](Self::encode) wrote; `None` for anything else.
+    pub fn decode(value: &str) -> Option<Self> {
+        let (stages, sha256) = value.split_once(' ')?;
+        let stages = stages
+            .split(',')
+            .map(|s| s.parse().ok().filter(|s: &Stage| s.runs_at_start()))
+            .collect::<Option<Vec<Stage>>>()?;
+        is_sha256_hex(sha256).then(|| StartCalls {
+            stages,
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// The call of `stage` if it is one of these stages.
+    pub fn call(&self, stage: Stage) -> Option<StageCall> {
+        self.stages
+            .contains(&stage)
+            .then(|| StageCall::bundle_plan(stage, &self.sha256))
+    }
+}
+
 fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64
         && text
@@ -100,6 +143,27 @@ fn is_sha256_hex(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_calls_round_trip_and_name_only_start_stages() {
+        let calls = StartCalls {
+            stages: vec![Stage::StartRuntime, Stage::Poststart],
+            sha256: "b".repeat(64),
+        };
+        let value = calls.encode();
+        assert_eq!(value, format!("startRuntime,poststart {}", "b".repeat(64)));
+        assert_eq!(StartCalls::decode(&value), Some(calls.clone()));
+        assert_eq!(
+            calls.call(Stage::Poststart),
+            Some(StageCall::bundle_plan(Stage::Poststart, &"b".repeat(64)))
+        );
+        assert_eq!(calls.call(Stage::Prestart), None);
+        for bad in ["poststart", "prestart bbbb", "poststart,x bbbb", ""] {
+            assert_eq!(StartCalls::decode(bad), None, "{bad}");
+        }
+        let prestart = format!("prestart {}", "b".repeat(64));
+        assert_eq!(StartCalls::decode(&prestart), None);
+    }
 
     #[test]
     fn round_trips_and_refuses_anything_else() {

@@ -12,7 +12,7 @@ mod kind;
 mod stage;
 mod state;
 
-pub use call::StageCall;
+pub use call::{START_ANNOTATION, StageCall, StartCalls};
 pub use contract::{BUNDLE_GUEST, ROOTFS_GUEST, STAGE_ENV};
 pub use kind::HookKind;
 pub use stage::{Stage, UnknownStage};

@@ -14,6 +14,11 @@ pub enum Stage {
     CreateRuntime,
     /// During create; the path is resolved in the runtime namespace, it runs in the container's.
     CreateContainer,
+    /// Not an OCI stage: run by hookhost's runtime wrapper when the engine calls the runtime's
+    /// `start`, in the runtime namespace, before the container's process is released — after
+    /// the engine set up the container's networks (Docker 28 does that between create and
+    /// start).
+    StartRuntime,
     /// During start, inside the container, before the user process.
     StartContainer,
     /// After the user process started, in the runtime namespace.
@@ -32,10 +37,11 @@ pub struct UnknownStage {
 
 impl Stage {
     /// All stages in the order the runtime runs them.
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Prestart,
         Stage::CreateRuntime,
         Stage::CreateContainer,
+        Stage::StartRuntime,
         Stage::StartContainer,
         Stage::Poststart,
         Stage::Poststop,
@@ -47,6 +53,7 @@ impl Stage {
             Stage::Prestart => "prestart",
             Stage::CreateRuntime => "createRuntime",
             Stage::CreateContainer => "createContainer",
+            Stage::StartRuntime => "startRuntime",
             Stage::StartContainer => "startContainer",
             Stage::Poststart => "poststart",
             Stage::Poststop => "poststop",
@@ -62,10 +69,22 @@ impl Stage {
     pub fn status(self) -> &'static str {
         match self {
             Stage::Prestart | Stage::CreateRuntime | Stage::CreateContainer => "creating",
-            Stage::StartContainer => "created",
+            Stage::StartRuntime | Stage::StartContainer => "created",
             Stage::Poststart => "running",
             Stage::Poststop => "stopped",
         }
+    }
+
+    /// Whether the runtime wrapper runs this stage at the engine's `start` call rather than
+    /// the OCI runtime: startRuntime (no runtime knows it), and poststart (runc 1.1 would run
+    /// it during `create`, before the container's process is released).
+    pub fn runs_at_start(self) -> bool {
+        matches!(self, Stage::StartRuntime | Stage::Poststart)
+    }
+
+    /// Whether config.json has a `hooks` list for this stage (every stage but startRuntime).
+    pub fn is_oci(self) -> bool {
+        self != Stage::StartRuntime
     }
 
     /// Whether a failing hook at this stage stops the container (runtime-spec 1.3 and runc);
@@ -110,12 +129,24 @@ mod tests {
             "{err}"
         );
         assert_eq!(Stage::StartContainer.to_string(), "startContainer");
+        assert_eq!("startruntime".parse::<Stage>(), Ok(Stage::StartRuntime));
+    }
+
+    #[test]
+    fn start_runtime_runs_at_start_with_the_created_status_and_is_no_oci_stage() {
+        assert_eq!(Stage::StartRuntime.status(), "created");
+        assert!(!Stage::StartRuntime.is_oci());
+        let at_start: Vec<_> = Stage::ALL
+            .into_iter()
+            .filter(|s| s.runs_at_start())
+            .collect();
+        assert_eq!(at_start, [Stage::StartRuntime, Stage::Poststart]);
     }
 
     #[test]
     fn only_poststop_is_non_fatal() {
         let fatal: Vec<_> = Stage::ALL.iter().filter(|s| s.is_fatal()).collect();
-        assert_eq!(fatal.len(), 5);
+        assert_eq!(fatal.len(), 6);
         assert!(!Stage::Poststop.is_fatal());
     }
 }

@@ -315,13 +315,14 @@ fn fold_nested(
     Ok(())
 }
 
-/// Stage names as hooks.d spells them: exact OCI camelCase (containers/common compares strings).
+/// Stage names as hooks.d spells them: exact OCI camelCase (containers/common compares strings);
+/// hookhost's own startRuntime is no OCI stage, and no hooks.d stage.
 fn parse_stages(names: Vec<String>) -> Result<Vec<Stage>, ErrorKind> {
     let mut stages = Vec::new();
     for name in names {
         let stage = Stage::ALL
             .into_iter()
-            .find(|s| s.as_str() == name)
+            .find(|s| s.is_oci() && s.as_str() == name)
             .ok_or_else(|| unknown_stage(&name))?;
         if !stages.contains(&stage) {
             stages.push(stage);

@@ -202,7 +202,9 @@ fn stage_names_are_exact_oci_camel_case() {
         "poststop",
     ];
     let h = parse_json(always("/bin/sh", &all)).unwrap();
-    assert_eq!(h.stages, Stage::ALL);
+    let oci: Vec<Stage> = Stage::ALL.into_iter().filter(|s| s.is_oci()).collect();
+    assert_eq!(h.stages, oci);
+    assert!(parse_json(always("/bin/sh", &["startRuntime"])).is_err());
     let err = parse_json(always("/bin/sh", &["createruntime"])).unwrap_err();
     assert!(matches!(&err, ErrorKind::UnknownStage { stage, .. } if stage == "createruntime"));
     assert!(

@@ -43,6 +43,11 @@ pub enum BridgeError {
 pub enum Skipped {
     #[error("{name}: a WASM hook cannot run at startContainer (inside the container)")]
     WasmInContainer { name: String },
+    #[error(
+        "{name}: startRuntime is run by hookhost's runtime wrapper, not by Podman or CRI-O; \
+         select it through the wrapper (`--runtime hookhost-runtime`)"
+    )]
+    StartRuntime { name: String },
     #[error("{0}")]
     Unreadable(#[from] HooksdError),
     #[error(
@@ -138,6 +143,11 @@ fn exported_hook(
 ) -> Result<OciHook, Skipped> {
     let spec = &hook.spec;
     let mut oci = OciHook::default();
+    if !stage.is_oci() {
+        return Err(Skipped::StartRuntime {
+            name: hook.name.clone(),
+        });
+    }
     if stage == Stage::StartContainer {
         if spec.kind == HookKind::Wasm {
             return Err(Skipped::WasmInContainer {

@@ -31,6 +31,9 @@ pub struct RuncCall {
     /// `-h`/`--help` was given (globally or to the subcommand), or the command is `help`:
     /// the runtime will only print help.
     pub help: bool,
+    /// How many arguments precede the subcommand (the global flags), to call the runtime
+    /// again with the same ones.
+    pub globals: usize,
 }
 
 /// The runc commands that create a container from a bundle's config.json, and so run its
@@ -173,6 +176,7 @@ impl RuncCall {
         let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
         let mut call = RuncCall::default();
         let rest = call.parse_globals(&args);
+        call.globals = args.len() - rest.len();
         let Some((command, rest)) = rest.split_first() else {
             return call;
         };

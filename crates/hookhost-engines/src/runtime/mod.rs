@@ -2,4 +2,5 @@
 
 pub mod argv;
 pub mod log;
+pub mod start;
 pub mod wrapper;

@@ -80,15 +80,23 @@ impl Wrapper {
     /// Injects the container's hooks into its bundle when `call` creates a container.
     pub fn prepare(&self, call: &RuncCall) -> Result<Option<Injected>, WrapperError> {
         match (&call.bundle, call.creates_container()) {
-            (Some(bundle), true) => self.inject(bundle, super::log::runtime_log(call)).map(Some),
+            (Some(bundle), true) => {
+                let at_start = call.command.as_deref() == Some("create");
+                let log = super::log::runtime_log(call);
+                self.inject(bundle, at_start, log).map(Some)
+            }
             _ => Ok(None),
         }
     }
 
-    /// Selects and injects (`hookhost_core::prepare`).
+    /// Selects and injects (`hookhost_core::prepare`). `at_start`: the engine calls `create`
+    /// and later `start`, at which the wrapper runs startRuntime and poststart itself
+    /// (`run` and `restore` start the container in the same call, and so cannot).
+    /// `runtime_log`: the call's `--log`, where stage warnings are also written.
     pub fn inject(
         &self,
         bundle: &Path,
+        at_start: bool,
         runtime_log: Option<hookhost_core::runtime_log::RuntimeLog>,
     ) -> Result<Injected, WrapperError> {
         // A missing registry is not created here: the wrapper has no business making one.
@@ -102,6 +110,7 @@ impl Wrapper {
             root: self.root.clone(),
             events_max_size: self.config.events_max_size(),
             runtime_log,
+            at_start,
         };
         Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
     }

@@ -1,0 +1,78 @@
+"""A minimal Kubernetes CRI client for tests/cri.rs, on the Python module scripts/engines.sh
+compiles from the CRI api.proto (its directory is the first argument).
+
+    client.py CRI_DIR SOCKET run-pod NAME HANDLER ANNOTATIONS-JSON LOG-DIR  -> pod id
+    client.py CRI_DIR SOCKET create POD-ID NAME IMAGE POD-JSON              -> container id
+    client.py CRI_DIR SOCKET start CONTAINER-ID
+    client.py CRI_DIR SOCKET remove-pod POD-ID
+
+POD-JSON is the run-pod arguments again ({"name", "handler", "annotations", "logDir"}), as
+CreateContainer wants the pod's config. A failed call prints the gRPC status details on stderr
+and exits 1.
+"""
+
+import json
+import sys
+
+sys.path.insert(0, sys.argv[1])
+
+import grpc  # noqa: E402
+import api_pb2 as cri  # noqa: E402
+import api_pb2_grpc as cri_grpc  # noqa: E402
+
+
+def pod_config(name, annotations, log_dir):
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, uid=name, namespace="hookhost-test", attempt=0),
+        hostname="",
+        log_directory=log_dir,
+        annotations=annotations,
+        linux=cri.LinuxPodSandboxConfig(
+            security_context=cri.LinuxSandboxSecurityContext(
+                namespace_options=cri.NamespaceOption(network=cri.NODE)
+            )
+        ),
+    )
+
+
+def main():
+    _, _, socket, command, *args = sys.argv
+    channel = grpc.insecure_channel("unix://" + socket)
+    runtime = cri_grpc.RuntimeServiceStub(channel)
+    try:
+        if command == "run-pod":
+            name, handler, annotations, log_dir = args
+            config = pod_config(name, json.loads(annotations), log_dir)
+            reply = runtime.RunPodSandbox(
+                cri.RunPodSandboxRequest(config=config, runtime_handler=handler), timeout=120
+            )
+            print(reply.pod_sandbox_id)
+        elif command == "create":
+            pod_id, name, image, pod = args
+            pod = json.loads(pod)
+            reply = runtime.CreateContainer(
+                cri.CreateContainerRequest(
+                    pod_sandbox_id=pod_id,
+                    config=cri.ContainerConfig(
+                        metadata=cri.ContainerMetadata(name=name, attempt=0),
+                        image=cri.ImageSpec(image=image),
+                        log_path=name + ".log",
+                    ),
+                    sandbox_config=pod_config(pod["name"], pod["annotations"], pod["logDir"]),
+                ),
+                timeout=120,
+            )
+            print(reply.container_id)
+        elif command == "start":
+            runtime.StartContainer(cri.StartContainerRequest(container_id=args[0]), timeout=120)
+        elif command == "remove-pod":
+            runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=args[0]), timeout=120)
+            runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=args[0]), timeout=120)
+        else:
+            sys.exit("unknown command " + command)
+    except grpc.RpcError as e:
+        print(f"{e.code().name}: {e.details()}", file=sys.stderr)
+        sys.exit(1)
+
+
+main()
