@@ -126,6 +126,7 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
         registry: Some(&registry),
         root: &call.root,
         hooks_dirs: &cli.settings.hooks_dirs,
+        skip_invalid_hooksd: cli.settings.hooks_dirs_skip_invalid,
         allow_inline: cli.settings.allow_inline_specs,
     };
     let command_line = CommandLine {
@@ -207,6 +208,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         registry: Some(&registry),
         root: &root,
         hooks_dirs: &[],
+        skip_invalid_hooksd: false,
         allow_inline: true,
     };
     anyhow::ensure!(

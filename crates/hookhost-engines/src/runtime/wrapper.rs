@@ -96,6 +96,7 @@ impl Wrapper {
             registry: registry.as_ref(),
             root: &self.root,
             hooks_dirs: &self.config.hooks_dirs,
+            skip_invalid_hooksd: self.config.hooks_dirs_skip_invalid,
             allow_inline: self.config.allow_inline_specs,
         };
         let call = SelfCall {
