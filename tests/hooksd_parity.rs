@@ -223,6 +223,23 @@ fn a_hook_without_timeout_has_none() {
     );
 }
 
+/// The same, run: a hook without `timeout` outlives hookhost's own default of 30 s (it is
+/// not killed; its exit, not a time, is what is checked).
+#[test]
+fn a_hook_without_timeout_runs_past_the_registry_default() {
+    let (s, hooksd) = setup(json!({}));
+    let bundle = Bundle::new("cat /marker");
+    let marker = bundle.rootfs().join("marker");
+    let body = format!("sleep 31; echo slow-done >> {}", marker.display());
+    let hook = json!({"path": "/bin/sh", "args": ["sh", "-c", body]});
+    write(
+        hooksd.path(),
+        "slow.json",
+        &doc(hook, json!({"always": true}), &["createRuntime"]),
+    );
+    assert_eq!(ok(&s.run(&bundle, &unique("slow"))).trim(), "slow-done");
+}
+
 /// containers/common hooks_test.go `TestGoodNew`: files are ordered by lower-cased name
 /// (`01-my-hook` before `01-UPPERCASE`), and — since containers/common moved prestart to
 /// createRuntime (2024; containers/common#2540) — a prestart file is injected at
