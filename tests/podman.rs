@@ -8,81 +8,12 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::engines::{Wrapper, busybox_tar, wait_for};
-use common::{Host, succeeded as ok, text, unique};
+use common::engines::{Wrapper, wait_for};
+use common::podman::Podman;
+use common::{Host, succeeded as ok, text};
 use serde_json::json;
-use tempfile::TempDir;
-
-/// Podman's storage and run state in a temp dir, with a busybox image.
-struct Podman {
-    dir: TempDir,
-}
-
-impl Podman {
-    fn new() -> Self {
-        common::require("podman");
-        common::require("runc");
-        let podman = Podman {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let tar = busybox_tar(podman.dir.path());
-        let out = podman
-            .cmd(&[])
-            .arg("import")
-            .arg(&tar)
-            .arg("busybox:local")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "podman import: {}", text(&out.stderr));
-        podman
-    }
-
-    /// `podman` with this test's state dirs; `global` go before the subcommand.
-    fn cmd(&self, global: &[&str]) -> Command {
-        let p = |name: &str| self.dir.path().join(name);
-        let mut cmd = Command::new("podman");
-        cmd.arg("--root")
-            .arg(p("root"))
-            .arg("--runroot")
-            .arg(p("runroot"))
-            .arg("--tmpdir")
-            .arg(p("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file"])
-            .args(global)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// `podman GLOBAL… run --rm --cidfile F (sandbox flags) busybox:local ARGS…`; returns the
-    /// output and the container id.
-    fn run(&self, global: &[&str], run: &[&str], args: &[&str]) -> (Output, String) {
-        let cidfile = self.dir.path().join(unique("cid"));
-        let out = self
-            .cmd(global)
-            .arg("run")
-            .arg("--rm")
-            .arg("--cidfile")
-            .arg(&cidfile)
-            .args([
-                "--ulimit",
-                "nofile=1024:1024",
-                "--ulimit",
-                "nproc=1024:1024",
-            ])
-            .args(["--network", "none"])
-            .args(run)
-            .arg("busybox:local")
-            .args(args)
-            .output()
-            .unwrap();
-        let id = fs::read_to_string(&cidfile).unwrap_or_default();
-        (out, id.trim().to_string())
-    }
-}
 
 /// A WASM hook module (echoes its argv and stdin), compiled from the test fixtures.
 fn wasm_module(dir: &Path) -> PathBuf {
@@ -319,7 +250,8 @@ fn import_registers_hooksd_files_by_name() {
     let inspect: serde_json::Value =
         serde_json::from_str(&host.ok(&["inspect", "oci-systemd-hook"])).unwrap();
     let hook = &inspect[0];
-    assert_eq!(hook["Type"], "prestart,poststop");
+    // A prestart file is registered where Podman runs it: createRuntime.
+    assert_eq!(hook["Type"], "createRuntime,poststop");
     assert_eq!(hook["Args"], json!(["true", "register"]));
     assert_eq!(hook["Timeout"], 7);
     assert_eq!(

@@ -70,7 +70,8 @@ fn global_hooks_run_when_their_conditions_hold() {
 #[test]
 fn hooksd_dirs_from_the_config_file_are_read() {
     let hooksd = tempfile::tempdir().unwrap();
-    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()], "logLevel": "info"}));
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()], "logLevel": "info",
+                                      "hooksDirsSkipInvalid": true}));
     let bundle = Bundle::new("cat /marker");
     let marker = bundle.rootfs().join("marker");
     let script = s.host.script(
@@ -92,11 +93,9 @@ fn hooksd_dirs_from_the_config_file_are_read() {
         warning["msg"].as_str().unwrap().contains("20-bad.json"),
         "{warning}"
     );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["level"] == "info" && l["msg"].as_str().unwrap().contains("prestart: 10-d"))
-    );
+    assert!(lines.iter().any(
+        |l| l["level"] == "info" && l["msg"].as_str().unwrap().contains("createRuntime: 10-d")
+    ));
 }
 
 /// A refused container: non-zero exit, the reason on stderr and as runc's JSON error line in
@@ -426,13 +425,13 @@ fn restore_with_an_unknown_hook_is_refused() {
     );
 }
 
-/// hooks.d files with a timeout out of 1..=3600 are skipped as every invalid hooks.d file is:
-/// the container starts with the valid ones, and the --log warning names the file, the value
-/// and the range.
+/// hooks.d files with a timeout out of 1..=3600 are invalid as every invalid hooks.d file is:
+/// with `hooksDirsSkipInvalid` the container starts with the valid ones, and the --log warning
+/// names the file, the value and the range.
 #[test]
 fn hooksd_timeouts_out_of_range_are_skipped_with_a_warning_naming_the_file() {
     let hooksd = tempfile::tempdir().unwrap();
-    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()]}));
+    let s = Setup::with_config(json!({"hooksDirs": [hooksd.path()], "hooksDirsSkipInvalid": true}));
     let bundle = Bundle::new("cat /marker");
     let marker = bundle.rootfs().join("marker");
     let script = s
@@ -469,6 +468,7 @@ fn hooksd_timeouts_out_of_range_are_skipped_with_a_warning_naming_the_file() {
             "{want} not in {warnings:?}"
         );
     }
-    let prestart = &bundle.config()["hooks"]["prestart"][0];
-    assert_eq!(prestart["timeout"], 3600 + 5);
+    // A hooks.d prestart file runs at createRuntime, as in containers/common.
+    let entry = &bundle.config()["hooks"]["createRuntime"][0];
+    assert_eq!(entry["timeout"], 3600 + 5);
 }

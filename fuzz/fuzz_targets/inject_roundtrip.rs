@@ -22,7 +22,7 @@ fn plan() -> ContainerPlan {
     ] {
         let args = vec!["true".into(), name.into()];
         let env = vec!["A=1".into()];
-        let hook = PlannedHook::native(name.into(), "/usr/bin/true".into(), args, env, 5);
+        let hook = PlannedHook::native(name.into(), "/usr/bin/true".into(), args, env, Some(5));
         plan.push(stage, hook);
     }
     plan

@@ -209,6 +209,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         registry: Some(&registry),
         root: &root,
         hooks_dirs: &[],
+        skip_invalid_hooksd: false,
         allow_inline: true,
         env_selects: true,
     };

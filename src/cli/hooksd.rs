@@ -41,8 +41,10 @@ pub struct ExportArgs {
 /// Register the hooks of a hooks.d directory, each under its file name without .json.
 ///
 /// Stages and conditions are kept (1.0.0 `when`; 0.1.0 conditions only when there is a single
-/// kind, since 0.1.0 OR-s them). Files that cannot be read or registered are reported and
-/// skipped without stopping the others.
+/// kind, since 0.1.0 OR-s them); a prestart file is registered at createRuntime, where Podman
+/// runs it. A file name that is not a valid hook name is registered under a mapped name
+/// (reported). Files that cannot be read or registered are reported and skipped without
+/// stopping the others.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  hookhost import hooks.d /usr/share/containers/oci/hooks.d\n  hookhost ls"
@@ -84,6 +86,12 @@ pub fn import(cli: &Cli, command: &ImportCommand) -> anyhow::Result<ExitCode> {
     let report = hookhost_engines::hooksd::import(&registry, &args.dir)?;
     for name in &report.imported {
         println!("{name}");
+    }
+    for (file, name) in &report.renamed {
+        eprintln!(
+            "Note: {} registered as {name} (hook names are ASCII letters, digits, '_', '.' and '-')",
+            file.display()
+        );
     }
     for skipped in &report.skipped {
         eprintln!("Warning: skipped {}", hookhost_core::error_chain(skipped));

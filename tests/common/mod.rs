@@ -12,6 +12,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub mod engines;
+pub mod podman;
 
 pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 

@@ -298,11 +298,13 @@ impl BundleConfig {
                 continue;
             }
             tracing::info!(file = %self.file.display(), %stage, hooks = hooks.len(), "injecting");
-            let entry = json!({
-                "path": call.exe,
-                "args": StageCall::bundle_plan(stage, &sha256).to_args(),
-                "timeout": outer_timeout(hooks),
-            });
+            let entry = with_timeout(
+                json!({
+                    "path": call.exe,
+                    "args": StageCall::bundle_plan(stage, &sha256).to_args(),
+                }),
+                outer_timeout(hooks),
+            );
             self.stage_list(stage)?.push(entry);
         }
         if call.at_start {
@@ -467,27 +469,39 @@ fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
 }
 
 /// The OCI timeout of hookhost's own entry: every hook's timeout plus slack, capped so that it
-/// stays a valid positive `int` for every runtime (`hook::oci_timeout_secs`).
-pub fn outer_timeout(hooks: &[PlannedHook]) -> u64 {
-    crate::hook::oci_timeout_secs(hooks.iter().map(|h| h.spec.timeout), TIMEOUT_SLACK_SECS)
+/// stays a valid positive `int` for every runtime (`hook::oci_timeout_secs`); none when one of
+/// the hooks has none.
+pub fn outer_timeout(hooks: &[PlannedHook]) -> Option<u64> {
+    let timeouts: Option<Vec<u64>> = hooks.iter().map(PlannedHook::timeout).collect();
+    Some(crate::hook::oci_timeout_secs(timeouts?, TIMEOUT_SLACK_SECS))
 }
 
-/// startContainer hooks run inside the container: add the native hooks themselves.
+/// An OCI hook entry with `timeout` set, or without the key (no timeout).
+fn with_timeout(mut entry: Value, timeout: Option<u64>) -> Value {
+    if let Some(timeout) = timeout {
+        entry["timeout"] = timeout.into();
+    }
+    entry
+}
+
+/// startContainer hooks run inside the container: add the native hooks themselves. A hook
+/// without env gets no `env`, so that it inherits the container process's environment as the
+/// runtime gives it (as runc does); it then has no `HOOKHOST_STAGE` either, since any `env`
+/// would replace the inherited environment.
 fn add_direct_entries(list: &mut Vec<Value>, hooks: &[PlannedHook]) {
     for hook in hooks {
         debug_assert_eq!(hook.spec.kind, HookKind::Native, "checked by the plan");
-        let mut env = hook.spec.env.clone();
-        env.push(format!(
-            "{}={}",
-            hookhost_types::STAGE_ENV,
-            Stage::StartContainer
-        ));
-        let entry = json!({
-            "path": hook.spec.path,
-            "args": hook.spec.args,
-            "env": env,
-            "timeout": hook.spec.timeout,
-        });
+        let mut entry = json!({"path": hook.spec.path, "args": hook.spec.args});
+        if !hook.spec.env.is_empty() {
+            let mut env = hook.spec.env.clone();
+            env.push(format!(
+                "{}={}",
+                hookhost_types::STAGE_ENV,
+                Stage::StartContainer
+            ));
+            entry["env"] = env.into();
+        }
+        let entry = with_timeout(entry, hook.timeout());
         if !list.contains(&entry) {
             list.push(entry);
         }
@@ -523,7 +537,7 @@ mod tests {
 
     fn inject(dir: &Path, stage: Stage, env: Vec<String>) -> u32 {
         let mut plan = ContainerPlan::default();
-        let hook = PlannedHook::native("h".into(), "/bin/true".into(), vec![], env, 5);
+        let hook = PlannedHook::native("h".into(), "/bin/true".into(), vec![], env, Some(5));
         plan.push(stage, hook);
         let call = SelfCall {
             exe: "/usr/bin/hookhost".into(),

@@ -5,6 +5,7 @@
 //! {
 //!   "runtime": "/usr/bin/runc",
 //!   "hooksDirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"],
+//!   "hooksDirsSkipInvalid": false,
 //!   "allowInlineSpecs": false,
 //!   "logLevel": "warn",
 //!   "root": "/var/lib/hookhost",
@@ -57,6 +58,11 @@ pub struct Config {
     /// reading the same directories here would run those hooks twice.
     #[serde(default)]
     pub hooks_dirs: Vec<PathBuf>,
+    /// Whether an invalid hooks.d file (or one another user could write) is skipped with a
+    /// warning. Default: false — as in Podman, it refuses the container, so that a hook the
+    /// administrator put there never silently stops running.
+    #[serde(default)]
+    pub hooks_dirs_skip_invalid: bool,
     /// Whether containers may bring their own hook paths (an inline path in
     /// `io.hookhost.hooks`/`HOOKHOST_HOOKS`, or an `io.hookhost.hook-spec`). Default: false —
     /// whoever starts a container would otherwise run any program as root on the host.

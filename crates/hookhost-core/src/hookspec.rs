@@ -126,7 +126,7 @@ fn planned(entry: serde_json::Value) -> Result<PlannedHook, EntryError> {
         hook.path,
         hook.args,
         hook.env,
-        timeout,
+        Some(timeout),
     ))
 }
 

@@ -1,4 +1,4 @@
-//! hookhost's core: what a hook is ([`hook`], [`when`], [`grants`]), where hooks are kept
+//! hookhost's core: what a hook is ([`hook`], [`when`] with Go's [`re2`] syntax, [`grants`]), where hooks are kept
 //! ([`registry`], [`define`]), which hooks a container gets ([`select`], one engine for every
 //! source, and the [`plan`] it builds), how a bundle carries them ([`bundle`]: config.json and
 //! the plan file), and how a stage runs them ([`stage`], [`run`], [`events`]).
@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod paths;
 pub mod plan;
 pub mod prepare;
+pub mod re2;
 pub mod registry;
 pub mod run;
 pub mod runtime_log;

@@ -14,7 +14,7 @@ use hookhost_types::HookKind;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hook::{Hook, HookSpec, Stage};
+use crate::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookSpec, Stage};
 use crate::listarg::{self, ListError, Split};
 
 /// One argument the kernel passes to a program is at most this long (`MAX_ARG_STRLEN`,
@@ -34,9 +34,23 @@ pub struct PlannedHook {
     pub name: String,
     #[serde(flatten)]
     pub spec: HookSpec,
+    /// A hooks.d hook without `timeout`: it runs as long as it takes, as runc runs an OCI hook
+    /// without one, and `spec.timeout` is not used (it keeps the default, so that a plan stays
+    /// readable by an older hookhost, which then bounds the hook by it).
+    #[serde(
+        rename = "NoTimeout",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub no_timeout: bool,
 }
 
 impl PlannedHook {
+    /// How long the hook may run: `None` when it has no timeout.
+    pub fn timeout(&self) -> Option<u64> {
+        (!self.no_timeout).then_some(self.spec.timeout)
+    }
+
     /// A registered hook as selected: the extras appended to its registered args; nothing else
     /// of the registration (path, env, limits, grants) can be changed by a selection.
     pub fn registered(hook: &Hook, extra_args: &[String]) -> Self {
@@ -45,17 +59,18 @@ impl PlannedHook {
         PlannedHook {
             name: hook.name.clone(),
             spec,
+            no_timeout: false,
         }
     }
 
     /// A native hook that is not in the registry (hooks.d, inline specs). Empty `args` run the
-    /// program with its path as argv0, as runc does.
+    /// program with its path as argv0, as runc does. `timeout: None` means no timeout.
     pub fn native(
         name: String,
         path: PathBuf,
         args: Vec<String>,
         env: Vec<String>,
-        timeout: u64,
+        timeout: Option<u64>,
     ) -> Self {
         let args = if args.is_empty() {
             vec![path.to_string_lossy().into_owned()]
@@ -69,13 +84,14 @@ impl PlannedHook {
                 path,
                 args,
                 env,
-                timeout,
+                timeout: timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
                 digest: None,
                 limits: None,
                 grants: None,
                 leave_helpers: false,
                 on_failure: None,
             },
+            no_timeout: timeout.is_none(),
         }
     }
 
@@ -423,7 +439,7 @@ mod tests {
 
     fn native(args: Vec<String>, env: Vec<String>) -> ContainerPlan {
         let mut plan = ContainerPlan::default();
-        let hook = PlannedHook::native("n".into(), "/bin/true".into(), args, env, 5);
+        let hook = PlannedHook::native("n".into(), "/bin/true".into(), args, env, Some(5));
         plan.push(Stage::Poststop, hook);
         plan
     }

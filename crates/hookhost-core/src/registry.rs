@@ -413,7 +413,8 @@ fn entries_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, RegistryError> {
             entries.push((name.to_string(), entry.path()));
         }
     }
-    entries.sort();
+    // Global hooks run in this order: hooks.d's, so that imported files keep theirs.
+    entries.sort_by(|a, b| crate::hooksd::name_order(&a.0, &b.0));
     Ok(entries)
 }
 

@@ -126,10 +126,15 @@ fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecErro
         path: &spec.path,
         args: &spec.args,
         env: &env,
-        timeout: Duration::from_secs(spec.timeout),
+        timeout: run_timeout(hook),
         leave_helpers: spec.leave_helpers,
     };
     Ok(native::run(&command, ctx.state_json)?)
+}
+
+/// A hook's time limit; without a timeout (a hooks.d hook without one) it has none.
+fn run_timeout(hook: &PlannedHook) -> Duration {
+    hook.timeout().map_or(Duration::MAX, Duration::from_secs)
 }
 
 /// A pinned native hook runs only while it is the file that was registered: unchanged, and
@@ -190,7 +195,7 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         stdin: ctx.state_json,
         preopens: &resolved.preopens,
         limits: &limits,
-        timeout: Duration::from_secs(spec.timeout),
+        timeout: run_timeout(hook),
         output_limit: OUTPUT_LIMIT,
     };
     let started = Instant::now();

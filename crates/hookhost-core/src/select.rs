@@ -5,7 +5,8 @@
 //! `process.env` (removed once read), inline hook specs, and the command line.
 //!
 //! Order within a stage: registered global hooks (by name), hooks.d hooks (by lower-cased file
-//! name), the container's own selections (annotation, then environment, then inline spec
+//! name; a hooks.d `prestart` file runs at createRuntime, as in containers/common), the
+//! container's own selections (annotation, then environment, then inline spec
 //! documents), then the command line's (`--add-hook`, then `--hook-spec`), each in the order
 //! given.
 //!
@@ -106,6 +107,20 @@ pub enum SelectError {
     },
     #[error(transparent)]
     NotRunnable(PlanError),
+    #[error(transparent)]
+    Hooksd(#[from] InvalidHooksd),
+}
+
+/// hooks.d files that cannot be used: as in Podman, they refuse the container (unless the
+/// config file's `hooksDirsSkipInvalid` makes them warnings).
+#[derive(Debug, Error)]
+#[error(
+    "{} (fix or remove the file; an administrator may set \"hooksDirsSkipInvalid\": true in \
+     hookhost's config file to skip invalid hooks.d files with a warning instead)",
+    .errors.iter().map(|e| format!("invalid hooks.d file {e}")).collect::<Vec<_>>().join("; ")
+)]
+pub struct InvalidHooksd {
+    pub errors: Vec<hooksd::HooksdError>,
 }
 
 /// Why one selected item was refused.
@@ -123,6 +138,9 @@ pub struct Sources<'a> {
     pub registry: Option<&'a Registry>,
     pub root: &'a Path,
     pub hooks_dirs: &'a [PathBuf],
+    /// Whether an invalid hooks.d file is skipped with a warning (the config file's
+    /// `hooksDirsSkipInvalid`) instead of refusing the container.
+    pub skip_invalid_hooksd: bool,
     /// Whether containers may bring inline hooks (the config file's `allowInlineSpecs`).
     pub allow_inline: bool,
     /// Whether the process environment may select hooks (the config file's `selectFromEnv`).
@@ -140,6 +158,7 @@ impl<'a> Sources<'a> {
             registry,
             root,
             hooks_dirs: &config.hooks_dirs,
+            skip_invalid_hooksd: config.hooks_dirs_skip_invalid,
             allow_inline: config.allow_inline_specs,
             env_selects: config.select_from_env(),
         }
@@ -196,7 +215,7 @@ pub fn select(
     if let Some(registry) = sources.registry {
         add_global(&mut selected, registry, &facts)?;
     }
-    add_hooksd(&mut selected, sources.hooks_dirs, &facts);
+    add_hooksd(&mut selected, sources, &facts)?;
 
     let (env_hooks, env_spec) = if sources.env_selects {
         (
@@ -270,7 +289,8 @@ pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerP
                     });
                 }
                 let name = PlannedHook::inline_name(&path);
-                let hook = PlannedHook::native(name, path, args, Vec::new(), DEFAULT_TIMEOUT_SECS);
+                let hook =
+                    PlannedHook::native(name, path, args, Vec::new(), Some(DEFAULT_TIMEOUT_SECS));
                 plan.push(Stage::Prestart, hook);
             }
             Item::Registered(selection) => {
@@ -310,24 +330,31 @@ fn add_global(
     Ok(())
 }
 
-fn add_hooksd(selected: &mut Selected, dirs: &[PathBuf], facts: &ContainerFacts) {
-    if dirs.is_empty() {
-        return;
+fn add_hooksd(
+    selected: &mut Selected,
+    sources: &Sources,
+    facts: &ContainerFacts,
+) -> Result<(), InvalidHooksd> {
+    if sources.hooks_dirs.is_empty() {
+        return Ok(());
     }
-    let set = hooksd::read_dirs(dirs);
+    let set = hooksd::read_dirs(sources.hooks_dirs);
+    if !set.errors.is_empty() && !sources.skip_invalid_hooksd {
+        return Err(InvalidHooksd { errors: set.errors });
+    }
     selected.warnings.extend(
         set.errors
             .iter()
             .map(|e| format!("hooks.d file skipped: {e}")),
     );
-    for stage in Stage::ALL {
-        for hook in set.matching(facts, stage) {
-            selected.plan.push(stage, hooksd_planned(hook));
-        }
+    for (stage, hook) in set.injected(facts) {
+        selected.plan.push(stage, hooksd_planned(hook));
     }
+    Ok(())
 }
 
-/// A hooks.d hook as hookhost runs it: native, with its own args, env and timeout.
+/// A hooks.d hook as hookhost runs it: native, with its own args, env and timeout (none when
+/// the file gives none, as runc runs an OCI hook).
 fn hooksd_planned(hook: &HooksdHook) -> PlannedHook {
     let oci = &hook.hook;
     PlannedHook::native(
@@ -335,8 +362,7 @@ fn hooksd_planned(hook: &HooksdHook) -> PlannedHook {
         oci.path().clone(),
         oci.args().clone().unwrap_or_default(),
         oci.env().clone().unwrap_or_default(),
-        oci.timeout()
-            .map_or(DEFAULT_TIMEOUT_SECS, |t| t.max(1) as u64),
+        oci.timeout().map(|t| t.max(1) as u64),
     )
 }
 

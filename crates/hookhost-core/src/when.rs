@@ -3,7 +3,7 @@
 //! The semantics follow containers/common `pkg/hooks/1.0.0/when.go`:
 //! every condition that is set must hold (AND); within `annotations` every key/value regex pair must
 //! match one annotation; within `commands` one regex matching `process.args[0]` is enough. Regexes
-//! are unanchored, as Go's `regexp.MatchString` (RE2; Rust's `regex` accepts the same syntax).
+//! are unanchored, as Go's `regexp.MatchString`, and read with Go's syntax ([`crate::re2`]).
 //!
 //! A `When` is compiled when it is built (constructor, flags or deserialization), so a value with an
 //! invalid regex cannot exist and matching — on the container-start hot path — never recompiles.
@@ -16,24 +16,26 @@ use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::re2::{self, PatternError};
+
 /// Why a condition could not be built.
 #[derive(Debug, Error)]
 pub enum WhenError {
     #[error("invalid annotation key regex {pattern:?}: {source}")]
     AnnotationKey {
         pattern: String,
-        source: regex::Error,
+        source: PatternError,
     },
     #[error("invalid annotation value regex {pattern:?} (for key {key:?}): {source}")]
     AnnotationValue {
         key: String,
         pattern: String,
-        source: regex::Error,
+        source: PatternError,
     },
     #[error("invalid command regex {pattern:?}: {source}")]
     Command {
         pattern: String,
-        source: regex::Error,
+        source: PatternError,
     },
     #[error("--when-annotation {given:?}: expected KEY=REGEX with a non-empty KEY")]
     AnnotationFlag { given: String },
@@ -97,11 +99,11 @@ impl From<When> for WhenSpec {
 fn compile_annotations(map: &BTreeMap<String, String>) -> Result<Vec<(Regex, Regex)>, WhenError> {
     map.iter()
         .map(|(key, value)| {
-            let key_re = Regex::new(key).map_err(|source| WhenError::AnnotationKey {
+            let key_re = re2::compile(key).map_err(|source| WhenError::AnnotationKey {
                 pattern: key.clone(),
                 source,
             })?;
-            let value_re = Regex::new(value).map_err(|source| WhenError::AnnotationValue {
+            let value_re = re2::compile(value).map_err(|source| WhenError::AnnotationValue {
                 key: key.clone(),
                 pattern: value.clone(),
                 source,
@@ -117,12 +119,12 @@ pub(crate) fn compile_commands(patterns: &[String]) -> Result<Option<RegexSet>, 
         return Ok(None);
     }
     for pattern in patterns {
-        Regex::new(pattern).map_err(|source| WhenError::Command {
+        re2::compile(pattern).map_err(|source| WhenError::Command {
             pattern: pattern.clone(),
             source,
         })?;
     }
-    RegexSet::new(patterns)
+    re2::compile_set(patterns)
         .map(Some)
         .map_err(|source| WhenError::Command {
             pattern: patterns.join(", "),
@@ -222,8 +224,11 @@ impl When {
             }
             held += 1;
         }
-        // containers/common checks commands last and lets them decide alone once the others held.
-        if let Some(set) = &self.command_set {
+        // containers/common checks commands last and lets them decide alone once the others
+        // held — and only when the container has a process: without one they are ignored.
+        if let Some(set) = &self.command_set
+            && facts.has_process
+        {
             return facts
                 .args0
                 .as_deref()
@@ -246,10 +251,12 @@ fn parse_annotation_flag(given: &str) -> Result<(&str, &str), WhenError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerFacts {
     pub annotations: BTreeMap<String, String>,
-    /// `process.args[0]`; `None` when the spec has no process or no args. containers/common
-    /// errors on empty args and ignores `commands` without a process; runc refuses such a spec
-    /// anyway, so here a `commands` condition simply does not hold.
+    /// `process.args[0]`; `None` when the spec has no process or no args.
     pub args0: Option<String>,
+    /// Whether the spec has a `process`: without one, containers/common ignores `commands`
+    /// (with one but empty args it errors; runc refuses such a spec anyway, so here a
+    /// `commands` condition then simply does not hold).
+    pub has_process: bool,
     pub has_bind_mounts: bool,
 }
 
@@ -293,6 +300,7 @@ impl ContainerFacts {
         ContainerFacts {
             annotations,
             args0,
+            has_process: spec.process().is_some(),
             has_bind_mounts,
         }
     }
@@ -335,6 +343,7 @@ pub(crate) mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             args0: args0.map(str::to_string),
+            has_process: true,
             has_bind_mounts: bind,
         }
     }

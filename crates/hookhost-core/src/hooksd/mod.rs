@@ -1,20 +1,28 @@
 //! Podman/CRI-O hooks.d directories (oci-hooks(5)), read as containers/common `pkg/hooks` does,
 //! and written in the 1.0.0 format.
 //!
-//! Behaviour kept from containers/common:
+//! Behaviour kept from containers/common (each checked by a test naming the containers/common
+//! test it mirrors, tests/hooksd_parity.rs):
 //! - only `*.json` files; directories in increasing precedence, a file name in a later directory
 //!   replacing the same name from an earlier one — only when the later file is valid (an invalid
 //!   file is never added, so it does not mask anything);
+//! - an invalid file is an error of the whole set (containers/common's `New` fails, and Podman
+//!   refuses the container); [`HooksdSet::errors`] carries them for the caller to refuse;
 //! - `version` `"1.0.0"` is the current format, absent/`""`/`"0.1.0"` the legacy one;
 //! - JSON property names match case-insensitively (Go's `encoding/json`); stage names do not;
-//! - matching hooks are ordered by lower-cased file name.
+//! - regexes are Go's ([`crate::re2`]);
+//! - a hook path that does not exist makes the file invalid;
+//! - a file without conditions is valid and never matches;
+//! - matching hooks are ordered by lower-cased file name, and `prestart` files are injected at
+//!   createRuntime in that one order with the createRuntime files ([`HooksdSet::injected`]);
+//! - a hook without `timeout` has none.
 //!
 //! Stricter than containers/common, each reported as an error naming the file: a relative hook
-//! path (the OCI spec requires absolute), a hook path that does not exist (containers/common
-//! drops such a file silently), a timeout outside 1..=[`MAX_TIMEOUT_SECS`](crate::hook::MAX_TIMEOUT_SECS)
-//! (checked while the 1.0.0 hook is read), a file with no condition at all (it could never
-//! run), and Podman's extension stage `precreate`, which has no OCI equivalent here.
-//! Duplicate stages in one file are kept once.
+//! path (the OCI spec requires absolute), a timeout outside 1..=[`MAX_TIMEOUT_SECS`](crate::hook::MAX_TIMEOUT_SECS)
+//! (checked while the 1.0.0 hook is read), Podman's extension stage `precreate`, which has no
+//! OCI equivalent here, and — as hookhost trusts its registry — a directory or file another
+//! user could write ([`hookhost_exec::fs::check_trusted_path`]). Duplicate stages in one file
+//! are kept once.
 
 mod v010;
 mod v1;
@@ -26,6 +34,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Hook;
 use serde_json::{Map, Value};
 use thiserror::Error;
+
+use hookhost_exec::fs::{self as fsutil, Untrusted};
 
 use crate::hook::{Stage, TimeoutError};
 use crate::when::{ContainerFacts, When, WhenError};
@@ -74,7 +84,8 @@ impl Condition {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    /// No condition at all: the file is valid but never matches (as in containers/common).
+    pub fn is_empty(&self) -> bool {
         match self {
             Condition::V1(when) => when.is_empty(),
             Condition::Legacy(legacy) => legacy.is_empty(),
@@ -116,10 +127,10 @@ pub enum ErrorKind {
     UnknownStage { stage: String, hint: String },
     #[error(transparent)]
     Timeout(#[from] TimeoutError),
-    #[error("no condition is set, so the hook would never run (use \"always\": true)")]
-    NoCondition,
     #[error(transparent)]
     When(#[from] WhenError),
+    #[error(transparent)]
+    Untrusted(#[from] Untrusted),
 }
 
 /// Everything read from a list of directories: the valid hooks, ordered by lower-cased file name,
@@ -131,12 +142,30 @@ pub struct HooksdSet {
 }
 
 impl HooksdSet {
-    /// The hooks to run for this container at this stage, in injection order.
+    /// The hooks to run for this container at this stage, in file order.
     pub fn matching(&self, facts: &ContainerFacts, stage: Stage) -> Vec<&HooksdHook> {
         self.hooks
             .iter()
             .filter(|h| h.stages.contains(&stage) && h.condition.matches(facts))
             .collect()
+    }
+
+    /// The hooks to inject for this container, each at the stage it runs at, in file order:
+    /// as containers/common does since 2024, a `prestart` file runs at createRuntime, in the
+    /// same list as the createRuntime files (so file order decides between them).
+    pub fn injected(&self, facts: &ContainerFacts) -> Vec<(Stage, &HooksdHook)> {
+        let matched = self.hooks.iter().filter(|h| h.condition.matches(facts));
+        matched
+            .flat_map(|hook| hook.stages.iter().map(move |&s| (injected_stage(s), hook)))
+            .collect()
+    }
+}
+
+/// The stage a hooks.d file's stage is injected at: `prestart` becomes createRuntime.
+pub fn injected_stage(stage: Stage) -> Stage {
+    match stage {
+        Stage::Prestart => Stage::CreateRuntime,
+        other => other,
     }
 }
 
@@ -149,13 +178,18 @@ pub fn read_dirs(dirs: &[PathBuf]) -> HooksdSet {
         read_dir_into(dir, &mut by_file_name, &mut errors);
     }
     let mut hooks: Vec<(String, HooksdHook)> = by_file_name.into_iter().collect();
-    // containers/common sorts by lower-cased file name; ties (names differing only in case) are
-    // unordered there, here broken by the exact name so the order is stable.
-    hooks.sort_by(|(a, _), (b, _)| (a.to_lowercase(), a).cmp(&(b.to_lowercase(), b)));
+    hooks.sort_by(|(a, _), (b, _)| name_order(a, b));
     HooksdSet {
         hooks: hooks.into_iter().map(|(_, hook)| hook).collect(),
         errors,
     }
+}
+
+/// The order hooks.d runs files in, which hookhost also runs its global hooks in: by
+/// lower-cased name (containers/common); ties (names differing only in case) are unordered
+/// there, here broken by the exact name so the order is stable.
+pub fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    (a.to_lowercase(), a).cmp(&(b.to_lowercase(), b))
 }
 
 fn read_dir_into(
@@ -168,6 +202,9 @@ fn read_dir_into(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) => return errors.push(error(dir, ErrorKind::Io(e))),
     };
+    if let Err(e) = fsutil::check_trusted_path(dir) {
+        return errors.push(error(dir, e.into()));
+    }
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -201,9 +238,11 @@ fn error(path: &Path, kind: ErrorKind) -> HooksdError {
     }
 }
 
-/// Reads and validates one hooks.d file, including that its hook path exists.
+/// Reads and validates one hooks.d file, including that nobody but root (or the current user)
+/// can change it and that its hook path exists.
 pub fn read_file(path: &Path) -> Result<HooksdHook, HooksdError> {
     let bytes = std::fs::read(path).map_err(|e| error(path, ErrorKind::Io(e)))?;
+    fsutil::check_trusted_path(path).map_err(|e| error(path, e.into()))?;
     let hook = parse(path, &bytes).map_err(|kind| error(path, kind))?;
     std::fs::metadata(hook.hook.path()).map_err(|source| {
         let path_str = hook.hook.path().to_string_lossy().into_owned();
@@ -357,9 +396,6 @@ fn validate(parsed: &Parsed) -> Result<(), ErrorKind> {
     }
     if !path.is_absolute() {
         return Err(ErrorKind::RelativePath(path.to_string_lossy().into_owned()));
-    }
-    if parsed.condition.is_empty() {
-        return Err(ErrorKind::NoCondition);
     }
     Ok(())
 }

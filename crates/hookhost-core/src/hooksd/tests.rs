@@ -237,18 +237,6 @@ fn invalid_documents_are_rejected_with_a_reason() {
             "missing required property: stages",
         ),
         (
-            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "stages": ["prestart"]}),
-            "no condition",
-        ),
-        (
-            json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {}, "stages": ["prestart"]}),
-            "no condition",
-        ),
-        (
-            json!({"hook": "/bin/sh", "stages": ["prestart"]}),
-            "no condition",
-        ),
-        (
             json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "timeout": 0}, "when": {"always": true}, "stages": ["prestart"]}),
             "invalid hooks.d timeout 0: a hook timeout must be a whole number of seconds from 1 to 3600",
         ),
@@ -293,6 +281,22 @@ fn invalid_documents_are_rejected_with_a_reason() {
     }
     let err = parse(Path::new("/d/x.json"), b"{\"version\": ").unwrap_err();
     assert!(matches!(err, ErrorKind::Syntax(_)));
+}
+
+/// containers/common validates no `when` at all: a file without conditions is valid, and
+/// never matches (1.0.0 `When.Match` and the 0.1.0 "or" form both start from no match).
+#[test]
+fn a_file_without_conditions_is_valid_and_never_matches() {
+    let all = facts(&[("a", "b")], Some("sh"), true);
+    for doc in [
+        json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "stages": ["prestart"]}),
+        json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {}, "stages": ["prestart"]}),
+        json!({"hook": "/bin/sh", "stages": ["prestart"]}),
+    ] {
+        let hook = parse_json(doc.clone()).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        assert!(hook.condition.is_empty(), "{doc}");
+        assert!(!hook.condition.matches(&all), "{doc}");
+    }
 }
 
 #[test]

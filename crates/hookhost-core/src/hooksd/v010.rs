@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Condition, ErrorKind, Parsed, parse_stages};
+use crate::re2;
 use crate::when::{ContainerFacts, When, WhenError, compile_commands};
 
 #[derive(Deserialize)]
@@ -141,10 +142,10 @@ fn compile_annotations(patterns: &[String]) -> Result<Regex, WhenError> {
         source,
     };
     for pattern in patterns {
-        Regex::new(pattern).map_err(|e| value_error(pattern, e))?;
+        re2::compile(pattern).map_err(|e| value_error(pattern, e))?;
     }
     let joined = patterns.join("|");
-    Regex::new(&joined).map_err(|e| value_error(&joined, e))
+    re2::compile(&joined).map_err(|e| value_error(&joined, e))
 }
 
 pub(super) fn parse(object: Map<String, Value>) -> Result<Parsed, ErrorKind> {

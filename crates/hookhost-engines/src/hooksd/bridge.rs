@@ -57,6 +57,11 @@ pub enum Skipped {
     OrConditions { file: PathBuf },
     #[error("{}: written by `hookhost export`; not imported again", file.display())]
     OwnExport { file: PathBuf },
+    #[error(
+        "{}: it has no condition, so it never runs (as in Podman); add \"when\" to import it",
+        file.display()
+    )]
+    NeverRuns { file: PathBuf },
     #[error("{name}: cannot write its plan file")]
     Plan {
         name: String,
@@ -154,11 +159,14 @@ fn exported_hook(
                 name: hook.name.clone(),
             });
         }
-        let mut env = spec.env.clone();
-        env.push(format!("{STAGE_ENV}={stage}"));
         oci.set_path(spec.path.clone());
         oci.set_args(Some(spec.args.clone()));
-        oci.set_env(Some(env));
+        // Without env the hook inherits the container process's environment (as injected).
+        if !spec.env.is_empty() {
+            let mut env = spec.env.clone();
+            env.push(format!("{STAGE_ENV}={stage}"));
+            oci.set_env(Some(env));
+        }
         oci.set_timeout(Some(oci_timeout_secs([spec.timeout], 0) as i64));
         return Ok(oci);
     }
@@ -178,7 +186,7 @@ fn exported_hook(
     oci.set_path(exe.to_path_buf());
     oci.set_args(Some(call.to_args()));
     let hooks = &file.plan.stages[&stage];
-    oci.set_timeout(Some(bundle::outer_timeout(hooks) as i64));
+    oci.set_timeout(bundle::outer_timeout(hooks).map(|t| t as i64));
     Ok(oci)
 }
 
@@ -243,12 +251,39 @@ fn remove_stale(dir: &Path, root: &Path, keep: &[PathBuf]) -> Result<Vec<PathBuf
 
 #[derive(Debug, Default)]
 pub struct ImportReport {
+    /// The registered names, in hooks.d order (which is also the order global hooks run in).
     pub imported: Vec<String>,
+    /// Files whose stem is not a valid hook name, and the name each was registered under.
+    pub renamed: Vec<(PathBuf, String)>,
     pub skipped: Vec<Skipped>,
 }
 
-/// Registers every hook of the hooks.d directory `dir` under its file stem, with its stages
-/// and conditions. Files hookhost exported itself are left alone.
+/// The registry name for a hooks.d file stem. containers/common accepts any `*.json` file;
+/// hookhost's names are ASCII letters, digits, `_`, `.` and `-`, starting with a letter or
+/// digit, at most 128 bytes: any other character becomes `_`, and a stem not starting with a
+/// letter or digit gets the prefix `hooksd-`.
+pub fn registry_name(stem: &str) -> String {
+    let mapped: String = stem
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    let mut name = match mapped.chars().next() {
+        Some(c) if c.is_ascii_alphanumeric() => mapped,
+        _ => format!("hooksd-{mapped}"),
+    };
+    name.truncate(MAX_NAME_BYTES);
+    name
+}
+
+/// The longest hook name (`hook::validate_name`).
+const MAX_NAME_BYTES: usize = 128;
+
+/// Registers every hook of the hooks.d directory `dir` under its file stem (mapped to a valid
+/// name when needed, see [`registry_name`]), with its conditions and its stages as they run
+/// (a `prestart` file at createRuntime). Files hookhost exported itself are left alone.
 pub fn import(registry: &Registry, dir: &Path) -> Result<ImportReport, BridgeError> {
     if let Err(source) = std::fs::read_dir(dir) {
         return Err(BridgeError::ReadDir {
@@ -263,7 +298,12 @@ pub fn import(registry: &Registry, dir: &Path) -> Result<ImportReport, BridgeErr
     };
     for hook in set.hooks {
         match import_one(registry, &hook) {
-            Ok(name) => report.imported.push(name),
+            Ok(name) => {
+                if name != hook.name {
+                    report.renamed.push((hook.file.clone(), name.clone()));
+                }
+                report.imported.push(name);
+            }
             Err(skip) => report.skipped.push(skip),
         }
     }
@@ -275,15 +315,24 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
     if exported_from(&hook.hook).is_some() {
         return Err(Skipped::OwnExport { file });
     }
+    if hook.condition.is_empty() {
+        return Err(Skipped::NeverRuns { file });
+    }
     let when = hook
         .condition
         .to_when()
         .ok_or_else(|| Skipped::OrConditions { file: file.clone() })?;
     let oci = &hook.hook;
+    let mut stages: Vec<Stage> = Vec::new();
+    for stage in hook.stages.iter().map(|&s| reader::injected_stage(s)) {
+        if !stages.contains(&stage) {
+            stages.push(stage);
+        }
+    }
     let def = Definition {
-        name: hook.name.clone(),
+        name: registry_name(&hook.name),
         path: oci.path().clone(),
-        stages: hook.stages.clone(),
+        stages,
         args: oci.args().clone().unwrap_or_default(),
         env: oci.env().clone().unwrap_or_default(),
         timeout: oci.timeout().map(RawTimeout::from),

@@ -5,7 +5,7 @@
 mod bridge;
 mod export;
 
-pub use bridge::{BridgeError, ExportReport, ImportReport, Skipped, export, import};
+pub use bridge::{BridgeError, ExportReport, ImportReport, Skipped, export, import, registry_name};
 pub use export::{ExportError, v1_document, write_file};
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! Podman 4.3 (Debian) driven with its own state directories and a busybox image.
+
+use std::fs;
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+use super::engines::busybox_tar;
+use super::{text, unique};
+
+/// Podman's storage and run state in a temp dir, with a busybox image.
+pub struct Podman {
+    pub dir: TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Self {
+        super::require("podman");
+        super::require("runc");
+        let podman = Podman {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let tar = busybox_tar(podman.dir.path());
+        let out = podman
+            .cmd(&[])
+            .arg("import")
+            .arg(&tar)
+            .arg("busybox:local")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "podman import: {}", text(&out.stderr));
+        podman
+    }
+
+    /// `podman` with this test's state dirs; `global` go before the subcommand.
+    pub fn cmd(&self, global: &[&str]) -> Command {
+        let p = |name: &str| self.dir.path().join(name);
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(p("root"))
+            .arg("--runroot")
+            .arg(p("runroot"))
+            .arg("--tmpdir")
+            .arg(p("tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .args(global)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `podman GLOBAL… run --rm --cidfile F (sandbox flags) busybox:local ARGS…`; returns the
+    /// output and the container id.
+    pub fn run(&self, global: &[&str], run: &[&str], args: &[&str]) -> (Output, String) {
+        let cidfile = self.dir.path().join(unique("cid"));
+        let out = self
+            .cmd(global)
+            .arg("run")
+            .arg("--rm")
+            .arg("--cidfile")
+            .arg(&cidfile)
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(["--network", "none"])
+            .args(run)
+            .arg("busybox:local")
+            .args(args)
+            .output()
+            .unwrap();
+        let id = fs::read_to_string(&cidfile).unwrap_or_default();
+        (out, id.trim().to_string())
+    }
+}
