@@ -2,7 +2,7 @@
 # Installs what hookhost's demo and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
 
-packages=(runc crun busybox-static docker.io podman containerd iproute2 procps)
+packages=(runc crun busybox-static docker.io podman containerd iproute2 procps docker-registry)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,3 +18,5 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     echo "setup: adding the wasm32-wasip1 target"
     rustup target add wasm32-wasip1
 fi
+# oras 1.x and cosign 3.x from Debian sid for the OCI registry tests, cached outside the clone.
+"$(dirname "$0")/oci-tools.sh" >/dev/null

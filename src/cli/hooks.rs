@@ -24,7 +24,8 @@ pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \
-    hookhost create --type prestart,poststop --args '[\"register\", \"--verbose\"]' systemd /usr/libexec/oci/systemd-hook\n\n\
+    hookhost create --type prestart,poststop --args '[\"register\", \"--verbose\"]' systemd /usr/libexec/oci/systemd-hook\n  \
+    hookhost create --verify-key /etc/hookhost/cosign.pub audit oci://registry.example.com/hooks/audit:v1\n\n\
     List values may be given as A,B, as a JSON list '[\"A\",\"B\"]', or by repeating the flag.")]
 pub struct CreateArgs {
     /// Stages to run at: prestart (default), createRuntime, createContainer, startContainer,
@@ -55,9 +56,12 @@ pub struct CreateArgs {
     wasm: WasmFlags,
     #[command(flatten)]
     when: WhenFlags,
+    #[command(flatten)]
+    verify: super::oci::VerifyFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
     name: String,
-    /// Absolute path of the executable or WebAssembly module
+    /// Absolute path of the executable or WebAssembly module, or oci://HOST/REPO:TAG (or
+    /// @sha256:…) of a WebAssembly module in an OCI registry
     path: PathBuf,
 }
 
@@ -191,7 +195,20 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         when: args.when.when()?,
         pin: args.pin,
     };
-    let hook = define::build(def, &registry)?;
+    let hook = if hookhost_oci::is_reference(&args.path.to_string_lossy()) {
+        super::oci::build(cli, def, &registry, &args.verify)?
+    } else {
+        anyhow::ensure!(
+            args.verify.verify_key.is_empty(),
+            "--verify-key applies to oci:// references only: {} is a local file",
+            args.path.display()
+        );
+        let _progress = super::progress::Progress::start(format!(
+            "validating and precompiling {}",
+            args.path.display()
+        ));
+        define::build(def, &registry)?
+    };
     registry.create(&hook)?;
     println!("{}", hook.name);
     Ok(ExitCode::SUCCESS)

@@ -5,8 +5,10 @@ mod docker;
 mod docs;
 mod hooks;
 mod hooksd;
+mod oci;
 mod parse;
 pub mod plugin;
+mod progress;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -64,6 +66,8 @@ enum Command {
     Ls(hooks::LsArgs),
     #[command(alias = "remove")]
     Rm(hooks::RmArgs),
+    Push(oci::PushArgs),
+    Pull(oci::PullArgs),
     Inject(container::InjectArgs),
     Try(container::TryArgs),
     Stage(container::StageArgs),
@@ -134,6 +138,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => hooks::inspect(cli, args),
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),
+        Command::Push(args) => oci::push(cli, args),
+        Command::Pull(args) => oci::pull(cli, args),
         Command::Inject(args) => container::inject(cli, args),
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),

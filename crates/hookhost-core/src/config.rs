@@ -9,7 +9,10 @@
 //!   "logLevel": "warn",
 //!   "root": "/var/lib/hookhost",
 //!   "eventsMaxSize": "64MiB",
-//!   "selectFromEnv": true
+//!   "selectFromEnv": true,
+//!   "insecureRegistries": ["registry.lan:5000"],
+//!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
+//!   "requireSignatures": true
 //! }
 //! ```
 //!
@@ -79,6 +82,19 @@ pub struct Config {
     /// annotations, the command line and global hooks select.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select_from_env: Option<bool>,
+    /// OCI registries (`HOST` or `HOST:PORT`) that `oci://` references may reach over plain
+    /// HTTP. Loopback hosts always may; every other registry needs HTTPS. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
+    /// cosign public keys (PEM files) that verify hooks pulled from OCI registries when
+    /// `create` names no `--verify-key`; when any is set, a signature by one of them is
+    /// required. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_keys: Vec<PathBuf>,
+    /// Whether every hook pulled from an OCI registry must carry a verified signature (then
+    /// `verifyKeys` or `--verify-key` must name a key). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_signatures: Option<bool>,
 }
 
 /// A loaded configuration and the file it came from (`None`: defaults, no file).
@@ -153,6 +169,16 @@ impl Config {
         }
         if let Some(root) = self.root.as_ref().filter(|r| !r.is_absolute()) {
             return Err(format!("root {root:?} must be an absolute path"));
+        }
+        if let Some(key) = self.verify_keys.iter().find(|k| !k.is_absolute()) {
+            return Err(format!("verifyKeys entry {key:?} must be an absolute path"));
+        }
+        if self.require_signatures == Some(true) && self.verify_keys.is_empty() {
+            return Err(
+                "requireSignatures is true but verifyKeys names no key: add the \
+                 cosign public key files that sign your hooks"
+                    .into(),
+            );
         }
         if let Some(size) = &self.events_max_size {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;

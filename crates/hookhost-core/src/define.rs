@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::grants::Grants;
 use crate::hook::{
-    self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, RawTimeout, Stage,
+    self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, RawTimeout, Source, Stage,
     TimeoutError, TimeoutSource,
 };
 use crate::registry::{Registry, RegistryError};
@@ -48,6 +48,11 @@ pub enum DefineError {
     Untrusted(#[from] hookhost_exec::fs::Untrusted),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(
+        "{reference} is not a WebAssembly module: only WASM hooks can come from a registry \
+         (they run sandboxed; a native executable is registered from a local file)"
+    )]
+    FetchedNative { reference: String },
 }
 
 /// Everything `hookhost create` was given.
@@ -71,9 +76,35 @@ pub struct Definition {
     pub pin: bool,
 }
 
+/// A module that was not read from a local file (pulled from an OCI registry), and where it
+/// came from. `Definition::path` then holds the reference.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub source: Source,
+}
+
 /// Validates a definition; for a WASM module, stores it in the registry. The hook itself is
 /// not registered here: the caller does that, so nothing is registered when validation fails.
 pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
+    build_program(def, None, registry)
+}
+
+/// [`build`] for a module fetched from elsewhere: the same checks, precompilation and
+/// content-addressed storage as a local module, plus the recorded [`Source`].
+pub fn build_fetched(
+    def: Definition,
+    fetched: Fetched,
+    registry: &Registry,
+) -> Result<Hook, DefineError> {
+    build_program(def, Some(fetched), registry)
+}
+
+fn build_program(
+    def: Definition,
+    fetched: Option<Fetched>,
+    registry: &Registry,
+) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
     let timeout = match &def.timeout {
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
@@ -86,12 +117,20 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
     {
         return Err(DefineError::BadEnv(bad.clone()));
     }
-    let bytes = read_program(&def.path)?;
+    let (bytes, source) = match fetched {
+        Some(Fetched { bytes, source }) => (bytes, Some(source)),
+        None => (read_program(&def.path)?, None),
+    };
     let kind = if hookhost_exec::wasm::is_wasm(&bytes) {
         HookKind::Wasm
     } else {
         HookKind::Native
     };
+    if let (Some(source), HookKind::Native) = (&source, kind) {
+        return Err(DefineError::FetchedNative {
+            reference: source.reference.clone(),
+        });
+    }
     let digest = match kind {
         HookKind::Native => {
             check_native(&def)?;
@@ -134,6 +173,7 @@ pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> 
         },
         when: def.when,
         created: chrono::Utc::now(),
+        source,
     })
 }
 
@@ -169,8 +209,8 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
 }
 
 /// Validates and precompiles the module (so the first container start is fast), then stores
-/// it under its digest.
-fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
+/// it under its digest (`path` names it in errors).
+pub fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
     let cache_dir = registry.paths().cache_dir();
     hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|source| {
         DefineError::BadModule {

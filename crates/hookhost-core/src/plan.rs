@@ -524,6 +524,7 @@ mod tests {
             spec: registered.clone(),
             when: None,
             created: chrono::Utc::now(),
+            source: None,
         };
         registry.create(&hook).unwrap();
         let hostile =

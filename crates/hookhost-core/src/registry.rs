@@ -457,6 +457,7 @@ mod tests {
             },
             when: None,
             created: chrono::Utc::now(),
+            source: None,
         }
     }
 
@@ -488,6 +489,7 @@ mod tests {
     fn sample_like(got: &Hook, name: &str) -> Hook {
         Hook {
             created: got.created,
+            source: None,
             ..sample(name)
         }
     }
