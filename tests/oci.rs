@@ -126,14 +126,13 @@ impl Registry {
             format!("http://{}{location}", self.addr)
         };
         let sep = if url.contains('?') { '&' } else { '?' };
+        // -T streams the file (--data-binary would read all of it into memory).
         let done = curl(&[
             "-sf",
-            "-X",
-            "PUT",
             "-H",
             "Content-Type: application/octet-stream",
-            "--data-binary",
-            &format!("@{}", file.display()),
+            "-T",
+            file.to_str().unwrap(),
             &format!("{url}{sep}digest={digest}"),
         ]);
         assert!(done.status.success(), "{}", text(&done.stderr));

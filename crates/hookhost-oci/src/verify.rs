@@ -215,13 +215,13 @@ async fn optional_manifest(
 }
 
 fn is_not_found(error: &oci_client::errors::OciDistributionError) -> bool {
-    use oci_client::errors::OciDistributionError as E;
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
     match error {
         E::ImageManifestNotFoundError(_) => true,
         E::RegistryError { envelope, .. } => envelope
             .errors
             .iter()
-            .any(|e| format!("{:?}", e.code).contains("Unknown")),
+            .any(|e| matches!(e.code, C::ManifestUnknown | C::NotFound | C::NameUnknown)),
         E::ServerError { code, .. } => *code == 404,
         _ => false,
     }
