@@ -328,18 +328,31 @@ async fn simple_signatures(
     Ok(found)
 }
 
+/// What a signature document commits to: the signed bytes, the signature, and the manifest
+/// digests the signed bytes name.
+pub struct Signed {
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    named: Vec<String>,
+}
+
 /// The key that made a valid signature of `digest`, or why there is none.
 fn check<'k>(candidate: &Candidate, digest: &str, keys: &'k [Key]) -> Result<&'k Key, String> {
-    let (signed, signature, named) = match candidate {
+    let Signed {
+        message,
+        signature,
+        named,
+    } = match candidate {
         Candidate::Bundle(json) => dsse::open(json)?,
-        Candidate::Simple { payload, signature } => {
-            let named = simple::named_digest(payload)?;
-            (payload.clone(), decode(signature)?, named)
-        }
+        Candidate::Simple { payload, signature } => Signed {
+            named: simple::named_digest(payload)?,
+            message: payload.clone(),
+            signature: decode(signature)?,
+        },
     };
     let key = keys
         .iter()
-        .find(|k| verifies(&k.key, &signed, &signature))
+        .find(|k| verifies(&k.key, &message, &signature))
         .ok_or("the signature does not verify with the key (signed by another key, or altered)")?;
     if !named.iter().any(|n| n == digest) {
         return Err(format!(
@@ -400,7 +413,7 @@ mod dsse {
 
     use base64::Engine as _;
 
-    use super::{Deserialize, IN_TOTO_PAYLOAD_TYPE, decode};
+    use super::{Deserialize, IN_TOTO_PAYLOAD_TYPE, Signed, decode};
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -433,7 +446,7 @@ mod dsse {
 
     /// A bundle's signed bytes (the DSSE pre-authentication encoding of its payload), its
     /// signature, and the digests its in-toto statement names.
-    pub fn open(json: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<String>), String> {
+    pub fn open(json: &[u8]) -> Result<Signed, String> {
         let bundle: Bundle =
             serde_json::from_slice(json).map_err(|e| format!("not a Sigstore bundle ({e})"))?;
         let envelope = bundle
@@ -461,11 +474,11 @@ mod dsse {
             .iter()
             .filter_map(|s| s.digest.get("sha256").map(|hex| format!("sha256:{hex}")))
             .collect();
-        Ok((
-            pae(&envelope.payload_type, &payload),
-            decode(&signature.sig)?,
+        Ok(Signed {
+            message: pae(&envelope.payload_type, &payload),
+            signature: decode(&signature.sig)?,
             named,
-        ))
+        })
     }
 
     /// DSSE's pre-authentication encoding: `DSSEv1 SP len(type) SP type SP len(body) SP body`.
