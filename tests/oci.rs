@@ -396,6 +396,15 @@ fn refused(host: &Host, args: &[&str], expected: &str) -> String {
     err
 }
 
+/// [`refused`] for `create --verify-key KEY h REFERENCE`.
+fn refused_with_key(host: &Host, key: &str, reference: &str, expected: &str) -> String {
+    refused(
+        host,
+        &["create", "--verify-key", key, "h", reference],
+        expected,
+    )
+}
+
 #[test]
 fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_written() {
     let registry = Registry::start();
@@ -411,29 +420,19 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
     );
     let public = public.to_str().unwrap();
 
-    let err = refused(
+    let err = refused_with_key(
         &host,
-        &[
-            "create",
-            "--verify-key",
-            wrong.to_str().unwrap(),
-            "h",
-            &registry.oci("signed:v1"),
-        ],
+        wrong.to_str().unwrap(),
+        &registry.oci("signed:v1"),
         "does not verify with the key",
     );
     assert!(err.contains(&digest), "{err}");
 
     registry.oras_push("unsigned:v1", &example_wasm("hosts-entry"));
-    refused(
+    refused_with_key(
         &host,
-        &[
-            "create",
-            "--verify-key",
-            public,
-            "h",
-            &registry.oci("unsigned:v1"),
-        ],
+        public,
+        &registry.oci("unsigned:v1"),
         "it is unsigned: no cosign signature was found",
     );
 
@@ -444,17 +443,7 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
         fs::read(example_wasm("noop")).unwrap(),
     )
     .unwrap();
-    refused(
-        &host,
-        &[
-            "create",
-            "--verify-key",
-            public,
-            "h",
-            &registry.oci("signed:v1"),
-        ],
-        "was altered",
-    );
+    refused_with_key(&host, public, &registry.oci("signed:v1"), "was altered");
 
     // The config file's policy: every OCI hook must be signed.
     let config = host.dir.path().join("config.json");
