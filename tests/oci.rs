@@ -25,6 +25,7 @@ struct Registry {
 impl Registry {
     fn start() -> Registry {
         require("docker-registry");
+        require("curl");
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");

@@ -243,6 +243,12 @@ mod tests {
     #[test]
     fn every_key_is_optional() {
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
+        let oci = Config::parse(
+            r#"{"insecureRegistries":["r.lan:5000"],"verifyKeys":["/k.pub"],"requireSignatures":true}"#,
+        )
+        .unwrap();
+        assert_eq!(oci.insecure_registries, ["r.lan:5000"]);
+        assert_eq!(oci.require_signatures, Some(true));
         let c = Config::parse(
             r#"{"runtime":"crun","hooksDirs":["/etc/containers/oci/hooks.d"],
                 "allowInlineSpecs":true,"logLevel":"debug","root":"/srv/hookhost"}"#,
@@ -270,6 +276,15 @@ mod tests {
             (r#"{"hooksDirs":["hooks.d"]}"#, "must be an absolute path"),
             (r#"{"root":"rel"}"#, "root \"rel\" must be an absolute path"),
             (r#"{"allowInlineSpecs":"yes"}"#, "invalid type"),
+            (
+                r#"{"verifyKeys":["cosign.pub"]}"#,
+                "verifyKeys entry \"cosign.pub\" must be an absolute path",
+            ),
+            (
+                r#"{"requireSignatures":true}"#,
+                "requireSignatures is true but verifyKeys names no key",
+            ),
+            (r#"{"insecureRegistries":"r.lan"}"#, "invalid type"),
         ];
         for (text, want) in cases {
             let err = Config::parse(text).unwrap_err();
