@@ -506,6 +506,9 @@ fn bad_references_and_registries_are_clear_errors_that_write_nothing() {
         &["create", "h", &nobody],
         "cannot fetch the manifest",
     );
+    // Not loopback: HTTPS, and the error says how to allow plain HTTP.
+    let remote = format!("oci://0.0.0.0:{}/hooks/x:v1", free_port());
+    refused(&host, &["create", "h", &remote], "insecureRegistries");
     refused(
         &host,
         &["create", "h", &registry.oci("missing:v1")],

@@ -17,7 +17,13 @@ pub struct Session {
     pub client: Client,
     pub auth: RegistryAuth,
     pub registry: String,
+    /// Whether plain HTTP is allowed for this registry.
+    plain_http: bool,
 }
+
+/// Said when a registry reached over HTTPS cannot be connected to.
+const HTTPS_HINT: &str = " (hookhost uses HTTPS except for loopback registries; list a \
+     registry served over plain HTTP in the config file's insecureRegistries)";
 
 impl Session {
     pub fn new(reference: &Reference, insecure: &[String]) -> Session {
@@ -26,6 +32,7 @@ impl Session {
         if is_loopback(&registry) {
             plain.push(registry.clone());
         }
+        let plain_http = plain.contains(&registry);
         let client = Client::new(ClientConfig {
             protocol: ClientProtocol::HttpsExcept(plain),
             ..ClientConfig::default()
@@ -34,6 +41,7 @@ impl Session {
             client,
             auth: crate::auth::for_registry(&registry),
             registry,
+            plain_http,
         }
     }
 
@@ -44,10 +52,22 @@ impl Session {
     ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> OciError {
         let registry = self.registry.clone();
         let action = action.into();
-        move |source| OciError::Registry {
-            registry,
-            action,
-            source,
+        let plain_http = self.plain_http;
+        move |source| {
+            let connection = matches!(
+                source,
+                oci_client::errors::OciDistributionError::RequestError(_)
+            );
+            OciError::Registry {
+                registry,
+                action,
+                hint: if connection && !plain_http {
+                    HTTPS_HINT
+                } else {
+                    ""
+                },
+                source,
+            }
         }
     }
 

@@ -23,12 +23,14 @@ pub enum OciError {
         reason: String,
     },
     /// The registry could not be reached or answered with an error.
-    #[error("registry {registry}: cannot {action}")]
+    #[error("registry {registry}: cannot {action}{hint}")]
     Registry {
         /// The registry host.
         registry: String,
         /// What was being done, e.g. "fetch the manifest of …".
         action: String,
+        /// How to fix a connection failure, or nothing.
+        hint: &'static str,
         /// The client's error.
         #[source]
         source: oci_client::errors::OciDistributionError,
