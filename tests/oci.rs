@@ -446,6 +446,40 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
     .unwrap();
     refused_with_key(&host, public, &registry.oci("signed:v1"), "was altered");
 
+    // A valid signature replayed for another manifest: the legacy .sig of `signed` copied
+    // to the tag cosign would look under for `replayed`.
+    cosign_sign(
+        &key,
+        &format!("{}@{digest}", registry.plain("signed")),
+        true,
+    );
+    let other = registry.oras_push("signed:replayed", &example_wasm("hosts-entry"));
+    let manifest = curl(&[
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!(
+            "http://{}/v2/hooks/signed/manifests/{}.sig",
+            registry.addr,
+            digest.replacen(':', "-", 1)
+        ),
+    ]);
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    registry.put_manifest(
+        &format!("signed:{}.sig", other.replacen(':', "-", 1)),
+        &manifest,
+    );
+    let err = refused_with_key(
+        &host,
+        public,
+        &registry.oci("signed:replayed"),
+        &format!("the signature is valid but signs {digest}, not {other}"),
+    );
+    assert!(
+        err.contains("simple-signing") || err.contains(".sig"),
+        "{err}"
+    );
+
     // The config file's policy: every OCI hook must be signed.
     let config = host.dir.path().join("config.json");
     fs::write(
