@@ -24,6 +24,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with("")
+    }
+
+    /// A registry whose config.yml ends with `extra` (YAML at the top level).
+    fn start_with(extra: &str) -> Registry {
         require("docker-registry");
         require("curl");
         let dir = tempfile::tempdir().unwrap();
@@ -33,7 +38,7 @@ impl Registry {
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {addr}\n",
+                 http:\n  addr: {addr}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -48,7 +53,8 @@ impl Registry {
         let registry = Registry { dir, addr, child };
         let url = format!("http://{}/v2/", registry.addr);
         wait_for("docker-registry", Duration::from_secs(20), || {
-            curl(&["-sf", "-o", "/dev/null", &url]).status.success()
+            // Any HTTP answer (401 when auth is on) means it is serving.
+            curl(&["-s", "-o", "/dev/null", &url]).status.success()
         });
         registry
     }
@@ -638,4 +644,79 @@ fn pulls_show_progress_on_a_terminal_only() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
     assert_eq!(text(&out.stdout), "piped\n");
+}
+
+/// bcrypt of "pw" (what `htpasswd -B` writes), the password of the user "ci".
+const HTPASSWD: &str = "ci:$2b$12$EDu.yzallmoKnPHXspd66ePrtEoU8RjBV4NXgpyKh9VnSHUz4vHrC";
+const PASSWORD: &str = "pw";
+
+#[test]
+fn credentials_come_from_the_docker_config_file() {
+    let auth = tempfile::tempdir().unwrap();
+    let htpasswd = auth.path().join("htpasswd");
+    fs::write(&htpasswd, format!("{HTPASSWD}\n")).unwrap();
+    let registry = Registry::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let host = Host::new();
+    host.ok(&["create", "noop", example_wasm("noop").to_str().unwrap()]);
+    let reference = registry.oci("private:v1");
+    refused(
+        &host,
+        &["push", "noop", &reference],
+        "log in with `docker login HOST`",
+    );
+
+    // What `docker login` writes: auths.HOST.auth = base64("user:password").
+    use base64_like::encode;
+    let docker = tempfile::tempdir().unwrap();
+    fs::write(
+        docker.path().join("config.json"),
+        serde_json::json!({"auths": {registry.addr.clone(): {"auth": encode(&format!("ci:{PASSWORD}"))}}})
+            .to_string(),
+    )
+    .unwrap();
+    let with_login = |args: &[&str]| {
+        host.cmd()
+            .env("DOCKER_CONFIG", docker.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_login(&["push", "noop", &reference]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = with_login(&["create", "pulled", &reference]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    refused(
+        &host,
+        &["create", "anonymous", &reference],
+        "Not authorized",
+    );
+}
+
+/// Standard base64, enough for a test's `user:password`.
+mod base64_like {
+    pub fn encode(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encodes_like_base64() {
+        assert_eq!(encode("ci:pw"), "Y2k6cHc=");
+        assert_eq!(encode("user:pa:ss"), "dXNlcjpwYTpzcw==");
+    }
 }

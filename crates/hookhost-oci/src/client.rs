@@ -21,6 +21,9 @@ pub struct Session {
     plain_http: bool,
 }
 
+/// Said when the registry refuses the credentials (or their absence).
+const AUTH_HINT: &str = " (log in with `docker login HOST`: hookhost reads the registry's \
+     auths entry in $DOCKER_CONFIG/config.json or ~/.docker/config.json)";
 /// Said when a registry reached over HTTPS cannot be connected to.
 const HTTPS_HINT: &str = " (hookhost uses HTTPS except for loopback registries; list a \
      registry served over plain HTTP in the config file's insecureRegistries)";
@@ -53,21 +56,11 @@ impl Session {
         let registry = self.registry.clone();
         let action = action.into();
         let plain_http = self.plain_http;
-        move |source| {
-            let connection = matches!(
-                source,
-                oci_client::errors::OciDistributionError::RequestError(_)
-            );
-            OciError::Registry {
-                registry,
-                action,
-                hint: if connection && !plain_http {
-                    HTTPS_HINT
-                } else {
-                    ""
-                },
-                source,
-            }
+        move |source| OciError::Registry {
+            registry,
+            action,
+            hint: hint(&source, plain_http),
+            source,
         }
     }
 
@@ -148,6 +141,21 @@ impl Session {
             digest: digest.to_string(),
             source,
         }
+    }
+}
+
+/// The fix for a refused login or a failed HTTPS connection, or nothing.
+fn hint(error: &oci_client::errors::OciDistributionError, plain_http: bool) -> &'static str {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match error {
+        E::UnauthorizedError { .. } | E::ServerError { code: 401, .. } => AUTH_HINT,
+        E::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| e.code == C::Unauthorized) =>
+        {
+            AUTH_HINT
+        }
+        E::RequestError(_) if !plain_http => HTTPS_HINT,
+        _ => "",
     }
 }
 
