@@ -691,7 +691,7 @@ fn credentials_come_from_the_docker_config_file() {
     refused(
         &host,
         &["create", "anonymous", &reference],
-        "Not authorized",
+        "log in with `docker login HOST`",
     );
 }
 
