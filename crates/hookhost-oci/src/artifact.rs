@@ -161,5 +161,11 @@ mod tests {
                 .unwrap_err()
                 .contains("not an OCI image manifest")
         );
+        let external = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:00","size":1},"layers":[{"mediaType":"application/wasm","digest":"sha256:01","size":1,"urls":["http://elsewhere/x.wasm"]}]}"#;
+        assert!(
+            module_layer(external.as_bytes())
+                .unwrap_err()
+                .contains("external URLs")
+        );
     }
 }
