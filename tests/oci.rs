@@ -415,7 +415,7 @@ fn refused_with_key(host: &Host, key: &str, reference: &str, expected: &str) -> 
 #[test]
 fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_written() {
     let registry = Registry::start();
-    let (_keys, key, public) = key_pair();
+    let (keys, key, public) = key_pair();
     let (_other_keys, _, wrong) = key_pair();
     let host = Host::new();
     host.ok(&["create", "kept", example_wasm("noop").to_str().unwrap()]);
@@ -451,6 +451,21 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
     )
     .unwrap();
     refused_with_key(&host, public, &registry.oci("signed:v1"), "was altered");
+
+    // A key file another user could replace is not trusted.
+    let writable = keys.path().join("writable.pub");
+    fs::copy(public, &writable).unwrap();
+    fs::set_permissions(
+        &writable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    refused_with_key(
+        &host,
+        writable.to_str().unwrap(),
+        &registry.oci("unsigned:v1"),
+        "it is writable by its group and other users",
+    );
 
     // A valid signature replayed for another manifest: the legacy .sig of `signed` copied
     // to the tag cosign would look under for `replayed`.

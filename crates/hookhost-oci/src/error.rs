@@ -84,10 +84,7 @@ pub enum OciError {
         actual: String,
     },
     /// A public key file that is not a cosign (ECDSA P-256) key.
-    #[error(
-        "cannot use the verification key {}: {reason} (give the cosign.pub that \
-         `cosign generate-key-pair` wrote)", file.display()
-    )]
+    #[error("cannot use the verification key {}: {reason}", file.display())]
     Key {
         /// The key file.
         file: PathBuf,

@@ -102,8 +102,12 @@ fn load_key(file: &Path) -> Result<Key, OciError> {
     // The key decides what runs as root: another user must not be able to swap it.
     hookhost_exec::fs::check_trusted_path(file).map_err(|e| bad(e.to_string()))?;
     let pem = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
-    let key = VerifyingKey::from_public_key_pem(&pem)
-        .map_err(|e| bad(format!("not an ECDSA P-256 public key in PEM ({e})")))?;
+    let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
+        bad(format!(
+            "not an ECDSA P-256 public key in PEM ({e}); give the cosign.pub that \
+                 `cosign generate-key-pair` wrote"
+        ))
+    })?;
     let der = key
         .to_public_key_der()
         .map_err(|e| bad(format!("cannot encode it ({e})")))?;
