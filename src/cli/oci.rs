@@ -12,9 +12,10 @@ use hookhost_core::hook::Hook;
 use hookhost_core::registry::Registry;
 use hookhost_oci::{Options, Policy};
 
-/// Publish a registered WebAssembly hook's module to an OCI registry, in the CNCF Wasm
-/// artifact layout (config application/vnd.wasm.config.v0+json, one application/wasm layer)
-/// that `oras pull` and other Wasm tooling read.
+/// Publish a registered WebAssembly hook's module to an OCI registry
+///
+/// The CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
+/// application/wasm layer titled NAME.wasm) that `oras pull` and other Wasm tooling read.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n\n\
@@ -28,8 +29,10 @@ pub struct PushArgs {
     reference: String,
 }
 
-/// Fetch a WebAssembly module from an OCI registry into the module store (validated and
-/// precompiled) without registering a hook.
+/// Fetch a WebAssembly module from an OCI registry into the module store
+///
+/// The module is verified (with --verify-key or the config file's verifyKeys), validated and
+/// precompiled, but no hook is registered. Prints the resolved source as JSON.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     #[command(flatten)]
