@@ -2,7 +2,7 @@
 # Installs what hookhost's demo and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
 
-packages=(runc crun busybox-static docker.io podman containerd iproute2 procps prometheus python3-grpcio python3-grpc-tools)
+packages=(runc crun busybox-static docker.io podman containerd iproute2 procps prometheus python3-grpcio python3-grpc-tools docker-registry)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -20,3 +20,5 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
 fi
 # Docker 28 and containerd 2 from Debian testing, cached outside the clone (scripts/engines.sh).
 "$(dirname "$0")/engines.sh" >/dev/null
+# oras 1.x and cosign 3.x from Debian sid for the OCI registry tests, cached outside the clone.
+"$(dirname "$0")/oci-tools.sh" >/dev/null

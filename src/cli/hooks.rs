@@ -24,7 +24,8 @@ pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \
-    hookhost create --type prestart,poststop --args '[\"register\", \"--verbose\"]' systemd /usr/libexec/oci/systemd-hook\n\n\
+    hookhost create --type prestart,poststop --args '[\"register\", \"--verbose\"]' systemd /usr/libexec/oci/systemd-hook\n  \
+    hookhost create --verify-key /etc/hookhost/cosign.pub audit oci://registry.example.com/hooks/audit:v1\n\n\
     List values may be given as A,B, as a JSON list '[\"A\",\"B\"]', or by repeating the flag.")]
 pub struct CreateArgs {
     /// Stages to run at: prestart (default), createRuntime, createContainer, startContainer,
@@ -60,10 +61,13 @@ pub struct CreateArgs {
     wasm: WasmFlags,
     #[command(flatten)]
     when: WhenFlags,
+    #[command(flatten)]
+    verify: super::oci::VerifyFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
     name: String,
     /// Path of the executable or WebAssembly module (a relative one is resolved against the
-    /// working directory and stored absolute)
+    /// working directory and stored absolute), or oci://HOST/REPO:TAG (or @sha256:…) of a
+    /// WebAssembly module in an OCI registry
     path: PathBuf,
 }
 
@@ -184,11 +188,16 @@ pub struct RmArgs {
 
 pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
+    let reference = hookhost_oci::is_reference(&args.path.to_string_lossy());
+    // A relative path is resolved against the working directory and stored absolute.
+    let path = match reference {
+        true => args.path.clone(),
+        false => std::path::absolute(&args.path)
+            .with_context(|| format!("cannot resolve {}", args.path.display()))?,
+    };
     let def = Definition {
         name: args.name.clone(),
-        // A relative path is resolved against the working directory and stored absolute.
-        path: std::path::absolute(&args.path)
-            .with_context(|| format!("cannot resolve {}", args.path.display()))?,
+        path,
         stages: parse_stages(&args.stages)?,
         args: listarg::parse_all(&args.args, Split::Always).context("--args")?,
         env: listarg::parse_all(&args.env, Split::KeyValue).context("--env")?,
@@ -200,7 +209,20 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         when: args.when.when()?,
         pin: args.pin,
     };
-    let hook = define::build(def, &registry)?;
+    let hook = if reference {
+        super::oci::build(cli, def, &registry, &args.verify)?
+    } else {
+        anyhow::ensure!(
+            args.verify.verify_key.is_empty(),
+            "--verify-key applies to oci:// references only: {} is a local file",
+            args.path.display()
+        );
+        let _progress = super::progress::Progress::start(format!(
+            "validating and precompiling {}",
+            args.path.display()
+        ));
+        define::build(def, &registry)?
+    };
     registry.create(&hook)?;
     println!("{}", hook.name);
     Ok(ExitCode::SUCCESS)

@@ -8,8 +8,10 @@ mod hooks;
 mod hooksd;
 mod metrics;
 mod new;
+mod oci;
 mod parse;
 pub mod plugin;
+mod progress;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -68,6 +70,8 @@ enum Command {
     #[command(alias = "remove")]
     Rm(hooks::RmArgs),
     Apply(apply::ApplyArgs),
+    Push(oci::PushArgs),
+    Pull(oci::PullArgs),
     Inject(container::InjectArgs),
     Try(container::TryArgs),
     Stage(container::StageArgs),
@@ -142,6 +146,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),
         Command::Apply(args) => apply::apply(cli, args),
+        Command::Push(args) => oci::push(cli, args),
+        Command::Pull(args) => oci::pull(cli, args),
         Command::Inject(args) => container::inject(cli, args),
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),

@@ -10,7 +10,10 @@
 //!   "logLevel": "warn",
 //!   "root": "/var/lib/hookhost",
 //!   "eventsMaxSize": "64MiB",
-//!   "selectFromEnv": true
+//!   "selectFromEnv": true,
+//!   "insecureRegistries": ["registry.lan:5000"],
+//!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
+//!   "requireSignatures": true
 //! }
 //! ```
 //!
@@ -85,6 +88,19 @@ pub struct Config {
     /// annotations, the command line and global hooks select.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select_from_env: Option<bool>,
+    /// OCI registries (`HOST` or `HOST:PORT`) that `oci://` references may reach over plain
+    /// HTTP. Loopback hosts always may; every other registry needs HTTPS. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
+    /// cosign public keys (PEM files) that verify hooks pulled from OCI registries when
+    /// `create` names no `--verify-key`; when any is set, a signature by one of them is
+    /// required. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_keys: Vec<PathBuf>,
+    /// Whether every hook pulled from an OCI registry must carry a verified signature (then
+    /// `verifyKeys` or `--verify-key` must name a key). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_signatures: Option<bool>,
 }
 
 /// A loaded configuration and the file it came from (`None`: defaults, no file).
@@ -160,6 +176,16 @@ impl Config {
         if let Some(root) = self.root.as_ref().filter(|r| !r.is_absolute()) {
             return Err(format!("root {root:?} must be an absolute path"));
         }
+        if let Some(key) = self.verify_keys.iter().find(|k| !k.is_absolute()) {
+            return Err(format!("verifyKeys entry {key:?} must be an absolute path"));
+        }
+        if self.require_signatures == Some(true) && self.verify_keys.is_empty() {
+            return Err(
+                "requireSignatures is true but verifyKeys names no key: add the \
+                 cosign public key files that sign your hooks"
+                    .into(),
+            );
+        }
         if let Some(size) = &self.events_max_size {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;
         }
@@ -223,6 +249,12 @@ mod tests {
     #[test]
     fn every_key_is_optional() {
         assert_eq!(Config::parse("{}").unwrap(), Config::default());
+        let oci = Config::parse(
+            r#"{"insecureRegistries":["r.lan:5000"],"verifyKeys":["/k.pub"],"requireSignatures":true}"#,
+        )
+        .unwrap();
+        assert_eq!(oci.insecure_registries, ["r.lan:5000"]);
+        assert_eq!(oci.require_signatures, Some(true));
         let c = Config::parse(
             r#"{"runtime":"crun","hooksDirs":["/etc/containers/oci/hooks.d"],
                 "allowInlineSpecs":true,"logLevel":"debug","root":"/srv/hookhost"}"#,
@@ -250,6 +282,15 @@ mod tests {
             (r#"{"hooksDirs":["hooks.d"]}"#, "must be an absolute path"),
             (r#"{"root":"rel"}"#, "root \"rel\" must be an absolute path"),
             (r#"{"allowInlineSpecs":"yes"}"#, "invalid type"),
+            (
+                r#"{"verifyKeys":["cosign.pub"]}"#,
+                "verifyKeys entry \"cosign.pub\" must be an absolute path",
+            ),
+            (
+                r#"{"requireSignatures":true}"#,
+                "requireSignatures is true but verifyKeys names no key",
+            ),
+            (r#"{"insecureRegistries":"r.lan"}"#, "invalid type"),
         ];
         for (text, want) in cases {
             let err = Config::parse(text).unwrap_err();

@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::grants::Grants;
 use crate::hook::{
     self, DEFAULT_TIMEOUT_SECS, Hook, HookKind, HookSpec, InvalidName, OnFailure, RawTimeout,
-    Stage, TimeoutError, TimeoutSource,
+    Source, Stage, TimeoutError, TimeoutSource,
 };
 use crate::registry::{Registry, RegistryError};
 use crate::when::When;
@@ -53,6 +53,11 @@ pub enum DefineError {
     Untrusted(#[from] hookhost_exec::fs::Untrusted),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(
+        "{reference} is not a WebAssembly module: only WASM hooks can come from a registry \
+         (they run sandboxed; a native executable is registered from a local file)"
+    )]
+    FetchedNative { reference: String },
 }
 
 /// Everything `hookhost create` was given.
@@ -78,19 +83,42 @@ pub struct Definition {
     pub pin: bool,
 }
 
+/// A module that was not read from a local file (pulled from an OCI registry), and where it
+/// came from. `Definition::path` then holds the reference.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub source: Source,
+}
+
 /// Validates a definition; for a WASM module, stores it in the registry. The hook itself is
 /// not registered here: the caller does that, so nothing is registered when validation fails.
 pub fn build(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
-    build_with(def, registry, true)
+    build_program(def, None, registry, true)
 }
 
 /// [`build`] without writing anything: a WASM module's digest is computed, the module is
 /// neither validated nor stored (what `apply --dry-run` needs to compare).
 pub fn build_unstored(def: Definition, registry: &Registry) -> Result<Hook, DefineError> {
-    build_with(def, registry, false)
+    build_program(def, None, registry, false)
 }
 
-fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook, DefineError> {
+/// [`build`] for a module fetched from elsewhere: the same checks, precompilation and
+/// content-addressed storage as a local module, plus the recorded [`Source`].
+pub fn build_fetched(
+    def: Definition,
+    fetched: Fetched,
+    registry: &Registry,
+) -> Result<Hook, DefineError> {
+    build_program(def, Some(fetched), registry, true)
+}
+
+fn build_program(
+    def: Definition,
+    fetched: Option<Fetched>,
+    registry: &Registry,
+    store: bool,
+) -> Result<Hook, DefineError> {
     hook::validate_name(&def.name)?;
     let stages = normalise_stages(def.stages.clone());
     if def.on_failure == Some(OnFailure::Fail) && stages.contains(&Stage::Poststop) {
@@ -107,12 +135,20 @@ fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook,
     {
         return Err(DefineError::BadEnv(bad.clone()));
     }
-    let bytes = read_program(&def.path)?;
+    let (bytes, source) = match fetched {
+        Some(Fetched { bytes, source }) => (bytes, Some(source)),
+        None => (read_program(&def.path)?, None),
+    };
     let kind = if hookhost_exec::wasm::is_wasm(&bytes) {
         HookKind::Wasm
     } else {
         HookKind::Native
     };
+    if let (Some(source), HookKind::Native) = (&source, kind) {
+        return Err(DefineError::FetchedNative {
+            reference: source.reference.clone(),
+        });
+    }
     let digest = match kind {
         HookKind::Native => {
             check_native(&def)?;
@@ -159,6 +195,7 @@ fn build_with(def: Definition, registry: &Registry, store: bool) -> Result<Hook,
         },
         when: def.when,
         created: chrono::Utc::now(),
+        source,
     })
 }
 
@@ -194,8 +231,8 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
 }
 
 /// Validates and precompiles the module (so the first container start is fast), then stores
-/// it under its digest.
-fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
+/// it under its digest (`path` names it in errors).
+pub fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
     let cache_dir = registry.paths().cache_dir();
     hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|source| {
         DefineError::BadModule {

@@ -266,6 +266,38 @@ pub struct Hook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<When>,
     pub created: DateTime<Utc>,
+    /// Where the module came from when it was not a local file (an OCI registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// The provenance of a module pulled from an OCI registry, as resolved at registration: the
+/// hook keeps running this module whatever the reference's tag points at later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Source {
+    /// The reference as given, `oci://HOST/REPO:TAG` or `oci://HOST/REPO@sha256:…`.
+    pub reference: String,
+    /// The digest of the manifest the reference resolved to, `sha256:…`.
+    pub manifest_digest: String,
+    /// The digest of the module (the artifact's one layer), `sha256:…`.
+    pub module_digest: String,
+    /// The key whose signature was verified, when one was required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<Signer>,
+}
+
+/// A verified signature: which public key, and in which format it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Signer {
+    /// The public key file as given (`--verify-key` or the config file's `verifyKeys`).
+    pub key: PathBuf,
+    /// sha256 of the key's DER SubjectPublicKeyInfo, `sha256:…` (what `cosign public-key`
+    /// prints, hashed): it names the key even when the file moves.
+    pub key_digest: String,
+    /// `sigstore-bundle` (cosign 3's default) or `simple-signing` (the legacy `.sig` tag).
+    pub format: String,
 }
 
 impl Hook {

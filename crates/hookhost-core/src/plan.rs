@@ -554,6 +554,7 @@ mod tests {
             spec: registered.clone(),
             when: None,
             created: chrono::Utc::now(),
+            source: None,
         };
         registry.create(&hook).unwrap();
         let hostile =

@@ -485,6 +485,7 @@ mod tests {
             },
             when: None,
             created: chrono::Utc::now(),
+            source: None,
         }
     }
 
@@ -516,6 +517,7 @@ mod tests {
     fn sample_like(got: &Hook, name: &str) -> Hook {
         Hook {
             created: got.created,
+            source: None,
             ..sample(name)
         }
     }

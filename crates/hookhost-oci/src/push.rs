@@ -1,0 +1,81 @@
+//! `hookhost push NAME REF`: a registered module written in the Wasm artifact layout.
+
+use hookhost_core::hook::HookKind;
+use hookhost_core::registry::Registry;
+use http::HeaderValue;
+
+use crate::artifact::{self, MANIFEST_MEDIA_TYPE};
+use crate::client::{Session, block_on};
+use crate::{OciError, reference};
+use hookhost_core::config::Config;
+
+/// Pushes the module of the registered hook `name` to `text` (an `oci://` reference) and
+/// returns the manifest digest. The layer is titled `NAME.wasm`, so `oras pull` writes the
+/// module under that name.
+pub fn push(
+    name: &str,
+    text: &str,
+    registry: &Registry,
+    config: &Config,
+) -> Result<String, OciError> {
+    let reference = reference::parse(text)?;
+    let hook = registry.get(name)?;
+    let digest = match (hook.spec.kind, &hook.spec.digest) {
+        (HookKind::Wasm, Some(digest)) => digest.clone(),
+        _ => return Err(OciError::NotPushable(name.to_string())),
+    };
+    let module = read_module(registry, &digest)?;
+    let (config_blob, manifest) = artifact::for_module(&module, &format!("{name}.wasm"));
+    let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let session = Session::new(&reference, &config.insecure_registries);
+    block_on(async {
+        let push_blob = |bytes: Vec<u8>, digest: String| {
+            let session = &session;
+            let reference = &reference;
+            async move {
+                session
+                    .client
+                    .push_blob(reference, bytes, &digest)
+                    .await
+                    .map_err(session.failed(format!("push {digest} to {reference}")))
+            }
+        };
+        session
+            .client
+            .auth(
+                &reference,
+                &session.auth,
+                oci_client::RegistryOperation::Push,
+            )
+            .await
+            .map_err(session.failed(format!("log in to push to {reference}")))?;
+        push_blob(config_blob, manifest.config.digest.clone()).await?;
+        push_blob(module, manifest.layers[0].digest.clone()).await?;
+        session
+            .client
+            .push_manifest_raw(
+                &reference,
+                body.clone(),
+                HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+            )
+            .await
+            .map_err(session.failed(format!("push the manifest of {reference}")))?;
+        Ok(format!("sha256:{}", hookhost_exec::fs::sha256_hex(&body)))
+    })
+}
+
+/// The stored module, checked against its digest.
+fn read_module(registry: &Registry, digest: &str) -> Result<Vec<u8>, OciError> {
+    let path = registry.module_path(digest);
+    let bytes = std::fs::read(&path).map_err(|source| OciError::ReadModule {
+        path: path.clone(),
+        source,
+    })?;
+    if hookhost_exec::fs::sha256_hex(&bytes) != digest {
+        return Err(OciError::ReadModule {
+            path,
+            source: std::io::Error::other("its content no longer matches its digest"),
+        });
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,97 @@
+//! `push` and `pull`, and `create` from an `oci://` reference: WASM hooks in OCI registries.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Cli;
+use super::progress::Progress;
+use hookhost_core::define::Definition;
+use hookhost_core::hook::Hook;
+use hookhost_core::registry::Registry;
+use hookhost_oci::{Options, Policy};
+
+/// Publish a registered WebAssembly hook's module to an OCI registry
+///
+/// The CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
+/// application/wasm layer titled NAME.wasm) that `oras pull` and other Wasm tooling read.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n\n\
+    Credentials come from the Docker config file ($DOCKER_CONFIG/config.json or \
+    ~/.docker/config.json) as `docker login` wrote them."
+)]
+pub struct PushArgs {
+    /// The registered WebAssembly hook
+    name: String,
+    /// oci://HOST/REPO:TAG
+    reference: String,
+}
+
+/// Fetch a WebAssembly module from an OCI registry into the module store
+///
+/// The module is verified (with --verify-key or the config file's verifyKeys), validated and
+/// precompiled, but no hook is registered. Prints the resolved source as JSON.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    verify: VerifyFlags,
+    /// oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:…
+    reference: String,
+}
+
+/// Signature checks of modules pulled from OCI registries.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "OCI registries")]
+pub struct VerifyFlags {
+    /// For oci:// references: require a cosign signature by this public key (cosign.pub),
+    /// checked offline, in the Sigstore bundle or the legacy .sig format [default: the config
+    /// file's verifyKeys]
+    #[arg(long, value_name = "FILE")]
+    pub verify_key: Vec<PathBuf>,
+}
+
+/// The one call that registers NAME from an `oci://` reference with these flags:
+/// `create` and `apply` both use it. `def.path` is the reference. Pulls (with progress on a
+/// terminal), verifies, validates, precompiles and stores the module; the caller registers
+/// the returned hook.
+pub fn build(
+    cli: &Cli,
+    def: Definition,
+    registry: &Registry,
+    verify: &VerifyFlags,
+) -> anyhow::Result<Hook> {
+    let progress = Progress::start(format!("pulling {}", def.path.display()));
+    let options = Options {
+        config: &cli.settings,
+        policy: Policy {
+            keys: verify.verify_key.clone(),
+        },
+        progress: &progress,
+    };
+    Ok(hookhost_oci::build(def, registry, &options)?)
+}
+
+pub fn push(cli: &Cli, args: &PushArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let digest = hookhost_oci::push(&args.name, &args.reference, &registry, &cli.settings)?;
+    println!("{}@{digest}", args.reference);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pull(cli: &Cli, args: &PullArgs) -> anyhow::Result<ExitCode> {
+    let registry = cli.registry()?;
+    let progress = Progress::start(format!("pulling {}", args.reference));
+    let options = Options {
+        config: &cli.settings,
+        policy: Policy {
+            keys: args.verify.verify_key.clone(),
+        },
+        progress: &progress,
+    };
+    let source = hookhost_oci::pull_into_store(&args.reference, &registry, &options)?;
+    drop(progress);
+    println!("{}", serde_json::to_string_pretty(&source)?);
+    Ok(ExitCode::SUCCESS)
+}

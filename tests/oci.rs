@@ -1,0 +1,737 @@
+//! WASM hooks from OCI registries, against a real registry (Debian's `docker-registry`,
+//! started here on a free loopback port with its own storage) and the real `oras` and
+//! `cosign` (scripts/oci-tools.sh): pull, push, signature policy, bad input, progress.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::engines::wait_for;
+use common::{Bundle, Host, Runc, example_wasm, require, text, unique};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A `docker-registry` of this test: killed, and its storage removed, on drop.
+struct Registry {
+    dir: TempDir,
+    addr: String,
+    child: Child,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        Registry::start_with("")
+    }
+
+    /// A registry whose config.yml ends with `extra` (YAML at the top level).
+    fn start_with(extra: &str) -> Registry {
+        require("docker-registry");
+        require("curl");
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {addr}\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Registry { dir, addr, child };
+        let url = format!("http://{}/v2/", registry.addr);
+        wait_for("docker-registry", Duration::from_secs(20), || {
+            // Any HTTP answer (401 when auth is on) means it is serving.
+            curl(&["-s", "-o", "/dev/null", &url]).status.success()
+        });
+        registry
+    }
+
+    /// `oci://ADDR/hooks/NAME`, the reference hookhost takes.
+    fn oci(&self, repo_tag: &str) -> String {
+        format!("oci://{}/hooks/{repo_tag}", self.addr)
+    }
+
+    /// `ADDR/hooks/NAME`, the reference oras and cosign take.
+    fn plain(&self, repo_tag: &str) -> String {
+        format!("{}/hooks/{repo_tag}", self.addr)
+    }
+
+    /// Pushes `module` with oras in the Wasm artifact layout; returns the manifest digest.
+    fn oras_push(&self, repo_tag: &str, module: &Path) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        fs::copy(module, dir.path().join("module.wasm")).unwrap();
+        fs::write(dir.path().join("cfg.json"), "{}").unwrap();
+        tool(
+            "oras",
+            dir.path(),
+            &[
+                "push",
+                "--plain-http",
+                "--config",
+                "cfg.json:application/vnd.wasm.config.v0+json",
+                &self.plain(repo_tag),
+                "module.wasm:application/wasm",
+            ],
+        );
+        let digest = tool(
+            "oras",
+            dir.path(),
+            &["resolve", "--plain-http", &self.plain(repo_tag)],
+        );
+        digest.trim().to_string()
+    }
+
+    /// The file of a blob in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Uploads a blob from a file with the registry API (monolithic upload).
+    fn upload(&self, repo: &str, file: &Path) -> String {
+        let digest = format!("sha256:{}", sha256_file(file));
+        let start = curl(&[
+            "-sf",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("http://{}/v2/hooks/{repo}/blobs/uploads/", self.addr),
+        ]);
+        let headers = text(&start.stdout);
+        let location = headers
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or(l.strip_prefix("location: "))
+            })
+            .unwrap()
+            .trim();
+        let url = if location.starts_with("http") {
+            location.to_string()
+        } else {
+            format!("http://{}{location}", self.addr)
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        // -T streams the file (--data-binary would read all of it into memory).
+        let done = curl(&[
+            "-sf",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-T",
+            file.to_str().unwrap(),
+            &format!("{url}{sep}digest={digest}"),
+        ]);
+        assert!(done.status.success(), "{}", text(&done.stderr));
+        digest
+    }
+
+    /// Pushes a manifest document under a tag.
+    fn put_manifest(&self, repo_tag: &str, manifest: &Value) {
+        let (repo, tag) = repo_tag.split_once(':').unwrap();
+        let out = curl(&[
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            &manifest.to_string(),
+            &format!("http://{}/v2/hooks/{repo}/manifests/{tag}", self.addr),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl").args(args).output().unwrap()
+}
+
+fn sha256_file(file: &Path) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut fs::File::open(file).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// scripts/oci-tools.sh's bin directory.
+fn tools_dir() -> PathBuf {
+    let dir = std::env::var_os("HOOKHOST_OCI_TOOLS_DIR").map_or_else(
+        || PathBuf::from("/var/cache/hookhost-oci-tools"),
+        PathBuf::from,
+    );
+    let bin = dir.join("bin");
+    assert!(
+        bin.join("oras").exists() && bin.join("cosign").exists(),
+        "this test needs oras and cosign: run scripts/oci-tools.sh (scripts/setup.sh does)"
+    );
+    bin
+}
+
+/// Runs oras or cosign in `dir`; panics with its output if it fails.
+fn tool(name: &str, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(tools_dir().join(name))
+        .current_dir(dir)
+        .args(args)
+        .env("COSIGN_PASSWORD", "test")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A cosign key pair in its own directory: (dir, cosign.key, cosign.pub).
+fn key_pair() -> (TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    tool("cosign", dir.path(), &["generate-key-pair"]);
+    let key = dir.path().join("cosign.key");
+    let public = dir.path().join("cosign.pub");
+    (dir, key, public)
+}
+
+/// Signs `plain@digest` with cosign, offline, in the bundle format or the legacy one.
+fn cosign_sign(key: &Path, target: &str, legacy: bool) {
+    let mut args = vec![
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--allow-http-registry",
+        "--use-signing-config=false",
+        "--tlog-upload=false",
+        "-y",
+    ];
+    if legacy {
+        args.push("--new-bundle-format=false");
+    }
+    args.push(target);
+    tool("cosign", key.parent().unwrap(), &args);
+}
+
+fn inspect(host: &Host, name: &str) -> Value {
+    let docs: Value = serde_json::from_str(&host.ok(&["inspect", name])).unwrap();
+    docs[0].clone()
+}
+
+fn sha256_of(file: &Path) -> String {
+    format!("sha256:{}", sha256_file(file))
+}
+
+#[test]
+fn a_hook_pulled_by_tag_runs_in_runc_and_keeps_its_module_when_the_tag_moves() {
+    let registry = Registry::start();
+    let host = Host::new();
+    let hosts_entry = example_wasm("hosts-entry");
+    let digest = registry.oras_push("hosts:v1", &hosts_entry);
+    let reference = registry.oci("hosts:v1");
+    host.ok(&[
+        "create",
+        "--type",
+        "createContainer",
+        "--allow-rootfs=rw",
+        "--args",
+        "hosts-entry,db.internal=10.0.0.5",
+        "hosts",
+        &reference,
+    ]);
+    let registered = inspect(&host, "hosts");
+    assert_eq!(registered["Path"], reference.as_str());
+    assert_eq!(registered["Source"]["Reference"], reference.as_str());
+    assert_eq!(registered["Source"]["ManifestDigest"], digest.as_str());
+    assert_eq!(
+        registered["Source"]["ModuleDigest"],
+        sha256_of(&hosts_entry).as_str()
+    );
+    assert!(registered["Source"].get("Signer").is_none(), "{registered}");
+
+    // The tag now names another module: the registered hook does not follow it.
+    registry.oras_push("hosts:v1", &example_wasm("noop"));
+    assert_eq!(inspect(&host, "hosts"), registered);
+
+    let bundle = Bundle::new("cat /etc/hosts");
+    host.inject(&bundle, &["hosts"]);
+    let out = Runc::new().run(&bundle, &unique("oci"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hosts = text(&out.stdout);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.split_whitespace().eq(["10.0.0.5", "db.internal"])),
+        "{hosts}"
+    );
+}
+
+#[test]
+fn what_hookhost_push_writes_oras_pulls_identically_and_hookhost_pull_stores_unregistered() {
+    let registry = Registry::start();
+    let host = Host::new();
+    let module = example_wasm("audit-log");
+    host.ok(&["create", "audit", module.to_str().unwrap()]);
+    let reference = registry.oci("audit:v2");
+    let pushed = host.ok(&["push", "audit", &reference]);
+    let digest = pushed.trim().rsplit_once('@').unwrap().1.to_string();
+
+    let out = tempfile::tempdir().unwrap();
+    tool(
+        "oras",
+        out.path(),
+        &[
+            "pull",
+            "--plain-http",
+            "-o",
+            ".",
+            &registry.plain("audit:v2"),
+        ],
+    );
+    assert_eq!(
+        fs::read(out.path().join("audit.wasm")).unwrap(),
+        fs::read(&module).unwrap()
+    );
+    let resolved = tool(
+        "oras",
+        out.path(),
+        &["resolve", "--plain-http", &registry.plain("audit:v2")],
+    );
+    assert_eq!(resolved.trim(), digest);
+
+    let other = Host::new();
+    let pulled: Value = serde_json::from_str(&other.ok(&["pull", &reference])).unwrap();
+    assert_eq!(pulled["ManifestDigest"], digest.as_str());
+    let module_digest = sha256_of(&module);
+    assert_eq!(pulled["ModuleDigest"], module_digest.as_str());
+    let stored = other.root().join("modules").join(format!(
+        "{}.wasm",
+        module_digest.strip_prefix("sha256:").unwrap()
+    ));
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        fs::read(&module).unwrap(),
+        "{stored:?}"
+    );
+    assert_eq!(other.ok(&["ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn cosign_signatures_in_both_formats_verify_and_the_signer_is_recorded() {
+    let registry = Registry::start();
+    let (_keys, key, public) = key_pair();
+    let module = example_wasm("noop");
+    for (repo, legacy, format) in [
+        ("bundle", false, "sigstore-bundle"),
+        ("legacy", true, "simple-signing"),
+    ] {
+        let digest = registry.oras_push(&format!("{repo}:v1"), &module);
+        cosign_sign(&key, &format!("{}@{digest}", registry.plain(repo)), legacy);
+        let host = Host::new();
+        host.ok(&[
+            "create",
+            "--verify-key",
+            public.to_str().unwrap(),
+            repo,
+            &registry.oci(&format!("{repo}:v1")),
+        ]);
+        let signer = &inspect(&host, repo)["Source"]["Signer"];
+        assert_eq!(signer["Format"], format, "{signer}");
+        assert_eq!(signer["Key"], public.to_str().unwrap());
+        assert!(signer["KeyDigest"].as_str().unwrap().starts_with("sha256:"));
+    }
+    // cosign itself agrees that both verify.
+    for repo in ["bundle:v1", "legacy:v1"] {
+        tool(
+            "cosign",
+            public.parent().unwrap(),
+            &[
+                "verify",
+                "--key",
+                public.to_str().unwrap(),
+                "--insecure-ignore-tlog",
+                "--allow-http-registry",
+                &registry.plain(repo),
+            ],
+        );
+    }
+}
+
+/// Runs a create that must be refused with `expected` in its message, and proves the
+/// registry did not change.
+fn refused(host: &Host, args: &[&str], expected: &str) -> String {
+    let before = host.snapshot();
+    let err = host.fails(args);
+    assert!(err.contains(expected), "{args:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(host.snapshot(), before, "{args:?} changed the registry");
+    err
+}
+
+/// [`refused`] for `create --verify-key KEY h REFERENCE`.
+fn refused_with_key(host: &Host, key: &str, reference: &str, expected: &str) -> String {
+    refused(
+        host,
+        &["create", "--verify-key", key, "h", reference],
+        expected,
+    )
+}
+
+#[test]
+fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_written() {
+    let registry = Registry::start();
+    let (keys, key, public) = key_pair();
+    let (_other_keys, _, wrong) = key_pair();
+    let host = Host::new();
+    host.ok(&["create", "kept", example_wasm("noop").to_str().unwrap()]);
+    let digest = registry.oras_push("signed:v1", &example_wasm("deny-privileged"));
+    cosign_sign(
+        &key,
+        &format!("{}@{digest}", registry.plain("signed")),
+        false,
+    );
+    let public = public.to_str().unwrap();
+
+    let err = refused_with_key(
+        &host,
+        wrong.to_str().unwrap(),
+        &registry.oci("signed:v1"),
+        "does not verify with the key",
+    );
+    assert!(err.contains(&digest), "{err}");
+
+    registry.oras_push("unsigned:v1", &example_wasm("hosts-entry"));
+    refused_with_key(
+        &host,
+        public,
+        &registry.oci("unsigned:v1"),
+        "it is unsigned: no cosign signature was found",
+    );
+
+    // The signed manifest is intact; its module blob is rewritten in the registry's storage.
+    let layer = sha256_of(&example_wasm("deny-privileged"));
+    fs::write(
+        registry.blob_file(&layer),
+        fs::read(example_wasm("noop")).unwrap(),
+    )
+    .unwrap();
+    refused_with_key(&host, public, &registry.oci("signed:v1"), "was altered");
+
+    // A key file another user could replace is not trusted.
+    let writable = keys.path().join("writable.pub");
+    fs::copy(public, &writable).unwrap();
+    fs::set_permissions(
+        &writable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    refused_with_key(
+        &host,
+        writable.to_str().unwrap(),
+        &registry.oci("unsigned:v1"),
+        "it is writable by its group and other users",
+    );
+
+    // A valid signature replayed for another manifest: the legacy .sig of `signed` copied
+    // to the tag cosign would look under for `replayed`.
+    cosign_sign(
+        &key,
+        &format!("{}@{digest}", registry.plain("signed")),
+        true,
+    );
+    let other = registry.oras_push("signed:replayed", &example_wasm("hosts-entry"));
+    let manifest = curl(&[
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!(
+            "http://{}/v2/hooks/signed/manifests/{}.sig",
+            registry.addr,
+            digest.replacen(':', "-", 1)
+        ),
+    ]);
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    registry.put_manifest(
+        &format!("signed:{}.sig", other.replacen(':', "-", 1)),
+        &manifest,
+    );
+    let err = refused_with_key(
+        &host,
+        public,
+        &registry.oci("signed:replayed"),
+        &format!("the signature is valid but signs {digest}, not {other}"),
+    );
+    assert!(
+        err.contains("simple-signing") || err.contains(".sig"),
+        "{err}"
+    );
+
+    // The config file's policy: every OCI hook must be signed.
+    let config = host.dir.path().join("config.json");
+    fs::write(
+        &config,
+        serde_json::json!({"verifyKeys": [public], "requireSignatures": true}).to_string(),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    refused(
+        &host,
+        &[
+            "--config",
+            config,
+            "create",
+            "h",
+            &registry.oci("unsigned:v1"),
+        ],
+        "it is unsigned",
+    );
+    let digest = registry.oras_push("signed2:v1", &example_wasm("noop"));
+    cosign_sign(
+        &key,
+        &format!("{}@{digest}", registry.plain("signed2")),
+        false,
+    );
+    host.ok(&[
+        "--config",
+        config,
+        "create",
+        "h",
+        &registry.oci("signed2:v1"),
+    ]);
+    assert_eq!(
+        inspect(&host, "h")["Source"]["Signer"]["Format"],
+        "sigstore-bundle"
+    );
+}
+
+#[test]
+fn bad_references_and_registries_are_clear_errors_that_write_nothing() {
+    let registry = Registry::start();
+    let host = Host::new();
+    host.ok(&["create", "kept", example_wasm("noop").to_str().unwrap()]);
+
+    refused(
+        &host,
+        &["create", "h", "https://example.com/hooks/x:v1"],
+        "unsupported reference \"https://example.com/hooks/x:v1\"",
+    );
+    refused(
+        &host,
+        &["create", "h", "oci://hooks/x:v1"],
+        "name the registry host",
+    );
+    let nobody = format!("oci://127.0.0.1:{}/hooks/x:v1", free_port());
+    refused(
+        &host,
+        &["create", "h", &nobody],
+        "cannot fetch the manifest",
+    );
+    // Not loopback: HTTPS, and the error says how to allow plain HTTP.
+    let remote = format!("oci://0.0.0.0:{}/hooks/x:v1", free_port());
+    refused(&host, &["create", "h", &remote], "insecureRegistries");
+    refused(
+        &host,
+        &["create", "h", &registry.oci("missing:v1")],
+        "cannot fetch the manifest",
+    );
+
+    // Not a Wasm artifact: oras's default layout (empty config, a plain file).
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    tool(
+        "oras",
+        dir.path(),
+        &[
+            "push",
+            "--plain-http",
+            &registry.plain("notes:v1"),
+            "notes.txt",
+        ],
+    );
+    refused(
+        &host,
+        &["create", "h", &registry.oci("notes:v1")],
+        "is not a WebAssembly artifact: its config has media type application/vnd.oci.empty.v1+json",
+    );
+
+    // A real 1 GiB layer (a sparse file uploaded through the registry API): refused from
+    // its descriptor, and, when the manifest understates its size, after the limit.
+    let big = dir.path().join("big.wasm");
+    let file = fs::File::create(&big).unwrap();
+    file.set_len(1 << 30).unwrap();
+    drop(file);
+    let config = dir.path().join("cfg.json");
+    fs::write(&config, "{}").unwrap();
+    let layer = registry.upload("big", &big);
+    let config_digest = registry.upload("big", &config);
+    for (tag, size) in [("v1", 1u64 << 30), ("v2", 8)] {
+        registry.put_manifest(
+            &format!("big:{tag}"),
+            &serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.wasm.config.v0+json",
+                           "digest": config_digest, "size": 2},
+                "layers": [{"mediaType": "application/wasm", "digest": layer, "size": size}],
+            }),
+        );
+    }
+    let err = refused(
+        &host,
+        &["create", "h", &registry.oci("big:v1")],
+        "more than the limit",
+    );
+    assert!(err.contains("the module layer of"), "{err}");
+    assert!(err.contains("is 1073741824 bytes"), "{err}");
+    let err = refused(
+        &host,
+        &["create", "h", &registry.oci("big:v2")],
+        "more than the limit",
+    );
+    assert!(err.contains(&format!("the blob {layer}")), "{err}");
+    fs::remove_file(registry.blob_file(&layer)).unwrap();
+}
+
+#[test]
+fn pulls_show_progress_on_a_terminal_only() {
+    require("script");
+    let registry = Registry::start();
+    registry.oras_push("noop:v1", &example_wasm("noop"));
+    let reference = registry.oci("noop:v1");
+    let host = Host::new();
+    // On a terminal (util-linux `script` gives hookhost a pty), with the delay shortened.
+    let command = format!(
+        "HOOKHOST_ROOT={} HOOKHOST_PROGRESS_DELAY_MS=0 {} create tty {reference}",
+        host.root().display(),
+        common::HOOKHOST
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let shown = text(&out.stdout);
+    assert!(shown.contains(&format!("pulling {reference}")), "{shown:?}");
+    assert!(shown.contains("\x1b[2K"), "{shown:?}");
+
+    // Not a terminal: the same work prints nothing but the name.
+    let out = host
+        .cmd()
+        .env("HOOKHOST_PROGRESS_DELAY_MS", "0")
+        .args(["create", "piped", &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(text(&out.stdout), "piped\n");
+}
+
+/// bcrypt of "pw" (what `htpasswd -B` writes), the password of the user "ci".
+const HTPASSWD: &str = "ci:$2b$12$EDu.yzallmoKnPHXspd66ePrtEoU8RjBV4NXgpyKh9VnSHUz4vHrC";
+const PASSWORD: &str = "pw";
+
+#[test]
+fn credentials_come_from_the_docker_config_file() {
+    let auth = tempfile::tempdir().unwrap();
+    let htpasswd = auth.path().join("htpasswd");
+    fs::write(&htpasswd, format!("{HTPASSWD}\n")).unwrap();
+    let registry = Registry::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let host = Host::new();
+    host.ok(&["create", "noop", example_wasm("noop").to_str().unwrap()]);
+    let reference = registry.oci("private:v1");
+    refused(
+        &host,
+        &["push", "noop", &reference],
+        "log in with `docker login HOST`",
+    );
+
+    // What `docker login` writes: auths.HOST.auth = base64("user:password").
+    use base64_like::encode;
+    let docker = tempfile::tempdir().unwrap();
+    fs::write(
+        docker.path().join("config.json"),
+        serde_json::json!({"auths": {registry.addr.clone(): {"auth": encode(&format!("ci:{PASSWORD}"))}}})
+            .to_string(),
+    )
+    .unwrap();
+    let with_login = |args: &[&str]| {
+        host.cmd()
+            .env("DOCKER_CONFIG", docker.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_login(&["push", "noop", &reference]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = with_login(&["create", "pulled", &reference]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    refused(
+        &host,
+        &["create", "anonymous", &reference],
+        "log in with `docker login HOST`",
+    );
+}
+
+/// Standard base64, enough for a test's `user:password`.
+mod base64_like {
+    pub fn encode(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encodes_like_base64() {
+        assert_eq!(encode("ci:pw"), "Y2k6cHc=");
+        assert_eq!(encode("user:pa:ss"), "dXNlcjpwYTpzcw==");
+    }
+}
