@@ -735,3 +735,38 @@ mod base64_like {
         assert_eq!(encode("user:pa:ss"), "dXNlcjpwYTpzcw==");
     }
 }
+
+/// `apply` of `inspect` output whose Path is an `oci://` reference: the other node pulls the
+/// same module and ends with the same hook (apart from `Created`); a second run changes
+/// nothing; `--dry-run` writes nothing.
+#[test]
+fn apply_pulls_oci_hooks_from_inspect_output() {
+    let registry = Registry::start();
+    let (a, b) = (Host::new(), Host::new());
+    registry.oras_push("hosts:v2", &example_wasm("hosts-entry"));
+    let reference = registry.oci("hosts:v2");
+    a.ok(&[
+        "create",
+        "--type",
+        "createContainer",
+        "--allow-rootfs=rw",
+        "hosts",
+        &reference,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hooks.json");
+    std::fs::write(&file, a.ok(&["inspect", "hosts"])).unwrap();
+
+    let dry = b.ok(&["apply", "-f", file.to_str().unwrap(), "--dry-run"]);
+    assert!(dry.contains("would create hosts"), "{dry}");
+    assert!(!b.root().join("hooks").exists() || b.ok(&["ls", "-q"]).is_empty());
+    let first = b.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(first.contains("created hosts"), "{first}");
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("Created");
+        v
+    };
+    assert_eq!(strip(inspect(&a, "hosts")), strip(inspect(&b, "hosts")));
+    let second = b.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(second.contains("no changes"), "{second}");
+}

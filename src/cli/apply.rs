@@ -38,7 +38,8 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         prune: args.prune,
         dry_run: args.dry_run,
     };
-    let changes = apply::apply(&args.file, &registry, options)?;
+    let fetch = |path: &std::path::Path| super::oci::fetch(cli, path);
+    let changes = apply::apply(&args.file, &registry, options, &fetch)?;
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
     let mut changed = false;
     for change in &changes {

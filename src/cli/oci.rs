@@ -73,6 +73,31 @@ pub fn build(
     Ok(hookhost_oci::build(def, registry, &options)?)
 }
 
+/// What `apply` fetches for an `oci://` Path: the module pulled (and verified under the
+/// config file's policy), nothing written; `None` for a local path.
+pub fn fetch(
+    cli: &Cli,
+    path: &std::path::Path,
+) -> Option<Result<hookhost_core::define::Fetched, String>> {
+    let text = path.to_string_lossy();
+    if !hookhost_oci::is_reference(&text) {
+        return None;
+    }
+    let options = Options {
+        config: &cli.settings,
+        policy: Policy { keys: Vec::new() },
+        progress: &hookhost_oci::Quiet,
+    };
+    Some(
+        hookhost_oci::pull(&text, &options)
+            .map(|p| hookhost_core::define::Fetched {
+                bytes: p.bytes,
+                source: p.source,
+            })
+            .map_err(|e| hookhost_core::error_chain(&e)),
+    )
+}
+
 pub fn push(cli: &Cli, args: &PushArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let digest = hookhost_oci::push(&args.name, &args.reference, &registry, &cli.settings)?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::define::{self, DefineError, Definition};
+use crate::define::{self, DefineError, Definition, Fetched};
 use crate::grants::Grants;
 use crate::hook::{Hook, HookKind, RawTimeout, Stage};
 use crate::registry::{Registry, RegistryError};
@@ -53,7 +53,18 @@ pub enum ApplyError {
     },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("hook {name}: cannot fetch {path}: {reason}")]
+    Fetch {
+        name: String,
+        path: String,
+        reason: String,
+    },
 }
+
+/// Fetches a hook's program from somewhere other than a local file (an `oci://` reference),
+/// writing nothing; `None` for a local path. Given by the caller (the OCI client lives above
+/// this crate).
+pub type Fetch<'a> = &'a dyn Fn(&Path) -> Option<Result<Fetched, String>>;
 
 /// One hook object of the file: `hookhost inspect`'s keys.
 #[derive(Debug, Deserialize)]
@@ -92,6 +103,11 @@ struct Entry {
     #[serde(default)]
     #[allow(dead_code)]
     created: Option<DateTime<Utc>>,
+    /// Where an `oci://` module came from (computed at pull); its module is checked through
+    /// `Digest`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: Option<crate::hook::Source>,
 }
 
 /// What apply does (or, dry, would do) to one hook.
@@ -125,13 +141,26 @@ pub fn apply(
     file: &Path,
     registry: &Registry,
     options: Options,
+    fetch: Fetch<'_>,
 ) -> Result<Vec<Change>, ApplyError> {
     let entries = read(file)?;
+    // Fetched once: the dry pass and the real one build from the same bytes.
+    let mut fetched = Vec::with_capacity(entries.len());
+    for (_, entry) in &entries {
+        let got = fetch(&entry.path)
+            .transpose()
+            .map_err(|reason| ApplyError::Fetch {
+                name: entry.name.clone(),
+                path: entry.path.display().to_string(),
+                reason,
+            })?;
+        fetched.push(got);
+    }
     // Every entry is built and checked without writing anything first: a bad entry anywhere
     // in the file leaves the registry as it was, modules and cache included.
     let mut changes = Vec::new();
-    for (index, entry) in &entries {
-        let hook = build(entry, *index, file, registry, true)?;
+    for ((index, entry), got) in entries.iter().zip(&fetched) {
+        let hook = build(entry, *index, file, registry, got.clone(), true)?;
         let action = match registry.get(&entry.name) {
             Ok(old) => diff(&old, &hook),
             Err(RegistryError::NotFound(_)) => Action::Create,
@@ -158,9 +187,9 @@ pub fn apply(
     // Only what changes is built for real (modules validated, precompiled, stored), all of it
     // before the first entry is written: an invalid module registers nothing.
     let mut built = Vec::new();
-    for ((index, entry), change) in entries.iter().zip(&changes) {
+    for (((index, entry), change), got) in entries.iter().zip(&changes).zip(fetched) {
         if matches!(change.action, Action::Create | Action::Update(_)) {
-            built.push(build(entry, *index, file, registry, false)?);
+            built.push(build(entry, *index, file, registry, got, false)?);
         }
     }
     for hook in &built {
@@ -213,6 +242,7 @@ fn build(
     index: usize,
     file: &Path,
     registry: &Registry,
+    fetched: Option<Fetched>,
     dry_run: bool,
 ) -> Result<Hook, ApplyError> {
     let bad = |name: &str, reason: String| ApplyError::Entry {
@@ -243,11 +273,7 @@ fn build(
         name: name.clone(),
         source,
     };
-    let hook = if dry_run {
-        define::build_unstored(def, registry).map_err(define_error)?
-    } else {
-        define::build(def, registry).map_err(define_error)?
-    };
+    let hook = define::build_from(def, fetched, registry, !dry_run).map_err(define_error)?;
     if let Some(kind) = entry.kind.filter(|k| *k != hook.spec.kind) {
         return Err(bad(
             &name,

@@ -103,6 +103,16 @@ pub fn build_unstored(def: Definition, registry: &Registry) -> Result<Hook, Defi
     build_program(def, None, registry, false)
 }
 
+/// [`build`], [`build_unstored`] or [`build_fetched`], as `apply` chooses per entry.
+pub fn build_from(
+    def: Definition,
+    fetched: Option<Fetched>,
+    registry: &Registry,
+    store: bool,
+) -> Result<Hook, DefineError> {
+    build_program(def, fetched, registry, store)
+}
+
 /// [`build`] for a module fetched from elsewhere: the same checks, precompilation and
 /// content-addressed storage as a local module, plus the recorded [`Source`].
 pub fn build_fetched(
