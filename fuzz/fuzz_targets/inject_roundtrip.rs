@@ -44,6 +44,8 @@ fuzz_target!(|data: &[u8]| {
         // As `hookhost inject`: only `hooks` may change (the wrapper at create also sets its
         // start annotation).
         at_start: false,
+        events_max_size: None,
+        runtime_log: None,
     };
     if config.inject(&plan(), &call).is_err() {
         return;
