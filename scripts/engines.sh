@@ -23,13 +23,8 @@ cached() {
     [ -s "$sums" ] && (cd "$dir" && sha256sum --quiet --strict -c "$sums") >/dev/null 2>&1
 }
 
-apt_private() {
-    apt-get -q -o Dir::Etc::SourceList="$dir/apt/sources.list" \
-        -o Dir::Etc::SourceParts=/dev/null -o Dir::Etc::Preferences=/dev/null \
-        -o Dir::Etc::PreferencesParts=/dev/null -o Dir::State::Lists="$dir/apt/lists" \
-        -o Dir::Cache="$dir/apt/cache" -o Dir::State::Status=/dev/null \
-        -o APT::Sandbox::User=root "$@"
-}
+# shellcheck source=lib/private-apt.sh
+. "$(dirname "$0")/lib/private-apt.sh"
 
 download() {
     rm -rf "$dir/apt" "$dir/debs" "$dir/root" "$dir/bin" "$dir/cri" "$sums"
