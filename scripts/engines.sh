@@ -37,12 +37,7 @@ download() {
     done
     # Newer runc/crun need glibc >= 2.38: never let the engines find them here.
     find "$dir/root" \( -name runc -o -name crun \) -type f -delete
-    for name in "${binaries[@]}"; do
-        local found
-        found="$(find "$dir/root/usr" -path '*bin/*' -name "$name" -type f | head -n1)"
-        [ -n "$found" ] || { echo "engines: $name is in none of ${packages[*]} ($suite)" >&2; exit 1; }
-        cp "$found" "$dir/bin/$name"
-    done
+    copy_binaries engines "${binaries[@]}"
     cri_client
     (cd "$dir" && sha256sum "${binaries[@]/#/bin/}" cri/*) >"$sums"
     rm -rf "$dir/debs" "$dir/root" "$dir/apt/cache"

@@ -35,12 +35,7 @@ download() {
         # Debian's cosign calls itself "devel": keep the package versions for check_versions.
         echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$dir/bin/VERSIONS"
     done
-    for name in "${binaries[@]}"; do
-        local found
-        found="$(find "$dir/root/usr" -path '*bin/*' -name "$name" -type f | head -n1)"
-        [ -n "$found" ] || { echo "oci-tools: $name is in none of ${packages[*]} ($suite)" >&2; exit 1; }
-        cp "$found" "$dir/bin/$name"
-    done
+    copy_binaries oci-tools "${binaries[@]}"
     (cd "$dir/bin" && sha256sum "${binaries[@]}" VERSIONS) >"$sums"
     rm -rf "$dir/debs" "$dir/root" "$dir/apt/cache"
 }
