@@ -8,6 +8,11 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Stage {
+    /// Not an OCI stage: run by hookhost before the runtime creates the container (Podman's
+    /// hooks.d extension stage). The hook gets the proposed config.json document on stdin and
+    /// writes the whole, possibly changed, document on stdout; it sees no OCI state, because
+    /// no container exists yet.
+    Precreate,
     /// Deprecated by the runtime-spec; during create, in the runtime namespace.
     Prestart,
     /// During create, in the runtime namespace, after the container's namespaces exist.
@@ -37,7 +42,8 @@ pub struct UnknownStage {
 
 impl Stage {
     /// All stages in the order the runtime runs them.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
+        Stage::Precreate,
         Stage::Prestart,
         Stage::CreateRuntime,
         Stage::CreateContainer,
@@ -50,6 +56,7 @@ impl Stage {
     /// The name used in config.json `hooks` and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Precreate => "precreate",
             Stage::Prestart => "prestart",
             Stage::CreateRuntime => "createRuntime",
             Stage::CreateContainer => "createContainer",
@@ -65,9 +72,11 @@ impl Stage {
         Stage::ALL.iter().map(|s| s.as_str()).collect()
     }
 
-    /// The container status the runtime-spec reports to hooks of this stage.
+    /// The container status the runtime-spec reports to hooks of this stage (none at
+    /// precreate, which gets no state).
     pub fn status(self) -> &'static str {
         match self {
+            Stage::Precreate => "",
             Stage::Prestart | Stage::CreateRuntime | Stage::CreateContainer => "creating",
             Stage::StartRuntime | Stage::StartContainer => "created",
             Stage::Poststart => "running",
@@ -82,9 +91,17 @@ impl Stage {
         matches!(self, Stage::StartRuntime | Stage::Poststart)
     }
 
-    /// Whether config.json has a `hooks` list for this stage (every stage but startRuntime).
+    /// Whether config.json has a `hooks` list for this stage (every stage but precreate and
+    /// startRuntime).
     pub fn is_oci(self) -> bool {
-        self != Stage::StartRuntime
+        !matches!(self, Stage::Precreate | Stage::StartRuntime)
+    }
+
+    /// Whether the stage's hooks edit the container's configuration (precreate: the config on
+    /// stdin, the whole edited config on stdout) rather than act beside the container (the
+    /// OCI state on stdin).
+    pub fn edits_config(self) -> bool {
+        self == Stage::Precreate
     }
 
     /// Whether a failing hook at this stage stops the container (runtime-spec 1.3 and runc);
@@ -144,9 +161,22 @@ mod tests {
     }
 
     #[test]
+    fn precreate_comes_first_edits_the_config_and_is_no_oci_stage() {
+        assert_eq!(Stage::ALL[0], Stage::Precreate);
+        assert_eq!("PreCreate".parse::<Stage>(), Ok(Stage::Precreate));
+        assert!(!Stage::Precreate.is_oci());
+        assert!(Stage::Precreate.is_fatal());
+        let editing: Vec<_> = Stage::ALL
+            .into_iter()
+            .filter(|s| s.edits_config())
+            .collect();
+        assert_eq!(editing, [Stage::Precreate]);
+    }
+
+    #[test]
     fn only_poststop_is_non_fatal() {
         let fatal: Vec<_> = Stage::ALL.iter().filter(|s| s.is_fatal()).collect();
-        assert_eq!(fatal.len(), 6);
+        assert_eq!(fatal.len(), 7);
         assert!(!Stage::Poststop.is_fatal());
     }
 }

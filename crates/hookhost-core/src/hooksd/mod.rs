@@ -15,12 +15,14 @@
 //! - a file without conditions is valid and never matches;
 //! - matching hooks are ordered by lower-cased file name, and `prestart` files are injected at
 //!   createRuntime in that one order with the createRuntime files ([`HooksdSet::injected`]);
-//! - a hook without `timeout` has none.
+//! - a hook without `timeout` has none;
+//! - Podman's extension stage `precreate` (containers/common `RuntimeConfigFilter`): the hook gets
+//!   the proposed config.json on stdin and writes the whole document on stdout; hookhost runs
+//!   these files itself before the runtime creates the container ([`crate::precreate`]).
 //!
 //! Stricter than containers/common, each reported as an error naming the file: a relative hook
 //! path (the OCI spec requires absolute), a timeout outside 1..=[`MAX_TIMEOUT_SECS`](crate::hook::MAX_TIMEOUT_SECS)
-//! (checked while the 1.0.0 hook is read), Podman's extension stage `precreate`, which has no
-//! OCI equivalent here, and — as hookhost trusts its registry — a directory or file another
+//! (checked while the 1.0.0 hook is read), and — as hookhost trusts its registry — a directory or file another
 //! user could write ([`hookhost_exec::fs::check_trusted_path`]). Duplicate stages in one file
 //! are kept once.
 
@@ -354,14 +356,14 @@ fn fold_nested(
     Ok(())
 }
 
-/// Stage names as hooks.d spells them: exact OCI camelCase (containers/common compares strings);
-/// hookhost's own startRuntime is no OCI stage, and no hooks.d stage.
+/// Stage names as hooks.d spells them: exact OCI camelCase (containers/common compares strings),
+/// and Podman's `precreate`; hookhost's own startRuntime is no hooks.d stage.
 fn parse_stages(names: Vec<String>) -> Result<Vec<Stage>, ErrorKind> {
     let mut stages = Vec::new();
     for name in names {
         let stage = Stage::ALL
             .into_iter()
-            .find(|s| s.is_oci() && s.as_str() == name)
+            .find(|s| *s != Stage::StartRuntime && s.as_str() == name)
             .ok_or_else(|| unknown_stage(&name))?;
         if !stages.contains(&stage) {
             stages.push(stage);
@@ -380,7 +382,6 @@ fn unknown_stage(name: &str) -> ErrorKind {
             " (stage names are case-sensitive: did you mean {s:?}?)",
             s = s.as_str()
         ),
-        Err(_) if name == "precreate" => " (a Podman-only extension stage)".to_string(),
         Err(_) => String::new(),
     };
     ErrorKind::UnknownStage {
