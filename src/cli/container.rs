@@ -1,6 +1,6 @@
 //! `inject`, `stage`, `events`: hooks attached to containers.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -135,10 +135,13 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
         spec: spec.as_ref(),
     };
     // "container refused" is the runtime's word; here nothing was refused but the injection.
-    let injected = prepare(&args.bundle, &sources, &command_line, &call).map_err(|e| match e {
-        PrepareError::Refused(select) => anyhow::Error::from(select),
-        other => other.into(),
-    })?;
+    let container = hookhost_core::prepare::Container::default();
+    let injected =
+        prepare(&args.bundle, &sources, &command_line, &call, container).map_err(|e| match e {
+            PrepareError::Refused(select) => anyhow::Error::from(select),
+            PrepareError::Precreate(stage) => anyhow::Error::from(stage),
+            other => other.into(),
+        })?;
     for warning in &injected.warnings {
         eprintln!("Warning: {warning}");
     }
@@ -147,6 +150,10 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
     }
     for (stage, names) in &injected.stages {
         println!("{stage}: {}", names.join(", "));
+    }
+    for (hook, changes) in &injected.adjusted {
+        let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        println!("  {hook} {}", changes.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -191,6 +198,9 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
+    if source.stage() == Stage::Precreate {
+        return run_precreate(source);
+    }
     let mut state = Vec::new();
     std::io::stdin()
         .read_to_end(&mut state)
@@ -199,6 +209,25 @@ fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
     for warning in &report.warnings {
         eprintln!("Warning: {warning}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Podman's precreate protocol: config.json on stdin, the edited document on stdout.
+fn run_precreate(source: &PlanSource) -> anyhow::Result<ExitCode> {
+    let PlanSource::File(call) = source else {
+        anyhow::bail!("a precreate stage call needs --plan FILE --sha256 HEX");
+    };
+    let mut config = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut config)
+        .context("cannot read the proposed config.json from stdin")?;
+    let (edited, report) = hookhost_core::precreate::run_call(call, &config)?;
+    for warning in &report.warnings {
+        eprintln!("Warning: {warning}");
+    }
+    std::io::stdout()
+        .write_all(&edited)
+        .context("cannot write the edited config.json to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,6 +250,9 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
     let (first, hooks) = plan.stages.iter().next().context("the hook has no stage")?;
     let stage = args.stage.unwrap_or(*first);
     let hook = hooks[0].clone();
+    if stage == Stage::Precreate {
+        return try_precreate(&hook, args, &root);
+    }
     let sample = needs_sample_bundle(args, &hook)
         .then(hookhost_core::bundle::sample_bundle)
         .transpose()
@@ -240,9 +272,99 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         state_json: &state_json,
         state: &state,
         root: &root,
+        output_limit: hookhost_exec::OUTPUT_LIMIT,
     };
     let outcome = exec::run(&hook, &ctx);
     Ok(print_try(&hook, stage, outcome))
+}
+
+/// Runs a precreate hook on the config.json of `--bundle` (or of a sample bundle) and shows
+/// what it changed, or why its result would refuse the container. Nothing is recorded.
+fn try_precreate(
+    hook: &PlannedHook,
+    args: &TryArgs,
+    root: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.state.is_none(),
+        "a precreate hook gets config.json, not the OCI state: give --bundle DIR (its \
+         config.json) or nothing for a sample one"
+    );
+    let sample = match &args.bundle {
+        Some(_) => None,
+        None => {
+            Some(hookhost_core::bundle::sample_bundle().context("cannot make a sample bundle")?)
+        }
+    };
+    let bundle = match (&args.bundle, &sample) {
+        (Some(dir), _) => std::path::absolute(dir)?,
+        (None, Some(dir)) => {
+            eprintln!(
+                "(no --bundle given: the hook gets the config.json of a sample bundle at {})",
+                dir.path().display()
+            );
+            dir.path().to_path_buf()
+        }
+        (None, None) => unreachable!("a sample is made when no bundle is given"),
+    };
+    let config = hookhost_core::bundle::BundleConfig::load(&bundle)?;
+    let input = serde_json::to_vec(&config.doc)?;
+    let state = State {
+        id: "hookhost-try".into(),
+        bundle: bundle.clone(),
+        ..State::default()
+    };
+    let ctx = RunContext {
+        stage: Stage::Precreate,
+        state_json: &input,
+        state: &state,
+        root,
+        output_limit: hookhost_core::precreate::MAX_CONFIG_BYTES,
+    };
+    let outcome = exec::run(hook, &ctx);
+    let Ok(out) = &outcome else {
+        return Ok(print_try(hook, Stage::Precreate, outcome));
+    };
+    if !out.stderr.is_empty() {
+        let text = hookhost_exec::printable(&String::from_utf8_lossy(&out.stderr));
+        println!("--- stderr\n{}", text.trim_end());
+    }
+    if !out.success() {
+        let out = Outcome {
+            stdout: Vec::new(),
+            ..out.clone()
+        };
+        return Ok(print_try(hook, Stage::Precreate, Ok(out)));
+    }
+    match hookhost_core::precreate::check_one(hook, &config.doc, out) {
+        Ok((after, changes)) => {
+            println!("--- changes");
+            if changes.is_empty() {
+                println!("(none: the config is unchanged)");
+            }
+            for change in &changes {
+                println!(
+                    "{}",
+                    hookhost_exec::printable(&change.diff_line(&config.doc, &after))
+                );
+            }
+            println!(
+                "--- hook {} (precreate, {}): accepted in {:.2} ms",
+                hook.name,
+                hook.spec.kind,
+                out.duration.as_secs_f64() * 1000.0
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            eprintln!(
+                "Error: hook {} (precreate): {}",
+                hook.name,
+                hookhost_exec::printable(&reason)
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// A hook granted the bundle or the rootfs, tried with neither `--bundle` nor `--state`.

@@ -29,7 +29,8 @@ pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
     List values may be given as A,B, as a JSON list '[\"A\",\"B\"]', or by repeating the flag.")]
 pub struct CreateArgs {
     /// Stages to run at: prestart (default), createRuntime, createContainer, startContainer,
-    /// poststart, poststop
+    /// poststart, poststop, startRuntime (through the runtime wrapper), precreate (before the
+    /// container is created: the hook gets config.json on stdin and writes it back on stdout)
     #[arg(long = "type", visible_alias = "stage", value_name = "STAGE[,STAGE]")]
     stages: Vec<String>,
     /// Environment of the hook, KEY=VALUE (the hook gets nothing else but HOOKHOST_STAGE)
@@ -57,6 +58,13 @@ pub struct CreateArgs {
     /// [default: fail at every stage but poststop, which warns]
     #[arg(long, value_name = "fail|warn|ignore")]
     on_failure: Option<hookhost_core::hook::OnFailure>,
+    /// Precreate hooks: what of the container's config.json the hook may change, e.g.
+    /// env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*. Areas: env[=NAME-GLOB],
+    /// mounts[=DESTINATION-GLOB], devices[=PATH-GLOB], annotations[=KEY-GLOB], rlimits, hooks,
+    /// resources, args, all. Any other change refuses the container [default: none: the hook
+    /// may only accept or refuse]
+    #[arg(long, value_name = "AREA[=GLOB],…")]
+    may_adjust: Vec<String>,
     #[command(flatten)]
     wasm: WasmFlags,
     #[command(flatten)]
@@ -206,6 +214,12 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         grants: args.wasm.grants(),
         leave_helpers: args.leave_helpers,
         on_failure: args.on_failure,
+        may_adjust: match args.may_adjust.is_empty() {
+            true => None,
+            false => Some(hookhost_core::adjust::MayAdjust::parse_all(
+                &args.may_adjust,
+            )?),
+        },
         when: args.when.when()?,
         pin: args.pin,
     };

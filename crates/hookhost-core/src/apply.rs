@@ -98,6 +98,8 @@ struct Entry {
     #[serde(default)]
     on_failure: Option<crate::hook::OnFailure>,
     #[serde(default)]
+    may_adjust: Option<crate::adjust::MayAdjust>,
+    #[serde(default)]
     when: Option<When>,
     /// Set by the registry; ignored.
     #[serde(default)]
@@ -264,6 +266,7 @@ fn build(
         grants: entry.grants.clone(),
         leave_helpers: entry.leave_helpers,
         on_failure: entry.on_failure,
+        may_adjust: entry.may_adjust.clone(),
         when: entry.when.clone(),
         pin: false,
     };

@@ -37,6 +37,11 @@ pub enum DefineError {
     )]
     FailAtPoststop,
     #[error(
+        "--may-adjust applies to precreate hooks only (register the hook with --type precreate): \
+         hooks of the other stages run after the container's configuration is fixed"
+    )]
+    AdjustNeedsPrecreate,
+    #[error(
         "{} is a WebAssembly module: --leave-helpers applies to native hooks only (a module \
          starts no processes)", .0.display()
     )]
@@ -77,6 +82,8 @@ pub struct Definition {
     pub leave_helpers: bool,
     /// See [`HookSpec::on_failure`].
     pub on_failure: Option<OnFailure>,
+    /// Precreate hooks only: see [`HookSpec::may_adjust`].
+    pub may_adjust: Option<crate::adjust::MayAdjust>,
     pub when: Option<When>,
     /// Record the native binary's sha256 so the stage runner refuses it once it changed
     /// (WASM modules are always pinned).
@@ -133,6 +140,9 @@ fn build_program(
     let stages = normalise_stages(def.stages.clone());
     if def.on_failure == Some(OnFailure::Fail) && stages.contains(&Stage::Poststop) {
         return Err(DefineError::FailAtPoststop);
+    }
+    if def.may_adjust.is_some() && !stages.contains(&Stage::Precreate) {
+        return Err(DefineError::AdjustNeedsPrecreate);
     }
     let timeout = match &def.timeout {
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
@@ -202,6 +212,7 @@ fn build_program(
             grants: (kind == HookKind::Wasm).then(|| def.grants.unwrap_or_default()),
             leave_helpers: def.leave_helpers,
             on_failure: def.on_failure,
+            may_adjust: def.may_adjust,
         },
         when: def.when,
         created: chrono::Utc::now(),

@@ -94,6 +94,10 @@ pub enum Failure {
     Trap,
     /// It could not be run at all (missing program, changed pinned binary, bad grant, …).
     Error,
+    /// A precreate hook's output was not a usable config.json.
+    Output,
+    /// A precreate hook changed what it was not granted, or what an earlier hook set.
+    Adjust,
 }
 
 impl Failure {
@@ -108,6 +112,8 @@ impl Failure {
             Failure::Writes => "writes",
             Failure::Trap => "trap",
             Failure::Error => "error",
+            Failure::Output => "output",
+            Failure::Adjust => "adjust",
         }
     }
 }

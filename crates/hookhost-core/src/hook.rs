@@ -204,6 +204,10 @@ pub struct HookSpec {
     /// What a failure of this hook does (`create --on-failure`); none: the stage's rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
+    /// Precreate hooks: what of the container's configuration the hook may change
+    /// (`create --may-adjust`); none: it may only accept or refuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_adjust: Option<crate::adjust::MayAdjust>,
 }
 
 impl HookSpec {

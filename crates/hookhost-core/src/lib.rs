@@ -6,6 +6,7 @@
 //! Dependencies point one way: `hookhost-types` ← `hookhost-exec` ← this crate ←
 //! `hookhost-engines` ← the `hookhost` binary. Nothing here prints.
 
+pub mod adjust;
 pub mod apply;
 pub mod bundle;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod listarg;
 pub mod metrics;
 pub mod paths;
 pub mod plan;
+pub mod precreate;
 pub mod prepare;
 pub mod re2;
 pub mod registry;

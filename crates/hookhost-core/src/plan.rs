@@ -90,6 +90,7 @@ impl PlannedHook {
                 grants: None,
                 leave_helpers: false,
                 on_failure: None,
+                may_adjust: None,
             },
             no_timeout: timeout.is_none(),
         }
@@ -547,6 +548,7 @@ mod tests {
             }),
             leave_helpers: false,
             on_failure: None,
+            may_adjust: None,
         };
         let hook = Hook {
             name: "sandboxed".into(),

@@ -1,16 +1,28 @@
 //! Preparing a bundle for its container: select its hooks ([`crate::select`]), make sure their
-//! runs can be recorded, write the plan file and hookhost's entries, save config.json. What
-//! the runtime wrapper does when an engine creates a container, and `hookhost inject` by hand.
+//! runs can be recorded, run its precreate hooks ([`crate::precreate`]) and select the other
+//! stages' hooks again from the config they edited, write the plan file and hookhost's entries,
+//! save config.json. What the runtime wrapper does when an engine creates a container, and
+//! `hookhost inject` by hand.
+//!
+//! Precreate hooks are selected from the config as proposed; the other stages from the config
+//! as the precreate hooks left it, so a precreate hook granted `annotations=io.hookhost.hooks`
+//! can select hooks for the container. A precreate hook selected only by such an edit does not
+//! run (the precreate stage is over): that is a warning. The selection variables in
+//! `process.env` are read once, before the precreate hooks run.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::adjust::Change;
 use crate::bundle::{BundleConfig, InjectError, SelfCall};
 use crate::events;
 use crate::hook::Stage;
 use crate::paths::Paths;
+use crate::plan::PlannedHook;
+use crate::precreate::{self, Precreate};
 use crate::select::{self, CommandLine, SelectError, Sources};
+use crate::stage::StageError;
 use hookhost_exec::fs as fsutil;
 
 #[derive(Debug, Error)]
@@ -19,6 +31,8 @@ pub enum PrepareError {
     Bundle(#[from] InjectError),
     #[error("container refused: {0}")]
     Refused(#[from] SelectError),
+    #[error("container refused: {0}")]
+    Precreate(#[from] StageError),
     #[error(
         "container refused: hookhost's state directory {} is not usable, so its hooks \
          could not record their runs: {reason}. Make it writable for the user the runtime runs \
@@ -36,6 +50,15 @@ pub struct Injected {
     pub warnings: Vec<String>,
     /// Whether config.json was rewritten.
     pub saved: bool,
+    /// What each precreate hook changed, in run order.
+    pub adjusted: Vec<(String, Vec<Change>)>,
+}
+
+/// The container being prepared, as the caller knows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Container<'a> {
+    /// Its id, when known (the runtime's command line names it), for the audit trail.
+    pub id: Option<&'a str>,
 }
 
 /// Selects and injects; config.json is only written when something changed, atomically, and
@@ -45,14 +68,43 @@ pub fn prepare(
     sources: &Sources,
     command_line: &CommandLine,
     call: &SelfCall,
+    container: Container,
 ) -> Result<Injected, PrepareError> {
     let mut config = BundleConfig::load(bundle)?;
-    let selected = select::select(&mut config, sources, command_line)?;
-    let mut injected = Injected {
-        warnings: selected.warnings,
-        stages: selected.plan.names(),
-        saved: false,
-    };
+    let mut selected = select::select(&mut config, sources, command_line)?;
+    let precreate = selected
+        .plan
+        .stages
+        .remove(&Stage::Precreate)
+        .unwrap_or_default();
+    let mut injected = Injected::default();
+    if !precreate.is_empty() {
+        check_state_dir(&call.root)?;
+        let at = Precreate {
+            root: &call.root,
+            events_max_size: call.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+            container: container.id.unwrap_or_default(),
+            bundle: Some(bundle),
+        };
+        let edited = precreate::run_chain(&config.doc, &precreate, &at)?;
+        injected
+            .warnings
+            .extend(edited.report.warnings.iter().cloned());
+        injected.stages.push((
+            Stage::Precreate,
+            precreate.iter().map(|h| h.name.clone()).collect(),
+        ));
+        if edited.changed() {
+            config = BundleConfig::from_doc(config.file.clone(), edited.doc)?;
+            selected = reselect(&mut config, sources, command_line, &selected, &precreate)?;
+            selected.env_changed = true;
+        }
+        injected.adjusted = edited.changes;
+    }
+    injected
+        .warnings
+        .extend(std::mem::take(&mut selected.warnings));
+    injected.stages.extend(selected.plan.names());
     if !selected.plan.is_empty() {
         check_state_dir(&call.root)?;
         config.inject(&selected.plan, call)?;
@@ -62,6 +114,33 @@ pub fn prepare(
         injected.saved = true;
     }
     Ok(injected)
+}
+
+/// The other stages' hooks, selected from the config the precreate hooks edited.
+fn reselect(
+    config: &mut BundleConfig,
+    sources: &Sources,
+    command_line: &CommandLine,
+    first: &select::Selected,
+    ran: &[PlannedHook],
+) -> Result<select::Selected, PrepareError> {
+    let mut again = select::select_again(config, sources, command_line, &first.env)?;
+    let late = again
+        .plan
+        .stages
+        .remove(&Stage::Precreate)
+        .unwrap_or_default();
+    for hook in late.iter().filter(|h| !ran.contains(h)) {
+        again.warnings.push(format!(
+            "precreate hook {} was selected by a precreate hook's edit and did not run:              precreate hooks are selected from the config as proposed",
+            hook.name
+        ));
+    }
+    again.warnings.retain(|w| !first.warnings.contains(w));
+    let mut warnings = first.warnings.clone();
+    warnings.append(&mut again.warnings);
+    again.warnings = warnings;
+    Ok(again)
 }
 
 /// Every hook run is recorded in `ROOT/events.jsonl`; a container whose hooks could not be

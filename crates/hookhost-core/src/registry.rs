@@ -482,6 +482,7 @@ mod tests {
                 grants: None,
                 leave_helpers: false,
                 on_failure: None,
+                may_adjust: None,
             },
             when: None,
             created: chrono::Utc::now(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hookhost_exec::fs::{self as hfs, Untrusted};
 use hookhost_exec::native::{self, NativeCommand, NativeError};
 use hookhost_exec::wasm::{self, Stop, WasmError, WasmInvocation};
-use hookhost_exec::{Exit, OUTPUT_LIMIT, Outcome, pick_output, split_env};
+use hookhost_exec::{Exit, Outcome, pick_output, split_env};
 use hookhost_types::{STAGE_ENV, Stage, State};
 use thiserror::Error;
 
@@ -99,12 +99,15 @@ impl From<WasmError> for ExecError {
 pub struct RunContext<'a> {
     /// The stage being run.
     pub stage: Stage,
-    /// The state exactly as the runtime sent it, passed on unchanged.
+    /// What the hook gets on stdin: the state exactly as the runtime sent it, passed on
+    /// unchanged (at precreate: the proposed config.json).
     pub state_json: &'a [u8],
     /// The same, parsed.
     pub state: &'a State,
     /// The registry root: WASM modules and their compile cache.
     pub root: &'a Path,
+    /// How much of the hook's stdout and stderr is kept.
+    pub output_limit: usize,
 }
 
 /// Runs one hook to its end (or its limit).
@@ -128,6 +131,7 @@ fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecErro
         env: &env,
         timeout: run_timeout(hook),
         leave_helpers: spec.leave_helpers,
+        output_limit: ctx.output_limit,
     };
     Ok(native::run(&command, ctx.state_json)?)
 }
@@ -196,7 +200,7 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         preopens: &resolved.preopens,
         limits: &limits,
         timeout: run_timeout(hook),
-        output_limit: OUTPUT_LIMIT,
+        output_limit: ctx.output_limit,
     };
     let started = Instant::now();
     let out = wasm::run(&invocation)?;

@@ -192,8 +192,17 @@ pub struct CommandLine<'a> {
 pub struct Selected {
     pub plan: ContainerPlan,
     pub env_changed: bool,
+    /// The selection variables taken from `process.env`, for [`select_again`].
+    pub env: EnvSelection,
     /// Unusable registry entries or hooks.d files, skipped; each names its file.
     pub warnings: Vec<String>,
+}
+
+/// The values of [`HOOKS_ENV`] and [`HOOK_SPEC_ENV`] a selection took from `process.env`.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSelection {
+    hooks: Option<String>,
+    spec: Option<String>,
 }
 
 /// Selects the container's hooks from every source; removes the selection variables from
@@ -202,6 +211,26 @@ pub fn select(
     config: &mut BundleConfig,
     sources: &Sources,
     command_line: &CommandLine,
+) -> Result<Selected, SelectError> {
+    select_with(config, sources, command_line, None)
+}
+
+/// Selects again from a config its precreate hooks changed: the selection variables are the
+/// ones the first selection took (they were read, and removed, before the hooks ran).
+pub fn select_again(
+    config: &mut BundleConfig,
+    sources: &Sources,
+    command_line: &CommandLine,
+    env: &EnvSelection,
+) -> Result<Selected, SelectError> {
+    select_with(config, sources, command_line, Some(env.clone()))
+}
+
+fn select_with(
+    config: &mut BundleConfig,
+    sources: &Sources,
+    command_line: &CommandLine,
+    taken: Option<EnvSelection>,
 ) -> Result<Selected, SelectError> {
     let spec = config.typed()?;
     let facts = ContainerFacts::from_spec(&spec);
@@ -217,16 +246,23 @@ pub fn select(
     }
     add_hooksd(&mut selected, sources, &facts)?;
 
-    let (env_hooks, env_spec) = if sources.env_selects {
-        (
-            config.take_process_env(HOOKS_ENV),
-            config.take_process_env(HOOK_SPEC_ENV),
-        )
-    } else {
-        ignore_env_selection(config, &mut selected);
-        (None, None)
+    let env = match taken {
+        Some(env) => env,
+        None if sources.env_selects => EnvSelection {
+            hooks: config.take_process_env(HOOKS_ENV),
+            spec: config.take_process_env(HOOK_SPEC_ENV),
+        },
+        None => {
+            ignore_env_selection(config, &mut selected);
+            EnvSelection::default()
+        }
     };
-    selected.env_changed = env_hooks.is_some() || env_spec.is_some();
+    selected.env_changed = env.hooks.is_some() || env.spec.is_some();
+    selected.env = env.clone();
+    let EnvSelection {
+        hooks: env_hooks,
+        spec: env_spec,
+    } = env;
     let is_sandbox = SANDBOX_MARKS
         .iter()
         .any(|(key, value)| annotation(key).as_deref() == Some(value));
@@ -348,7 +384,12 @@ fn add_hooksd(
             .map(|e| format!("hooks.d file skipped: {e}")),
     );
     for (stage, hook) in set.injected(facts) {
-        selected.plan.push(stage, hooksd_planned(hook));
+        let mut planned = hooksd_planned(hook);
+        if stage == Stage::Precreate {
+            // Podman lets a precreate file change anything; its file has no way to say less.
+            planned.spec.may_adjust = Some(crate::adjust::MayAdjust::all());
+        }
+        selected.plan.push(stage, planned);
     }
     Ok(())
 }

@@ -23,6 +23,9 @@ pub enum StageError {
     State(#[from] StateError),
     #[error(transparent)]
     Plan(#[from] PlanLoadError),
+    /// The config.json a precreate stage was given.
+    #[error(transparent)]
+    Config(#[from] crate::bundle::InjectError),
     /// A fatal stage whose runs cannot be recorded: refused rather than run unaudited.
     #[error(
         "container refused: the runs of its {stage} hooks cannot be recorded in hookhost's \
@@ -92,6 +95,7 @@ pub fn run(
         state_json,
         state,
         root: &plan.root,
+        output_limit: hookhost_exec::OUTPUT_LIMIT,
     };
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
     let events_file = paths.events_file();
@@ -100,7 +104,7 @@ pub fn run(
         events::check_recordable(&events_file)
             .map_err(|source| StageError::Unrecorded { stage, source })?;
     }
-    let report = run_hooks(stage, hooks, &ctx, &events_file, max_size)?;
+    let report = run_hooks(hooks, &ctx, &events_file, max_size)?;
     // The runtime discards a succeeding hook's stderr: warnings also go to its log.
     if let Some(log) = &plan.runtime_log {
         for warning in &report.warnings {
@@ -111,42 +115,80 @@ pub fn run(
 }
 
 fn run_hooks(
-    stage: Stage,
     hooks: &[PlannedHook],
     ctx: &RunContext,
     events_file: &std::path::Path,
     max_size: u64,
 ) -> Result<StageReport, StageError> {
-    let state = ctx.state;
     let mut report = StageReport::default();
+    let trail = Trail {
+        file: events_file,
+        max_size,
+    };
     for hook in hooks {
-        let started = Instant::now();
-        let result = run::run(hook, ctx);
-        let took = started.elapsed();
-        tracing::debug!(container = %state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
-        report.ran += 1;
-        let failure = failure_reason(&result);
-        let event = event(hook, ctx, &result, took, &failure);
-        match events::append(events_file, &event, max_size) {
-            Err(source) if stage.is_fatal() => {
-                return Err(StageError::Unrecorded { stage, source });
-            }
-            Err(e) => report.warnings.push(crate::error_chain(&e)),
-            Ok(()) => {}
-        }
-        let Some(reason) = failure else { continue };
-        let error = StageError::HookFailed {
-            name: hook.name.clone(),
-            stage,
-            reason,
-        };
-        match hook.spec.failure_policy(stage) {
-            OnFailure::Fail if stage.is_fatal() => return Err(error),
-            OnFailure::Fail | OnFailure::Warn => report.warnings.push(error.to_string()),
-            OnFailure::Ignore => {}
-        }
+        run_recorded(hook, ctx, &trail, &mut report, |_| Ok(()))?;
     }
     Ok(report)
+}
+
+/// Where a stage records its runs.
+pub(crate) struct Trail<'a> {
+    pub file: &'a std::path::Path,
+    pub max_size: u64,
+}
+
+/// Why a run that exited 0 is still a failure (a precreate hook's output), as the audit
+/// trail and the metrics tell it.
+pub(crate) struct Rejected {
+    pub reason: String,
+    pub kind: Failure,
+}
+
+/// Runs one hook, checks a successful run with `check`, records the run in the audit trail
+/// and applies the hook's failure policy: `Some` with what `check` made of a success, `None`
+/// for a failure the container goes on without, and the refusal at a fatal stage.
+pub(crate) fn run_recorded<T>(
+    hook: &PlannedHook,
+    ctx: &RunContext,
+    trail: &Trail,
+    report: &mut StageReport,
+    check: impl FnOnce(&Outcome) -> Result<T, Rejected>,
+) -> Result<Option<T>, StageError> {
+    let stage = ctx.stage;
+    let started = Instant::now();
+    let result = run::run(hook, ctx);
+    let took = started.elapsed();
+    tracing::debug!(container = %ctx.state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
+    report.ran += 1;
+    let (checked, failure) = match failure_reason(&result) {
+        Some(reason) => (None, Some((reason, failure_kind(&result)))),
+        None => match check(result.as_ref().expect("a success has an outcome")) {
+            Ok(value) => (Some(value), None),
+            Err(Rejected { reason, kind }) => (None, Some((reason, kind))),
+        },
+    };
+    let event = event(hook, ctx, &result, took, &failure);
+    match events::append(trail.file, &event, trail.max_size) {
+        Err(source) if stage.is_fatal() => {
+            return Err(StageError::Unrecorded { stage, source });
+        }
+        Err(e) => report.warnings.push(crate::error_chain(&e)),
+        Ok(()) => {}
+    }
+    let Some((reason, _)) = failure else {
+        return Ok(checked);
+    };
+    let error = StageError::HookFailed {
+        name: hook.name.clone(),
+        stage,
+        reason,
+    };
+    match hook.spec.failure_policy(stage) {
+        OnFailure::Fail if stage.is_fatal() => return Err(error),
+        OnFailure::Fail | OnFailure::Warn => report.warnings.push(error.to_string()),
+        OnFailure::Ignore => {}
+    }
+    Ok(None)
 }
 
 /// `None` when the hook succeeded, else the reason with the hook's own output.
@@ -170,7 +212,7 @@ fn event(
     ctx: &RunContext,
     result: &Result<Outcome, ExecError>,
     took: Duration,
-    failure: &Option<String>,
+    failure: &Option<(String, Failure)>,
 ) -> Event {
     let exit = match result {
         Ok(Outcome {
@@ -187,8 +229,8 @@ fn event(
         kind: hook.spec.kind,
         exit,
         duration_ms: took.as_secs_f64() * 1000.0,
-        error: failure.clone(),
-        failure: failure.as_ref().map(|_| failure_kind(result)),
+        error: failure.as_ref().map(|(reason, _)| reason.clone()),
+        failure: failure.as_ref().map(|(_, kind)| *kind),
         fuel_used: result.as_ref().ok().and_then(|out| out.fuel_used),
         on_failure: failure
             .as_ref()

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::{Exit, OUTPUT_LIMIT, Outcome};
+use crate::{Exit, Outcome};
 use guard::Guard;
 use pump::{Captured, Pipes, Woke};
 
@@ -73,6 +73,8 @@ pub struct NativeCommand<'a> {
     /// Leave what is left of the hook's process group running after it exited successfully
     /// (as runc does) instead of killing it.
     pub leave_helpers: bool,
+    /// How much of stdout and of stderr is kept ([`crate::OUTPUT_LIMIT`] for a stage hook).
+    pub output_limit: usize,
 }
 
 /// Runs the hook with `stdin` (the OCI state) and waits at most its timeout.
@@ -86,7 +88,7 @@ pub fn run(cmd: &NativeCommand<'_>, stdin: &[u8]) -> Result<Outcome, NativeError
     let mut child = command(cmd, &guard).spawn().map_err(spawn_error)?;
     let pidfd =
         pump::pidfd(nix::unistd::Pid::from_raw(child.id() as i32)).map_err(NativeError::Wait)?;
-    let mut pipes = Pipes::new(&mut child, stdin, OUTPUT_LIMIT).map_err(NativeError::Wait)?;
+    let mut pipes = Pipes::new(&mut child, stdin, cmd.output_limit).map_err(NativeError::Wait)?;
 
     let deadline = deadline_after(started, cmd.timeout);
     let woke = pipes
@@ -202,6 +204,7 @@ fn outcome(status: ExitStatus, out: Captured, err: Captured, started: Instant) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OUTPUT_LIMIT;
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
 
@@ -228,6 +231,7 @@ mod tests {
             env: &hook.env,
             timeout: hook.timeout,
             leave_helpers: false,
+            output_limit: OUTPUT_LIMIT,
         };
         run(&cmd, stdin)
     }
@@ -351,6 +355,7 @@ mod tests {
             env: &spec.env,
             timeout: spec.timeout,
             leave_helpers: true,
+            output_limit: OUTPUT_LIMIT,
         };
         let out = run(&cmd, b"").unwrap();
         let pgid = pgid_of(&out);

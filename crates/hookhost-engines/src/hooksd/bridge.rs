@@ -329,6 +329,9 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
             stages.push(stage);
         }
     }
+    let may_adjust = stages
+        .contains(&Stage::Precreate)
+        .then(hookhost_core::adjust::MayAdjust::all);
     let def = Definition {
         name: registry_name(&hook.name),
         path: oci.path().clone(),
@@ -340,6 +343,9 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
         grants: None,
         leave_helpers: false,
         on_failure: None,
+        // A hooks.d precreate file may change anything under Podman: imported, it keeps that
+        // (narrow it by registering it again with --may-adjust).
+        may_adjust,
         when: Some(when),
         pin: false,
     };

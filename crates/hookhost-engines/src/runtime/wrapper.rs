@@ -14,7 +14,7 @@ use super::argv::RuncCall;
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::config::Config;
 pub use hookhost_core::prepare::Injected;
-use hookhost_core::prepare::{PrepareError, prepare};
+use hookhost_core::prepare::{Container, PrepareError, prepare};
 use hookhost_core::registry::{Registry, RegistryError};
 use hookhost_core::select::{CommandLine, Sources};
 
@@ -83,7 +83,10 @@ impl Wrapper {
             (Some(bundle), true) => {
                 let at_start = call.command.as_deref() == Some("create");
                 let log = super::log::runtime_log(call);
-                self.inject(bundle, at_start, log).map(Some)
+                let container = Container {
+                    id: call.id.as_deref(),
+                };
+                self.inject(bundle, at_start, log, container).map(Some)
             }
             _ => Ok(None),
         }
@@ -92,12 +95,14 @@ impl Wrapper {
     /// Selects and injects (`hookhost_core::prepare`). `at_start`: the engine calls `create`
     /// and later `start`, at which the wrapper runs startRuntime and poststart itself
     /// (`run` and `restore` start the container in the same call, and so cannot).
-    /// `runtime_log`: the call's `--log`, where stage warnings are also written.
+    /// `runtime_log`: the call's `--log`, where stage warnings are also written. Precreate
+    /// hooks run here, before the real runtime sees the bundle.
     pub fn inject(
         &self,
         bundle: &Path,
         at_start: bool,
         runtime_log: Option<hookhost_core::runtime_log::RuntimeLog>,
+        container: Container,
     ) -> Result<Injected, WrapperError> {
         // A missing registry is not created here: the wrapper has no business making one.
         let registry = match self.root.join("hooks").is_dir() {
@@ -112,7 +117,13 @@ impl Wrapper {
             runtime_log,
             at_start,
         };
-        Ok(prepare(bundle, &sources, &CommandLine::default(), &call)?)
+        Ok(prepare(
+            bundle,
+            &sources,
+            &CommandLine::default(),
+            &call,
+            container,
+        )?)
     }
 }
 

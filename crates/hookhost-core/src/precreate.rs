@@ -1,0 +1,238 @@
+//! The precreate stage: hooks that shape the container before the runtime creates it.
+//!
+//! Podman's protocol (containers/common `RuntimeConfigFilter`), so existing precreate hooks work
+//! unchanged: each hook gets the proposed config.json document on stdin and writes the whole,
+//! possibly changed, document on stdout; the hooks are chained in selection order. hookhost
+//! also takes an empty stdout as "unchanged", so a policy hook may just exit 0 or refuse.
+//!
+//! Unlike Podman, hookhost checks every result: it must be an OCI runtime config no larger
+//! than [`MAX_CONFIG_BYTES`], each change must be within what the hook was registered with
+//! (`--may-adjust`, [`crate::adjust`]), and a hook may not change what an earlier hook of the
+//! same container set (unless it may adjust `all`). A hook that fails any of these is a failed
+//! hook: its edit is not applied, and its failure policy decides (by default the container is
+//! refused, naming the hook and the field).
+//!
+//! Run by the runtime wrapper and `hookhost inject` ([`crate::prepare`]) and by
+//! `hookhost stage precreate` ([`run_call`]), which a hooks.d file exported for Podman names.
+
+use std::path::Path;
+
+use hookhost_exec::Outcome;
+use hookhost_types::{Stage, StageCall, State};
+use serde_json::Value;
+
+use crate::adjust::{self, Change, MayAdjust, Owners};
+use crate::bundle::{BundleConfig, load_plan};
+use crate::events::{self, Failure};
+use crate::paths::Paths;
+use crate::plan::{PlanFile, PlannedHook};
+use crate::run::RunContext;
+use crate::stage::{Rejected, StageError, StageReport, Trail, run_recorded};
+
+/// The largest config.json a precreate hook may return (and hookhost keeps of its stdout).
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where a chain of precreate hooks runs.
+pub struct Precreate<'a> {
+    /// The registry root: modules, and the audit trail the runs are recorded in.
+    pub root: &'a Path,
+    /// The config file's `eventsMaxSize`.
+    pub events_max_size: u64,
+    /// The container's id when the caller knows it (the runtime wrapper does; Podman's
+    /// protocol does not say), for the audit trail.
+    pub container: &'a str,
+    /// The bundle, for hooks granted `--allow-bundle` (none under Podman's protocol).
+    pub bundle: Option<&'a Path>,
+}
+
+/// A config after its precreate hooks.
+#[derive(Debug)]
+pub struct Edited {
+    pub doc: Value,
+    /// The hooks that changed something, with what they changed, in run order.
+    pub changes: Vec<(String, Vec<Change>)>,
+    pub report: StageReport,
+}
+
+impl Edited {
+    pub fn changed(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+/// Runs `hooks` in order, each on the document the one before returned.
+pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<Edited, StageError> {
+    let events_file = Paths::new(at.root).events_file();
+    let trail = Trail {
+        file: &events_file,
+        max_size: at.events_max_size,
+    };
+    if !hooks.is_empty() {
+        events::check_recordable(&events_file).map_err(|source| StageError::Unrecorded {
+            stage: Stage::Precreate,
+            source,
+        })?;
+    }
+    let state = State {
+        id: at.container.to_string(),
+        bundle: at.bundle.map(Path::to_path_buf).unwrap_or_default(),
+        ..State::default()
+    };
+    let mut edited = Edited {
+        doc: doc.clone(),
+        changes: Vec::new(),
+        report: StageReport::default(),
+    };
+    let mut owners = Owners::default();
+    for hook in hooks {
+        let input = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");
+        let ctx = RunContext {
+            stage: Stage::Precreate,
+            state_json: &input,
+            state: &state,
+            root: at.root,
+            output_limit: MAX_CONFIG_BYTES,
+        };
+        let current = &edited.doc;
+        let checked = run_recorded(hook, &ctx, &trail, &mut edited.report, |out| {
+            check_output(hook, current, out, &mut owners)
+        })?;
+        if let Some((doc, changes)) = checked {
+            edited.doc = doc;
+            if !changes.is_empty() {
+                edited.changes.push((hook.name.clone(), changes));
+            }
+        }
+    }
+    Ok(edited)
+}
+
+/// What one successful run of `hook` on `before` returned (the edited document and its
+/// changes), or why it is refused — without an audit trail (`hookhost try`).
+pub fn check_one(
+    hook: &PlannedHook,
+    before: &Value,
+    out: &Outcome,
+) -> Result<(Value, Vec<Change>), String> {
+    check_output(hook, before, out, &mut Owners::default()).map_err(|r| r.reason)
+}
+
+/// What a successful run returned: the new document and its changes, or why it is refused.
+fn check_output(
+    hook: &PlannedHook,
+    before: &Value,
+    out: &Outcome,
+    owners: &mut Owners,
+) -> Result<(Value, Vec<Change>), Rejected> {
+    let output = |reason: String| Rejected {
+        reason,
+        kind: Failure::Output,
+    };
+    if out.truncated {
+        return Err(output(format!(
+            "its output is larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Ok((before.clone(), Vec::new()));
+    }
+    let after: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        output(format!(
+            "its output is not a JSON document ({e}); a precreate hook writes the whole \
+             config.json on stdout, or nothing to leave it unchanged"
+        ))
+    })?;
+    let typed: Result<oci_spec::runtime::Spec, _> = serde_json::from_value(after.clone());
+    if let Err(e) = typed.as_ref().map_err(ToString::to_string).and_then(|_| {
+        after
+            .is_object()
+            .then_some(())
+            .ok_or_else(|| "not an object".to_string())
+    }) {
+        return Err(output(format!(
+            "its output is not a valid OCI runtime config: {e}"
+        )));
+    }
+    let changes = adjust::diff(before, &after);
+    check_grants(hook.spec.may_adjust.as_ref(), &changes)?;
+    let all = hook.spec.may_adjust.as_ref().is_some_and(MayAdjust::is_all);
+    owners
+        .record(&hook.name, &changes, all)
+        .map_err(|c| Rejected {
+            reason: format!(
+                "it {kind} {field}, which precreate hook {earlier} set before it: conflicting \
+                 edits refuse the container (register {later} with --may-adjust all to let it \
+                 override others)",
+                kind = changes
+                    .iter()
+                    .find(|ch| ch.field == c.field)
+                    .map_or(adjust::ChangeKind::Changed, |ch| ch.kind),
+                field = c.field,
+                earlier = c.earlier,
+                later = c.later,
+            ),
+            kind: Failure::Adjust,
+        })?;
+    Ok((after, changes))
+}
+
+/// Every change must be one the hook may make.
+fn check_grants(grants: Option<&MayAdjust>, changes: &[Change]) -> Result<(), Rejected> {
+    let Some(change) = changes
+        .iter()
+        .find(|c| !grants.is_some_and(|g| g.allows(&c.field)))
+    else {
+        return Ok(());
+    };
+    let registered = match grants {
+        Some(grants) => format!("it was registered with --may-adjust {grants}"),
+        None => "it was registered without --may-adjust, so it may only accept or refuse the \
+                 container"
+            .to_string(),
+    };
+    Err(Rejected {
+        reason: format!(
+            "it {change}, which it may not change: {registered} (allowing this change needs \
+             --may-adjust {})",
+            change.field.needed_grant()
+        ),
+        kind: Failure::Adjust,
+    })
+}
+
+/// `hookhost stage precreate --plan FILE --sha256 HEX`, as an exported hooks.d file names it
+/// for Podman: the config.json document on stdin, the edited document returned for stdout.
+pub fn run_call(
+    call: &StageCall,
+    config_json: &[u8],
+) -> Result<(Vec<u8>, StageReport), StageError> {
+    let plan: PlanFile = load_plan(call, Path::new(""))?;
+    let doc: Value = serde_json::from_slice(config_json).map_err(|source| {
+        crate::bundle::InjectError::Malformed {
+            file: STDIN.into(),
+            source,
+        }
+    })?;
+    let config = BundleConfig::from_doc(STDIN.into(), doc)?;
+    let hooks = plan
+        .plan
+        .stages
+        .get(&Stage::Precreate)
+        .map_or(&[][..], Vec::as_slice);
+    let at = Precreate {
+        root: &plan.root,
+        events_max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+        container: "",
+        bundle: None,
+    };
+    let edited = run_chain(&config.doc, hooks, &at)?;
+    let mut bytes = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");
+    bytes.push(b'\n');
+    Ok((bytes, edited.report))
+}
+
+/// How the config on stdin is named in errors.
+const STDIN: &str = "<the config.json on stdin>";
+
+#[cfg(test)]
+mod tests;
