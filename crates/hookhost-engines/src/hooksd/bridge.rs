@@ -9,6 +9,10 @@
 //! single-stage hook as `NAME.json`. Each file carries a snapshot of the hook, as a container
 //! created by the wrapper does: re-export after changing the registry. startContainer hooks
 //! run inside the container, where hookhost is not: a native one is exported as itself.
+//! A precreate hook is exported as a `precreate` file calling `hookhost stage precreate`, which
+//! speaks Podman's protocol (config.json on stdin and stdout) and checks the hook's
+//! `--may-adjust` grants; conflicts are checked between the hooks of one file only, since
+//! Podman chains the files itself.
 
 use std::path::{Path, PathBuf};
 
@@ -148,7 +152,7 @@ fn exported_hook(
 ) -> Result<OciHook, Skipped> {
     let spec = &hook.spec;
     let mut oci = OciHook::default();
-    if !stage.is_oci() {
+    if stage == Stage::StartRuntime {
         return Err(Skipped::StartRuntime {
             name: hook.name.clone(),
         });

@@ -1,0 +1,404 @@
+//! Precreate hooks (issue "Hooks that shape the container"): Podman's protocol (config.json on
+//! stdin, the whole document on stdout, chained), edits limited by `--may-adjust`, conflicts,
+//! through the runtime wrapper on real runc, `hookhost inject`, `hookhost try`, and Podman 4.3
+//! with hooks.d files.
+
+mod common;
+
+use std::fs;
+
+use common::engines::Setup;
+use common::podman::Podman;
+use common::{Bundle, Host, text, unique};
+use serde_json::{Value, json};
+
+/// A Podman-style native precreate hook, as people write them today: reads the config, adds
+/// one variable, writes the whole document back (python's json keeps the key order).
+fn add_env_script(host: &Host, name: &str, pair: &str) -> String {
+    let body = format!(
+        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n\
+         c[\"process\"][\"env\"].append(\"{pair}\")\njson.dump(c, sys.stdout)'"
+    );
+    host.script(&format!("{name}.sh"), &body)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A precreate hook running `python3 -c CODE` with `c` the config (written back after).
+fn python_hook(host: &Host, name: &str, code: &str) -> String {
+    let body = format!(
+        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n{code}\njson.dump(c, sys.stdout)'"
+    );
+    host.script(&format!("{name}.sh"), &body)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn select(bundle: &Bundle, hooks: &str) {
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": hooks}));
+}
+
+fn events(host: &Host) -> Vec<Value> {
+    host.ok(&["events", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A granted edit reaches the container's process; fields hookhost does not know survive in
+/// config.json, and the run is in the audit trail under the container's id.
+#[test]
+fn a_granted_native_precreate_hook_shapes_the_container_through_the_wrapper() {
+    let s = Setup::new();
+    let script = add_env_script(&s.host, "greet", "GREETING=hello from precreate");
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GREETING",
+        "greet",
+        &script,
+    ]);
+    let inspect = s.host.ok(&["inspect", "greet"]);
+    assert!(inspect.contains("\"MayAdjust\": [\n"), "{inspect}");
+    assert!(inspect.contains("\"env=GREETING\""), "{inspect}");
+    let bundle = Bundle::new("echo \"$GREETING\"");
+    select(&bundle, "greet");
+    bundle.edit(|c| c["x-vendor"] = json!({"keep": [1, 2]}));
+    let id = unique("pre");
+    let out = s.run(&bundle, &id);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello from precreate\n");
+    let config = bundle.config();
+    assert_eq!(config["x-vendor"], json!({"keep": [1, 2]}));
+    let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+    assert_eq!(keys.last().map(|k| k.as_str()), Some("x-vendor"));
+    let run = events(&s.host);
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert_eq!(run[0]["stage"], "precreate");
+    assert_eq!(run[0]["container"], id.as_str());
+}
+
+/// Without the grant the container is refused before anything is created: the message names
+/// the hook and the field, the command never runs, config.json is left as it was.
+#[test]
+fn edits_outside_the_grants_refuse_the_container() {
+    let s = Setup::new();
+    let mount = python_hook(
+        &s.host,
+        "mounter",
+        "c[\"mounts\"].append({\"destination\": \"/opt/gpu\", \"type\": \"bind\", \
+         \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]})",
+    );
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GPU_*",
+        "mounter",
+        &mount,
+    ]);
+    let args = python_hook(
+        &s.host,
+        "argser",
+        "c[\"process\"][\"args\"] = [\"sh\", \"-c\", \"echo evil\"]",
+    );
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env",
+        "argser",
+        &args,
+    ]);
+    let policy = python_hook(&s.host, "policy", "c[\"hostname\"] = \"changed\"");
+    s.host
+        .ok(&["create", "--type", "precreate", "policy", &policy]);
+    let cases = [
+        (
+            "mounter",
+            "added mounts /opt/gpu",
+            "needs --may-adjust mounts=/opt/gpu",
+        ),
+        (
+            "argser",
+            "changed args (process.args)",
+            "needs --may-adjust args",
+        ),
+        (
+            "policy",
+            "changed /hostname",
+            "registered without --may-adjust",
+        ),
+    ];
+    for (hook, what, hint) in cases {
+        let bundle = Bundle::new("echo ran");
+        select(&bundle, hook);
+        let before = fs::read(bundle.config_file()).unwrap();
+        let out = s.run(&bundle, &unique("deny"));
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{hook}: {}", text(&out.stdout));
+        assert!(!text(&out.stdout).contains("ran"), "{hook}");
+        assert!(err.contains(&format!("hook {hook} (precreate)")), "{err}");
+        assert!(err.contains(what), "{err}");
+        assert!(err.contains(hint), "{err}");
+        assert_eq!(fs::read(bundle.config_file()).unwrap(), before, "{hook}");
+    }
+}
+
+/// Two hooks setting the same variable differently: refused, naming both, unless the later
+/// one may adjust `all`.
+#[test]
+fn conflicting_precreate_hooks_refuse_the_container_naming_both() {
+    let s = Setup::new();
+    let first = add_env_script(&s.host, "first", "GPU_VISIBLE=0");
+    let second = python_hook(
+        &s.host,
+        "second",
+        "c[\"process\"][\"env\"] = [e for e in c[\"process\"][\"env\"] if not \
+         e.startswith(\"GPU_VISIBLE=\")] + [\"GPU_VISIBLE=1\"]",
+    );
+    for (name, path) in [("first", &first), ("second", &second)] {
+        s.host.ok(&[
+            "create",
+            "--type",
+            "precreate",
+            "--may-adjust",
+            "env=GPU_*",
+            name,
+            path,
+        ]);
+    }
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "all",
+        "override",
+        &second,
+    ]);
+    let bundle = Bundle::new("echo \"$GPU_VISIBLE\"");
+    select(&bundle, "first,second");
+    let out = s.run(&bundle, &unique("conflict"));
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("hook second (precreate)"), "{err}");
+    assert!(
+        err.contains("changed env GPU_VISIBLE, which precreate hook first set"),
+        "{err}"
+    );
+    let bundle = Bundle::new("echo \"$GPU_VISIBLE\"");
+    select(&bundle, "first,override");
+    let out = s.run(&bundle, &unique("override"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n");
+}
+
+/// A precreate hook granted `annotations=io.hookhost.hooks` selects a further hook: the other
+/// stages are selected from the config it returned.
+#[test]
+fn a_precreate_edit_can_select_further_hooks() {
+    let s = Setup::new();
+    let marker = Bundle::new("cat /marker");
+    let selector = python_hook(
+        &s.host,
+        "selector",
+        "c[\"annotations\"][\"io.hookhost.hooks\"] += \",late\"",
+    );
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "annotations=io.hookhost.*",
+        "selector",
+        &selector,
+    ]);
+    s.recorder("late", &marker, &["--type", "createRuntime"]);
+    select(&marker, "selector");
+    let out = s.run(&marker, &unique("chain"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "late \n");
+}
+
+/// The Podman-style script works unchanged from a hooks.d directory the wrapper reads (such
+/// a file may change anything, as under Podman) and, the same file, under Podman itself.
+#[test]
+fn an_existing_podman_precreate_hook_works_unchanged_through_the_wrapper_and_podman() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks.d");
+    fs::create_dir(&hooks).unwrap();
+    let host = Host::new();
+    let script = add_env_script(&host, "podman-style", "FROM_HOOKSD=1");
+    let file = json!({"version": "1.0.0", "hook": {"path": script},
+                      "when": {"always": true}, "stages": ["precreate"]});
+    fs::write(hooks.join("add-env.json"), file.to_string()).unwrap();
+    let s = Setup::with_config(json!({"hooksDirs": [hooks]}));
+    let bundle = Bundle::new("echo \"FROM_HOOKSD=$FROM_HOOKSD\"");
+    let out = s.run(&bundle, &unique("hooksd"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "FROM_HOOKSD=1\n");
+
+    let podman = Podman::new();
+    let hooks_dir = hooks.to_str().unwrap();
+    let (out, _) = podman.run(
+        &["--runtime", "runc", "--hooks-dir", hooks_dir],
+        &[],
+        &["sh", "-c", "echo \"FROM_HOOKSD=$FROM_HOOKSD\""],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "FROM_HOOKSD=1\n");
+
+    // Imported, it keeps what it could do under Podman.
+    host.ok(&["import", "hooks.d", hooks_dir]);
+    let inspect = host.ok(&["inspect", "add-env"]);
+    assert!(inspect.contains("\"all\""), "{inspect}");
+}
+
+/// `hookhost export hooks.d` writes a registered precreate hook as a file Podman runs itself,
+/// calling `hookhost stage precreate` with Podman's protocol: the granted edit reaches the
+/// container, an ungranted one refuses `podman run` (the reason is in the audit trail).
+#[test]
+fn exported_precreate_hooks_and_their_grants_work_under_podman() {
+    let podman = Podman::new();
+    let host = Host::new();
+    let granted = add_env_script(&host, "granted", "EXPORTED=yes");
+    let denied = add_env_script(&host, "denied", "LD_PRELOAD=/evil.so");
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=EXPORTED",
+        "--when-annotation",
+        "pick=granted",
+        "granted",
+        &granted,
+    ]);
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GPU_*",
+        "--when-annotation",
+        "pick=denied",
+        "denied",
+        &denied,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let hooks_dir = dir.path().to_str().unwrap();
+    host.ok(&["export", "hooks.d", hooks_dir]);
+    let exported: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("granted.json")).unwrap()).unwrap();
+    assert_eq!(exported["stages"], json!(["precreate"]));
+    assert_eq!(exported["hook"]["args"][2], "precreate");
+
+    let global = ["--runtime", "runc", "--hooks-dir", hooks_dir];
+    let (out, _) = podman.run(
+        &global,
+        &["--annotation", "pick=granted"],
+        &["sh", "-c", "echo \"EXPORTED=$EXPORTED\""],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "EXPORTED=yes\n");
+    let (out, _) = podman.run(
+        &global,
+        &["--annotation", "pick=denied"],
+        &["sh", "-c", "echo ran"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("ran"));
+    // Podman 4.3 discards a precreate hook's stderr: it names the call, the audit trail the
+    // reason.
+    assert!(err.contains("hookhost stage precreate"), "{err}");
+    let refusal = events(&host)
+        .into_iter()
+        .find(|e| e["hook"] == "denied")
+        .expect("the refusal is in the audit trail");
+    assert_eq!(refusal["failure"], "adjust", "{refusal}");
+    let reason = refusal["error"].as_str().unwrap();
+    assert!(reason.contains("added env LD_PRELOAD"), "{reason}");
+    assert!(reason.contains("--may-adjust env=GPU_*"), "{reason}");
+}
+
+/// `hookhost inject` runs the precreate hooks into config.json and says what they changed;
+/// `hookhost try` shows the diff a precreate hook makes on a sample config, or its refusal.
+#[test]
+fn inject_and_try_show_what_a_precreate_hook_changed() {
+    let host = Host::new();
+    let script = add_env_script(&host, "gpu", "GPU_VISIBLE=0");
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GPU_*",
+        "gpu",
+        &script,
+    ]);
+    let bundle = Bundle::new("true");
+    let out = host.inject(&bundle, &["gpu"]);
+    assert!(out.contains("precreate: gpu"), "{out}");
+    assert!(out.contains("gpu added env GPU_VISIBLE"), "{out}");
+    let env = bundle.config()["process"]["env"].clone();
+    assert!(
+        env.as_array().unwrap().contains(&json!("GPU_VISIBLE=0")),
+        "{env}"
+    );
+
+    let tried = host.ok(&["try", "gpu"]);
+    assert!(tried.contains("--- changes"), "{tried}");
+    assert!(
+        tried.contains(r#"+ env GPU_VISIBLE: "GPU_VISIBLE=0""#),
+        "{tried}"
+    );
+    assert!(tried.contains("accepted"), "{tried}");
+    let strict = add_env_script(&host, "strict", "PATH=/evil");
+    host.ok(&["create", "--type", "precreate", "strict", &strict]);
+    let err = host.fails(&["try", "strict"]);
+    assert!(err.contains("hook strict (precreate)"), "{err}");
+    assert!(err.contains("without --may-adjust"), "{err}");
+}
+
+/// `--may-adjust` is checked at registration.
+#[test]
+fn bad_may_adjust_values_are_refused_at_create() {
+    let host = Host::new();
+    let err = host.fails(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "environment",
+        "x",
+        "/bin/cat",
+    ]);
+    assert!(
+        err.contains("unknown --may-adjust area \"environment\""),
+        "{err}"
+    );
+    let err = host.fails(&["create", "--may-adjust", "env", "x", "/bin/cat"]);
+    assert!(
+        err.contains("--may-adjust applies to precreate hooks only"),
+        "{err}"
+    );
+    let err = host.fails(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "args=x",
+        "x",
+        "/bin/cat",
+    ]);
+    assert!(err.contains("args takes no pattern"), "{err}");
+    host.fails(&["inspect", "x"]);
+}
