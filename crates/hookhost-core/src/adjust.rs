@@ -487,10 +487,7 @@ fn kind_of(before: Option<&Value>, after: Option<&Value>) -> Option<ChangeKind> 
 }
 
 /// A list's entries grouped by key, keys in order of first appearance.
-fn grouped<'v>(
-    list: Option<&'v Value>,
-    key: fn(&Value) -> String,
-) -> Vec<(String, Vec<&'v Value>)> {
+fn grouped(list: Option<&Value>, key: fn(&Value) -> String) -> Vec<(String, Vec<&Value>)> {
     let mut groups: Vec<(String, Vec<&Value>)> = Vec::new();
     let entries = list
         .and_then(Value::as_array)

@@ -206,7 +206,7 @@ fn hooks_are_chained_and_conflicting_edits_name_both_hooks() {
 fn output_that_is_no_oci_config_is_a_failure_and_the_policy_decides() {
     let s = Setup::new();
     let junk = hook(s.dir.path(), "junk", "echo '{not json'", &["all"]);
-    let err = refusal(s.run(&[junk.clone()]));
+    let err = refusal(s.run(std::slice::from_ref(&junk)));
     assert!(err.contains("its output is not a JSON document"), "{err}");
     let not_oci = hook(s.dir.path(), "notoci", r#"echo '{"process": 5}'"#, &["all"]);
     let err = refusal(s.run(&[not_oci]));
