@@ -1,0 +1,78 @@
+//! Benchmark (not a test): what one trivial WASM precreate hook adds to the runtime wrapper's
+//! own work. The wrapper `run`s a bundle with a no-op runtime (`/bin/true`), interleaved in
+//! the same run (150 rounds), medians:
+//! - the bundle selects the `noop` example module registered `--type precreate` (it drains
+//!   the config from stdin and writes nothing: config.json stays unchanged, the run is
+//!   recorded in the audit trail);
+//! - the same bundle selecting nothing.
+//!
+//! `scripts/cargo-static.sh bench --bench precreate` measures the shipped, static build.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Bundle, HOOKHOST, Host, example_wasm, unique};
+use support::median;
+
+fn timed(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{cmd:?} failed");
+    took
+}
+
+fn main() {
+    let rounds = if std::env::args().any(|a| a == "--bench") {
+        150
+    } else {
+        2
+    };
+    let path = std::path::Path::new(HOOKHOST);
+    support::as_read_from_disk(path);
+    println!(
+        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
+        support::linkage(path)
+    );
+    let host = Host::new();
+    let module = example_wasm("noop");
+    host.ok(&["create", "--type", "precreate", "noop", module.to_str().unwrap()]);
+    let wrapper = host.dir.path().join("hookhost-runtime");
+    std::os::unix::fs::symlink(HOOKHOST, &wrapper).unwrap();
+    let noop_runtime = host.dir.path().join("noop.json");
+    std::fs::write(&noop_runtime, r#"{"runtime": "/bin/true"}"#).unwrap();
+    let plain = Bundle::new("true");
+    let hooked = Bundle::new("true");
+    hooked.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "noop"}));
+    let run = |bundle: &Bundle| {
+        let mut cmd = Command::new(&wrapper);
+        cmd.env("HOOKHOST_ROOT", host.root())
+            .env("HOOKHOST_CONFIG", &noop_runtime)
+            .args(["run", "--bundle", bundle.path_str(), &unique("bench")]);
+        cmd
+    };
+    // Warm the module's compile cache, as the first container after `create` would.
+    timed(&mut run(&hooked));
+    let (mut none, mut one) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        none.push(timed(&mut run(&plain)));
+        one.push(timed(&mut run(&hooked)));
+    }
+    let (n, o) = (median(none), median(one));
+    println!(
+        "hookhost-runtime run (no-op runtime) with one trivial WASM precreate hook vs none: \
+         {:.2} ms vs {:.2} ms, ratio {:.3}x, added {:.2} ms",
+        o.as_secs_f64() * 1e3,
+        n.as_secs_f64() * 1e3,
+        o.as_secs_f64() / n.as_secs_f64(),
+        (o.as_secs_f64() - n.as_secs_f64()) * 1e3
+    );
+}
