@@ -32,6 +32,7 @@ pub use hookhost_types::{
 };
 pub use oci_spec;
 pub use precreate::{Precreate, PrecreateError};
+pub use serde_json;
 
 /// Compiles the README's example hook as a doctest.
 #[cfg(doctest)]
