@@ -21,6 +21,7 @@
 //! a [`Hook`] by hand and pointing it at temporary directories.
 
 mod hook;
+mod invocation;
 mod precreate;
 pub mod time;
 

@@ -13,7 +13,9 @@ use oci_spec::runtime::{LinuxDevice, Mount, Spec};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use hookhost_types::{STAGE_ENV, Stage};
+use hookhost_types::Stage;
+
+use crate::invocation;
 
 /// Why a precreate hook could not read, edit or write the container's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +88,7 @@ impl Precreate {
 
     /// Sets argv (`args[0]` is argv0).
     pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Precreate {
-        self.args = args.into_iter().map(Into::into).collect();
+        self.args = invocation::args(args);
         self
     }
 
@@ -95,13 +97,13 @@ impl Precreate {
         mut self,
         env: impl IntoIterator<Item = (K, V)>,
     ) -> Precreate {
-        self.env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self.env = invocation::env(env);
         self
     }
 
     /// The arguments after argv0 (registered args, then `--add-hook` extras).
     pub fn extra_args(&self) -> &[String] {
-        self.args.get(1..).unwrap_or(&[])
+        invocation::extra(&self.args)
     }
 
     /// A variable of the hook's own environment.
@@ -270,7 +272,7 @@ where
 /// Refuses a run at another stage (a hook registered with the wrong `--type` would get the OCI
 /// state instead of the config); outside hookhost, without `HOOKHOST_STAGE`, any input goes.
 fn check_stage(env: &BTreeMap<String, String>) -> Result<(), PrecreateError> {
-    match env.get(STAGE_ENV).and_then(|s| s.parse::<Stage>().ok()) {
+    match invocation::stage(env) {
         Some(stage) if stage != Stage::Precreate => Err(PrecreateError::WrongStage(stage)),
         _ => Ok(()),
     }

@@ -2,6 +2,7 @@ use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder};
 use serde_json::json;
 
 use super::*;
+use hookhost_types::STAGE_ENV;
 
 /// Keys in no sorted order, fields oci-spec does not know at three levels, and a number
 /// oci-spec would not write back as given.
