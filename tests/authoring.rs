@@ -48,33 +48,35 @@ fn create_takes_a_relative_path_and_try_gives_a_sample_bundle() {
     );
 }
 
-/// `hookhost new` in an empty directory outside the repository: the crate builds for
-/// wasm32-wasip1 as generated, registers with a relative path, passes `hookhost try`, and its
-/// native unit test passes.
-#[test]
-fn a_new_hook_builds_registers_and_passes_try() {
-    let host = Host::new();
-    let dir = tempfile::tempdir().unwrap();
+/// `hookhost new NAME --stage STAGE --sdk guest-sdk/` in `dir`, then `cargo build --release`
+/// (wasm32-wasip1, preset) and `cargo test-native` in the new crate, which must all succeed;
+/// returns the crate's directory and the built module.
+fn new_hook_built_and_tested(
+    host: &Host,
+    dir: &std::path::Path,
+    name: &str,
+    stage: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-sdk");
     let out = host
         .cmd()
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args([
             "new",
-            "probe",
+            name,
             "--stage",
-            "poststart",
+            stage,
             "--sdk",
             sdk.to_str().unwrap(),
         ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let krate = dir.path().join("probe");
+    let krate = dir.join(name);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("target"));
-    let cargo = |args: &[&str]| {
+        .unwrap_or_else(|| dir.join("target"));
+    for args in [&["build", "--release"][..], &["test-native"]] {
         let out = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
             .current_dir(&krate)
             .args(args)
@@ -86,10 +88,20 @@ fn a_new_hook_builds_registers_and_passes_try() {
             "cargo {args:?}: {}",
             text(&out.stderr)
         );
-    };
-    cargo(&["build", "--release"]);
-    cargo(&["test-native"]);
-    let module = target.join("wasm32-wasip1/release/probe.wasm");
+    }
+    let module = target.join(format!("wasm32-wasip1/release/{name}.wasm"));
+    assert!(module.is_file(), "{} was not built", module.display());
+    (krate, module)
+}
+
+/// `hookhost new` in an empty directory outside the repository: the crate builds for
+/// wasm32-wasip1 as generated, registers with a relative path, passes `hookhost try`, and its
+/// native unit test passes.
+#[test]
+fn a_new_hook_builds_registers_and_passes_try() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (krate, module) = new_hook_built_and_tested(&host, dir.path(), "probe", "poststart");
     std::fs::copy(&module, krate.join("probe.wasm")).unwrap();
     let out = host
         .cmd()
@@ -117,5 +129,24 @@ fn a_new_hook_builds_registers_and_passes_try() {
         text(&again.stderr).contains("already exists"),
         "{}",
         text(&again.stderr)
+    );
+}
+
+/// `hookhost new --stage precreate`: a hook on the SDK's precreate API that builds for
+/// wasm32-wasip1 and passes its own native tests (an edit that keeps the rest of the config, a
+/// refusal), with the registration it needs in its header.
+#[test]
+fn a_new_precreate_hook_builds_and_passes_its_own_tests() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (krate, _) = new_hook_built_and_tested(&host, dir.path(), "shaper", "precreate");
+    let main = std::fs::read_to_string(krate.join("src/main.rs")).unwrap();
+    assert!(main.contains("precreate(shape)"), "{main}");
+    assert!(
+        main.contains(
+            "hookhost create --type precreate --may-adjust env=HELLO_FROM shaper \
+             target/wasm32-wasip1/release/shaper.wasm"
+        ),
+        "{main}"
     );
 }

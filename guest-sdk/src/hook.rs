@@ -7,7 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-use hookhost_types::{BUNDLE_GUEST, ROOTFS_GUEST, STAGE_ENV, Stage, State, StateError};
+use hookhost_types::{BUNDLE_GUEST, ROOTFS_GUEST, Stage, State, StateError};
+
+use crate::invocation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
@@ -68,7 +70,7 @@ impl Hook {
     }
 
     pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Hook {
-        self.args = args.into_iter().map(Into::into).collect();
+        self.args = invocation::args(args);
         self
     }
 
@@ -77,8 +79,8 @@ impl Hook {
         mut self,
         env: impl IntoIterator<Item = (K, V)>,
     ) -> Hook {
-        self.env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self.stage = self.env.get(STAGE_ENV).and_then(|s| s.parse().ok());
+        self.env = invocation::env(env);
+        self.stage = invocation::stage(&self.env);
         self
     }
 
@@ -101,7 +103,7 @@ impl Hook {
 
     /// The arguments after argv0 (registered args, then `--add-hook` extras).
     pub fn extra_args(&self) -> &[String] {
-        self.args.get(1..).unwrap_or(&[])
+        invocation::extra(&self.args)
     }
 
     pub fn var(&self, name: &str) -> Option<&str> {
@@ -159,6 +161,7 @@ impl Hook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookhost_types::STAGE_ENV;
 
     fn hook() -> Hook {
         Hook::new(State::default())

@@ -14,10 +14,15 @@
 //! hookhost runs it with the OCI state on stdin, the hook's args as argv, only the granted
 //! environment plus `HOOKHOST_STAGE`, and only the granted directories: the bundle at `/bundle`
 //! (`--allow-bundle`), the root filesystem at `/rootfs` (`--allow-rootfs`), and `--allow-dir`s.
+//! Precreate hooks ([`precreate`], [`Precreate`]) get the proposed `config.json` on stdin
+//! instead and write the whole, possibly edited, document on stdout.
+//!
 //! The crate also builds natively, so hook logic can be unit-tested with `cargo test` by building
 //! a [`Hook`] by hand and pointing it at temporary directories.
 
 mod hook;
+mod invocation;
+mod precreate;
 pub mod time;
 
 use std::process::ExitCode;
@@ -27,6 +32,8 @@ pub use hookhost_types::{
     BUNDLE_GUEST, HookKind, ROOTFS_GUEST, STAGE_ENV, Stage, State, StateError, UnknownStage,
 };
 pub use oci_spec;
+pub use precreate::{Precreate, PrecreateError};
+pub use serde_json;
 
 /// Compiles the README's example hook as a doctest.
 #[cfg(doctest)]
@@ -44,6 +51,30 @@ where
     let outcome = Hook::from_process()
         .map_err(Error::from)
         .and_then(|hook| body(&hook));
+    finish(outcome)
+}
+
+/// Runs a precreate hook: reads the proposed config.json from stdin, lets `body` read and edit
+/// it, and writes the whole document to stdout (exit 0). An `Err` from `body` refuses the
+/// container: its message goes to stderr, nothing to stdout, and the hook exits 1.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     hookhost_guest::precreate(|config| {
+///         if config.container_env("TZ").is_none() {
+///             config.set_env("TZ", "UTC")?;
+///         }
+///         Ok(())
+///     })
+/// }
+/// ```
+pub fn precreate<F>(body: F) -> ExitCode
+where
+    F: FnOnce(&mut Precreate) -> Result<(), Error>,
+{
+    let outcome = precreate::from_process()
+        .map_err(Error::from)
+        .and_then(|config| precreate::apply(config, body, std::io::stdout().lock()));
     finish(outcome)
 }
 

@@ -1,8 +1,9 @@
 //! `hookhost new NAME`: a hook crate to start from, outside any repository of hookhost's.
 //!
-//! It builds for `wasm32-wasip1` as generated (the target is preset in `.cargo/config.toml`),
-//! passes `hookhost try` once registered, and has a native unit test of its logic
-//! (`cargo test-native`).
+//! It builds for `wasm32-wasip1` as generated (the target is preset in `.cargo/config.toml`)
+//! and has a native unit test of its logic (`cargo test-native`); a hook for an OCI stage passes
+//! `hookhost try` once registered. A precreate hook edits the proposed config.json through the
+//! SDK's `precreate` API instead of reading the OCI state.
 
 use std::path::{Path, PathBuf};
 
@@ -116,6 +117,9 @@ test-native = ["test", "--target", "{ARCH}-unknown-linux-gnu"]
 "#;
 
 fn main_rs(name: &str, stage: Stage) -> String {
+    if stage.edits_config() {
+        return PRECREATE_MAIN_RS.replace("{NAME}", name);
+    }
     format!(
         r#"//! {name}: a hookhost hook for the {stage} stage.
 //!
@@ -156,3 +160,60 @@ mod tests {{
 "#
     )
 }
+
+/// A precreate hook: it sets one variable in the container's environment, which is exactly what
+/// the `--may-adjust` of its header grants, and refuses a container without a process.
+const PRECREATE_MAIN_RS: &str = r##"//! {NAME}: a hookhost hook for the precreate stage. It gets the container's proposed
+//! config.json before the container is created and may change it.
+//!
+//!   cargo build --release
+//!   hookhost create --type precreate --may-adjust env=HELLO_FROM {NAME} target/wasm32-wasip1/release/{NAME}.wasm
+//!   cargo test-native
+//!
+//! hookhost refuses every change the hook was not granted with `--may-adjust` (`env=NAME-GLOB`,
+//! `mounts=DESTINATION-GLOB`, `devices=PATH-GLOB`, `annotations=KEY-GLOB`, `rlimits`, `hooks`,
+//! `resources`, `args`, `all`). Stdout carries the config: log with `eprintln!`.
+
+use std::process::ExitCode;
+
+use hookhost_guest::{Error, Precreate, precreate};
+
+fn main() -> ExitCode {
+    precreate(shape)
+}
+
+/// The hook's logic: edit the config through `config`'s methods, which change only what they
+/// name and keep everything else as it came; `Err(reason)` refuses the container, and the
+/// reason is what the user sees.
+fn shape(config: &mut Precreate) -> Result<(), Error> {
+    if config.spec().process().is_none() {
+        return Err("{NAME}: the container has no process to run".into());
+    }
+    config.set_env("HELLO_FROM", "{NAME}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &[u8] = br#"{"ociVersion":"1.2.0","x-engine":{"kept":true},
+        "process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"env":["PATH=/bin"]}}"#;
+
+    #[test]
+    fn sets_hello_from_and_keeps_the_rest() {
+        let mut config = Precreate::parse(CONFIG).unwrap();
+        shape(&mut config).unwrap();
+        assert_eq!(config.container_env("HELLO_FROM"), Some("{NAME}"));
+        assert_eq!(config.container_env("PATH"), Some("/bin"));
+        assert_eq!(config.document()["x-engine"]["kept"], true);
+    }
+
+    #[test]
+    fn refuses_a_container_without_a_process() {
+        let mut config = Precreate::parse(br#"{"ociVersion":"1.2.0"}"#).unwrap();
+        let reason = shape(&mut config).unwrap_err().to_string();
+        assert!(reason.contains("no process"), "{reason}");
+    }
+}
+"##;
