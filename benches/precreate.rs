@@ -44,7 +44,13 @@ fn main() {
     );
     let host = Host::new();
     let module = example_wasm("noop");
-    host.ok(&["create", "--type", "precreate", "noop", module.to_str().unwrap()]);
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "noop",
+        module.to_str().unwrap(),
+    ]);
     let wrapper = host.dir.path().join("hookhost-runtime");
     std::os::unix::fs::symlink(HOOKHOST, &wrapper).unwrap();
     let noop_runtime = host.dir.path().join("noop.json");

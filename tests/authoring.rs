@@ -139,14 +139,33 @@ fn a_new_hook_builds_registers_and_passes_try() {
 fn a_new_precreate_hook_builds_and_passes_its_own_tests() {
     let host = Host::new();
     let dir = tempfile::tempdir().unwrap();
-    let (krate, _) = new_hook_built_and_tested(&host, dir.path(), "shaper", "precreate");
+    let (krate, module) = new_hook_built_and_tested(&host, dir.path(), "shaper", "precreate");
     let main = std::fs::read_to_string(krate.join("src/main.rs")).unwrap();
     assert!(main.contains("precreate(shape)"), "{main}");
+    let create = "hookhost create --type precreate --may-adjust env=HELLO_FROM shaper \
+                  target/wasm32-wasip1/release/shaper.wasm";
+    assert!(main.contains(create), "{main}");
+    // Registered as its header says (a relative path, from the crate), then tried: the diff
+    // shows its one granted edit.
+    // (The test builds into the shared target directory; put the module where the header's
+    // relative path expects it.)
+    let relative = krate.join("target/wasm32-wasip1/release/shaper.wasm");
+    std::fs::create_dir_all(relative.parent().unwrap()).unwrap();
+    std::fs::copy(&module, &relative).unwrap();
+    let words: Vec<&str> = create.split_whitespace().skip(1).collect();
+    let out = host
+        .cmd()
+        .current_dir(&krate)
+        .args(&words)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = host.run(&["try", "shaper"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
     assert!(
-        main.contains(
-            "hookhost create --type precreate --may-adjust env=HELLO_FROM shaper \
-             target/wasm32-wasip1/release/shaper.wasm"
-        ),
-        "{main}"
+        shown.contains(r#"+ env HELLO_FROM: "HELLO_FROM=shaper""#),
+        "{shown}"
     );
+    assert!(shown.contains("accepted"), "{shown}");
 }

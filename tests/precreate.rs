@@ -402,3 +402,96 @@ fn bad_may_adjust_values_are_refused_at_create() {
     assert!(err.contains("args takes no pattern"), "{err}");
     host.fails(&["inspect", "x"]);
 }
+
+/// gpu-env, a WASM hook on the guest SDK's precreate API, granted exactly what a GPU runtime
+/// adds: the container's command sees the variables, the device node and the read-only
+/// mount. Registered without the mount grant it refuses the container, naming `mounts`.
+#[test]
+fn a_wasm_precreate_hook_gives_a_container_a_gpu_within_its_grants() {
+    let s = Setup::new();
+    let module = common::example_wasm("gpu-env");
+    let driver = tempfile::tempdir().unwrap();
+    fs::write(driver.path().join("libgpu.so"), "driver\n").unwrap();
+    let args = format!(
+        "gpu-env,--device,/dev/gpu0=c:1:3,--mount,{}:/opt/gpu",
+        driver.path().display()
+    );
+    let module = module.to_str().unwrap();
+    for (name, grants) in [
+        ("gpu-env", "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*"),
+        ("gpu-nomount", "env=GPU_*,devices=/dev/gpu*"),
+    ] {
+        s.host.ok(&[
+            "create",
+            "--type",
+            "precreate",
+            "--may-adjust",
+            grants,
+            "--args",
+            &args,
+            name,
+            module,
+        ]);
+    }
+    let script = "echo \"$GPU_VISIBLE $GPU_DRIVER_CAPABILITIES\"; cat /opt/gpu/libgpu.so; \
+                  test -c /dev/gpu0 && echo char-device; \
+                  touch /opt/gpu/x 2>/dev/null && echo writable || echo read-only";
+    let bundle = Bundle::new(script);
+    select(&bundle, "gpu-env");
+    let out = s.run(&bundle, &unique("gpu"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "0 compute,utility\ndriver\nchar-device\nread-only\n"
+    );
+    let bundle = Bundle::new(script);
+    select(&bundle, "gpu-nomount");
+    let out = s.run(&bundle, &unique("nogpu"));
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(err.contains("hook gpu-nomount (precreate)"), "{err}");
+    assert!(err.contains("added mounts /opt/gpu"), "{err}");
+    assert!(err.contains("needs --may-adjust mounts=/opt/gpu"), "{err}");
+}
+
+/// deny-privileged at precreate refuses a privileged container before anything is created
+/// (the WASM hook reads the proposed config on stdin) and lets a plain one through unchanged.
+#[test]
+fn deny_privileged_refuses_before_anything_is_created() {
+    let s = Setup::new();
+    let module = common::example_wasm("deny-privileged");
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "deny",
+        module.to_str().unwrap(),
+    ]);
+    let plain = Bundle::new("echo plain ran");
+    plain.edit(|c| {
+        c["root"]["readonly"] = true.into();
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    select(&plain, "deny");
+    let out = s.run(&plain, &unique("plain"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "plain ran\n");
+    let privileged = Bundle::new("echo privileged ran");
+    privileged.edit(|c| {
+        c["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    });
+    select(&privileged, "deny");
+    let id = unique("priv");
+    let out = s.run(&privileged, &id);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("ran"));
+    assert!(err.contains("hook deny (precreate)"), "{err}");
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    // Refused before the runtime was called: runc never heard of the container.
+    let state = s.runc.cmd(&["state", &id]).output().unwrap();
+    assert!(!state.status.success());
+}

@@ -46,11 +46,9 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
         println!("created {}", file.display());
     }
     println!(
-        "next: cd {} && cargo build --release && hookhost create --type {} {} target/wasm32-wasip1/release/{}.wasm",
+        "next: cd {} && cargo build --release && {}",
         args.dir.join(&args.name).display(),
-        args.stage,
-        args.name,
-        args.name
+        scaffold::create_command(&args.name, args.stage)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -271,6 +271,8 @@ pub fn example_wasm(name: &str) -> PathBuf {
                 "audit-log",
                 "-p",
                 "noop",
+                "-p",
+                "gpu-env",
             ])
             .arg("--target-dir")
             .arg(&target)

@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Globs: `*` and `?` match within one path component for mounts and devices (`**` matches
-//! across them: `mounts=/opt/gpu/**`), and anything for names and keys (`env=GPU_*`).
+//! across them: `mounts=/opt/gpu/**` covers `/opt/gpu` and everything below it), and anything
+//! for names and keys (`env=GPU_*`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -114,7 +115,7 @@ pub enum AdjustError {
 #[derive(Debug, Clone)]
 pub struct Adjust {
     pub area: Area,
-    pattern: Option<(String, GlobMatcher)>,
+    pattern: Option<(String, Vec<GlobMatcher>)>,
 }
 
 impl PartialEq for Adjust {
@@ -140,7 +141,7 @@ impl Adjust {
         area == self.area
             && match (&self.pattern, key) {
                 (None, _) => true,
-                (Some((_, glob)), Some(key)) => glob.is_match(key),
+                (Some((_, globs)), Some(key)) => globs.iter().any(|g| g.is_match(key)),
                 (Some(_), None) => false,
             }
     }
@@ -179,16 +180,28 @@ impl FromStr for Adjust {
     }
 }
 
-fn matcher(area: Area, pattern: &str) -> Result<GlobMatcher, AdjustError> {
-    let glob: Result<Glob, _> = GlobBuilder::new(pattern)
-        .literal_separator(area.paths())
-        .build();
-    glob.map(|g| g.compile_matcher())
-        .map_err(|e| AdjustError::BadGlob {
-            area: area.as_str(),
-            pattern: pattern.to_string(),
-            reason: e.kind().to_string(),
-        })
+/// The pattern's matchers: a path pattern ending in `/**` also matches the directory itself
+/// (`mounts=/opt/gpu/**` covers a mount at `/opt/gpu`).
+fn matcher(area: Area, pattern: &str) -> Result<Vec<GlobMatcher>, AdjustError> {
+    let compile = |text: &str| -> Result<GlobMatcher, AdjustError> {
+        let glob: Result<Glob, _> = GlobBuilder::new(text)
+            .literal_separator(area.paths())
+            .build();
+        glob.map(|g| g.compile_matcher())
+            .map_err(|e| AdjustError::BadGlob {
+                area: area.as_str(),
+                pattern: pattern.to_string(),
+                reason: e.kind().to_string(),
+            })
+    };
+    let mut matchers = vec![compile(pattern)?];
+    if let Some(dir) = pattern
+        .strip_suffix("/**")
+        .filter(|d| area.paths() && !d.is_empty())
+    {
+        matchers.push(compile(dir)?);
+    }
+    Ok(matchers)
 }
 
 impl fmt::Display for Adjust {

@@ -116,15 +116,33 @@ target = "wasm32-wasip1"
 test-native = ["test", "--target", "{ARCH}-unknown-linux-gnu"]
 "#;
 
+/// The variable a scaffolded precreate hook sets, and so the grant it is registered with.
+const PRECREATE_VARIABLE: &str = "HELLO_FROM";
+
+/// The `hookhost create` line that registers a scaffolded hook, with the grant its code needs.
+pub fn create_command(name: &str, stage: Stage) -> String {
+    let grants = match stage.edits_config() {
+        true => format!(" --may-adjust env={PRECREATE_VARIABLE}"),
+        false => String::new(),
+    };
+    format!(
+        "hookhost create --type {stage}{grants} {name} target/wasm32-wasip1/release/{name}.wasm"
+    )
+}
+
 fn main_rs(name: &str, stage: Stage) -> String {
+    let create = create_command(name, stage);
     if stage.edits_config() {
-        return PRECREATE_MAIN_RS.replace("{NAME}", name);
+        return PRECREATE_MAIN_RS
+            .replace("{CREATE}", &create)
+            .replace("{VARIABLE}", PRECREATE_VARIABLE)
+            .replace("{NAME}", name);
     }
     format!(
         r#"//! {name}: a hookhost hook for the {stage} stage.
 //!
 //!   cargo build --release
-//!   hookhost create --type {stage} {name} target/wasm32-wasip1/release/{name}.wasm
+//!   {create}
 //!   hookhost try {name}
 //!   cargo test-native
 //!
@@ -167,7 +185,8 @@ const PRECREATE_MAIN_RS: &str = r##"//! {NAME}: a hookhost hook for the precreat
 //! config.json before the container is created and may change it.
 //!
 //!   cargo build --release
-//!   hookhost create --type precreate --may-adjust env=HELLO_FROM {NAME} target/wasm32-wasip1/release/{NAME}.wasm
+//!   {CREATE}
+//!   hookhost try {NAME}
 //!   cargo test-native
 //!
 //! hookhost refuses every change the hook was not granted with `--may-adjust` (`env=NAME-GLOB`,
@@ -189,7 +208,7 @@ fn shape(config: &mut Precreate) -> Result<(), Error> {
     if config.spec().process().is_none() {
         return Err("{NAME}: the container has no process to run".into());
     }
-    config.set_env("HELLO_FROM", "{NAME}")?;
+    config.set_env("{VARIABLE}", "{NAME}")?;
     Ok(())
 }
 
@@ -204,7 +223,7 @@ mod tests {
     fn sets_hello_from_and_keeps_the_rest() {
         let mut config = Precreate::parse(CONFIG).unwrap();
         shape(&mut config).unwrap();
-        assert_eq!(config.container_env("HELLO_FROM"), Some("{NAME}"));
+        assert_eq!(config.container_env("{VARIABLE}"), Some("{NAME}"));
         assert_eq!(config.container_env("PATH"), Some("/bin"));
         assert_eq!(config.document()["x-engine"]["kept"], true);
     }

@@ -129,6 +129,8 @@ fn grants_allow_what_they_name_and_nothing_else() {
     assert!(grants.allows(&Field::Env("GPU_VISIBLE".into())));
     assert!(!grants.allows(&Field::Env("PATH".into())));
     assert!(grants.allows(&Field::Mount("/opt/gpu/lib".into())));
+    assert!(grants.allows(&Field::Mount("/opt/gpu".into())));
+    assert!(!grants.allows(&Field::Mount("/opt/gpus".into())));
     assert!(grants.allows(&Field::Mount("/opt/gpu/lib/x".into())));
     assert!(!grants.allows(&Field::Mount("/etc".into())));
     assert!(grants.allows(&Field::Device("/dev/anything".into())));
