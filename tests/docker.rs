@@ -247,6 +247,10 @@ fn docker_engine(engines: Engines) {
             "a failing startRuntime hook fails docker run before the command",
             failing_start_runtime_hook_fails_docker_run,
         ),
+        (
+            "a WASM precreate hook gives the container env, a device and a read-only mount",
+            precreate_gpu_env,
+        ),
     ];
     let mut failed = Vec::new();
     for (name, step) in steps {
@@ -515,6 +519,41 @@ fn rm_runs_poststop(w: &World) {
 
 /// Plan files anywhere under `dir`, by name only (Docker's directories hold FIFOs and sockets,
 /// which must not be read).
+/// `hookhost run --add-hook gpu-env`: the example precreate hook, granted exactly what it adds,
+/// edits Docker's config before runc sees it; the command sees the result.
+fn precreate_gpu_env(w: &World) {
+    let driver = w.shared.path().join("gpu");
+    fs::create_dir_all(&driver).unwrap();
+    fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
+    let args = format!(
+        "gpu-env,--device,/dev/gpu0=c:1:3,--mount,{}:/opt/gpu",
+        driver.display()
+    );
+    let module = common::example_wasm("gpu-env");
+    w.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*",
+        "--args",
+        &args,
+        "gpu-env",
+        module.to_str().unwrap(),
+    ]);
+    let out = succeeded(&w.hookhost_run(&[
+        "--rm",
+        "--add-hook",
+        "gpu-env",
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"$GPU_VISIBLE\"; cat /opt/gpu/libgpu.so; test -c /dev/gpu0 && echo char-device; \
+         touch /opt/gpu/x 2>/dev/null && echo writable || echo read-only",
+    ]));
+    assert_eq!(out, "0\ndriver\nchar-device\nread-only\n");
+}
+
 fn plans_under(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
