@@ -463,7 +463,11 @@ fn print_event(event: &Event, format: EventFormat) -> bool {
                 event
                     .time
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                event.container,
+                if event.container.is_empty() {
+                    "-"
+                } else {
+                    &event.container
+                },
                 event.stage,
                 event.hook,
                 event.kind,
