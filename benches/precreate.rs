@@ -12,23 +12,10 @@
 mod common;
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::{Bundle, HOOKHOST, Host, example_wasm, unique};
-use support::median;
-
-fn timed(cmd: &mut Command) -> Duration {
-    let started = Instant::now();
-    let status = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .status()
-        .unwrap();
-    let took = started.elapsed();
-    assert!(status.success(), "{cmd:?} failed");
-    took
-}
+use support::{median, timed};
 
 fn main() {
     let rounds = if std::env::args().any(|a| a == "--bench") {

@@ -522,25 +522,8 @@ fn rm_runs_poststop(w: &World) {
 /// `hookhost run --add-hook gpu-env`: the example precreate hook, granted exactly what it adds,
 /// edits Docker's config before runc sees it; the command sees the result.
 fn precreate_gpu_env(w: &World) {
-    let driver = w.shared.path().join("gpu");
-    fs::create_dir_all(&driver).unwrap();
-    fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
-    let args = format!(
-        "gpu-env,--device,/dev/gpu0=c:1:3,--mount,{}:/opt/gpu",
-        driver.display()
-    );
-    let module = common::example_wasm("gpu-env");
-    w.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*",
-        "--args",
-        &args,
-        "gpu-env",
-        module.to_str().unwrap(),
-    ]);
+    let grants = "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*";
+    w.host.gpu_env("gpu-env", grants, w.shared.path());
     let out = succeeded(&w.hookhost_run(&[
         "--rm",
         "--add-hook",
@@ -548,10 +531,9 @@ fn precreate_gpu_env(w: &World) {
         "busybox",
         "sh",
         "-c",
-        "echo \"$GPU_VISIBLE\"; cat /opt/gpu/libgpu.so; test -c /dev/gpu0 && echo char-device; \
-         touch /opt/gpu/x 2>/dev/null && echo writable || echo read-only",
+        common::GPU_PROBE,
     ]));
-    assert_eq!(out, "0\ndriver\nchar-device\nread-only\n");
+    assert_eq!(out, common::GPU_PROBE_SAYS);
 }
 
 fn plans_under(dir: &Path, found: &mut Vec<PathBuf>) {

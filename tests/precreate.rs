@@ -15,14 +15,11 @@ use serde_json::{Value, json};
 /// A Podman-style native precreate hook, as people write them today: reads the config, adds
 /// one variable, writes the whole document back (python's json keeps the key order).
 fn add_env_script(host: &Host, name: &str, pair: &str) -> String {
-    let body = format!(
-        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n\
-         c[\"process\"][\"env\"].append(\"{pair}\")\njson.dump(c, sys.stdout)'"
-    );
-    host.script(&format!("{name}.sh"), &body)
-        .to_str()
-        .unwrap()
-        .to_string()
+    python_hook(
+        host,
+        name,
+        &format!("c[\"process\"][\"env\"].append(\"{pair}\")"),
+    )
 }
 
 /// A precreate hook running `python3 -c CODE` with `c` the config (written back after).
@@ -409,42 +406,20 @@ fn bad_may_adjust_values_are_refused_at_create() {
 #[test]
 fn a_wasm_precreate_hook_gives_a_container_a_gpu_within_its_grants() {
     let s = Setup::new();
-    let module = common::example_wasm("gpu-env");
     let driver = tempfile::tempdir().unwrap();
-    fs::write(driver.path().join("libgpu.so"), "driver\n").unwrap();
-    let args = format!(
-        "gpu-env,--device,/dev/gpu0=c:1:3,--mount,{}:/opt/gpu",
-        driver.path().display()
+    s.host.gpu_env(
+        "gpu-env",
+        "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*",
+        driver.path(),
     );
-    let module = module.to_str().unwrap();
-    for (name, grants) in [
-        ("gpu-env", "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*"),
-        ("gpu-nomount", "env=GPU_*,devices=/dev/gpu*"),
-    ] {
-        s.host.ok(&[
-            "create",
-            "--type",
-            "precreate",
-            "--may-adjust",
-            grants,
-            "--args",
-            &args,
-            name,
-            module,
-        ]);
-    }
-    let script = "echo \"$GPU_VISIBLE $GPU_DRIVER_CAPABILITIES\"; cat /opt/gpu/libgpu.so; \
-                  test -c /dev/gpu0 && echo char-device; \
-                  touch /opt/gpu/x 2>/dev/null && echo writable || echo read-only";
-    let bundle = Bundle::new(script);
+    s.host
+        .gpu_env("gpu-nomount", "env=GPU_*,devices=/dev/gpu*", driver.path());
+    let bundle = Bundle::new(common::GPU_PROBE);
     select(&bundle, "gpu-env");
     let out = s.run(&bundle, &unique("gpu"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        "0 compute,utility\ndriver\nchar-device\nread-only\n"
-    );
-    let bundle = Bundle::new(script);
+    assert_eq!(text(&out.stdout), common::GPU_PROBE_SAYS);
+    let bundle = Bundle::new(common::GPU_PROBE);
     select(&bundle, "gpu-nomount");
     let out = s.run(&bundle, &unique("nogpu"));
     let err = text(&out.stderr);

@@ -2,7 +2,22 @@
 //! figure is never read without knowing how hookhost was linked.
 
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `cmd` took; it must succeed (its stderr is shown).
+#[allow(dead_code)] // not every benchmark runs commands
+pub fn timed(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{cmd:?} failed");
+    took
+}
 
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

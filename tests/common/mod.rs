@@ -298,7 +298,38 @@ pub fn wat_module(dir: &Path, name: &str) -> PathBuf {
     out
 }
 
+/// What a container given a GPU by the gpu-env example prints, and the command that prints it.
+pub const GPU_PROBE: &str = "echo \"$GPU_VISIBLE $GPU_DRIVER_CAPABILITIES\"; cat /opt/gpu/libgpu.so; \
+    test -c /dev/gpu0 && echo char-device; \
+    touch /opt/gpu/x 2>/dev/null && echo writable || echo read-only";
+pub const GPU_PROBE_SAYS: &str = "0 compute,utility\ndriver\nchar-device\nread-only\n";
+
 impl Host {
+    /// Registers the gpu-env example as precreate hook `name` with `grants`: a device
+    /// /dev/gpu0 (1:3, the null device) and a read-only mount at /opt/gpu of a host directory
+    /// (made under `dir`) holding libgpu.so.
+    pub fn gpu_env(&self, name: &str, grants: &str, dir: &Path) {
+        let driver = dir.join("gpu");
+        fs::create_dir_all(&driver).unwrap();
+        fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
+        let args = format!(
+            "gpu-env,--device,/dev/gpu0=c:1:3,--mount,{}:/opt/gpu",
+            driver.display()
+        );
+        let module = example_wasm("gpu-env");
+        self.ok(&[
+            "create",
+            "--type",
+            "precreate",
+            "--may-adjust",
+            grants,
+            "--args",
+            &args,
+            name,
+            module.to_str().unwrap(),
+        ]);
+    }
+
     /// `hookhost inject --bundle B --add-hook S…`, which must succeed.
     pub fn inject(&self, bundle: &Bundle, selections: &[&str]) -> String {
         let mut args = vec!["inject", "--bundle", bundle.path_str()];
