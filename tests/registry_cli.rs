@@ -150,7 +150,7 @@ fn every_bad_input_is_a_clear_error_and_changes_nothing() {
         ),
         (
             vec!["create", "--type", "prestop", "x", "/bin/true"],
-            "unknown stage \"prestop\": valid stages are prestart, createRuntime, createContainer, startRuntime, startContainer, poststart, poststop",
+            "unknown stage \"prestop\": valid stages are precreate, prestart, createRuntime, createContainer, startRuntime, startContainer, poststart, poststop",
         ),
         (
             vec!["create", "--args", r#"["ls", "/tmp/a""#, "x", "/bin/true"],
