@@ -523,7 +523,7 @@ fn rm_runs_poststop(w: &World) {
 /// edits Docker's config before runc sees it; the command sees the result.
 fn precreate_gpu_env(w: &World) {
     let grants = "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*";
-    w.host.gpu_env("gpu-env", grants, w.shared.path());
+    w.host.gpu_env("gpu-env", grants, w.shared.path(), &[]);
     let out = succeeded(&w.hookhost_run(&[
         "--rm",
         "--add-hook",

@@ -259,8 +259,8 @@ fn an_existing_podman_precreate_hook_works_unchanged_through_the_wrapper_and_pod
 }
 
 /// `hookhost export hooks.d` writes a registered precreate hook as a file Podman runs itself,
-/// calling `hookhost stage precreate` with Podman's protocol: the granted edit reaches the
-/// container, an ungranted one refuses `podman run` (the reason is in the audit trail).
+/// calling `hookhost stage precreate` with Podman's protocol: the granted edits (of a native
+/// hook, and of the WASM gpu-env) reach the container, an ungranted one refuses `podman run` (the reason is in the audit trail).
 #[test]
 fn exported_precreate_hooks_and_their_grants_work_under_podman() {
     let podman = Podman::new();
@@ -289,6 +289,14 @@ fn exported_precreate_hooks_and_their_grants_work_under_podman() {
         "denied",
         &denied,
     ]);
+    let driver = tempfile::tempdir().unwrap();
+    let gpu_grants = "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*";
+    host.gpu_env(
+        "gpu-env",
+        gpu_grants,
+        driver.path(),
+        &["--when-annotation", "pick=gpu"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let hooks_dir = dir.path().to_str().unwrap();
     host.ok(&["export", "hooks.d", hooks_dir]);
@@ -305,6 +313,14 @@ fn exported_precreate_hooks_and_their_grants_work_under_podman() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "EXPORTED=yes\n");
+    // The WASM hook, its grants checked by `hookhost stage precreate` with no wrapper.
+    let (out, _) = podman.run(
+        &global,
+        &["--annotation", "pick=gpu"],
+        &["sh", "-c", common::GPU_PROBE],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), common::GPU_PROBE_SAYS);
     let (out, _) = podman.run(
         &global,
         &["--annotation", "pick=denied"],
@@ -411,9 +427,14 @@ fn a_wasm_precreate_hook_gives_a_container_a_gpu_within_its_grants() {
         "gpu-env",
         "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*",
         driver.path(),
+        &[],
     );
-    s.host
-        .gpu_env("gpu-nomount", "env=GPU_*,devices=/dev/gpu*", driver.path());
+    s.host.gpu_env(
+        "gpu-nomount",
+        "env=GPU_*,devices=/dev/gpu*",
+        driver.path(),
+        &[],
+    );
     let bundle = Bundle::new(common::GPU_PROBE);
     select(&bundle, "gpu-env");
     let out = s.run(&bundle, &unique("gpu"));

@@ -307,8 +307,8 @@ pub const GPU_PROBE_SAYS: &str = "0 compute,utility\ndriver\nchar-device\nread-o
 impl Host {
     /// Registers the gpu-env example as precreate hook `name` with `grants`: a device
     /// /dev/gpu0 (1:3, the null device) and a read-only mount at /opt/gpu of a host directory
-    /// (made under `dir`) holding libgpu.so.
-    pub fn gpu_env(&self, name: &str, grants: &str, dir: &Path) {
+    /// (made under `dir`) holding libgpu.so; `extra` flags for `create` (conditions).
+    pub fn gpu_env(&self, name: &str, grants: &str, dir: &Path, extra: &[&str]) {
         let driver = dir.join("gpu");
         fs::create_dir_all(&driver).unwrap();
         fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
@@ -317,17 +317,11 @@ impl Host {
             driver.display()
         );
         let module = example_wasm("gpu-env");
-        self.ok(&[
-            "create",
-            "--type",
-            "precreate",
-            "--may-adjust",
-            grants,
-            "--args",
-            &args,
-            name,
-            module.to_str().unwrap(),
-        ]);
+        let mut create = vec!["create", "--type", "precreate", "--may-adjust", grants];
+        create.extend(["--args", &args]);
+        create.extend_from_slice(extra);
+        create.extend([name, module.to_str().unwrap()]);
+        self.ok(&create);
     }
 
     /// `hookhost inject --bundle B --add-hook S…`, which must succeed.
