@@ -491,3 +491,34 @@ fn deny_privileged_refuses_before_anything_is_created() {
     let state = s.runc.cmd(&["state", &id]).output().unwrap();
     assert!(!state.status.success());
 }
+
+/// `inspect` output applied elsewhere registers the same grants; a bad grant in an apply file
+/// is refused with the reason.
+#[test]
+fn apply_keeps_precreate_grants() {
+    let host = Host::new();
+    let script = add_env_script(&host, "greet", "GREETING=hi");
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GREETING",
+        "greet",
+        &script,
+    ]);
+    let shown = host.ok(&["inspect", "greet"]);
+    let other = Host::new();
+    let file = other.dir.path().join("hooks.json");
+    fs::write(&file, &shown).unwrap();
+    other.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let applied: Value = serde_json::from_str(&other.ok(&["inspect", "greet"])).unwrap();
+    assert_eq!(
+        applied[0]["MayAdjust"],
+        json!(["env=GREETING"]),
+        "{applied}"
+    );
+    fs::write(&file, shown.replace("env=GREETING", "envv=GREETING")).unwrap();
+    let err = other.fails(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("unknown --may-adjust area \"envv\""), "{err}");
+}
