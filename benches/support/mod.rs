@@ -1,12 +1,46 @@
 //! What both benchmarks share: medians, and a description of the executable under test, so a
 //! figure is never read without knowing how hookhost was linked.
 
+#![allow(dead_code)]
+
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// How long `cmd` takes to run to its end (stdout discarded); panics when it fails.
+pub fn timed(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{cmd:?} failed");
+    took
+}
+
+/// Prints the medians of `a` and `b`, their ratio, and each one's quartiles (the spread).
+pub fn report(what: &str, a: Vec<Duration>, b: Vec<Duration>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let quartiles = |mut samples: Vec<Duration>| {
+        samples.sort();
+        let n = samples.len();
+        format!("{:.2}–{:.2}", ms(samples[n / 4]), ms(samples[n * 3 / 4]))
+    };
+    let (qa, qb) = (quartiles(a.clone()), quartiles(b.clone()));
+    let (ma, mb) = (median(a), median(b));
+    println!(
+        "{what}: {:.2} ms vs {:.2} ms, ratio {:.3}x (quartiles {qa} vs {qb} ms)",
+        ms(ma),
+        ms(mb),
+        ma.as_secs_f64() / mb.as_secs_f64()
+    );
 }
 
 /// "static, non-PIE", "dynamic, PIE", …, read from the ELF header: the dynamic loader and the
