@@ -17,9 +17,8 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use common::engines::{Dockerd, Engines, Wrapper, busybox_tar};
+use common::engines::{Dockerd, Engines, busybox_tar};
 use common::{HOOKHOST, Host, example_wasm, succeeded, text};
-use serde_json::json;
 use support::{report, timed};
 
 /// The hooks, as registered: name and stage.
@@ -31,17 +30,7 @@ const HOOKS: [(&str, &str); 3] = [
 
 fn main() {
     common::require("runc");
-    let rounds = if std::env::args().any(|a| a == "--bench") {
-        100
-    } else {
-        2
-    };
-    let path = std::path::Path::new(HOOKHOST);
-    support::as_read_from_disk(path);
-    println!(
-        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
-        support::linkage(path)
-    );
+    let rounds = support::rounds(HOOKHOST, 100);
     let host = Host::new();
     let noop = example_wasm("noop");
     for (name, stage) in HOOKS {
@@ -58,27 +47,9 @@ fn main() {
 
 /// Starts a daemon of `engines` with hookhost registered, and compares the two runs on it.
 fn measure(host: &Host, engines: Engines, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
-    let daemon_json = dir.path().join("daemon.json");
-    std::fs::write(&daemon_json, r#"{"log-level": "warn"}"#).unwrap();
-    host.ok(&[
-        "install",
-        "docker",
-        "--daemon-json",
-        daemon_json.to_str().unwrap(),
-        "--runtime-path",
-        wrapper.path().to_str().unwrap(),
-    ]);
     // Declared before the daemon, so dropped after it.
     let bridge = Bridge::new();
-    let daemon = Dockerd::start(
-        engines,
-        dir,
-        &daemon_json,
-        &wrapper.config(),
-        &["--bridge", &bridge.name],
-    );
+    let (daemon, _wrapper) = Dockerd::with_hookhost(engines, host, &["--bridge", &bridge.name]);
     let tar = busybox_tar(daemon.dir.path());
     succeeded(
         &daemon

@@ -22,17 +22,7 @@ use support::{report, timed};
 
 fn main() {
     common::require("runc");
-    let rounds = if std::env::args().any(|a| a == "--bench") {
-        150
-    } else {
-        2
-    };
-    let path = std::path::Path::new(HOOKHOST);
-    support::as_read_from_disk(path);
-    println!(
-        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
-        support::linkage(path)
-    );
+    let rounds = support::rounds(HOOKHOST, 150);
     let host = Host::new();
     host.ok(&["ls"]); // an (empty) registry for the wrapper to read
     let wrapper = host.dir.path().join("hookhost-runtime");

@@ -14,9 +14,9 @@ use std::process::{Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::engines::{Dockerd, Engines, Wrapper, busybox_tar, wait_for};
+use common::engines::{Dockerd, Engines, busybox_tar, wait_for};
 use common::{Host, plan_files, succeeded, text, unique};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// One Docker daemon at a time in this test binary: every one uses the default bridge.
@@ -80,19 +80,7 @@ fn docker_28() {
 fn docker_engine(engines: Engines) {
     let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     let host = Host::new();
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
-    let daemon_json = dir.path().join("daemon.json");
-    fs::write(&daemon_json, r#"{"debug": false, "log-level": "warn"}"#).unwrap();
-    host.ok(&[
-        "install",
-        "docker",
-        "--daemon-json",
-        daemon_json.to_str().unwrap(),
-        "--runtime-path",
-        wrapper.path().to_str().unwrap(),
-    ]);
-    let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config(), &[]);
+    let (daemon, _wrapper) = Dockerd::with_hookhost(engines, &host, &[]);
     let tar = busybox_tar(daemon.dir.path());
     succeeded(
         &daemon

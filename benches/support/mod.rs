@@ -12,6 +12,21 @@ pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The rounds to run: `full` under `cargo bench`, 2 under `cargo test` (a smoke test, so that a
+/// benchmark cannot rot), once the executable under test is read back from disk and described.
+pub fn rounds(exe: &str, full: usize) -> usize {
+    let path = Path::new(exe);
+    as_read_from_disk(path);
+    println!(
+        "hookhost under test: {exe} ({}, read back from disk)",
+        linkage(path)
+    );
+    match std::env::args().any(|a| a == "--bench") {
+        true => full,
+        false => 2,
+    }
+}
+
 /// How long `cmd` takes to run to its end (stdout discarded); panics when it fails.
 pub fn timed(cmd: &mut Command) -> Duration {
     let started = Instant::now();

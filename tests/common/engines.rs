@@ -311,6 +311,26 @@ impl Dockerd {
         daemon
     }
 
+    /// A dockerd (with `extra` flags) whose `hookhost` runtime is the wrapper, installed by
+    /// `hookhost install docker` and reading `host`'s registry. Keep the wrapper while the
+    /// daemon runs.
+    pub fn with_hookhost(engines: Engines, host: &Host, extra: &[&str]) -> (Dockerd, Wrapper) {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
+        let daemon_json = dir.path().join("daemon.json");
+        fs::write(&daemon_json, r#"{"debug": false, "log-level": "warn"}"#).unwrap();
+        host.ok(&[
+            "install",
+            "docker",
+            "--daemon-json",
+            daemon_json.to_str().unwrap(),
+            "--runtime-path",
+            wrapper.path().to_str().unwrap(),
+        ]);
+        let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config(), extra);
+        (daemon, wrapper)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
