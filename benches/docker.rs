@@ -17,8 +17,8 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use common::engines::{Dockerd, Engines, busybox_tar};
-use common::{HOOKHOST, Host, example_wasm, succeeded, text};
+use common::engines::{Dockerd, Engines};
+use common::{HOOKHOST, Host, example_wasm, text};
 use support::{report, timed};
 
 /// The hooks, as registered: name and stage.
@@ -50,13 +50,6 @@ fn measure(host: &Host, engines: Engines, rounds: usize) {
     // Declared before the daemon, so dropped after it.
     let bridge = Bridge::new();
     let (daemon, _wrapper) = Dockerd::with_hookhost(engines, host, &["--bridge", &bridge.name]);
-    let tar = busybox_tar(daemon.dir.path());
-    succeeded(
-        &daemon
-            .docker(&["import", tar.to_str().unwrap(), "busybox"])
-            .output()
-            .unwrap(),
-    );
     let selection = format!("HOOKHOST_HOOKS={}", HOOKS.map(|(name, _)| name).join(","));
     let run = |runtime: &str| {
         let mut cmd = daemon.docker(&[

@@ -14,7 +14,7 @@ use std::process::{Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::engines::{Dockerd, Engines, busybox_tar, wait_for};
+use common::engines::{Dockerd, Engines, wait_for};
 use common::{Host, plan_files, succeeded, text, unique};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -81,13 +81,6 @@ fn docker_engine(engines: Engines) {
     let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     let host = Host::new();
     let (daemon, _wrapper) = Dockerd::with_hookhost(engines, &host, &[]);
-    let tar = busybox_tar(daemon.dir.path());
-    succeeded(
-        &daemon
-            .docker(&["import", tar.to_str().unwrap(), "busybox"])
-            .output()
-            .unwrap(),
-    );
     for d in ["/tmp/a", "/tmp/b", "/tmp/c"] {
         fs::create_dir_all(d).unwrap();
     }

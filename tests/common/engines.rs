@@ -312,8 +312,8 @@ impl Dockerd {
     }
 
     /// A dockerd (with `extra` flags) whose `hookhost` runtime is the wrapper, installed by
-    /// `hookhost install docker` and reading `host`'s registry. Keep the wrapper while the
-    /// daemon runs.
+    /// `hookhost install docker` and reading `host`'s registry, with the busybox rootfs
+    /// imported as the image `busybox`. Keep the wrapper while the daemon runs.
     pub fn with_hookhost(engines: Engines, host: &Host, extra: &[&str]) -> (Dockerd, Wrapper) {
         let dir = tempfile::tempdir().unwrap();
         let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
@@ -328,6 +328,12 @@ impl Dockerd {
             wrapper.path().to_str().unwrap(),
         ]);
         let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config(), extra);
+        let tar = busybox_tar(daemon.dir.path());
+        let import = daemon
+            .docker(&["import", tar.to_str().unwrap(), "busybox"])
+            .output()
+            .unwrap();
+        assert!(import.status.success(), "{}", text(&import.stderr));
         (daemon, wrapper)
     }
 
