@@ -15,20 +15,10 @@ mod support;
 use std::process::Command;
 
 use common::{Bundle, HOOKHOST, Host, example_wasm, unique};
-use support::{median, timed};
+use support::{median, report, timed};
 
 fn main() {
-    let rounds = if std::env::args().any(|a| a == "--bench") {
-        150
-    } else {
-        2
-    };
-    let path = std::path::Path::new(HOOKHOST);
-    support::as_read_from_disk(path);
-    println!(
-        "hookhost under test: {HOOKHOST} ({}, read back from disk)",
-        support::linkage(path)
-    );
+    let rounds = support::rounds(HOOKHOST, 150);
     let host = Host::new();
     let module = example_wasm("noop");
     host.ok(&[
@@ -59,13 +49,11 @@ fn main() {
         none.push(timed(&mut run(&plain)));
         one.push(timed(&mut run(&hooked)));
     }
-    let (n, o) = (median(none), median(one));
-    println!(
-        "hookhost-runtime run (no-op runtime) with one trivial WASM precreate hook vs none: \
-         {:.2} ms vs {:.2} ms, ratio {:.3}x, added {:.2} ms",
-        o.as_secs_f64() * 1e3,
-        n.as_secs_f64() * 1e3,
-        o.as_secs_f64() / n.as_secs_f64(),
-        (o.as_secs_f64() - n.as_secs_f64()) * 1e3
+    let added = median(one.clone()).as_secs_f64() - median(none.clone()).as_secs_f64();
+    report(
+        "hookhost-runtime run (no-op runtime) with one trivial WASM precreate hook vs none",
+        one,
+        none,
     );
+    println!("added by the precreate hook: {:.2} ms", added * 1e3);
 }

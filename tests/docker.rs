@@ -10,115 +10,17 @@ mod common;
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::engines::{Engines, Wrapper, busybox_tar, stop, wait_for};
+use common::engines::{Dockerd, Engines, wait_for};
 use common::{Host, plan_files, succeeded, text, unique};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// One Docker daemon at a time in this test binary: every one uses the default bridge.
 static ONE_DAEMON: Mutex<()> = Mutex::new(());
-
-/// A dockerd of our own.
-struct Dockerd {
-    dir: TempDir,
-    child: Child,
-    engines: Engines,
-    /// dockerd's major version.
-    major: u32,
-}
-
-impl Dockerd {
-    /// Starts dockerd with `daemon_json`, passing `HOOKHOST_CONFIG` to the runtimes it starts,
-    /// and waits (bounded) until it answers.
-    fn start(
-        engines: Engines,
-        dir: TempDir,
-        daemon_json: &Path,
-        hookhost_config: &Path,
-    ) -> Dockerd {
-        let major = engines.major_version("dockerd", 28);
-        let p = |name: &str| dir.path().join(name);
-        let log = fs::File::create(p("dockerd.log")).unwrap();
-        let child = Command::new(engines.require("dockerd"))
-            .arg("--data-root")
-            .arg(p("data"))
-            .arg("--exec-root")
-            .arg(p("exec"))
-            .arg("--host")
-            .arg(format!("unix://{}", p("docker.sock").display()))
-            .arg("--pidfile")
-            .arg(p("docker.pid"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--iptables=false",
-                "--ip-masq=false",
-            ])
-            .arg("--config-file")
-            .arg(daemon_json)
-            .env("HOOKHOST_CONFIG", hookhost_config)
-            .env("PATH", engines.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start dockerd");
-        let daemon = Dockerd {
-            dir,
-            child,
-            engines,
-            major,
-        };
-        wait_for("dockerd to answer", Duration::from_secs(60), || {
-            daemon
-                .docker(&["version"])
-                .output()
-                .unwrap()
-                .status
-                .success()
-        });
-        daemon
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn host_flag(&self) -> String {
-        format!("unix://{}", self.path("docker.sock").display())
-    }
-
-    /// The docker CLI, talking to this daemon, with its own config dir (for the plugin).
-    fn docker(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.engines.require("docker"));
-        cmd.env("DOCKER_CONFIG", self.path("docker-config"))
-            .env("PATH", self.engines.path())
-            .env_remove("DOCKER_HOST")
-            .arg("-H")
-            .arg(self.host_flag())
-            .args(args);
-        cmd
-    }
-
-    /// The config.json Docker handed to the runtime for a live container.
-    fn bundle_config(&self, id: &str) -> Value {
-        let file = self
-            .path("exec/containerd/daemon/io.containerd.runtime.v2.task/moby")
-            .join(id)
-            .join("config.json");
-        serde_json::from_slice(&fs::read(&file).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-    }
-}
 
 fn fails(out: Output) -> String {
     assert!(
@@ -178,26 +80,7 @@ fn docker_28() {
 fn docker_engine(engines: Engines) {
     let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     let host = Host::new();
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
-    let daemon_json = dir.path().join("daemon.json");
-    fs::write(&daemon_json, r#"{"debug": false, "log-level": "warn"}"#).unwrap();
-    host.ok(&[
-        "install",
-        "docker",
-        "--daemon-json",
-        daemon_json.to_str().unwrap(),
-        "--runtime-path",
-        wrapper.path().to_str().unwrap(),
-    ]);
-    let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config());
-    let tar = busybox_tar(daemon.dir.path());
-    succeeded(
-        &daemon
-            .docker(&["import", tar.to_str().unwrap(), "busybox"])
-            .output()
-            .unwrap(),
-    );
+    let (daemon, _wrapper) = Dockerd::with_hookhost(engines, &host, &[]);
     for d in ["/tmp/a", "/tmp/b", "/tmp/c"] {
         fs::create_dir_all(d).unwrap();
     }

@@ -101,6 +101,35 @@ fn poststart_runs_after_start_and_once() {
     );
 }
 
+/// A container with poststart hooks alone is found in runc's state file: its start asks the
+/// runtime for its state once, for the `running` state the hooks get (each ask is a runc run).
+#[test]
+fn a_poststart_only_start_asks_the_runtime_for_its_state_once() {
+    let calls = tempfile::NamedTempFile::new().unwrap();
+    let s = Setup::new();
+    let logging_runc = s.host.script(
+        "logging-runc",
+        &format!(
+            "echo \"$*\" >> {}\nexec runc \"$@\"",
+            calls.path().display()
+        ),
+    );
+    s.wrapper
+        .set_config(&json!({"runtime": logging_runc, "root": s.host.root()}));
+    let log = s.host.dir.path().join("poststart.log");
+    status_recorder(&s, "post", "poststart", &log);
+    let bundle = Bundle::new("sleep 30");
+    let c = Created::new(&s, &bundle, "post");
+    fs::write(calls.path(), "").unwrap();
+    ok(&c.start());
+    assert_eq!(lines(&log), ["post \"status\": \"running\""]);
+    let asked: Vec<String> = lines(calls.path())
+        .into_iter()
+        .filter(|call| call.contains(" state "))
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+}
+
 /// What runc 1.1 does by itself (the behaviour the wrapper corrects): a poststart hook
 /// injected without the wrapper runs during `runc create`. Newer runc runs it after start.
 #[test]

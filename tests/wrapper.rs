@@ -224,6 +224,37 @@ fn other_commands_pass_straight_through() {
     );
 }
 
+/// A container that nothing selects hooks for is its runtime's business alone: the wrapper
+/// neither rewrites its config.json nor holds it to hookhost's reading of the OCI schema (runc
+/// 1.1 runs a container naming a capability it does not know, with a warning). Once a hook is
+/// selected, hookhost must read the config to inject it, and refuses one it cannot.
+#[test]
+fn a_container_without_hooks_is_left_to_the_runtime_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Setup::new();
+    s.recorder("rec", &Bundle::new("true"), &[]);
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| {
+        c["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_NOT_YET_INVENTED".into())
+    });
+    let before = fs::read(bundle.config_file()).unwrap();
+    let inode = fs::metadata(bundle.config_file()).unwrap().ino();
+    ok(&s.run(&bundle, &unique("no-hooks")));
+    assert_eq!(fs::read(bundle.config_file()).unwrap(), before);
+    assert_eq!(
+        fs::metadata(bundle.config_file()).unwrap().ino(),
+        inode,
+        "config.json was rewritten"
+    );
+    assert!(common::plan_files(bundle.path()).is_empty());
+
+    bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "rec"}));
+    assert_refused(&s, &bundle, "is not a valid OCI runtime config");
+}
+
 #[test]
 fn a_broken_config_file_is_reported_in_the_log() {
     let s = Setup::new();

@@ -1,12 +1,33 @@
 //! What both benchmarks share: medians, and a description of the executable under test, so a
 //! figure is never read without knowing how hookhost was linked.
 
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long `cmd` took; it must succeed (its stderr is shown).
-#[allow(dead_code)] // not every benchmark runs commands
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The rounds to run: `full` under `cargo bench`, 2 under `cargo test` (a smoke test, so that a
+/// benchmark cannot rot), once the executable under test is read back from disk and described.
+pub fn rounds(exe: &str, full: usize) -> usize {
+    let path = Path::new(exe);
+    as_read_from_disk(path);
+    println!(
+        "hookhost under test: {exe} ({}, read back from disk)",
+        linkage(path)
+    );
+    match std::env::args().any(|a| a == "--bench") {
+        true => full,
+        false => 2,
+    }
+}
+
+/// How long `cmd` takes to run to its end (stdout discarded); panics when it fails.
 pub fn timed(cmd: &mut Command) -> Duration {
     let started = Instant::now();
     let status = cmd
@@ -19,9 +40,22 @@ pub fn timed(cmd: &mut Command) -> Duration {
     took
 }
 
-pub fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// Prints the medians of `a` and `b`, their ratio, and each one's quartiles (the spread).
+pub fn report(what: &str, a: Vec<Duration>, b: Vec<Duration>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let quartiles = |mut samples: Vec<Duration>| {
+        samples.sort();
+        let n = samples.len();
+        format!("{:.2}–{:.2}", ms(samples[n / 4]), ms(samples[n * 3 / 4]))
+    };
+    let (qa, qb) = (quartiles(a.clone()), quartiles(b.clone()));
+    let (ma, mb) = (median(a), median(b));
+    println!(
+        "{what}: {:.2} ms vs {:.2} ms, ratio {:.3}x (quartiles {qa} vs {qb} ms)",
+        ms(ma),
+        ms(mb),
+        ma.as_secs_f64() / mb.as_secs_f64()
+    );
 }
 
 /// "static, non-PIE", "dynamic, PIE", …, read from the ELF header: the dynamic loader and the

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -244,5 +244,131 @@ impl Setup {
         args.extend_from_slice(flags);
         args.extend([name, script.to_str().unwrap()]);
         self.host.ok(&args);
+    }
+}
+
+/// A dockerd of our own.
+pub struct Dockerd {
+    pub dir: TempDir,
+    child: Child,
+    pub engines: Engines,
+    /// dockerd's major version.
+    pub major: u32,
+}
+
+impl Dockerd {
+    /// Starts dockerd with `daemon_json` and `extra` flags, passing `HOOKHOST_CONFIG` to the
+    /// runtimes it starts, and waits (bounded) until it answers.
+    pub fn start(
+        engines: Engines,
+        dir: TempDir,
+        daemon_json: &Path,
+        hookhost_config: &Path,
+        extra: &[&str],
+    ) -> Dockerd {
+        let major = engines.major_version("dockerd", 28);
+        let p = |name: &str| dir.path().join(name);
+        let log = fs::File::create(p("dockerd.log")).unwrap();
+        let child = Command::new(engines.require("dockerd"))
+            .arg("--data-root")
+            .arg(p("data"))
+            .arg("--exec-root")
+            .arg(p("exec"))
+            .arg("--host")
+            .arg(format!("unix://{}", p("docker.sock").display()))
+            .arg("--pidfile")
+            .arg(p("docker.pid"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .arg("--config-file")
+            .arg(daemon_json)
+            .args(extra)
+            .env("HOOKHOST_CONFIG", hookhost_config)
+            .env("PATH", engines.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start dockerd");
+        let daemon = Dockerd {
+            dir,
+            child,
+            engines,
+            major,
+        };
+        wait_for("dockerd to answer", Duration::from_secs(60), || {
+            daemon
+                .docker(&["version"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        });
+        daemon
+    }
+
+    /// A dockerd (with `extra` flags) whose `hookhost` runtime is the wrapper, installed by
+    /// `hookhost install docker` and reading `host`'s registry, with the busybox rootfs
+    /// imported as the image `busybox`. Keep the wrapper while the daemon runs.
+    pub fn with_hookhost(engines: Engines, host: &Host, extra: &[&str]) -> (Dockerd, Wrapper) {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
+        let daemon_json = dir.path().join("daemon.json");
+        fs::write(&daemon_json, r#"{"debug": false, "log-level": "warn"}"#).unwrap();
+        host.ok(&[
+            "install",
+            "docker",
+            "--daemon-json",
+            daemon_json.to_str().unwrap(),
+            "--runtime-path",
+            wrapper.path().to_str().unwrap(),
+        ]);
+        let daemon = Dockerd::start(engines, dir, &daemon_json, &wrapper.config(), extra);
+        let tar = busybox_tar(daemon.dir.path());
+        let import = daemon
+            .docker(&["import", tar.to_str().unwrap(), "busybox"])
+            .output()
+            .unwrap();
+        assert!(import.status.success(), "{}", text(&import.stderr));
+        (daemon, wrapper)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn host_flag(&self) -> String {
+        format!("unix://{}", self.path("docker.sock").display())
+    }
+
+    /// The docker CLI, talking to this daemon, with its own config dir (for the plugin).
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.engines.require("docker"));
+        cmd.env("DOCKER_CONFIG", self.path("docker-config"))
+            .env("PATH", self.engines.path())
+            .env_remove("DOCKER_HOST")
+            .arg("-H")
+            .arg(self.host_flag())
+            .args(args);
+        cmd
+    }
+
+    /// The config.json Docker handed to the runtime for a live container.
+    pub fn bundle_config(&self, id: &str) -> Value {
+        let file = self
+            .path("exec/containerd/daemon/io.containerd.runtime.v2.task/moby")
+            .join(id)
+            .join("config.json");
+        serde_json::from_slice(&fs::read(&file).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
     }
 }

@@ -193,6 +193,9 @@ pub struct BundleConfig {
 pub const CONFIG_FILE: &str = "config.json";
 
 impl BundleConfig {
+    /// Reads the bundle's config.json, which must be JSON. It is not yet checked to be an OCI
+    /// config: [`BundleConfig::typed`] does that, and every edit ends with it. A container
+    /// that nothing selects hooks for is left to its runtime unread (`select`).
     pub fn load(bundle: &Path) -> Result<Self, InjectError> {
         let file = bundle.join(CONFIG_FILE);
         let bytes = std::fs::read(&file).map_err(|source| InjectError::Read {
@@ -204,7 +207,11 @@ impl BundleConfig {
                 file: file.clone(),
                 source,
             })?;
-        Self::from_doc(file, doc)
+        Ok(BundleConfig {
+            file,
+            doc,
+            private: false,
+        })
     }
 
     /// A config.json document already read from `file`; refused unless it is an OCI config.
@@ -220,10 +227,19 @@ impl BundleConfig {
 
     /// The typed view, for reads and validation.
     pub fn typed(&self) -> Result<oci_spec::runtime::Spec, InjectError> {
-        serde_json::from_value(self.doc.clone()).map_err(|source| InjectError::NotOci {
+        use serde::Deserialize;
+        oci_spec::runtime::Spec::deserialize(&self.doc).map_err(|source| InjectError::NotOci {
             file: self.file.clone(),
             source,
         })
+    }
+
+    /// Whether `annotations` has `key`, whatever its value.
+    pub fn has_annotation(&self, key: &str) -> bool {
+        self.doc
+            .pointer("/annotations")
+            .and_then(Value::as_object)
+            .is_some_and(|annotations| annotations.contains_key(key))
     }
 
     fn bundle_dir(&self) -> &Path {

@@ -63,6 +63,11 @@ pub struct Container<'a> {
 
 /// Selects and injects; config.json is only written when something changed, atomically, and
 /// never when selection fails.
+///
+/// A container without hooks costs a read of its config.json and of the registry's `global/`
+/// (see [`select::select`]): nothing is written, and the state directory is not checked,
+/// since no hook of it will run or record a run. With hooks, the state directory must be able
+/// to record their runs before the container may start (fail closed).
 pub fn prepare(
     bundle: &Path,
     sources: &Sources,

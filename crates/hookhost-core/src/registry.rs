@@ -112,10 +112,12 @@ impl Registry {
         let paths = Paths::new(root);
         let old_layout = has_old_layout(&paths);
         let global = paths.global_dir();
+        let root = paths.root();
+        fsutil::create_dir_all(root, 0o700).map_err(io_err("create directory", root))?;
+        fsutil::check_trusted_path(root)?;
         // `global/` before `hooks/`: a registry with `hooks/` and no `global/` is an old one,
         // so `global/` is left to the upgrade there.
         for dir in [
-            paths.root().to_path_buf(),
             global.clone(),
             paths.hooks_dir(),
             paths.modules_dir(),
@@ -125,7 +127,8 @@ impl Registry {
                 continue;
             }
             fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
-            fsutil::check_trusted_path(&dir)?;
+            // In the root just checked: the directory itself (or, if a symlink, its target).
+            fsutil::check_trusted_entry(&dir)?;
         }
         let mut registry = Registry { paths, old_layout };
         if old_layout {
@@ -760,6 +763,19 @@ mod tests {
         let err = Registry::open(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("its group") && err.contains("chmod go-w"),
+            "{err}"
+        );
+        fs::set_permissions(&hooks_dir, fs::Permissions::from_mode(0o700)).unwrap();
+
+        // A directory of the registry that is a symlink is checked where it leads.
+        let shared = tempfile::tempdir().unwrap();
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let modules = reg.paths().modules_dir();
+        fs::remove_dir(&modules).unwrap();
+        std::os::unix::fs::symlink(shared.path(), &modules).unwrap();
+        let err = Registry::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&shared.path().display().to_string()) && err.contains("other users"),
             "{err}"
         );
     }

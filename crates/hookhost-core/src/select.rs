@@ -168,7 +168,7 @@ impl<'a> Sources<'a> {
 /// With `selectFromEnv` off, selection variables stay in the container's environment,
 /// unread; a warning says they were ignored.
 fn ignore_env_selection(config: &BundleConfig, selected: &mut Selected) {
-    for name in [HOOKS_ENV, HOOK_SPEC_ENV] {
+    for name in SELECTION_ENV {
         if config.process_env(name).is_some() {
             selected.warnings.push(format!(
                 "{name} in the container's environment was ignored: the config file sets \
@@ -205,8 +205,43 @@ pub struct EnvSelection {
     spec: Option<String>,
 }
 
+impl EnvSelection {
+    fn is_empty(&self) -> bool {
+        self.hooks.is_none() && self.spec.is_none()
+    }
+}
+
+impl CommandLine<'_> {
+    fn is_empty(&self) -> bool {
+        self.add_hooks.is_empty() && self.spec.is_none()
+    }
+}
+
+/// The annotations and `process.env` variables with which a container selects its hooks.
+const SELECTION_ANNOTATIONS: [&str; 3] = [
+    HOOKS_ANNOTATION,
+    SANDBOX_HOOKS_ANNOTATION,
+    HOOK_SPEC_ANNOTATION,
+];
+const SELECTION_ENV: [&str; 2] = [HOOKS_ENV, HOOK_SPEC_ENV];
+
+/// Whether the container's config names a selection (whatever its value).
+fn names_selection(config: &BundleConfig) -> bool {
+    SELECTION_ANNOTATIONS
+        .iter()
+        .any(|key| config.has_annotation(key))
+        || SELECTION_ENV
+            .iter()
+            .any(|name| config.process_env(name).is_some())
+}
+
 /// Selects the container's hooks from every source; removes the selection variables from
 /// `process.env`.
+///
+/// When no source can select anything (no global hook registered, no hooks.d directory, no
+/// selection in the container's config or on the command line), the selection is empty and
+/// config.json is not checked against the OCI schema: the wrapper then leaves the container
+/// to its runtime as if it were not there, which is what most containers cost.
 pub fn select(
     config: &mut BundleConfig,
     sources: &Sources,
@@ -232,6 +267,19 @@ fn select_with(
     command_line: &CommandLine,
     taken: Option<EnvSelection>,
 ) -> Result<Selected, SelectError> {
+    let mut selected = Selected::default();
+    let global = match sources.registry {
+        Some(registry) => global_hooks(&mut selected, registry)?,
+        None => Vec::new(),
+    };
+    if global.is_empty()
+        && sources.hooks_dirs.is_empty()
+        && command_line.is_empty()
+        && !names_selection(config)
+        && taken.as_ref().is_none_or(EnvSelection::is_empty)
+    {
+        return Ok(selected);
+    }
     let spec = config.typed()?;
     let facts = ContainerFacts::from_spec(&spec);
     let annotation = |key: &str| {
@@ -240,9 +288,10 @@ fn select_with(
             .and_then(|a| a.get(key))
             .cloned()
     };
-    let mut selected = Selected::default();
-    if let Some(registry) = sources.registry {
-        add_global(&mut selected, registry, &facts)?;
+    for hook in global {
+        if hook.when.as_ref().is_some_and(|w| w.matches(&facts)) {
+            selected.plan.push_registered(&hook, &[]);
+        }
     }
     add_hooksd(&mut selected, sources, &facts)?;
 
@@ -347,23 +396,18 @@ pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerP
     Ok(plan)
 }
 
-fn add_global(
+/// The registry's global hooks; entries that cannot be used become warnings.
+fn global_hooks(
     selected: &mut Selected,
     registry: &Registry,
-    facts: &ContainerFacts,
-) -> Result<(), SelectError> {
+) -> Result<Vec<crate::hook::Hook>, SelectError> {
     let (hooks, errors) = registry.global_hooks()?;
     selected.warnings.extend(
         errors
             .iter()
             .map(|e| format!("global hook skipped: {}", crate::error_chain(e))),
     );
-    for hook in hooks {
-        if hook.when.as_ref().is_some_and(|w| w.matches(facts)) {
-            selected.plan.push_registered(&hook, &[]);
-        }
-    }
-    Ok(())
+    Ok(hooks)
 }
 
 fn add_hooksd(

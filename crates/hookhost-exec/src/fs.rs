@@ -124,6 +124,16 @@ pub fn check_trusted_path(path: &Path) -> Result<(), Untrusted> {
     Ok(())
 }
 
+/// [`check_trusted_path`] for an entry of a directory that already passed it: the entry's
+/// own metadata when it is not a symlink (its parents are that directory's, checked), else
+/// the symlink's target all the way up. One `lstat` instead of a walk to `/`.
+pub fn check_trusted_entry(path: &Path) -> Result<(), Untrusted> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_symlink() => check_trusted_meta(path, &meta),
+        _ => check_trusted_path(path),
+    }
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -159,6 +169,35 @@ mod tests {
         // …unless it is sticky, like /tmp.
         fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
         check_trusted_path(&file).unwrap();
+    }
+
+    #[test]
+    fn an_entry_is_checked_itself_and_a_symlinked_one_all_the_way_up() {
+        let dir = tempfile::tempdir().unwrap();
+        check_trusted_path(dir.path()).unwrap();
+        let entry = dir.path().join("global");
+        fs::create_dir(&entry).unwrap();
+        check_trusted_entry(&entry).unwrap();
+        fs::set_permissions(&entry, Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_entry(&entry).unwrap_err().to_string();
+        assert!(
+            err.contains("other users") && err.contains("chmod go-w"),
+            "{err}"
+        );
+
+        // A symlinked entry is as trusted as where it leads: here, a directory inside one
+        // that others may write.
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::set_permissions(elsewhere.path(), Permissions::from_mode(0o777)).unwrap();
+        let target = elsewhere.path().join("d");
+        fs::create_dir(&target).unwrap();
+        let link = dir.path().join("hooks");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = check_trusted_entry(&link).unwrap_err().to_string();
+        assert!(
+            err.contains(&elsewhere.path().display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Every other `start` goes straight to the runtime. Deciding that costs one read of the
 //! runtime's state file (runc: `ROOT/ID/state.json`, which keeps the annotations as labels)
 //! and a search for the annotation's name; a runtime whose state is kept elsewhere is asked
-//! with `RUNTIME state ID`, so no container's start hooks are ever skipped.
+//! with `RUNTIME state ID`, so no container's start hooks are ever skipped. The runtime is
+//! asked for the `created` state only for startRuntime hooks: a container with poststart hooks
+//! alone is found in the state file's labels, and its runtime asked once, for the `running`
+//! state its hooks get.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -74,7 +77,11 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
     let Some(id) = call.id.as_deref() else {
         return Ok(Start::PassThrough);
     };
-    if !may_have_start_hooks(call, id) {
+    let state_file = runc_state_file(call, id);
+    if state_file
+        .as_deref()
+        .is_some_and(|bytes| !contains(bytes, format!("\"{START_ANNOTATION}=").as_bytes()))
+    {
         return Ok(Start::PassThrough);
     }
     let runtime = Runtime {
@@ -82,14 +89,10 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
         globals: &args[..call.globals.min(args.len())],
         id,
     };
-    let (state, calls) = match runtime.start_calls()? {
-        Some(found) => found,
-        None => return Ok(Start::PassThrough),
-    };
     let mut warnings = Vec::new();
-    if let Some(call) = calls.call(Stage::StartRuntime) {
-        warnings.extend(runtime.run_or_kill(call, &state)?);
-    }
+    let Some(calls) = runtime.before_start(state_file.as_deref(), &mut warnings)? else {
+        return Ok(Start::PassThrough);
+    };
     let status = Command::new(runtime.path)
         .args(args)
         .status()
@@ -101,19 +104,29 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
     Ok(Start::Ran { status, warnings })
 }
 
-/// False only when the runtime's state file is there and does not name the annotation.
-fn may_have_start_hooks(call: &RuncCall, id: &str) -> bool {
+/// runc's state file of the container (`ROOT/ID/state.json`), when there is one.
+fn runc_state_file(call: &RuncCall, id: &str) -> Option<Vec<u8>> {
+    if id.contains('/') || id.starts_with('.') {
+        return None;
+    }
     let root = call
         .root
         .clone()
         .unwrap_or_else(|| PathBuf::from(RUNC_DEFAULT_ROOT));
-    if id.contains('/') || id.starts_with('.') {
-        return true;
-    }
-    match std::fs::read(root.join(id).join("state.json")) {
-        Ok(bytes) => contains(&bytes, format!("\"{START_ANNOTATION}=").as_bytes()),
-        Err(_) => true,
-    }
+    std::fs::read(root.join(id).join("state.json")).ok()
+}
+
+/// The stages a runc state file's labels (the container's annotations, as `KEY=VALUE`) name
+/// in the [`START_ANNOTATION`]; none when the file does not read that way.
+fn labelled_calls(state_file: &[u8]) -> Option<StartCalls> {
+    let state: serde_json::Value = serde_json::from_slice(state_file).ok()?;
+    let prefix = format!("{START_ANNOTATION}=");
+    let value = state
+        .pointer("/config/labels")?
+        .as_array()?
+        .iter()
+        .find_map(|label| label.as_str()?.strip_prefix(&prefix))?;
+    StartCalls::decode(value)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -176,6 +189,28 @@ impl Runtime<'_> {
             value: value.to_string(),
         })?;
         Ok(Some((json, calls)))
+    }
+
+    /// The stages to run at start, once startRuntime ran (with the `created` state the runtime
+    /// reports). Poststart alone is found in runc's `state_file` without asking the runtime.
+    fn before_start(
+        &self,
+        state_file: Option<&[u8]>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<StartCalls>, StartError> {
+        let labelled = state_file
+            .and_then(labelled_calls)
+            .filter(|calls| calls.call(Stage::StartRuntime).is_none());
+        if labelled.is_some() {
+            return Ok(labelled);
+        }
+        let Some((created, calls)) = self.start_calls()? else {
+            return Ok(None);
+        };
+        if let Some(call) = calls.call(Stage::StartRuntime) {
+            warnings.extend(self.run_or_kill(call, &created)?);
+        }
+        Ok(Some(calls))
     }
 
     /// Runs a stage with the container's `state_json`; a failure kills the container, as runc
