@@ -49,6 +49,8 @@ fn main() {
         none.push(timed(&mut run(&plain)));
         one.push(timed(&mut run(&hooked)));
     }
+    let runs = host.ok(&["events", "--format", "json"]).lines().count();
+    assert_eq!(runs, rounds + 1, "the precreate hook ran once per hooked run");
     let added = median(one.clone()).as_secs_f64() - median(none.clone()).as_secs_f64();
     report(
         "hookhost-runtime run (no-op runtime) with one trivial WASM precreate hook vs none",
