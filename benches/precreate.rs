@@ -50,7 +50,11 @@ fn main() {
         one.push(timed(&mut run(&hooked)));
     }
     let runs = host.ok(&["events", "--format", "json"]).lines().count();
-    assert_eq!(runs, rounds + 1, "the precreate hook ran once per hooked run");
+    assert_eq!(
+        runs,
+        rounds + 1,
+        "the precreate hook ran once per hooked run"
+    );
     let added = median(one.clone()).as_secs_f64() - median(none.clone()).as_secs_f64();
     report(
         "hookhost-runtime run (no-op runtime) with one trivial WASM precreate hook vs none",

@@ -11,8 +11,9 @@
 //! and a search for the annotation's name; a runtime whose state is kept elsewhere is asked
 //! with `RUNTIME state ID`, so no container's start hooks are ever skipped. The runtime is
 //! asked for the `created` state only for startRuntime hooks: a container with poststart hooks
-//! alone is found in the state file's labels, and its runtime asked once, for the `running`
-//! state its hooks get.
+//! alone is found in the state file's labels, and the `running` state its hooks get is built
+//! from the same file as `runc state` builds it (each ask is a runc run, ~6 ms); a runtime
+//! without that file is asked.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,10 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
         .status()
         .map_err(|source| runtime.spawn_error("start", source))?;
     if let (true, Some(call)) = (status.success(), calls.call(Stage::Poststart)) {
-        let (running, _) = runtime.state()?;
+        let running = match state_file.as_deref().and_then(|f| running_state(f, id)) {
+            Some(state) => state,
+            None => runtime.state()?.0,
+        };
         warnings.extend(runtime.run_or_kill(call, &running)?);
     }
     Ok(Start::Ran { status, warnings })
@@ -127,6 +131,35 @@ fn labelled_calls(state_file: &[u8]) -> Option<StartCalls> {
         .iter()
         .find_map(|label| label.as_str()?.strip_prefix(&prefix))?;
     StartCalls::decode(value)
+}
+
+/// The OCI state of a container its runtime just started, from runc's state file as `runc
+/// state` builds it (the init's pid, the bundle and the annotations from the labels), with the
+/// status `running`; `None` when the file does not read that way (then the runtime is asked).
+fn running_state(state_file: &[u8], id: &str) -> Option<Vec<u8>> {
+    let file: serde_json::Value = serde_json::from_slice(state_file).ok()?;
+    let pid = file.get("init_process_pid")?.as_i64()?;
+    let mut bundle = None;
+    let mut annotations = std::collections::BTreeMap::new();
+    for label in file.pointer("/config/labels")?.as_array()? {
+        let (key, value) = label.as_str()?.split_once('=')?;
+        match (key, &bundle) {
+            ("bundle", None) => bundle = Some(PathBuf::from(value)),
+            _ => {
+                annotations.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    let state = State {
+        oci_version: file.pointer("/config/version")?.as_str()?.to_string(),
+        id: id.to_string(),
+        status: Stage::Poststart.status().to_string(),
+        pid: Some(pid),
+        bundle: bundle?,
+        annotations,
+        extra: serde_json::Map::new(),
+    };
+    serde_json::to_vec(&state).ok()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
