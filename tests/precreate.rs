@@ -33,6 +33,19 @@ fn python_hook(host: &Host, name: &str, code: &str) -> String {
         .to_string()
 }
 
+/// Registers `program` as the precreate hook `name` granted `grants` (`--may-adjust`).
+fn register(host: &Host, name: &str, grants: &str, program: &str) {
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        grants,
+        name,
+        program,
+    ]);
+}
+
 fn select(bundle: &Bundle, hooks: &str) {
     bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": hooks}));
 }
@@ -50,15 +63,7 @@ fn events(host: &Host) -> Vec<Value> {
 fn a_granted_native_precreate_hook_shapes_the_container_through_the_wrapper() {
     let s = Setup::new();
     let script = add_env_script(&s.host, "greet", "GREETING=hello from precreate");
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GREETING",
-        "greet",
-        &script,
-    ]);
+    register(&s.host, "greet", "env=GREETING", &script);
     let inspect = s.host.ok(&["inspect", "greet"]);
     assert!(inspect.contains("\"MayAdjust\": [\n"), "{inspect}");
     assert!(inspect.contains("\"env=GREETING\""), "{inspect}");
@@ -90,29 +95,13 @@ fn edits_outside_the_grants_refuse_the_container() {
         "c[\"mounts\"].append({\"destination\": \"/opt/gpu\", \"type\": \"bind\", \
          \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]})",
     );
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GPU_*",
-        "mounter",
-        &mount,
-    ]);
+    register(&s.host, "mounter", "env=GPU_*", &mount);
     let args = python_hook(
         &s.host,
         "argser",
         "c[\"process\"][\"args\"] = [\"sh\", \"-c\", \"echo evil\"]",
     );
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env",
-        "argser",
-        &args,
-    ]);
+    register(&s.host, "argser", "env", &args);
     let policy = python_hook(&s.host, "policy", "c[\"hostname\"] = \"changed\"");
     s.host
         .ok(&["create", "--type", "precreate", "policy", &policy]);
@@ -161,25 +150,9 @@ fn conflicting_precreate_hooks_refuse_the_container_naming_both() {
          e.startswith(\"GPU_VISIBLE=\")] + [\"GPU_VISIBLE=1\"]",
     );
     for (name, path) in [("first", &first), ("second", &second)] {
-        s.host.ok(&[
-            "create",
-            "--type",
-            "precreate",
-            "--may-adjust",
-            "env=GPU_*",
-            name,
-            path,
-        ]);
+        register(&s.host, name, "env=GPU_*", path);
     }
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "all",
-        "override",
-        &second,
-    ]);
+    register(&s.host, "override", "all", &second);
     let bundle = Bundle::new("echo \"$GPU_VISIBLE\"");
     select(&bundle, "first,second");
     let out = s.run(&bundle, &unique("conflict"));
@@ -208,15 +181,7 @@ fn a_precreate_edit_can_select_further_hooks() {
         "selector",
         "c[\"annotations\"][\"io.hookhost.hooks\"] += \",late\"",
     );
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "annotations=io.hookhost.*",
-        "selector",
-        &selector,
-    ]);
+    register(&s.host, "selector", "annotations=io.hookhost.*", &selector);
     s.recorder("late", &marker, &["--type", "createRuntime"]);
     select(&marker, "selector");
     let out = s.run(&marker, &unique("chain"));
@@ -348,15 +313,7 @@ fn exported_precreate_hooks_and_their_grants_work_under_podman() {
 fn inject_and_try_show_what_a_precreate_hook_changed() {
     let host = Host::new();
     let script = add_env_script(&host, "gpu", "GPU_VISIBLE=0");
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GPU_*",
-        "gpu",
-        &script,
-    ]);
+    register(&host, "gpu", "env=GPU_*", &script);
     let bundle = Bundle::new("true");
     let out = host.inject(&bundle, &["gpu"]);
     assert!(out.contains("precreate: gpu"), "{out}");
@@ -498,15 +455,7 @@ fn deny_privileged_refuses_before_anything_is_created() {
 fn apply_keeps_precreate_grants() {
     let host = Host::new();
     let script = add_env_script(&host, "greet", "GREETING=hi");
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GREETING",
-        "greet",
-        &script,
-    ]);
+    register(&host, "greet", "env=GREETING", &script);
     let shown = host.ok(&["inspect", "greet"]);
     let other = Host::new();
     let file = other.dir.path().join("hooks.json");
