@@ -471,3 +471,32 @@ fn apply_keeps_precreate_grants() {
     let err = other.fails(&["apply", "-f", file.to_str().unwrap()]);
     assert!(err.contains("unknown --may-adjust area \"envv\""), "{err}");
 }
+
+/// A precreate hook selected only by another precreate hook's edit does not run, and the
+/// warning says why, in one readable sentence.
+#[test]
+fn a_precreate_hook_selected_by_an_edit_does_not_run_and_says_so() {
+    let host = Host::new();
+    let selector = python_hook(
+        &host,
+        "selector",
+        "c[\"annotations\"][\"io.hookhost.hooks\"] = \"late\"",
+    );
+    register(&host, "selector", "annotations=io.hookhost.*", &selector);
+    let late = add_env_script(&host, "late", "LATE=1");
+    register(&host, "late", "env=LATE", &late);
+    let bundle = Bundle::new("true");
+    select(&bundle, "selector");
+    let out = host.run(&["inject", "--bundle", bundle.path_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "Warning: precreate hook late was selected by a precreate hook's edit and did not \
+             run: precreate hooks are selected from the config as proposed\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let env = bundle.config()["process"]["env"].to_string();
+    assert!(!env.contains("LATE"), "{env}");
+}

@@ -137,7 +137,8 @@ fn reselect(
         .unwrap_or_default();
     for hook in late.iter().filter(|h| !ran.contains(h)) {
         again.warnings.push(format!(
-            "precreate hook {} was selected by a precreate hook's edit and did not run:              precreate hooks are selected from the config as proposed",
+            "precreate hook {} was selected by a precreate hook's edit and did not run: \
+             precreate hooks are selected from the config as proposed",
             hook.name
         ));
     }
