@@ -500,3 +500,20 @@ fn a_precreate_hook_selected_by_an_edit_does_not_run_and_says_so() {
     let env = bundle.config()["process"]["env"].to_string();
     assert!(!env.contains("LATE"), "{env}");
 }
+
+/// `try` of a precreate hook that refuses: its stderr is shown once, and the config it was
+/// given is not echoed back as output.
+#[test]
+fn try_shows_a_refusing_precreate_hooks_reason_once() {
+    let host = Host::new();
+    let deny = host.script(
+        "deny.sh",
+        "cat >/dev/null; echo 'no GPUs today' >&2; exit 3",
+    );
+    register(&host, "deny", "env", deny.to_str().unwrap());
+    let out = host.run(&["try", "deny"]);
+    assert!(!out.status.success());
+    let shown = text(&out.stdout);
+    assert_eq!(shown.matches("no GPUs today").count(), 1, "{shown}");
+    assert!(shown.contains("exit status 3"), "{shown}");
+}

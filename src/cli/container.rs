@@ -290,22 +290,18 @@ fn try_precreate(
         "a precreate hook gets config.json, not the OCI state: give --bundle DIR (its \
          config.json) or nothing for a sample one"
     );
-    let sample = match &args.bundle {
-        Some(_) => None,
+    // The sample bundle lives until the hook has run.
+    let (bundle, _sample) = match &args.bundle {
+        Some(dir) => (std::path::absolute(dir)?, None),
         None => {
-            Some(hookhost_core::bundle::sample_bundle().context("cannot make a sample bundle")?)
-        }
-    };
-    let bundle = match (&args.bundle, &sample) {
-        (Some(dir), _) => std::path::absolute(dir)?,
-        (None, Some(dir)) => {
+            let dir =
+                hookhost_core::bundle::sample_bundle().context("cannot make a sample bundle")?;
             eprintln!(
                 "(no --bundle given: the hook gets the config.json of a sample bundle at {})",
                 dir.path().display()
             );
-            dir.path().to_path_buf()
+            (dir.path().to_path_buf(), Some(dir))
         }
-        (None, None) => unreachable!("a sample is made when no bundle is given"),
     };
     let config = hookhost_core::bundle::BundleConfig::load(&bundle)?;
     let input = serde_json::to_vec(&config.doc)?;
@@ -322,21 +318,23 @@ fn try_precreate(
         output_limit: hookhost_core::precreate::MAX_CONFIG_BYTES,
     };
     let outcome = exec::run(hook, &ctx);
-    let Ok(out) = &outcome else {
-        return Ok(print_try(hook, Stage::Precreate, outcome));
+    let out = match outcome {
+        // A refusal: its stderr and status, not the config it was given back.
+        Ok(out) if !out.success() => {
+            let out = Outcome {
+                stdout: Vec::new(),
+                ..out
+            };
+            return Ok(print_try(hook, Stage::Precreate, Ok(out)));
+        }
+        Ok(out) => out,
+        Err(e) => return Ok(print_try(hook, Stage::Precreate, Err(e))),
     };
     if !out.stderr.is_empty() {
         let text = hookhost_exec::printable(&String::from_utf8_lossy(&out.stderr));
         println!("--- stderr\n{}", text.trim_end());
     }
-    if !out.success() {
-        let out = Outcome {
-            stdout: Vec::new(),
-            ..out.clone()
-        };
-        return Ok(print_try(hook, Stage::Precreate, Ok(out)));
-    }
-    match hookhost_core::precreate::check_one(hook, &config.doc, out) {
+    match hookhost_core::precreate::check_one(hook, &config.doc, &out) {
         Ok((after, changes)) => {
             println!("--- changes");
             if changes.is_empty() {
