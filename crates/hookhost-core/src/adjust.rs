@@ -626,7 +626,8 @@ pub struct Owners(HashMap<Field, String>);
 /// A later hook changed what an earlier one set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    pub field: Field,
+    /// The later hook's change.
+    pub change: Change,
     pub earlier: String,
     pub later: String,
 }
@@ -639,7 +640,7 @@ impl Owners {
             match self.0.get(&change.field) {
                 Some(earlier) if earlier != hook && !all => {
                     return Err(Conflict {
-                        field: change.field.clone(),
+                        change: change.clone(),
                         earlier: earlier.clone(),
                         later: hook.to_string(),
                     });

@@ -60,19 +60,14 @@ impl Edited {
     }
 }
 
-/// Runs `hooks` in order, each on the document the one before returned.
+/// Runs `hooks` in order, each on the document the one before returned. The caller has made
+/// sure their runs can be recorded (precreate is a fatal stage).
 pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<Edited, StageError> {
     let events_file = Paths::new(at.root).events_file();
     let trail = Trail {
         file: &events_file,
         max_size: at.events_max_size,
     };
-    if !hooks.is_empty() {
-        events::check_recordable(&events_file).map_err(|source| StageError::Unrecorded {
-            stage: Stage::Precreate,
-            source,
-        })?;
-    }
     let state = State {
         id: at.container.to_string(),
         bundle: at.bundle.map(Path::to_path_buf).unwrap_or_default(),
@@ -142,17 +137,17 @@ fn check_output(
              config.json on stdout, or nothing to leave it unchanged"
         ))
     })?;
-    let typed: Result<oci_spec::runtime::Spec, _> = serde_json::from_value(after.clone());
-    if let Err(e) = typed.as_ref().map_err(ToString::to_string).and_then(|_| {
-        after
-            .is_object()
-            .then_some(())
-            .ok_or_else(|| "not an object".to_string())
-    }) {
-        return Err(output(format!(
-            "its output is not a valid OCI runtime config: {e}"
-        )));
+    let not_oci = |reason: String| {
+        output(format!(
+            "its output is not a valid OCI runtime config: {reason}"
+        ))
+    };
+    // serde would also read a struct from a JSON array.
+    if !after.is_object() {
+        return Err(not_oci("not an object".into()));
     }
+    serde_json::from_value::<oci_spec::runtime::Spec>(after.clone())
+        .map_err(|e| not_oci(e.to_string()))?;
     let changes = adjust::diff(before, &after);
     check_grants(hook.spec.may_adjust.as_ref(), &changes)?;
     let all = hook.spec.may_adjust.as_ref().is_some_and(MayAdjust::is_all);
@@ -160,14 +155,10 @@ fn check_output(
         .record(&hook.name, &changes, all)
         .map_err(|c| Rejected {
             reason: format!(
-                "it {kind} {field}, which precreate hook {earlier} set before it: conflicting \
-                 edits refuse the container (register {later} with --may-adjust all to let it \
+                "it {change}, which precreate hook {earlier} set before it: conflicting edits \
+                 refuse the container (register {later} with --may-adjust all to let it \
                  override others)",
-                kind = changes
-                    .iter()
-                    .find(|ch| ch.field == c.field)
-                    .map_or(adjust::ChangeKind::Changed, |ch| ch.kind),
-                field = c.field,
+                change = c.change,
                 earlier = c.earlier,
                 later = c.later,
             ),
@@ -219,6 +210,13 @@ pub fn run_call(
         .stages
         .get(&Stage::Precreate)
         .map_or(&[][..], Vec::as_slice);
+    if !hooks.is_empty() {
+        let events_file = Paths::new(&plan.root).events_file();
+        events::check_recordable(&events_file).map_err(|source| StageError::Unrecorded {
+            stage: Stage::Precreate,
+            source,
+        })?;
+    }
     let at = Precreate {
         root: &plan.root,
         events_max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),

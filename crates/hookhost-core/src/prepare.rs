@@ -83,8 +83,12 @@ pub fn prepare(
         .remove(&Stage::Precreate)
         .unwrap_or_default();
     let mut injected = Injected::default();
-    if !precreate.is_empty() {
+    // Every hook of the container (precreate hooks, and those they may select) records its
+    // runs: checked once, before any runs.
+    if !precreate.is_empty() || !selected.plan.is_empty() {
         check_state_dir(&call.root)?;
+    }
+    if !precreate.is_empty() {
         let at = Precreate {
             root: &call.root,
             events_max_size: call.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
@@ -100,7 +104,8 @@ pub fn prepare(
             precreate.iter().map(|h| h.name.clone()).collect(),
         ));
         if edited.changed() {
-            config = BundleConfig::from_doc(config.file.clone(), edited.doc)?;
+            // Each hook's output was checked as an OCI config (precreate::run_chain).
+            config.doc = edited.doc;
             selected = reselect(&mut config, sources, command_line, &selected, &precreate)?;
             selected.env_changed = true;
         }
@@ -111,7 +116,6 @@ pub fn prepare(
         .extend(std::mem::take(&mut selected.warnings));
     injected.stages.extend(selected.plan.names());
     if !selected.plan.is_empty() {
-        check_state_dir(&call.root)?;
         config.inject(&selected.plan, call)?;
     }
     if !selected.plan.is_empty() || selected.env_changed {

@@ -306,12 +306,9 @@ fn select_with(
             EnvSelection::default()
         }
     };
-    selected.env_changed = env.hooks.is_some() || env.spec.is_some();
-    selected.env = env.clone();
-    let EnvSelection {
-        hooks: env_hooks,
-        spec: env_spec,
-    } = env;
+    selected.env_changed = !env.is_empty();
+    let (env_hooks, env_spec) = (env.hooks.clone(), env.spec.clone());
+    selected.env = env;
     let is_sandbox = SANDBOX_MARKS
         .iter()
         .any(|(key, value)| annotation(key).as_deref() == Some(value));

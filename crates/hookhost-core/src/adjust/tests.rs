@@ -188,7 +188,7 @@ fn a_later_hook_changing_what_an_earlier_one_set_conflicts_unless_granted_all() 
     let conflict = owners.record("second", &again, false).unwrap_err();
     assert_eq!(conflict.earlier, "first");
     assert_eq!(conflict.later, "second");
-    assert_eq!(conflict.field, Field::Env("GPU_VISIBLE".into()));
+    assert_eq!(conflict.change, again[0]);
     owners.record("admin", &again, true).unwrap();
     let other = [change(Field::Env("OTHER".into()), ChangeKind::Added)];
     owners.record("second", &other, false).unwrap();
