@@ -378,33 +378,39 @@ impl Change {
 /// The value a field has in a document, as compact JSON (`null` when absent); the entries
 /// with that key for a keyed list.
 fn value_of(doc: &Value, field: &Field) -> String {
-    let keyed = |pointer: &str, key: &str, read: fn(&Value) -> String| {
-        let entries: Vec<&Value> = doc
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter(|e| read(e) == key).collect())
+    let json = |value: Option<&Value>| value.map_or("null".into(), Value::to_string);
+    if let Some((keyed, key)) = keyed_of(field) {
+        let entries = grouped(doc.pointer(keyed.pointer), keyed.key)
+            .into_iter()
+            .find_map(|(k, entries)| (k == key).then_some(entries))
             .unwrap_or_default();
-        match entries.as_slice() {
-            [] => "null".to_string(),
+        return match entries.as_slice() {
             [one] => one.to_string(),
+            [] => json(None),
             many => serde_json::to_string(many).expect("JSON values serialise"),
-        }
-    };
-    let at = |pointer: &str| doc.pointer(pointer).map_or("null".into(), Value::to_string);
-    match field {
-        Field::Env(k) => keyed(KEYED[0].pointer, k, KEYED[0].key),
-        Field::Mount(k) => keyed(KEYED[1].pointer, k, KEYED[1].key),
-        Field::Device(k) => keyed(KEYED[2].pointer, k, KEYED[2].key),
-        Field::Annotation(k) => doc
-            .pointer(ANNOTATIONS)
-            .and_then(|a| a.get(k))
-            .map_or("null".into(), Value::to_string),
-        Field::Other(pointer) => at(pointer),
-        whole => WHOLE
-            .iter()
-            .find(|(_, f)| f == whole)
-            .map_or("null".into(), |(pointer, _)| at(pointer)),
+        };
     }
+    match field {
+        Field::Annotation(k) => json(doc.pointer(ANNOTATIONS).and_then(|a| a.get(k))),
+        Field::Other(pointer) => json(doc.pointer(pointer)),
+        whole => json(
+            WHOLE
+                .iter()
+                .find(|(_, f)| f == whole)
+                .and_then(|(pointer, _)| doc.pointer(pointer)),
+        ),
+    }
+}
+
+/// The keyed list a field is an entry of, and its key.
+fn keyed_of(field: &Field) -> Option<(&'static Keyed, &str)> {
+    let (Field::Env(key) | Field::Mount(key) | Field::Device(key)) = field else {
+        return None;
+    };
+    KEYED
+        .iter()
+        .find(|keyed| (keyed.field)(key.clone()) == *field)
+        .map(|keyed| (keyed, key.as_str()))
 }
 
 /// The keyed lists compared entry by entry: where they are, how an entry's key is read, and
