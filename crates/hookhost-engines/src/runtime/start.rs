@@ -90,8 +90,9 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
         globals: &args[..call.globals.min(args.len())],
         id,
     };
+    let filed = state_file.as_deref().and_then(|f| state_from_file(f, id));
     let mut warnings = Vec::new();
-    let Some(calls) = runtime.before_start(state_file.as_deref(), &mut warnings)? else {
+    let Some(calls) = runtime.before_start(filed.as_ref(), &mut warnings)? else {
         return Ok(Start::PassThrough);
     };
     let status = Command::new(runtime.path)
@@ -99,8 +100,8 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
         .status()
         .map_err(|source| runtime.spawn_error("start", source))?;
     if let (true, Some(call)) = (status.success(), calls.call(Stage::Poststart)) {
-        let running = match state_file.as_deref().and_then(|f| running_state(f, id)) {
-            Some(state) => state,
+        let running = match filed {
+            Some(state) => running_json(state),
             None => runtime.state()?.0,
         };
         warnings.extend(runtime.run_or_kill(call, &running)?);
@@ -120,25 +121,11 @@ fn runc_state_file(call: &RuncCall, id: &str) -> Option<Vec<u8>> {
     std::fs::read(root.join(id).join("state.json")).ok()
 }
 
-/// The stages a runc state file's labels (the container's annotations, as `KEY=VALUE`) name
-/// in the [`START_ANNOTATION`]; none when the file does not read that way.
-fn labelled_calls(state_file: &[u8]) -> Option<StartCalls> {
-    let state: serde_json::Value = serde_json::from_slice(state_file).ok()?;
-    let prefix = format!("{START_ANNOTATION}=");
-    let value = state
-        .pointer("/config/labels")?
-        .as_array()?
-        .iter()
-        .find_map(|label| label.as_str()?.strip_prefix(&prefix))?;
-    StartCalls::decode(value)
-}
-
-/// The OCI state of a container its runtime just started, from runc's state file as `runc
-/// state` builds it (the init's pid, the bundle and the annotations from the labels), with the
-/// status `running`; `None` when the file does not read that way (then the runtime is asked).
-fn running_state(state_file: &[u8], id: &str) -> Option<Vec<u8>> {
+/// The container's OCI state as `runc state` builds it from runc's state file (the init's
+/// pid, the bundle and the annotations from the labels, `KEY=VALUE`), without a status; `None`
+/// when the file does not read that way (then the runtime is asked).
+fn state_from_file(state_file: &[u8], id: &str) -> Option<State> {
     let file: serde_json::Value = serde_json::from_slice(state_file).ok()?;
-    let pid = file.get("init_process_pid")?.as_i64()?;
     let mut bundle = None;
     let mut annotations = std::collections::BTreeMap::new();
     for label in file.pointer("/config/labels")?.as_array()? {
@@ -150,16 +137,29 @@ fn running_state(state_file: &[u8], id: &str) -> Option<Vec<u8>> {
             }
         }
     }
-    let state = State {
+    Some(State {
         oci_version: file.pointer("/config/version")?.as_str()?.to_string(),
         id: id.to_string(),
-        status: Stage::Poststart.status().to_string(),
-        pid: Some(pid),
+        status: String::new(),
+        pid: Some(file.get("init_process_pid")?.as_i64()?),
         bundle: bundle?,
         annotations,
         extra: serde_json::Map::new(),
+    })
+}
+
+/// The stages the container's [`START_ANNOTATION`] names, if it has one that decodes.
+fn start_calls_of(state: &State) -> Option<StartCalls> {
+    StartCalls::decode(state.annotation(START_ANNOTATION)?)
+}
+
+/// The state poststart hooks get: the container `running` (its runtime just started it).
+fn running_json(state: State) -> Vec<u8> {
+    let running = State {
+        status: Stage::Poststart.status().to_string(),
+        ..state
     };
-    serde_json::to_vec(&state).ok()
+    serde_json::to_vec(&running).expect("a state serialises")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -225,14 +225,15 @@ impl Runtime<'_> {
     }
 
     /// The stages to run at start, once startRuntime ran (with the `created` state the runtime
-    /// reports). Poststart alone is found in runc's `state_file` without asking the runtime.
+    /// reports). Poststart alone is found in runc's state file (`filed`) without asking the
+    /// runtime.
     fn before_start(
         &self,
-        state_file: Option<&[u8]>,
+        filed: Option<&State>,
         warnings: &mut Vec<String>,
     ) -> Result<Option<StartCalls>, StartError> {
-        let labelled = state_file
-            .and_then(labelled_calls)
+        let labelled = filed
+            .and_then(start_calls_of)
             .filter(|calls| calls.call(Stage::StartRuntime).is_none());
         if labelled.is_some() {
             return Ok(labelled);
