@@ -60,14 +60,15 @@ impl Edited {
     }
 }
 
-/// Runs `hooks` in order, each on the document the one before returned. The caller has made
-/// sure their runs can be recorded (precreate is a fatal stage).
+/// Runs `hooks` in order, each on the document the one before returned; refused before any
+/// runs when they could not be recorded (precreate is a fatal stage).
 pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<Edited, StageError> {
     let events_file = Paths::new(at.root).events_file();
     let trail = Trail {
         file: &events_file,
         max_size: at.events_max_size,
     };
+    trail.check(Stage::Precreate, hooks)?;
     let state = State {
         id: at.container.to_string(),
         bundle: at.bundle.map(Path::to_path_buf).unwrap_or_default(),
@@ -210,13 +211,6 @@ pub fn run_call(
         .stages
         .get(&Stage::Precreate)
         .map_or(&[][..], Vec::as_slice);
-    if !hooks.is_empty() {
-        let events_file = Paths::new(&plan.root).events_file();
-        events::check_recordable(&events_file).map_err(|source| StageError::Unrecorded {
-            stage: Stage::Precreate,
-            source,
-        })?;
-    }
     let at = Precreate {
         root: &plan.root,
         events_max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),

@@ -99,12 +99,15 @@ pub fn run(
     };
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
     let events_file = paths.events_file();
-    let max_size = plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE);
-    if stage.is_fatal() && !hooks.is_empty() {
-        events::check_recordable(&events_file)
-            .map_err(|source| StageError::Unrecorded { stage, source })?;
+    let trail = Trail {
+        file: &events_file,
+        max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+    };
+    trail.check(stage, hooks)?;
+    let mut report = StageReport::default();
+    for hook in hooks {
+        run_recorded(hook, &ctx, &trail, &mut report, |_| Ok(()))?;
     }
-    let report = run_hooks(hooks, &ctx, &events_file, max_size)?;
     // The runtime discards a succeeding hook's stderr: warnings also go to its log.
     if let Some(log) = &plan.runtime_log {
         for warning in &report.warnings {
@@ -114,27 +117,21 @@ pub fn run(
     Ok(report)
 }
 
-fn run_hooks(
-    hooks: &[PlannedHook],
-    ctx: &RunContext,
-    events_file: &std::path::Path,
-    max_size: u64,
-) -> Result<StageReport, StageError> {
-    let mut report = StageReport::default();
-    let trail = Trail {
-        file: events_file,
-        max_size,
-    };
-    for hook in hooks {
-        run_recorded(hook, ctx, &trail, &mut report, |_| Ok(()))?;
-    }
-    Ok(report)
-}
-
 /// Where a stage records its runs.
 pub(crate) struct Trail<'a> {
     pub file: &'a std::path::Path,
     pub max_size: u64,
+}
+
+impl Trail<'_> {
+    /// A fatal stage with hooks whose runs cannot be recorded is refused before any runs.
+    pub fn check(&self, stage: Stage, hooks: &[PlannedHook]) -> Result<(), StageError> {
+        if stage.is_fatal() && !hooks.is_empty() {
+            events::check_recordable(self.file)
+                .map_err(|source| StageError::Unrecorded { stage, source })?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a run that exited 0 is still a failure (a precreate hook's output), as the audit
