@@ -14,7 +14,7 @@ use std::process::Stdio;
 
 use common::engines::Setup;
 use common::podman::Podman;
-use common::{Bundle, Host, plan_files, succeeded as ok, text, unique};
+use common::{Bundle, Host, lines, plan_files, succeeded as ok, text, unique};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -46,14 +46,6 @@ fn recorder(host: &Host, log: &Path) -> String {
         &format!(r#"echo "$1 $HOOKHOST_STAGE" >> {}"#, log.display()),
     );
     script.to_str().unwrap().to_string()
-}
-
-fn lines(file: &Path) -> Vec<String> {
-    fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }
 
 /// `create` through the wrapper, which must fail; returns its stderr. No container is left.

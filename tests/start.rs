@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::engines::{Setup, log_lines, wait_for};
-use common::{Bundle, detached, succeeded as ok, text, unique};
+use common::{Bundle, detached, lines, succeeded as ok, text, unique};
 use serde_json::{Value, json};
 
 /// A container created (not started) through the wrapper, deleted in Drop.
@@ -61,14 +61,6 @@ fn status_recorder(s: &Setup, name: &str, stage: &str, log: &Path) {
         log.display()
     );
     s.host.script_hook(name, stage, &body);
-}
-
-fn lines(file: &Path) -> Vec<String> {
-    fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }
 
 #[test]

@@ -132,6 +132,15 @@ pub fn detached(cmd: &mut Command) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// The lines of a file a hook appends to; none when it was never written.
+pub fn lines(file: &Path) -> Vec<String> {
+    fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 /// Every file under `dir` with its content, by path.
 pub fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     let mut all = Vec::new();
