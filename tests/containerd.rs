@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::engines::{Engines, Wrapper, busybox_tar, stop, today_bin, wait_for};
+use common::engines::{Engines, Wrapper, busybox_tar, spawn_daemon, stop, today_bin, wait_for};
 use common::{Bundle, Host, text, unique};
 use serde_json::json;
 use tempfile::TempDir;
@@ -88,17 +88,12 @@ impl Containerd {
             p("c.sock.ttrpc"),
         );
         fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let child = Command::new(engines.require("containerd"))
+        let mut containerd = Command::new(engines.require("containerd"));
+        containerd
             .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .env("HOOKHOST_CONFIG", hookhost_config)
-            .env("PATH", engines.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start containerd");
+            .arg(dir.path().join("config.toml"));
+        let log = dir.path().join("containerd.log");
+        let child = spawn_daemon(&mut containerd, engines, hookhost_config, &log);
         let daemon = Containerd {
             dir,
             child,

@@ -247,6 +247,25 @@ impl Setup {
     }
 }
 
+/// Starts an engine daemon with `engines` first on its PATH, passing `HOOKHOST_CONFIG` to the
+/// runtimes it starts, its output in `log`.
+pub fn spawn_daemon(
+    daemon: &mut Command,
+    engines: Engines,
+    hookhost_config: &Path,
+    log: &Path,
+) -> Child {
+    let log = fs::File::create(log).unwrap();
+    daemon
+        .env("HOOKHOST_CONFIG", hookhost_config)
+        .env("PATH", engines.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {daemon:?}: {e}"))
+}
+
 /// A dockerd of our own.
 pub struct Dockerd {
     pub dir: TempDir,
@@ -268,8 +287,8 @@ impl Dockerd {
     ) -> Dockerd {
         let major = engines.major_version("dockerd", 28);
         let p = |name: &str| dir.path().join(name);
-        let log = fs::File::create(p("dockerd.log")).unwrap();
-        let child = Command::new(engines.require("dockerd"))
+        let mut dockerd = Command::new(engines.require("dockerd"));
+        dockerd
             .arg("--data-root")
             .arg(p("data"))
             .arg("--exec-root")
@@ -286,14 +305,8 @@ impl Dockerd {
             ])
             .arg("--config-file")
             .arg(daemon_json)
-            .args(extra)
-            .env("HOOKHOST_CONFIG", hookhost_config)
-            .env("PATH", engines.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start dockerd");
+            .args(extra);
+        let child = spawn_daemon(&mut dockerd, engines, hookhost_config, &p("dockerd.log"));
         let daemon = Dockerd {
             dir,
             child,
