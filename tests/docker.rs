@@ -405,7 +405,7 @@ fn rm_runs_poststop(w: &World) {
 /// `hookhost run --add-hook gpu-env`: the example precreate hook, granted exactly what it adds,
 /// edits Docker's config before runc sees it; the command sees the result.
 fn precreate_gpu_env(w: &World) {
-    let grants = "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*";
+    let grants = "env=GPU_*,mounts=/opt/gpu/**:from={driver}/**,devices=/dev/gpu*";
     w.host.gpu_env("gpu-env", grants, w.shared.path(), &[]);
     let out = succeeded(&w.hookhost_run(&[
         "--rm",

@@ -255,7 +255,7 @@ fn exported_precreate_hooks_and_their_grants_work_under_podman() {
         &denied,
     ]);
     let driver = tempfile::tempdir().unwrap();
-    let gpu_grants = "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*";
+    let gpu_grants = "env=GPU_*,mounts=/opt/gpu/**:from={driver}/**,devices=/dev/gpu*";
     host.gpu_env(
         "gpu-env",
         gpu_grants,
@@ -382,7 +382,7 @@ fn a_wasm_precreate_hook_gives_a_container_a_gpu_within_its_grants() {
     let driver = tempfile::tempdir().unwrap();
     s.host.gpu_env(
         "gpu-env",
-        "env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*",
+        "env=GPU_*,mounts=/opt/gpu/**:from={driver}/**,devices=/dev/gpu*",
         driver.path(),
         &[],
     );

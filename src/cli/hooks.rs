@@ -59,10 +59,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "fail|warn|ignore")]
     on_failure: Option<hookhost_core::hook::OnFailure>,
     /// Precreate hooks: what of the container's config.json the hook may change, e.g.
-    /// env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*. Areas: env[=NAME-GLOB],
-    /// mounts[=DESTINATION-GLOB], devices[=PATH-GLOB], annotations[=KEY-GLOB], rlimits, hooks,
-    /// resources, args, all. Any other change refuses the container [default: none: the hook
-    /// may only accept or refuse]
+    /// env=GPU_*,mounts=/opt/gpu/**:from=/usr/lib/gpu/**,devices=/dev/gpu*. Areas:
+    /// env[=NAME-GLOB], mounts[=DESTINATION-GLOB[:from=SOURCE-GLOB[:rw]]] (a mount of a host
+    /// path needs its source granted; read-only unless :rw), devices[=PATH-GLOB],
+    /// annotations[=KEY-GLOB], rlimits, hooks, resources, args, all. Paths match in normal form
+    /// only (no `.`, `..`, `//`). Any other change refuses the container [default: none: the
+    /// hook may only accept or refuse]
     #[arg(long, value_name = "AREA[=GLOB],…")]
     may_adjust: Vec<String>,
     #[command(flatten)]

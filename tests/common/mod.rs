@@ -314,11 +314,14 @@ pub const GPU_PROBE: &str = "echo \"$GPU_VISIBLE $GPU_DRIVER_CAPABILITIES\"; cat
 pub const GPU_PROBE_SAYS: &str = "0 compute,utility\ndriver\nchar-device\nread-only\n";
 
 impl Host {
-    /// Registers the gpu-env example as precreate hook `name` with `grants`: a device
-    /// /dev/gpu0 (1:3, the null device) and a read-only mount at /opt/gpu of a host directory
-    /// (made under `dir`) holding libgpu.so; `extra` flags for `create` (conditions).
+    /// Registers the gpu-env example as precreate hook `name` with `grants` (where `{driver}`
+    /// stands for the host directory it mounts): a device /dev/gpu0 (1:3, the null device) and
+    /// a read-only mount at /opt/gpu of a host directory (made under `dir`) holding
+    /// libgpu.so; `extra` flags for `create` (conditions).
     pub fn gpu_env(&self, name: &str, grants: &str, dir: &Path, extra: &[&str]) {
         let driver = dir.join("gpu");
+        let grants = grants.replace("{driver}", driver.to_str().unwrap());
+        let grants = grants.as_str();
         fs::create_dir_all(&driver).unwrap();
         fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
         let args = format!(

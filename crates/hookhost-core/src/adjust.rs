@@ -8,7 +8,9 @@
 //!
 //! ```text
 //! env[=NAME-GLOB]            process.env entries, by variable name
-//! mounts[=DESTINATION-GLOB]  mounts, by destination
+//! mounts[=DESTINATION-GLOB[:from=SOURCE-GLOB[:rw]]]
+//!                            mounts, by destination; bind mounts (and every other mount of a
+//!                            host path) also by host source, read-only unless `:rw`
 //! devices[=PATH-GLOB]        linux.devices, by path
 //! annotations[=KEY-GLOB]     annotations, by key
 //! rlimits                    process.rlimits
@@ -21,6 +23,14 @@
 //! Globs: `*` and `?` match within one path component for mounts and devices (`**` matches
 //! across them: `mounts=/opt/gpu/**` covers `/opt/gpu` and everything below it), and anything
 //! for names and keys (`env=GPU_*`).
+//!
+//! Paths are matched only in their normal form: a mount destination, device path or mount
+//! source that is relative or holds a `.` or `..` component, a repeated or a trailing slash is
+//! never granted (`/data/../etc` is not under `/data/**`). A mount of a host path needs its
+//! source granted too: without `from=`, a hook may add only mounts of kernel file systems
+//! (tmpfs, proc, sysfs, …) that have no host source. Sources are matched both as written and
+//! as the host resolves them (symlinks followed), so a link under a granted directory does not
+//! lead out of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -116,11 +126,21 @@ pub enum AdjustError {
 pub struct Adjust {
     pub area: Area,
     pattern: Option<(String, Vec<GlobMatcher>)>,
+    /// `mounts=…:from=GLOB[:rw]`: the host sources its mounts may come from.
+    from: Option<Sources>,
+}
+
+/// The host paths a mounts grant may mount from, and whether writable.
+#[derive(Debug, Clone)]
+struct Sources {
+    text: String,
+    globs: Vec<GlobMatcher>,
+    writable: bool,
 }
 
 impl PartialEq for Adjust {
     fn eq(&self, other: &Self) -> bool {
-        self.area == other.area && self.pattern() == other.pattern()
+        self.to_string() == other.to_string()
     }
 }
 
@@ -140,10 +160,21 @@ impl Adjust {
         };
         area == self.area
             && match (&self.pattern, key) {
+                (_, Some(key)) if area.paths() && !is_normal_path(key) => false,
                 (None, _) => true,
                 (Some((_, globs)), Some(key)) => globs.iter().any(|g| g.is_match(key)),
                 (Some(_), None) => false,
             }
+    }
+
+    /// Whether this grant lets a mount come from `source` (as written and as resolved).
+    fn allows_source(&self, source: &MountSource) -> bool {
+        self.from.as_ref().is_some_and(|from| {
+            (from.writable || !source.writable)
+                && [&source.path, &source.resolved]
+                    .iter()
+                    .all(|p| from.globs.iter().any(|g| g.is_match(p.as_str())))
+        })
     }
 }
 
@@ -174,15 +205,63 @@ impl FromStr for Adjust {
                     area: area.as_str(),
                 });
             }
-            Some(p) => Some((p.to_string(), matcher(area, p)?)),
+            Some(p) => Some(p),
         };
-        Ok(Adjust { area, pattern })
+        let (pattern, from) = match pattern.map(|p| split_from(area, p)).transpose()? {
+            Some((pattern, from)) => (Some(pattern), from),
+            None => (None, None),
+        };
+        let pattern = match pattern {
+            Some(p) => Some((p.to_string(), matcher(area, p, p)?)),
+            None => None,
+        };
+        Ok(Adjust {
+            area,
+            pattern,
+            from,
+        })
     }
+}
+
+/// `DEST-GLOB:from=SOURCE-GLOB[:rw]` of a mounts grant: the destination pattern and the
+/// sources.
+fn split_from(area: Area, text: &str) -> Result<(&str, Option<Sources>), AdjustError> {
+    let Some((pattern, from)) = text.split_once(":from=") else {
+        return Ok((text, None));
+    };
+    let bad = |reason: &str| AdjustError::BadGlob {
+        area: area.as_str(),
+        pattern: text.to_string(),
+        reason: reason.to_string(),
+    };
+    if area != Area::Mounts {
+        return Err(bad("only mounts grants name sources (:from=)"));
+    }
+    let (glob, writable) = match from.strip_suffix(":rw") {
+        Some(glob) => (glob, true),
+        None => (from.strip_suffix(":ro").unwrap_or(from), false),
+    };
+    if !glob.starts_with('/') {
+        return Err(bad(
+            "a source glob is an absolute host path (from=/usr/lib/gpu/**)",
+        ));
+    }
+    if pattern.is_empty() {
+        return Err(bad(
+            "name the destinations before :from= (mounts=/opt/gpu/**:from=…)",
+        ));
+    }
+    let sources = Sources {
+        text: from.to_string(),
+        globs: matcher(area, glob, text)?,
+        writable,
+    };
+    Ok((pattern, Some(sources)))
 }
 
 /// The pattern's matchers: a path pattern ending in `/**` also matches the directory itself
 /// (`mounts=/opt/gpu/**` covers a mount at `/opt/gpu`).
-fn matcher(area: Area, pattern: &str) -> Result<Vec<GlobMatcher>, AdjustError> {
+fn matcher(area: Area, pattern: &str, whole: &str) -> Result<Vec<GlobMatcher>, AdjustError> {
     let compile = |text: &str| -> Result<GlobMatcher, AdjustError> {
         let glob: Result<Glob, _> = GlobBuilder::new(text)
             .literal_separator(area.paths())
@@ -190,7 +269,7 @@ fn matcher(area: Area, pattern: &str) -> Result<Vec<GlobMatcher>, AdjustError> {
         glob.map(|g| g.compile_matcher())
             .map_err(|e| AdjustError::BadGlob {
                 area: area.as_str(),
-                pattern: pattern.to_string(),
+                pattern: whole.to_string(),
                 reason: e.kind().to_string(),
             })
     };
@@ -206,9 +285,12 @@ fn matcher(area: Area, pattern: &str) -> Result<Vec<GlobMatcher>, AdjustError> {
 
 impl fmt::Display for Adjust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.pattern() {
-            Some(pattern) => write!(f, "{}={pattern}", self.area.as_str()),
-            None => f.write_str(self.area.as_str()),
+        match (self.pattern(), &self.from) {
+            (Some(pattern), Some(from)) => {
+                write!(f, "{}={pattern}:from={}", self.area.as_str(), from.text)
+            }
+            (Some(pattern), None) => write!(f, "{}={pattern}", self.area.as_str()),
+            (None, _) => f.write_str(self.area.as_str()),
         }
     }
 }
@@ -250,8 +332,196 @@ impl MayAdjust {
         MayAdjust(vec![Adjust {
             area: Area::All,
             pattern: None,
+            from: None,
         }])
     }
+}
+
+/// Why a change is outside a hook's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No grant names the field.
+    NotGranted(Change),
+    /// A path that is not in normal form: never granted.
+    NotNormal { change: Change, path: String },
+    /// A mount of a host path no grant names as a source.
+    Source {
+        change: Change,
+        mount: String,
+        source: MountSource,
+    },
+}
+
+impl Denied {
+    pub fn change(&self) -> &Change {
+        match self {
+            Denied::NotGranted(change)
+            | Denied::NotNormal { change, .. }
+            | Denied::Source { change, .. } => change,
+        }
+    }
+
+    /// The grant that would allow the change, if any would.
+    pub fn needed_grant(&self) -> Option<String> {
+        match self {
+            Denied::NotGranted(change) => Some(change.field.needed_grant()),
+            Denied::NotNormal { .. } => None,
+            Denied::Source { change, source, .. } => Some(format!(
+                "{}:from={}{}",
+                change.field.needed_grant(),
+                source.path,
+                if source.writable { ":rw" } else { "" }
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::NotGranted(change) => write!(f, "{change}"),
+            Denied::NotNormal { change, path } => write!(
+                f,
+                "{change}, whose path {path:?} is not a normal path (absolute, without `.` or \
+                 `..` components, repeated or trailing slashes): grants match normal paths only"
+            ),
+            Denied::Source {
+                change,
+                mount,
+                source,
+            } => {
+                write!(f, "{change} as a {mount} of the host's {:?}", source.path)?;
+                if source.resolved != source.path {
+                    write!(f, " (which is {:?})", source.resolved)?;
+                }
+                if source.writable {
+                    f.write_str(", writable")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The host path a mount comes from: as written, as the host resolves it, and whether the
+/// container may write to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSource {
+    pub path: String,
+    pub resolved: String,
+    pub writable: bool,
+}
+
+/// Kernel file systems: mounts of these have no host source (unless bound).
+const SOURCELESS: [&str; 8] = [
+    "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "ramfs",
+];
+
+/// The host source of a mount entry (`None` for a kernel file system that is not bound).
+fn mount_source(entry: &Value) -> Option<(String, MountSource)> {
+    let options: Vec<&str> = entry
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|o| o.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let kind = entry.get("type").and_then(Value::as_str).unwrap_or("");
+    let bound = kind == "bind" || options.iter().any(|o| matches!(*o, "bind" | "rbind"));
+    if !bound && SOURCELESS.contains(&kind) {
+        return None;
+    }
+    let path = entry.get("source").and_then(Value::as_str).unwrap_or("");
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(real) => real.to_string_lossy().into_owned(),
+        Err(_) => String::new(),
+    };
+    let writable = options
+        .iter()
+        .rev()
+        .find_map(|o| match *o {
+            "ro" | "rro" => Some(false),
+            "rw" => Some(true),
+            _ => None,
+        })
+        .unwrap_or(true);
+    let mount = match bound {
+        true => "bind mount".to_string(),
+        false if kind.is_empty() => "mount".to_string(),
+        false => format!("{kind} mount"),
+    };
+    let source = MountSource {
+        path: path.to_string(),
+        resolved,
+        writable,
+    };
+    Some((mount, source))
+}
+
+/// Whether `path` is absolute and in normal form: no `.` or `..` component, no repeated or
+/// trailing slash (`/` itself is normal).
+pub fn is_normal_path(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix('/')
+            .is_some_and(|rest| rest.split('/').all(|part| !matches!(part, "" | "." | "..")))
+}
+
+impl MayAdjust {
+    /// Whether `change` (with `after` the document it leads to) is within these grants.
+    pub fn check(&self, change: &Change, after: &Value) -> Result<(), Denied> {
+        if self.is_all() {
+            return Ok(());
+        }
+        if let Field::Mount(key) | Field::Device(key) = &change.field
+            && !is_normal_path(key)
+        {
+            return Err(Denied::NotNormal {
+                change: change.clone(),
+                path: key.clone(),
+            });
+        }
+        if !self.allows(&change.field) {
+            return Err(Denied::NotGranted(change.clone()));
+        }
+        let Field::Mount(destination) = &change.field else {
+            return Ok(());
+        };
+        let entries = after
+            .pointer("/mounts")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let granted: Vec<&Adjust> = self.0.iter().filter(|a| a.allows(&change.field)).collect();
+        for entry in entries
+            .iter()
+            .filter(|e| member_text(e, "destination") == *destination)
+        {
+            let Some((mount, source)) = mount_source(entry) else {
+                continue;
+            };
+            let normal = is_normal_path(&source.path);
+            if !normal || !granted.iter().any(|g| g.allows_source(&source)) {
+                return Err(match normal {
+                    true => Denied::Source {
+                        change: change.clone(),
+                        mount,
+                        source,
+                    },
+                    false => Denied::NotNormal {
+                        change: change.clone(),
+                        path: source.path,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first change outside `grants` (none: a hook may only accept or refuse).
+pub fn check(grants: Option<&MayAdjust>, changes: &[Change], after: &Value) -> Result<(), Denied> {
+    changes.iter().try_for_each(|change| match grants {
+        Some(grants) => grants.check(change, after),
+        None => Err(Denied::NotGranted(change.clone())),
+    })
 }
 
 impl fmt::Display for MayAdjust {

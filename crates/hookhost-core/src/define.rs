@@ -144,6 +144,9 @@ fn build_program(
     if def.may_adjust.is_some() && !stages.contains(&Stage::Precreate) {
         return Err(DefineError::AdjustNeedsPrecreate);
     }
+    if let Some(grants) = &def.grants {
+        grants.validate_for(&stages)?;
+    }
     let timeout = match &def.timeout {
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
         None => DEFAULT_TIMEOUT_SECS,

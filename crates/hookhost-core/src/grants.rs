@@ -19,6 +19,11 @@ use hookhost_exec::wasm::Preopen;
 
 pub use hookhost_types::{BUNDLE_GUEST, ROOTFS_GUEST};
 
+/// Why a precreate hook may not have the bundle read-write.
+pub const PRECREATE_BUNDLE_RW: &str = "a precreate hook may not be granted --allow-bundle=rw: \
+    it could rewrite config.json after its output was checked against its --may-adjust grants \
+    (register it with --allow-bundle=ro, and return its edit on stdout)";
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Access {
     #[default]
@@ -74,6 +79,8 @@ pub enum GrantError {
         "invalid environment variable name {0:?}: use letters, digits and _, not starting with a digit"
     )]
     BadEnvName(String),
+    #[error("{}", PRECREATE_BUNDLE_RW)]
+    PrecreateBundleWritable,
     #[error("the hook is granted the container's {what}, but {why}")]
     Unresolved { what: &'static str, why: String },
 }
@@ -171,6 +178,15 @@ impl Grants {
             }
         }
         self.env.iter().try_for_each(|name| check_env_name(name))
+    }
+
+    /// What the hook's stages forbid: the bundle read-write at precreate.
+    pub fn validate_for(&self, stages: &[hookhost_types::Stage]) -> Result<(), GrantError> {
+        let writable = self.bundle.is_some_and(Access::is_writable);
+        if writable && stages.contains(&hookhost_types::Stage::Precreate) {
+            return Err(GrantError::PrecreateBundleWritable);
+        }
+        Ok(())
     }
 
     /// Run time: the preopens and the granted environment for one container.

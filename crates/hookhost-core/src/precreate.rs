@@ -15,6 +15,7 @@
 //! Run by the runtime wrapper and `hookhost inject` ([`crate::prepare`]) and by
 //! `hookhost stage precreate` ([`run_call`]), which a hooks.d file exported for Podman names.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use hookhost_exec::Outcome;
@@ -79,6 +80,8 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
         changes: Vec::new(),
         report: StageReport::default(),
     };
+    refuse_writable_bundle(hooks)?;
+    let on_disk = at.bundle.map(OnDisk::read).transpose()?;
     let mut owners = Owners::default();
     for hook in hooks {
         let input = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");
@@ -91,8 +94,12 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
         };
         let current = &edited.doc;
         let checked = run_recorded(hook, &ctx, &trail, &mut edited.report, |out| {
+            on_disk.as_ref().map_or(Ok(()), OnDisk::unchanged)?;
             check_output(hook, current, out, &mut owners)
-        })?;
+        });
+        // Whatever a hook did to config.json on disk, the file is the proposed one again.
+        on_disk.as_ref().map_or(Ok(()), OnDisk::restore)?;
+        let checked = checked?;
         if let Some((doc, changes)) = checked {
             edited.doc = doc;
             if !changes.is_empty() {
@@ -101,6 +108,81 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
         }
     }
     Ok(edited)
+}
+
+/// config.json in the bundle as it was before the chain: a precreate hook changes the config
+/// only through its output, which is checked against its grants. One that rewrites the file
+/// itself (a native hook, or any hook with a writable grant over the bundle) is refused, and
+/// the file restored, so that the runtime never reads an unchecked config.
+struct OnDisk {
+    file: std::path::PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+impl OnDisk {
+    fn read(bundle: &Path) -> Result<OnDisk, StageError> {
+        let file = bundle.join(crate::bundle::CONFIG_FILE);
+        let read = |source| crate::bundle::InjectError::Read {
+            file: file.clone(),
+            source,
+        };
+        let mode = std::fs::metadata(&file).map_err(read)?.permissions().mode() & 0o7777;
+        let bytes = std::fs::read(&file).map_err(read)?;
+        Ok(OnDisk { file, bytes, mode })
+    }
+
+    fn changed(&self) -> bool {
+        std::fs::read(&self.file).map_or(true, |now| now != self.bytes)
+    }
+
+    fn unchanged(&self) -> Result<(), Rejected> {
+        match self.changed() {
+            false => Ok(()),
+            true => Err(Rejected {
+                reason: format!(
+                    "it rewrote config.json in the bundle itself ({}); a precreate hook changes \
+                     the container only through the config it writes on stdout, within its \
+                     --may-adjust grants, so the file was restored",
+                    self.file.display()
+                ),
+                kind: Failure::Adjust,
+            }),
+        }
+    }
+
+    fn restore(&self) -> Result<(), StageError> {
+        if !self.changed() {
+            return Ok(());
+        }
+        hookhost_exec::fs::write_atomic(&self.file, &self.bytes, self.mode).map_err(|source| {
+            crate::bundle::InjectError::Write {
+                file: self.file.clone(),
+                source,
+            }
+            .into()
+        })
+    }
+}
+
+/// A precreate hook granted the bundle read-write could replace config.json (or the root
+/// filesystem's path) after its output was checked: `create` refuses that grant, and a
+/// registry entry that has it (made by an older hookhost) refuses the container.
+fn refuse_writable_bundle(hooks: &[PlannedHook]) -> Result<(), StageError> {
+    let Some(hook) = hooks.iter().find(|h| {
+        h.spec
+            .grants
+            .as_ref()
+            .and_then(|g| g.bundle)
+            .is_some_and(crate::grants::Access::is_writable)
+    }) else {
+        return Ok(());
+    };
+    Err(StageError::HookFailed {
+        name: hook.name.clone(),
+        stage: Stage::Precreate,
+        reason: crate::grants::PRECREATE_BUNDLE_RW.to_string(),
+    })
 }
 
 /// What one successful run of `hook` on `before` returned (the edited document and its
@@ -150,7 +232,7 @@ fn check_output(
     serde_json::from_value::<oci_spec::runtime::Spec>(after.clone())
         .map_err(|e| not_oci(e.to_string()))?;
     let changes = adjust::diff(before, &after);
-    check_grants(hook.spec.may_adjust.as_ref(), &changes)?;
+    check_grants(hook.spec.may_adjust.as_ref(), &changes, &after)?;
     let all = hook.spec.may_adjust.as_ref().is_some_and(MayAdjust::is_all);
     owners
         .record(&hook.name, &changes, all)
@@ -169,11 +251,12 @@ fn check_output(
 }
 
 /// Every change must be one the hook may make.
-fn check_grants(grants: Option<&MayAdjust>, changes: &[Change]) -> Result<(), Rejected> {
-    let Some(change) = changes
-        .iter()
-        .find(|c| !grants.is_some_and(|g| g.allows(&c.field)))
-    else {
+fn check_grants(
+    grants: Option<&MayAdjust>,
+    changes: &[Change],
+    after: &Value,
+) -> Result<(), Rejected> {
+    let Err(denied) = adjust::check(grants, changes, after) else {
         return Ok(());
     };
     let registered = match grants {
@@ -182,12 +265,15 @@ fn check_grants(grants: Option<&MayAdjust>, changes: &[Change]) -> Result<(), Re
                  container"
             .to_string(),
     };
-    Err(Rejected {
-        reason: format!(
-            "it {change}, which it may not change: {registered} (allowing this change needs \
-             --may-adjust {})",
-            change.field.needed_grant()
+    let reason = match denied.needed_grant() {
+        Some(needed) => format!(
+            "it {denied}, which it may not change: {registered} (allowing this change needs \
+             --may-adjust {needed})"
         ),
+        None => format!("it {denied}, which no grant allows ({registered})"),
+    };
+    Err(Rejected {
+        reason,
         kind: Failure::Adjust,
     })
 }

@@ -118,7 +118,9 @@ pub fn prepare(
     if !selected.plan.is_empty() {
         config.inject(&selected.plan, call)?;
     }
-    if !selected.plan.is_empty() || selected.env_changed {
+    // After precreate hooks, config.json is always the checked document, whatever a hook did
+    // to the file (precreate::run_chain also refuses a hook that rewrote it).
+    if !selected.plan.is_empty() || selected.env_changed || !precreate.is_empty() {
         config.save()?;
         injected.saved = true;
     }

@@ -190,7 +190,7 @@ const PRECREATE_MAIN_RS: &str = r##"//! {NAME}: a hookhost hook for the precreat
 //!   cargo test-native
 //!
 //! hookhost refuses every change the hook was not granted with `--may-adjust` (`env=NAME-GLOB`,
-//! `mounts=DESTINATION-GLOB`, `devices=PATH-GLOB`, `annotations=KEY-GLOB`, `rlimits`, `hooks`,
+//! `mounts=DESTINATION-GLOB[:from=HOST-SOURCE-GLOB[:rw]]`, `devices=PATH-GLOB`, `annotations=KEY-GLOB`, `rlimits`, `hooks`,
 //! `resources`, `args`, `all`). Stdout carries the config: log with `eprintln!`.
 
 use std::process::ExitCode;

@@ -9,7 +9,7 @@
 //! Register it so that it may change exactly that and nothing else:
 //!
 //! ```sh
-//! hookhost create --type precreate --may-adjust 'env=GPU_*,mounts=/opt/gpu/**,devices=/dev/gpu*' \
+//! hookhost create --type precreate --may-adjust 'env=GPU_*,mounts=/opt/gpu/**:from=/opt/gpu-host/**,devices=/dev/gpu*' \
 //!     --args gpu-env,--device,/dev/gpu0=c:195:0,--mount,/opt/gpu-host:/opt/gpu \
 //!     gpu-env gpu-env.wasm
 //! ```

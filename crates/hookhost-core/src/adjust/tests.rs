@@ -157,6 +157,9 @@ fn bad_grants_name_the_problem() {
         ("env=", "the pattern is empty"),
         ("mounts=/a/[", "invalid glob"),
         (",", "the list is empty"),
+        ("env=X:from=/usr/**", "only mounts grants name sources"),
+        ("mounts=/a/**:from=usr/**", "absolute host path"),
+        ("mounts=:from=/usr/**", "name the destinations"),
     ];
     for (given, want) in cases {
         let err = MayAdjust::parse_all(&[given.to_string()])
@@ -215,5 +218,140 @@ fn diff_lines_show_the_values() {
             r#"- mounts /dev: {"destination":"/dev","type":"tmpfs","source":"tmpfs"}"#,
             r#"~ annotations a: "1" -> "2""#,
         ]
+    );
+}
+
+#[test]
+fn only_normal_paths_are_normal() {
+    for normal in [
+        "/",
+        "/data",
+        "/data/x",
+        "/opt/gpu/lib.so",
+        "/a/.hidden",
+        "/a/..b",
+    ] {
+        assert!(is_normal_path(normal), "{normal}");
+    }
+    for odd in [
+        "",
+        "data",
+        "./data",
+        "/data/",
+        "//data",
+        "/data//x",
+        "/data/.",
+        "/data/./x",
+        "/data/..",
+        "/data/../etc",
+        "/..",
+    ] {
+        assert!(!is_normal_path(odd), "{odd}");
+    }
+}
+
+/// The attacks of the red-team round: `..` out of a granted directory is never granted, by
+/// any glob, and a plain area grant does not admit an odd path either.
+#[test]
+fn dot_dot_never_leaves_a_granted_directory() {
+    for (grant, field) in [
+        ("mounts=/data/**", Field::Mount("/data/../etc".into())),
+        ("mounts=/opt/gpu/*", Field::Mount("/opt/gpu/..".into())),
+        ("mounts", Field::Mount("/data/../etc".into())),
+        (
+            "devices=/dev/gpu/**",
+            Field::Device("/dev/gpu/../../etc/evilnode".into()),
+        ),
+        ("devices=/dev/**", Field::Device("/dev//sda".into())),
+    ] {
+        let grants = MayAdjust::parse_all(&[grant.into()]).unwrap();
+        assert!(!grants.allows(&field), "{grant} {field}");
+        let change = change(field.clone(), ChangeKind::Added);
+        let denied = grants.check(&change, &doc()).unwrap_err();
+        assert!(matches!(denied, Denied::NotNormal { .. }), "{denied:?}");
+        assert!(
+            denied.to_string().contains("is not a normal path"),
+            "{denied}"
+        );
+    }
+}
+
+fn with_mount(entry: Value) -> Value {
+    let mut after = doc();
+    after["mounts"].as_array_mut().unwrap().push(entry);
+    after
+}
+
+#[test]
+fn mounts_of_host_paths_need_their_source_granted() {
+    let lib = tempfile::tempdir().unwrap();
+    let lib = lib.path().to_str().unwrap().to_string();
+    let dest = "/opt/gpu/lib";
+    let added = change(Field::Mount(dest.into()), ChangeKind::Added);
+    let bind = |source: &str, options: Value| json!({"destination": dest, "type": "bind", "source": source, "options": options});
+    let grant = |text: &str| MayAdjust::parse_all(&[text.to_string()]).unwrap();
+    let ro = grant(&format!("mounts=/opt/gpu/**:from={lib}/**"));
+    let rw = grant(&format!("mounts=/opt/gpu/**:from={lib}/**:rw"));
+    let dest_only = grant("mounts=/opt/gpu/**");
+    assert_eq!(ro.to_string(), format!("mounts=/opt/gpu/**:from={lib}/**"));
+    assert_eq!(
+        rw.to_string(),
+        format!("mounts=/opt/gpu/**:from={lib}/**:rw")
+    );
+    let read_only = with_mount(bind(&lib, json!(["rbind", "ro"])));
+    let writable = with_mount(bind(&lib, json!(["rbind"])));
+    let last_wins = with_mount(bind(&lib, json!(["ro", "rw"])));
+    assert_eq!(ro.check(&added, &read_only), Ok(()));
+    assert_eq!(rw.check(&added, &writable), Ok(()));
+    for (grants, after, needed) in [
+        (&dest_only, &read_only, format!("mounts={dest}:from={lib}")),
+        (&ro, &writable, format!("mounts={dest}:from={lib}:rw")),
+        (&ro, &last_wins, format!("mounts={dest}:from={lib}:rw")),
+    ] {
+        let denied = grants.check(&added, after).unwrap_err();
+        assert!(matches!(denied, Denied::Source { .. }), "{denied:?}");
+        assert_eq!(denied.needed_grant(), Some(needed));
+    }
+    let root = with_mount(bind("/", json!(["rbind", "rw"])));
+    let denied = rw.check(&added, &root).unwrap_err();
+    assert!(
+        denied
+            .to_string()
+            .contains("bind mount of the host's \"/\""),
+        "{denied}"
+    );
+    let dots = with_mount(bind(&format!("{lib}/../.."), json!(["rbind", "ro"])));
+    assert!(matches!(
+        ro.check(&added, &dots),
+        Err(Denied::NotNormal { .. })
+    ));
+    // A bind by option, whatever the type, and a disk file system, are host mounts too.
+    let by_option = with_mount(json!({"destination": dest, "type": "tmpfs", "source": "/",
+                                      "options": ["bind"]}));
+    assert!(dest_only.check(&added, &by_option).is_err());
+    let disk = with_mount(json!({"destination": dest, "type": "ext4", "source": "/dev/sda1"}));
+    let denied = dest_only.check(&added, &disk).unwrap_err();
+    assert!(
+        denied.to_string().contains("ext4 mount of the host's"),
+        "{denied}"
+    );
+    let tmpfs = with_mount(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}));
+    assert_eq!(dest_only.check(&added, &tmpfs), Ok(()));
+    assert_eq!(MayAdjust::all().check(&added, &root), Ok(()));
+}
+
+#[test]
+fn a_symlink_under_a_granted_source_does_not_lead_out_of_it() {
+    let lib = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc", lib.path().join("escape")).unwrap();
+    let lib = lib.path().to_str().unwrap();
+    let grants = MayAdjust::parse_all(&[format!("mounts=/opt/**:from={lib}/**")]).unwrap();
+    let after = with_mount(json!({"destination": "/opt/x", "type": "bind",
+                                  "source": format!("{lib}/escape"), "options": ["rbind", "ro"]}));
+    let added = change(Field::Mount("/opt/x".into()), ChangeKind::Added);
+    let denied = grants.check(&added, &after).unwrap_err();
+    assert!(
+        denied.to_string().contains("(which is \"/etc\")"),
+        "{denied}"
     );
 }
