@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::engines::Wrapper;
 use common::{Host, Rng, Tmpfs, files, text};
-use hookhost_core::registry::Registry;
+use hookhost_hooks::registry::Registry;
 use serde_json::{Value, json};
 
 /// `hookhost` with `HOOKHOST_ROOT=root`.

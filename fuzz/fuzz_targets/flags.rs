@@ -1,7 +1,7 @@
 //! `--memory`, `--fuel` and `--allow-dir` values.
 #![no_main]
 
-use hookhost_core::grants::DirGrant;
+use hookhost_hooks::grants::DirGrant;
 use hookhost_exec::limits::{parse_fuel, parse_size};
 use libfuzzer_sys::fuzz_target;
 

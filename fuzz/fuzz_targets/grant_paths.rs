@@ -4,7 +4,8 @@
 //! source has a normal source.
 #![no_main]
 
-use hookhost_core::adjust::{Change, ChangeKind, Field, MayAdjust, is_normal_path};
+use hookhost_hooks::diff::{Change, ChangeKind, Field};
+use hookhost_hooks::may_adjust::{MayAdjust, is_normal_path};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 

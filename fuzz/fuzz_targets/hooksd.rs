@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hookhost_core::hooksd;
+use hookhost_hooks::hooksd;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! `--hook-spec FILE`: any text either parses or is refused with a message; never a panic.
 #![no_main]
 
-use hookhost_core::hookspec::SpecFile;
+use hookhost_core::spec_file::SpecFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &str| {

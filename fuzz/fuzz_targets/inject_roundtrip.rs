@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use hookhost_core::hook::Stage;
+use hookhost_hooks::hook::Stage;
 use hookhost_core::bundle::{BundleConfig, SelfCall};
 use hookhost_core::plan::{ContainerPlan, PlannedHook};
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! List-valued flags (`--args`, `--env`) in every spelling: parse or refuse, never panic.
 #![no_main]
 
-use hookhost_core::listarg::{Split, parse_list, rejoin_split_lists};
+use hookhost_hooks::listarg::{Split, parse_list, rejoin_split_lists};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &str| {

@@ -2,7 +2,7 @@
 //! names may come out, whatever the text.
 #![no_main]
 
-use hookhost_core::hook::validate_name;
+use hookhost_hooks::hook::validate_name;
 use hookhost_core::plan::Selection;
 use libfuzzer_sys::fuzz_target;
 

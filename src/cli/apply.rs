@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use hookhost_core::apply::{self, Action, Options};
+use hookhost_hooks::apply::{self, Action, Options};
 
 use super::Cli;
 

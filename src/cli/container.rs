@@ -12,13 +12,13 @@ use super::{Cli, parse};
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
-use hookhost_core::hook::{OnFailure, Stage};
-use hookhost_core::hookspec::SpecFile;
 use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
 use hookhost_core::prepare::{PrepareError, prepare};
 use hookhost_core::run::{self as exec, RunContext};
 use hookhost_core::select::{self, CommandLine, Origin, Sources};
+use hookhost_core::spec_file::SpecFile;
 use hookhost_core::stage::PlanSource;
+use hookhost_hooks::hook::{OnFailure, Stage};
 use hookhost_types::{StageCall, State};
 
 /// Attach hooks to an OCI bundle by editing its config.json.
@@ -109,7 +109,7 @@ pub struct TryArgs {
 pub(super) fn parse_stage(value: &str) -> Result<Stage, String> {
     value
         .parse()
-        .map_err(|e: hookhost_core::hook::UnknownStage| e.to_string())
+        .map_err(|e: hookhost_hooks::hook::UnknownStage| e.to_string())
 }
 
 pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
@@ -438,7 +438,7 @@ fn print_try(
 }
 
 pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
-    let file = hookhost_core::paths::Paths::new(cli.root()).events_file();
+    let file = hookhost_hooks::paths::Paths::new(cli.root()).events_file();
     let filter = Filter {
         container: args.container.clone(),
         since: args.since,

@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::Cli;
-use hookhost_core::registry::RegistryError;
 use hookhost_engines::docker::RUNTIME_NAME;
 use hookhost_engines::docker::daemon_json;
 use hookhost_engines::docker::run::RunRequest;
+use hookhost_hooks::registry::RegistryError;
 
 /// Run a container with hooks: `docker run --runtime hookhost` plus the hook selection.
 ///
@@ -109,7 +109,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// user cannot read is left to the runtime wrapper, which checks again.
 fn check_registered(cli: &Cli, request: &RunRequest) -> anyhow::Result<()> {
     let selections = request.selections()?;
-    let Ok(registry) = hookhost_core::registry::Registry::open(cli.root()) else {
+    let Ok(registry) = hookhost_hooks::registry::Registry::open(cli.root()) else {
         return Ok(());
     };
     for selection in selections {

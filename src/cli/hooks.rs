@@ -7,12 +7,12 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{Cli, report};
-use hookhost_core::define::{self, Definition};
 use hookhost_core::exec::limits::{self, WasmLimits};
-use hookhost_core::grants::{Access, DirGrant, Grants};
-use hookhost_core::hook::{Hook, RawTimeout, Stage};
-use hookhost_core::listarg::{self, Split};
-use hookhost_core::when::When;
+use hookhost_hooks::define::{self, Definition};
+use hookhost_hooks::grants::{Access, DirGrant, Grants};
+use hookhost_hooks::hook::{Hook, RawTimeout, Stage};
+use hookhost_hooks::listarg::{self, Split};
+use hookhost_hooks::when::When;
 
 /// Flags whose values are lists the shell may have split at spaces.
 pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
@@ -57,7 +57,7 @@ pub struct CreateArgs {
     /// it start, warn in the runtime's log and the audit trail), ignore (only record it)
     /// [default: fail at every stage but poststop, which warns]
     #[arg(long, value_name = "fail|warn|ignore")]
-    on_failure: Option<hookhost_core::hook::OnFailure>,
+    on_failure: Option<hookhost_hooks::hook::OnFailure>,
     /// Precreate hooks: what of the container's config.json the hook may change, e.g.
     /// env=GPU_*,mounts=/opt/gpu/**:from=/usr/lib/gpu/**,devices=/dev/gpu*. Areas:
     /// env[=NAME-GLOB], mounts[=DESTINATION-GLOB[:from=SOURCE-GLOB[:rw]]] (a mount of a host
@@ -218,7 +218,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         on_failure: args.on_failure,
         may_adjust: match args.may_adjust.is_empty() {
             true => None,
-            false => Some(hookhost_core::adjust::MayAdjust::parse_all(
+            false => Some(hookhost_hooks::may_adjust::MayAdjust::parse_all(
                 &args.may_adjust,
             )?),
         },

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::Cli;
-use hookhost_core::registry::Registry;
+use hookhost_hooks::registry::Registry;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {

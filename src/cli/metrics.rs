@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::metrics::{Metrics, Stats};
-use hookhost_core::paths::Paths;
+use hookhost_hooks::paths::Paths;
 
 use super::{Cli, parse};
 

@@ -19,9 +19,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hookhost_core::config::{CONFIG_ENV, Config};
-use hookhost_core::paths::{Paths, ROOT_ENV};
-use hookhost_core::registry::Registry;
+use hookhost_hooks::config::{CONFIG_ENV, Config};
+use hookhost_hooks::paths::{Paths, ROOT_ENV};
+use hookhost_hooks::registry::Registry;
 
 /// Container lifecycle hooks for Docker, Podman, containerd and runc.
 ///
@@ -115,7 +115,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
     if let Some(code) = container::stage_fast_path(&argv) {
         return code;
     }
-    let argv = hookhost_core::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
+    let argv = hookhost_hooks::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
     let mut cli = Cli::parse_from(argv);
     init_tracing(&cli.log_level);
     match Config::load(cli.config.as_deref()) {

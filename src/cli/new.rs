@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use hookhost_core::hook::Stage;
-use hookhost_core::scaffold::{self, Sdk};
+use hookhost_hooks::hook::Stage;
+use hookhost_hooks::scaffold::{self, Sdk};
 
 /// Start a new WebAssembly hook: a Rust crate in ./NAME that builds for wasm32-wasip1 and
 /// passes `hookhost try` as generated.

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::Cli;
 use super::progress::Progress;
-use hookhost_core::define::Definition;
-use hookhost_core::hook::Hook;
-use hookhost_core::registry::Registry;
+use hookhost_hooks::define::Definition;
+use hookhost_hooks::hook::Hook;
+use hookhost_hooks::registry::Registry;
 use hookhost_oci::{Options, Policy};
 
 /// Publish a registered WebAssembly hook's module to an OCI registry
@@ -78,7 +78,7 @@ pub fn build(
 pub fn fetch(
     cli: &Cli,
     path: &std::path::Path,
-) -> Option<Result<hookhost_core::define::Fetched, String>> {
+) -> Option<Result<hookhost_hooks::define::Fetched, String>> {
     let text = path.to_string_lossy();
     if !hookhost_oci::is_reference(&text) {
         return None;
@@ -90,7 +90,7 @@ pub fn fetch(
     };
     Some(
         hookhost_oci::pull(&text, &options)
-            .map(|p| hookhost_core::define::Fetched {
+            .map(|p| hookhost_hooks::define::Fetched {
                 bytes: p.bytes,
                 source: p.source,
             })

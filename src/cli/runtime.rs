@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use hookhost_core::config::{Config, LogLevel};
-use hookhost_core::paths::ROOT_ENV;
 use hookhost_engines::runtime::argv::RuncCall;
 use hookhost_engines::runtime::log::{self, Level, LogFormat};
 use hookhost_engines::runtime::start::{self, Start};
 use hookhost_engines::runtime::wrapper::{self, Injected, Wrapper};
+use hookhost_hooks::config::{Config, LogLevel};
+use hookhost_hooks::paths::ROOT_ENV;
 
 /// Run as an OCI runtime (runc-compatible): inject this container's hooks on create, run and
 /// restore, then exec the real runtime. Usually called as `hookhost-runtime` by Docker or containerd.

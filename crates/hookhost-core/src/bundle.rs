@@ -18,9 +18,9 @@ use hookhost_types::{START_ANNOTATION, Stage, StageCall, StartCalls};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use crate::hook::HookKind;
 use crate::plan::{ContainerPlan, LegacyStagePlan, PlanError, PlanFile, PlannedHook};
 use hookhost_exec::fs as fsutil;
+use hookhost_hooks::hook::HookKind;
 
 /// Slack added to the OCI timeout of hookhost's own entry, so that hookhost reports a hook's
 /// timeout itself before the runtime kills hookhost.
@@ -489,7 +489,10 @@ fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
 /// the hooks has none.
 pub fn outer_timeout(hooks: &[PlannedHook]) -> Option<u64> {
     let timeouts: Option<Vec<u64>> = hooks.iter().map(PlannedHook::timeout).collect();
-    Some(crate::hook::oci_timeout_secs(timeouts?, TIMEOUT_SLACK_SECS))
+    Some(hookhost_hooks::hook::oci_timeout_secs(
+        timeouts?,
+        TIMEOUT_SLACK_SECS,
+    ))
 }
 
 /// An OCI hook entry with `timeout` set, or without the key (no timeout).

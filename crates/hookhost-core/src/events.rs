@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hook::{HookKind, Stage};
+use hookhost_hooks::hook::{HookKind, Stage};
 
 /// Default bound of `events.jsonl` (and of its one rotated generation).
 pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
@@ -71,7 +71,7 @@ pub struct Event {
     pub fuel_used: Option<u64>,
     /// When it failed: what the failure did (`fail` stopped the container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_failure: Option<crate::hook::OnFailure>,
+    pub on_failure: Option<hookhost_hooks::hook::OnFailure>,
 }
 
 /// The kinds of hook failure, as metrics count them.

@@ -1,53 +1,30 @@
-//! hookhost's core: what a hook is ([`hook`], [`when`] with Go's [`re2`] syntax, [`grants`]), where hooks are kept
-//! ([`registry`], [`define`]), which hooks a container gets ([`select`], one engine for every
-//! source, and the [`plan`] it builds), how a bundle carries them ([`bundle`]: config.json and
-//! the plan file), and how a stage runs them ([`stage`], [`run`], [`events`]).
+//! hookhost's container pipeline: which hooks a container gets ([`select`], one engine for
+//! every source, and the [`plan`] it builds), its precreate hooks' chain ([`precreate`], with
+//! the conflict [`owners`]), what a front end hands the runtime ([`pipeline`]: a container
+//! description in, the edited config and the plan out; [`prepare`] for a bundle), how a bundle
+//! carries them ([`bundle`]: config.json and the plan file), how a stage runs them ([`stage`],
+//! [`run`]), and the audit trail they leave ([`events`], [`metrics`]).
 //!
-//! Dependencies point one way: `hookhost-types` ← `hookhost-exec` ← this crate ←
-//! `hookhost-engines` ← the `hookhost` binary. Nothing here prints.
+//! The hooks themselves (definitions, registry, grants, config file) are `hookhost-hooks`,
+//! below this crate. Dependencies point one way: `hookhost-types` ← `hookhost-exec` ←
+//! `hookhost-hooks` ← this crate ← `hookhost-engines` ← the `hookhost` binary. Nothing here
+//! prints.
 
-pub mod adjust;
-pub mod apply;
 pub mod bundle;
-pub mod config;
-pub mod define;
 pub mod events;
-pub mod grants;
-pub mod hook;
-pub mod hooksd;
-pub mod hookspec;
-pub mod listarg;
 pub mod metrics;
-pub mod paths;
+pub mod owners;
+
 pub mod plan;
 pub mod precreate;
 pub mod prepare;
-pub mod re2;
-pub mod registry;
 pub mod run;
 pub mod runtime_log;
-pub mod scaffold;
 pub mod select;
+pub mod spec_file;
 pub mod stage;
-pub mod when;
 
 pub use hookhost_exec as exec;
+pub use hookhost_hooks as hooks;
+pub use hookhost_hooks::error_chain;
 pub use hookhost_types as types;
-
-/// An error and its causes on one line, as hookhost shows every error (`: ` between them); a
-/// cause whose text a message already includes is not repeated.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause_text);
-        }
-        next = cause.source();
-    }
-    text
-}

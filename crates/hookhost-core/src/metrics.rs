@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::events::{Event, Failure};
-use crate::hook::{HookKind, OnFailure, Stage};
+use hookhost_hooks::hook::{HookKind, OnFailure, Stage};
 
 /// Upper bounds (seconds) of the duration histogram's buckets; `+Inf` is implied.
 pub const BUCKETS: &[f64] = &[

@@ -14,8 +14,8 @@ use hookhost_types::HookKind;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookSpec, Stage};
-use crate::listarg::{self, ListError, Split};
+use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookSpec, Stage};
+use hookhost_hooks::listarg::{self, ListError, Split};
 
 /// One argument the kernel passes to a program is at most this long (`MAX_ARG_STRLEN`,
 /// including its NUL).
@@ -355,7 +355,7 @@ impl Selection {
             Some((name, args)) => (name, Some(args)),
             None => (text, None),
         };
-        crate::hook::validate_name(name).map_err(|e| bad(e.to_string()))?;
+        hookhost_hooks::hook::validate_name(name).map_err(|e| bad(e.to_string()))?;
         let extra_args = match args {
             Some(args) if args.trim().starts_with('[') => listarg::parse_list(args, Split::Always)
                 .map_err(|e: ListError| bad(e.to_string()))?,
@@ -410,7 +410,7 @@ pub fn split_top_level(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Registry;
+    use hookhost_hooks::registry::Registry;
 
     #[test]
     fn items_are_registered_names_or_inline_paths() {
@@ -526,8 +526,8 @@ mod tests {
     /// grants, limits, env, path and timeout are what runs.
     #[test]
     fn selection_extras_never_change_grants_or_limits() {
-        use crate::grants::{Access, Grants};
         use hookhost_exec::limits::WasmLimits;
+        use hookhost_hooks::grants::{Access, Grants};
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path().join("root")).unwrap();
         let registered = HookSpec {

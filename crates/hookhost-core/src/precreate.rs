@@ -7,7 +7,7 @@
 //!
 //! Unlike Podman, hookhost checks every result: it must be an OCI runtime config no larger
 //! than [`MAX_CONFIG_BYTES`], each change must be within what the hook was registered with
-//! (`--may-adjust`, [`crate::adjust`]), and a hook may not change what an earlier hook of the
+//! (`--may-adjust`, [`hookhost_hooks::may_adjust`]), and a hook may not change what an earlier hook of the
 //! same container set (unless it may adjust `all`). A hook that fails any of these is a failed
 //! hook: its edit is not applied, and its failure policy decides (by default the container is
 //! refused, naming the hook and the field).
@@ -22,13 +22,15 @@ use hookhost_exec::Outcome;
 use hookhost_types::{Stage, StageCall, State};
 use serde_json::Value;
 
-use crate::adjust::{self, Change, MayAdjust, Owners};
 use crate::bundle::{BundleConfig, load_plan};
 use crate::events::{self, Failure};
-use crate::paths::Paths;
+use crate::owners::Owners;
 use crate::plan::{PlanFile, PlannedHook};
 use crate::run::RunContext;
 use crate::stage::{Rejected, StageError, StageReport, Trail, run_recorded};
+use hookhost_hooks::diff::{self, Change};
+use hookhost_hooks::may_adjust::{self, MayAdjust};
+use hookhost_hooks::paths::Paths;
 
 /// The largest config.json a precreate hook may return (and hookhost keeps of its stdout).
 pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
@@ -174,14 +176,14 @@ fn refuse_writable_bundle(hooks: &[PlannedHook]) -> Result<(), StageError> {
             .grants
             .as_ref()
             .and_then(|g| g.bundle)
-            .is_some_and(crate::grants::Access::is_writable)
+            .is_some_and(hookhost_hooks::grants::Access::is_writable)
     }) else {
         return Ok(());
     };
     Err(StageError::HookFailed {
         name: hook.name.clone(),
         stage: Stage::Precreate,
-        reason: crate::grants::PRECREATE_BUNDLE_RW.to_string(),
+        reason: hookhost_hooks::grants::PRECREATE_BUNDLE_RW.to_string(),
     })
 }
 
@@ -231,7 +233,7 @@ fn check_output(
     }
     serde_json::from_value::<oci_spec::runtime::Spec>(after.clone())
         .map_err(|e| not_oci(e.to_string()))?;
-    let changes = adjust::diff(before, &after);
+    let changes = diff::diff(before, &after);
     check_grants(hook.spec.may_adjust.as_ref(), &changes, &after)?;
     let all = hook.spec.may_adjust.as_ref().is_some_and(MayAdjust::is_all);
     owners
@@ -256,7 +258,7 @@ fn check_grants(
     changes: &[Change],
     after: &Value,
 ) -> Result<(), Rejected> {
-    let Err(denied) = adjust::check(grants, changes, after) else {
+    let Err(denied) = may_adjust::check(grants, changes, after) else {
         return Ok(());
     };
     let registered = match grants {

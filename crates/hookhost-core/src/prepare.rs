@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::adjust::Change;
 use crate::bundle::{BundleConfig, InjectError, SelfCall};
 use crate::events;
-use crate::hook::Stage;
-use crate::paths::Paths;
 use crate::plan::PlannedHook;
 use crate::precreate::{self, Precreate};
 use crate::select::{self, CommandLine, SelectError, Sources};
 use crate::stage::StageError;
 use hookhost_exec::fs as fsutil;
+use hookhost_hooks::diff::Change;
+use hookhost_hooks::hook::Stage;
+use hookhost_hooks::paths::Paths;
 
 #[derive(Debug, Error)]
 pub enum PrepareError {

@@ -12,10 +12,10 @@ use hookhost_exec::{Exit, Outcome, pick_output, split_env};
 use hookhost_types::{STAGE_ENV, Stage, State};
 use thiserror::Error;
 
-use crate::grants::{GrantError, rootfs_of_bundle};
-use crate::hook::HookKind;
-use crate::paths::Paths;
 use crate::plan::PlannedHook;
+use hookhost_hooks::grants::{GrantError, rootfs_of_bundle};
+use hookhost_hooks::hook::HookKind;
+use hookhost_hooks::paths::Paths;
 
 #[cfg(test)]
 mod tests_examples;

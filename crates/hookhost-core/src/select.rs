@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::bundle::{BundleConfig, InjectError};
-use crate::hook::{DEFAULT_TIMEOUT_SECS, Stage};
-use crate::hooksd::{self, HooksdHook};
-use crate::hookspec::{SpecError, SpecFile};
 use crate::plan::{ContainerPlan, Item, PlanError, PlannedHook};
-use crate::registry::{Registry, RegistryError};
-use crate::when::ContainerFacts;
+use crate::spec_file::{SpecError, SpecFile};
+use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Stage};
+use hookhost_hooks::hooksd::{self, HooksdHook};
+use hookhost_hooks::registry::{Registry, RegistryError};
+use hookhost_hooks::when::ContainerFacts;
 
 /// Annotation naming registered hooks: `NAME[:JSON-ARGS]`, several separated by commas.
 pub const HOOKS_ANNOTATION: &str = "io.hookhost.hooks";
@@ -152,7 +152,7 @@ impl<'a> Sources<'a> {
     pub fn configured(
         registry: Option<&'a Registry>,
         root: &'a Path,
-        config: &'a crate::config::Config,
+        config: &'a hookhost_hooks::config::Config,
     ) -> Self {
         Sources {
             registry,
@@ -397,7 +397,7 @@ pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerP
 fn global_hooks(
     selected: &mut Selected,
     registry: &Registry,
-) -> Result<Vec<crate::hook::Hook>, SelectError> {
+) -> Result<Vec<hookhost_hooks::hook::Hook>, SelectError> {
     let (hooks, errors) = registry.global_hooks()?;
     selected.warnings.extend(
         errors
@@ -428,7 +428,7 @@ fn add_hooksd(
         let mut planned = hooksd_planned(hook);
         if stage == Stage::Precreate {
             // Podman lets a precreate file change anything; its file has no way to say less.
-            planned.spec.may_adjust = Some(crate::adjust::MayAdjust::all());
+            planned.spec.may_adjust = Some(hookhost_hooks::may_adjust::MayAdjust::all());
         }
         selected.plan.push(stage, planned);
     }

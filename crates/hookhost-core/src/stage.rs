@@ -12,10 +12,10 @@ use hookhost_types::{Stage, StageCall, State, StateError};
 
 use crate::bundle::{PlanLoadError, load_plan};
 use crate::events::{self, Event, Failure};
-use crate::hook::OnFailure;
-use crate::paths::Paths;
 use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
 use crate::run::{self, ExecError, RunContext};
+use hookhost_hooks::hook::OnFailure;
+use hookhost_hooks::paths::Paths;
 
 #[derive(Debug, Error)]
 pub enum StageError {

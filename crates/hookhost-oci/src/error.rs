@@ -124,8 +124,8 @@ pub enum OciError {
     Runtime(#[source] std::io::Error),
     /// Registering the pulled module failed.
     #[error(transparent)]
-    Define(#[from] hookhost_core::define::DefineError),
+    Define(#[from] hookhost_hooks::define::DefineError),
     /// Reading the registry failed.
     #[error(transparent)]
-    Store(#[from] hookhost_core::registry::RegistryError),
+    Store(#[from] hookhost_hooks::registry::RegistryError),
 }

@@ -5,7 +5,7 @@
 //!
 //! This crate holds the network and crypto dependencies, so that the container-start path
 //! (hookhost-core, hookhost-exec) carries none of them. hookhost-core only records the plain
-//! [`Source`](hookhost_core::hook::Source) data.
+//! [`Source`](hookhost_hooks::hook::Source) data.
 #![warn(missing_docs)]
 
 mod artifact;
@@ -23,10 +23,10 @@ pub use push::push;
 pub use reference::{SCHEME, is_reference};
 pub use verify::{Policy, Signature};
 
-use hookhost_core::config::Config;
-use hookhost_core::define::{self, Definition, Fetched};
-use hookhost_core::hook::Hook;
-use hookhost_core::registry::Registry;
+use hookhost_hooks::config::Config;
+use hookhost_hooks::define::{self, Definition, Fetched};
+use hookhost_hooks::hook::Hook;
+use hookhost_hooks::registry::Registry;
 
 /// Where long work reports how it goes (the CLI draws it on a terminal).
 pub trait Progress: Sync {
@@ -55,7 +55,7 @@ pub struct Options<'a> {
 /// "Register NAME from this reference with these flags": `def.path` is the `oci://`
 /// reference. Pulls and verifies the module (nothing is written when that fails), then builds
 /// the hook like a local module (validated, precompiled, stored by digest) with its
-/// [`Source`](hookhost_core::hook::Source) recorded. The caller registers the returned hook, as with [`define::build`].
+/// [`Source`](hookhost_hooks::hook::Source) recorded. The caller registers the returned hook, as with [`define::build`].
 /// This is what `hookhost create` and `hookhost apply` call for an `oci://` path.
 pub fn build(def: Definition, registry: &Registry, options: &Options) -> Result<Hook, OciError> {
     let reference = def.path.to_string_lossy().into_owned();

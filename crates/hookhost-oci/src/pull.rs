@@ -1,7 +1,7 @@
 //! Pulling a module: manifest, signature, then the one layer, each bounded and checked.
 
-use hookhost_core::hook::Source;
-use hookhost_core::registry::Registry;
+use hookhost_hooks::hook::Source;
+use hookhost_hooks::registry::Registry;
 
 use crate::artifact::{self, MANIFEST_MEDIA_TYPE, MAX_MODULE_BYTES};
 use crate::client::{Session, block_on};
@@ -75,6 +75,6 @@ pub fn pull_into_store(
 ) -> Result<Source, OciError> {
     let Pulled { bytes, source } = pull(text, options)?;
     options.progress.precompiling();
-    hookhost_core::define::store_wasm(text.as_ref(), &bytes, registry)?;
+    hookhost_hooks::define::store_wasm(text.as_ref(), &bytes, registry)?;
     Ok(source)
 }

@@ -1,13 +1,13 @@
 //! `hookhost push NAME REF`: a registered module written in the Wasm artifact layout.
 
-use hookhost_core::hook::HookKind;
-use hookhost_core::registry::Registry;
+use hookhost_hooks::hook::HookKind;
+use hookhost_hooks::registry::Registry;
 use http::HeaderValue;
 
 use crate::artifact::{self, MANIFEST_MEDIA_TYPE};
 use crate::client::{Session, block_on};
 use crate::{OciError, reference};
-use hookhost_core::config::Config;
+use hookhost_hooks::config::Config;
 
 /// Pushes the module of the registered hook `name` to `text` (an `oci://` reference) and
 /// returns the manifest digest. The layer is titled `NAME.wasm`, so `oras pull` writes the

@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use hookhost_core::config::Config;
-use hookhost_core::hook::Signer;
+use hookhost_hooks::config::Config;
+use hookhost_hooks::hook::Signer;
 use oci_client::Reference;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature as EcdsaSignature, VerifyingKey};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::adjust::{ChangeKind, Field};
-use crate::hook::OnFailure;
+use hookhost_hooks::diff::{ChangeKind, Field};
+use hookhost_hooks::hook::OnFailure;
 
 fn proposed() -> Value {
     json!({

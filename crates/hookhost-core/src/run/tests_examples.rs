@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::grants::{Access, DirGrant, Grants, Resolved};
 use hookhost_exec::wasm::WasmOutcome;
 use hookhost_exec::wasm::testing::{Blob, Params, run_blob};
+use hookhost_hooks::grants::{Access, DirGrant, Grants, Resolved};
 
 const EXAMPLES: [&str; 4] = ["deny-privileged", "hosts-entry", "audit-log", "noop"];
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use tempfile::TempDir;
 
-use crate::grants::{Access, DirGrant, Grants, Resolved};
 use hookhost_exec::wasm::testing::{Blob, Params, run_blob};
+use hookhost_hooks::grants::{Access, DirGrant, Grants, Resolved};
 
 const SECRET: &str = "host secret";
 

@@ -7,9 +7,9 @@ use thiserror::Error;
 
 use super::args::{self, RunLine};
 use super::{ANNOTATION_API, RUNTIME_NAME};
-use hookhost_core::hookspec::{SpecError, SpecFile, SpecFileError};
 use hookhost_core::plan::{Item, PlanError, Selection};
 use hookhost_core::select::{HOOK_SPEC_ANNOTATION, HOOK_SPEC_ENV, HOOKS_ANNOTATION, HOOKS_ENV};
+use hookhost_core::spec_file::{SpecError, SpecFile, SpecFileError};
 
 pub const ADD_HOOK: &str = "--add-hook";
 pub const HOOK_SPEC: &str = "--hook-spec";

@@ -21,12 +21,12 @@ use thiserror::Error;
 
 use super::{ExportError, v1_document, write_file};
 use hookhost_core::bundle::{self, InjectError};
-use hookhost_core::define::{self, DefineError, Definition};
-use hookhost_core::hook::{Hook, HookKind, RawTimeout, Stage, oci_timeout_secs};
-use hookhost_core::hooksd::{self as reader, HooksdError};
 use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanFile};
-use hookhost_core::registry::{Registry, RegistryError};
 use hookhost_exec::fs as fsutil;
+use hookhost_hooks::define::{self, DefineError, Definition};
+use hookhost_hooks::hook::{Hook, HookKind, RawTimeout, Stage, oci_timeout_secs};
+use hookhost_hooks::hooksd::{self as reader, HooksdError};
+use hookhost_hooks::registry::{Registry, RegistryError};
 use hookhost_types::{STAGE_ENV, StageCall};
 
 #[derive(Debug, Error)]
@@ -335,7 +335,7 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
     }
     let may_adjust = stages
         .contains(&Stage::Precreate)
-        .then(hookhost_core::adjust::MayAdjust::all);
+        .then(hookhost_hooks::may_adjust::MayAdjust::all);
     let def = Definition {
         name: registry_name(&hook.name),
         path: oci.path().clone(),

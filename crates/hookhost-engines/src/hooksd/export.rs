@@ -7,8 +7,8 @@ use oci_spec::runtime::Hook;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use hookhost_core::hook::Stage;
-use hookhost_core::when::When;
+use hookhost_hooks::hook::Stage;
+use hookhost_hooks::when::When;
 
 #[derive(Debug, Error)]
 pub enum ExportError {

@@ -12,11 +12,11 @@ use thiserror::Error;
 
 use super::argv::RuncCall;
 use hookhost_core::bundle::SelfCall;
-use hookhost_core::config::Config;
 pub use hookhost_core::prepare::Injected;
 use hookhost_core::prepare::{Container, PrepareError, prepare};
-use hookhost_core::registry::{Registry, RegistryError};
 use hookhost_core::select::{CommandLine, Sources};
+use hookhost_hooks::config::Config;
+use hookhost_hooks::registry::{Registry, RegistryError};
 
 /// The runtimes tried, in order, when the config file names none.
 pub const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];

@@ -26,8 +26,8 @@
 //! user could write ([`hookhost_exec::fs::check_trusted_path`]). Duplicate stages in one file
 //! are kept once.
 
-mod v010;
-mod v1;
+mod v0_1_0;
+mod v1_0_0;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -42,7 +42,7 @@ use hookhost_exec::fs::{self as fsutil, Untrusted};
 use crate::hook::{Stage, TimeoutError};
 use crate::when::{ContainerFacts, When, WhenError};
 
-pub use v010::Legacy;
+pub use v0_1_0::Legacy;
 
 /// The conventional directories, in increasing precedence.
 pub const DEFAULT_DIRS: [&str; 2] = [
@@ -264,8 +264,8 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<HooksdHook, ErrorKind> {
     let value: Value = serde_json::from_slice(bytes).map_err(ErrorKind::Syntax)?;
     let object = fold_keys(value, TOP_LEVEL_KEYS)?;
     let parsed = match version(&object)? {
-        Format::V1 => v1::parse(object)?,
-        Format::Legacy => v010::parse(object)?,
+        Format::V1 => v1_0_0::parse(object)?,
+        Format::Legacy => v0_1_0::parse(object)?,
     };
     validate(&parsed)?;
     Ok(HooksdHook {

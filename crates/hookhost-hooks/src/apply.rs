@@ -98,7 +98,7 @@ struct Entry {
     #[serde(default)]
     on_failure: Option<crate::hook::OnFailure>,
     #[serde(default)]
-    may_adjust: Option<crate::adjust::MayAdjust>,
+    may_adjust: Option<crate::may_adjust::MayAdjust>,
     #[serde(default)]
     when: Option<When>,
     /// Set by the registry; ignored.

@@ -83,7 +83,7 @@ pub struct Definition {
     /// See [`HookSpec::on_failure`].
     pub on_failure: Option<OnFailure>,
     /// Precreate hooks only: see [`HookSpec::may_adjust`].
-    pub may_adjust: Option<crate::adjust::MayAdjust>,
+    pub may_adjust: Option<crate::may_adjust::MayAdjust>,
     pub when: Option<When>,
     /// Record the native binary's sha256 so the stage runner refuses it once it changed
     /// (WASM modules are always pinned).

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::hook::{
+use crate::plan::PlannedHook;
+use hookhost_hooks::hook::{
     DEFAULT_TIMEOUT_SECS, RawTimeout, Stage, TimeoutError, TimeoutSource, UnknownStage,
 };
-use crate::plan::PlannedHook;
 
 #[derive(Debug, Error)]
 pub enum SpecFileError {

@@ -207,7 +207,7 @@ pub struct HookSpec {
     /// Precreate hooks: what of the container's configuration the hook may change
     /// (`create --may-adjust`); none: it may only accept or refuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub may_adjust: Option<crate::adjust::MayAdjust>,
+    pub may_adjust: Option<crate::may_adjust::MayAdjust>,
 }
 
 impl HookSpec {
