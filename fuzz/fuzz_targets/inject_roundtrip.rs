@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         at_start: false,
         events_max_size: None,
         runtime_log: None,
+        absolute_plan: false,
     };
     if config.inject(&plan(), &call).is_err() {
         return;

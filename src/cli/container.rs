@@ -12,14 +12,14 @@ use super::{Cli, parse};
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
-use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
+use hookhost_core::plan::{LegacyStagePlan, PlannedHook};
 use hookhost_core::prepare::{PrepareError, prepare};
-use hookhost_core::run::{self as exec, RunContext};
-use hookhost_core::select::{self, CommandLine, Origin, Sources};
+use hookhost_core::select::{CommandLine, Sources};
 use hookhost_core::spec_file::SpecFile;
 use hookhost_core::stage::PlanSource;
+use hookhost_core::trial::{self, Verdict};
 use hookhost_hooks::hook::{OnFailure, Stage};
-use hookhost_types::{StageCall, State};
+use hookhost_types::StageCall;
 
 /// Attach hooks to an OCI bundle by editing its config.json.
 ///
@@ -122,6 +122,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         events_max_size,
         runtime_log: None,
         at_start: false,
+        absolute_plan: false,
     })
 }
 
@@ -242,109 +243,62 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         allow_inline: true,
         env_selects: true,
     };
-    anyhow::ensure!(
-        split_top_level(&args.hook).len() == 1,
-        "give exactly one hook to try: NAME[:JSON-ARGS] or /abs/program[:JSON-ARGS]"
-    );
-    let plan = select::items(Origin::CommandLine, &args.hook, &sources)?;
-    let (first, hooks) = plan.stages.iter().next().context("the hook has no stage")?;
-    let stage = args.stage.unwrap_or(*first);
-    let hook = hooks[0].clone();
-    if stage == Stage::Precreate {
-        return try_precreate(&hook, args, &root);
-    }
-    let sample = needs_sample_bundle(args, &hook)
-        .then(hookhost_core::bundle::sample_bundle)
-        .transpose()
-        .context("cannot make a sample bundle")?;
-    if let Some(dir) = &sample {
+    let state = match &args.state {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            Some(bytes)
+        }
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read state file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let request = trial::Request {
+        hook: &args.hook,
+        stage: args.stage,
+        state,
+        bundle: args.bundle.as_deref(),
+    };
+    let tried = trial::try_hook(&sources, &request)?;
+    if let Some(dir) = &tried.sample {
+        let sees = match tried.stage {
+            Stage::Precreate => "gets the config.json of a sample bundle at",
+            _ => "sees a sample bundle at",
+        };
         eprintln!(
-            "(no --bundle given: the hook sees a sample bundle at {}, a default config.json and \
-             an empty rootfs)",
+            "(no --bundle given: the hook {sees} {}, a default config.json and an empty rootfs)",
             dir.path().display()
         );
     }
-    let bundle = sample.as_ref().map(|dir| dir.path().to_path_buf());
-    let state_json = try_state(args, stage, bundle)?;
-    let state = State::parse(&state_json)?;
-    let ctx = RunContext {
-        stage,
-        state_json: &state_json,
-        state: &state,
-        root: &root,
-        output_limit: hookhost_exec::OUTPUT_LIMIT,
-    };
-    let outcome = exec::run(&hook, &ctx);
-    Ok(print_try(&hook, stage, outcome))
+    Ok(print_tried(&tried))
 }
 
-/// Runs a precreate hook on the config.json of `--bundle` (or of a sample bundle) and shows
-/// what it changed, or why its result would refuse the container. Nothing is recorded.
-fn try_precreate(
-    hook: &PlannedHook,
-    args: &TryArgs,
-    root: &std::path::Path,
-) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        args.state.is_none(),
-        "a precreate hook gets config.json, not the OCI state: give --bundle DIR (its \
-         config.json) or nothing for a sample one"
-    );
-    // The sample bundle lives until the hook has run.
-    let (bundle, _sample) = match &args.bundle {
-        Some(dir) => (std::path::absolute(dir)?, None),
-        None => {
-            let dir =
-                hookhost_core::bundle::sample_bundle().context("cannot make a sample bundle")?;
-            eprintln!(
-                "(no --bundle given: the hook gets the config.json of a sample bundle at {})",
-                dir.path().display()
-            );
-            (dir.path().to_path_buf(), Some(dir))
+fn print_tried(tried: &trial::Tried) -> ExitCode {
+    let hook = &tried.hook;
+    let stderr = |out: &Outcome| {
+        if !out.stderr.is_empty() {
+            let text = hookhost_exec::printable(&String::from_utf8_lossy(&out.stderr));
+            println!("--- stderr\n{}", text.trim_end());
         }
     };
-    let config = hookhost_core::bundle::BundleConfig::load(&bundle)?;
-    let input = serde_json::to_vec(&config.doc)?;
-    let state = State {
-        id: "hookhost-try".into(),
-        bundle: bundle.clone(),
-        ..State::default()
-    };
-    let ctx = RunContext {
-        stage: Stage::Precreate,
-        state_json: &input,
-        state: &state,
-        root,
-        output_limit: hookhost_core::precreate::MAX_CONFIG_BYTES,
-    };
-    let outcome = exec::run(hook, &ctx);
-    let out = match outcome {
-        // A refusal: its stderr and status, not the config it was given back.
-        Ok(out) if !out.success() => {
-            let out = Outcome {
-                stdout: Vec::new(),
-                ..out
-            };
-            return Ok(print_try(hook, Stage::Precreate, Ok(out)));
-        }
-        Ok(out) => out,
-        Err(e) => return Ok(print_try(hook, Stage::Precreate, Err(e))),
-    };
-    if !out.stderr.is_empty() {
-        let text = hookhost_exec::printable(&String::from_utf8_lossy(&out.stderr));
-        println!("--- stderr\n{}", text.trim_end());
-    }
-    match hookhost_core::precreate::check_one(hook, &config.doc, &out) {
-        Ok((after, changes)) => {
+    match &tried.verdict {
+        Verdict::Ran(outcome) => print_try(hook, tried.stage, outcome),
+        Verdict::Accepted {
+            out,
+            before,
+            after,
+            changes,
+        } => {
+            stderr(out);
             println!("--- changes");
             if changes.is_empty() {
                 println!("(none: the config is unchanged)");
             }
-            for change in &changes {
-                println!(
-                    "{}",
-                    hookhost_exec::printable(&change.diff_line(&config.doc, &after))
-                );
+            for change in changes {
+                let line = change.diff_line(before, after);
+                println!("{}", hookhost_exec::printable(&line));
             }
             println!(
                 "--- hook {} (precreate, {}): accepted in {:.2} ms",
@@ -352,45 +306,13 @@ fn try_precreate(
                 hook.spec.kind,
                 out.duration.as_secs_f64() * 1000.0
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        Err(reason) => {
-            eprintln!(
-                "Error: hook {} (precreate): {}",
-                hook.name,
-                hookhost_exec::printable(&reason)
-            );
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-/// A hook granted the bundle or the rootfs, tried with neither `--bundle` nor `--state`.
-fn needs_sample_bundle(args: &TryArgs, hook: &PlannedHook) -> bool {
-    let grants = hook.spec.grants.as_ref();
-    args.bundle.is_none()
-        && args.state.is_none()
-        && grants.is_some_and(|g| g.bundle.is_some() || g.rootfs.is_some())
-}
-
-fn try_state(args: &TryArgs, stage: Stage, sample: Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
-    match &args.state {
-        Some(path) if path.as_os_str() == "-" => {
-            let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes)?;
-            Ok(bytes)
-        }
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read state file {}", path.display())),
-        None => {
-            let given = args.bundle.clone().or(sample);
-            let bundle = std::path::absolute(given.unwrap_or_else(|| PathBuf::from(".")))?;
-            Ok(serde_json::to_vec(&State::sample(
-                "hookhost-try",
-                stage.status(),
-                bundle,
-                std::process::id(),
-            ))?)
+        Verdict::Rejected { out, reason } => {
+            stderr(out);
+            let reason = hookhost_exec::printable(reason);
+            eprintln!("Error: hook {} (precreate): {reason}", hook.name);
+            ExitCode::FAILURE
         }
     }
 }
@@ -398,7 +320,7 @@ fn try_state(args: &TryArgs, stage: Stage, sample: Option<PathBuf>) -> anyhow::R
 fn print_try(
     hook: &PlannedHook,
     stage: Stage,
-    outcome: Result<Outcome, exec::ExecError>,
+    outcome: &Result<Outcome, hookhost_core::run::ExecError>,
 ) -> ExitCode {
     match outcome {
         Ok(out) => {

@@ -119,6 +119,9 @@ pub struct SelfCall {
     /// [`Stage::runs_at_start`] stages itself at the engine's `start` call (named by the
     /// [`START_ANNOTATION`]) instead of leaving them to the runtime.
     pub at_start: bool,
+    /// Whether the entries name the plan file by its absolute path: the NRI plugin keeps it in
+    /// the state directory, since the runtime's bundle is not known when it is written.
+    pub absolute_plan: bool,
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -289,7 +292,7 @@ impl BundleConfig {
             runtime_log: call.runtime_log.clone(),
             plan: combined,
         };
-        let (_, sha256) = write_plan(&file, self.bundle_dir())?;
+        let (path, sha256) = write_plan(&file, self.bundle_dir())?;
         let mut at_start = Vec::new();
         for stage in Stage::ALL {
             let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
@@ -314,10 +317,14 @@ impl BundleConfig {
                 continue;
             }
             tracing::info!(file = %self.file.display(), %stage, hooks = hooks.len(), "injecting");
+            let mut stage_call = StageCall::bundle_plan(stage, &sha256);
+            if call.absolute_plan {
+                stage_call.plan = path.clone();
+            }
             let entry = with_timeout(
                 json!({
                     "path": call.exe,
-                    "args": StageCall::bundle_plan(stage, &sha256).to_args(),
+                    "args": stage_call.to_args(),
                 }),
                 outer_timeout(hooks),
             );
@@ -564,6 +571,7 @@ mod tests {
             events_max_size: None,
             runtime_log: None,
             at_start: false,
+            absolute_plan: false,
         };
         let mut config = BundleConfig::load(dir).unwrap();
         config.inject(&plan, &call).unwrap();

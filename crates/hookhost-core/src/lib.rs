@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod events;
 pub mod metrics;
 pub mod owners;
+pub mod pipeline;
 
 pub mod plan;
 pub mod precreate;
@@ -23,6 +24,7 @@ pub mod runtime_log;
 pub mod select;
 pub mod spec_file;
 pub mod stage;
+pub mod trial;
 
 pub use hookhost_exec as exec;
 pub use hookhost_hooks as hooks;

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Hook as OciHook;
 use thiserror::Error;
 
-use super::{ExportError, v1_document, write_file};
 use hookhost_core::bundle::{self, InjectError};
 use hookhost_core::plan::{ContainerPlan, LegacyStagePlan, PlanFile};
 use hookhost_exec::fs as fsutil;
 use hookhost_hooks::define::{self, DefineError, Definition};
 use hookhost_hooks::hook::{Hook, HookKind, RawTimeout, Stage, oci_timeout_secs};
 use hookhost_hooks::hooksd::{self as reader, HooksdError};
+use hookhost_hooks::hooksd::{ExportError, v1_document, write_file};
 use hookhost_hooks::registry::{Registry, RegistryError};
 use hookhost_types::{STAGE_ENV, StageCall};
 

@@ -85,6 +85,7 @@ impl Wrapper {
                 let log = super::log::runtime_log(call);
                 let container = Container {
                     id: call.id.as_deref(),
+                    bundle: Some(bundle),
                 };
                 self.inject(bundle, at_start, log, container).map(Some)
             }
@@ -116,6 +117,7 @@ impl Wrapper {
             events_max_size: self.config.events_max_size(),
             runtime_log,
             at_start,
+            absolute_plan: false,
         };
         Ok(prepare(
             bundle,

@@ -28,6 +28,7 @@
 
 mod v0_1_0;
 mod v1_0_0;
+mod write;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -43,6 +44,7 @@ use crate::hook::{Stage, TimeoutError};
 use crate::when::{ContainerFacts, When, WhenError};
 
 pub use v0_1_0::Legacy;
+pub use write::{ExportError, v1_document, write_file};
 
 /// The conventional directories, in increasing precedence.
 pub const DEFAULT_DIRS: [&str; 2] = [

@@ -3,9 +3,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use hookhost_hooks::hook::Stage;
-use hookhost_hooks::hooksd::{Condition, read_dirs};
-use hookhost_hooks::when::When;
+use crate::hook::Stage;
+use crate::hooksd::{Condition, read_dirs};
+use crate::when::When;
 use oci_spec::runtime::Hook;
 use serde_json::json;
 use tempfile::TempDir;

@@ -1,4 +1,4 @@
-//! Writing hooks.d 1.0.0 files (for `hookhost export hooks.d`).
+//! Writing hooks.d 1.0.0 files (for `hookhost export hooks.d`), beside their reader.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -7,8 +7,8 @@ use oci_spec::runtime::Hook;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use hookhost_hooks::hook::Stage;
-use hookhost_hooks::when::When;
+use crate::hook::Stage;
+use crate::when::When;
 
 #[derive(Debug, Error)]
 pub enum ExportError {
@@ -73,3 +73,6 @@ fn file_name(name: &str) -> Result<String, ExportError> {
     }
     Ok(format!("{stem}.json"))
 }
+
+#[cfg(test)]
+mod tests;
