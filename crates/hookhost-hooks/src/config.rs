@@ -101,6 +101,35 @@ pub struct Config {
     /// `verifyKeys` or `--verify-key` must name a key). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_signatures: Option<bool>,
+    /// The NRI plugin's settings (`hookhost nri`).
+    #[serde(default, skip_serializing_if = "NriSettings::is_default")]
+    pub nri: NriSettings,
+}
+
+/// `"nri": {…}` in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NriSettings {
+    /// Pod namespaces whose containers the guard (`hookhost nri guard-spec`) lets start when
+    /// hookhost's NRI plugin did not prepare them: the plugin's own DaemonSet, kube-system.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exempt_namespaces: Vec<String>,
+    /// The share of the runtime's NRI request timeout the plugin's work for one container may
+    /// take before it refuses the container itself, in percent (10–90). Default: 75.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_percent: Option<u8>,
+}
+
+impl NriSettings {
+    fn is_default(&self) -> bool {
+        self == &NriSettings::default()
+    }
+
+    /// The budget's share of the request timeout, in percent.
+    pub fn budget_percent(&self) -> u8 {
+        self.budget_percent.unwrap_or(75).clamp(10, 90)
+    }
 }
 
 /// A loaded configuration and the file it came from (`None`: defaults, no file).
