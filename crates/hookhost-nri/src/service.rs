@@ -268,3 +268,174 @@ impl MethodHandler for Method {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerAdjustment, CreateContainerResponse, KeyValue};
+
+    /// Refuses containers named "no", panics for "boom", adds an env var otherwise; records
+    /// what it was synchronized with.
+    #[derive(Default)]
+    struct Test {
+        synchronized: Mutex<Vec<(usize, usize)>>,
+        events: Option<Events>,
+    }
+
+    impl Handler for Test {
+        fn configure(&self, _: &ConfigureRequest) -> Result<Events, Refusal> {
+            Ok(self.events.unwrap_or(Events::KNOWN))
+        }
+
+        fn synchronize(
+            &self,
+            pods: &[PodSandbox],
+            containers: &[Container],
+        ) -> Result<Vec<crate::api::ContainerUpdate>, Refusal> {
+            let seen = (pods.len(), containers.len());
+            self.synchronized.lock().unwrap().push(seen);
+            Ok(Vec::new())
+        }
+
+        fn create_container(
+            &self,
+            _: &PodSandbox,
+            ctr: &Container,
+        ) -> Result<CreateContainerResponse, Refusal> {
+            match ctr.name.as_str() {
+                "no" => Err(Refusal::new("not this one: rename it")),
+                "boom" => panic!("handler bug"),
+                _ => {
+                    let mut adjust = ContainerAdjustment::new();
+                    adjust.env.push(KeyValue {
+                        key: "A".into(),
+                        value: "1".into(),
+                        ..Default::default()
+                    });
+                    Ok(adjust.into())
+                }
+            }
+        }
+    }
+
+    fn service(handler: Test) -> Arc<PluginService> {
+        PluginService::new(Arc::new(handler)).0
+    }
+
+    fn create(name: &str, with_pod: bool) -> Vec<u8> {
+        let mut req = CreateContainerRequest::new();
+        req.container.mut_or_insert_default().name = name.into();
+        if with_pod {
+            req.pod.mut_or_insert_default().name = "pod".into();
+        }
+        req.write_to_bytes().unwrap()
+    }
+
+    fn code(status: &Status) -> Code {
+        status.code.enum_value_or_default()
+    }
+
+    #[tokio::test]
+    async fn configure_subscribes_to_known_events_only_and_never_to_none() {
+        let all = Events::KNOWN.with(Event::LAST);
+        let reply = service(Test {
+            events: Some(all),
+            ..Default::default()
+        })
+        .call("Configure", &[])
+        .await
+        .unwrap();
+        let reply = ConfigureResponse::parse_from_bytes(&reply).unwrap();
+        assert_eq!(reply.events, Events::KNOWN.bits());
+        let none = Test {
+            events: Some(Events::NONE),
+            ..Default::default()
+        };
+        let err = service(none).call("Configure", &[]).await.unwrap_err();
+        assert_eq!(code(&err), Code::INVALID_ARGUMENT, "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn a_split_synchronization_reaches_the_handler_once_whole() {
+        let handler = Arc::new(Test::default());
+        let (service, progress) = PluginService::new(handler.clone());
+        let part = |pods: usize, more: bool| {
+            let mut req = SynchronizeRequest::new();
+            req.pods = vec![PodSandbox::new(); pods];
+            req.containers = vec![Container::new()];
+            req.more = more;
+            req.write_to_bytes().unwrap()
+        };
+        let first = service.call("Synchronize", &part(2, true)).await.unwrap();
+        assert!(SynchronizeResponse::parse_from_bytes(&first).unwrap().more);
+        assert_eq!(*progress.borrow(), Progress::Connecting);
+        let last = service.call("Synchronize", &part(1, false)).await.unwrap();
+        assert!(!SynchronizeResponse::parse_from_bytes(&last).unwrap().more);
+        assert_eq!(*handler.synchronized.lock().unwrap(), [(3, 2)]);
+        assert_eq!(*progress.borrow(), Progress::Ready);
+    }
+
+    #[tokio::test]
+    async fn create_answers_the_adjustment_or_the_refusal_and_survives_a_panic() {
+        let service = service(Test::default());
+        let reply = service
+            .call("CreateContainer", &create("app", true))
+            .await
+            .unwrap();
+        let reply = CreateContainerResponse::parse_from_bytes(&reply).unwrap();
+        assert_eq!(reply.adjust.env[0].key, "A");
+
+        let refused = service
+            .call("CreateContainer", &create("no", true))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code(&refused), refused.message.as_str()),
+            (Code::FAILED_PRECONDITION, "not this one: rename it")
+        );
+
+        let panicked = service
+            .call("CreateContainer", &create("boom", true))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&panicked), Code::INTERNAL, "{}", panicked.message);
+        let again = service.call("CreateContainer", &create("app", true)).await;
+        assert!(
+            again.is_ok(),
+            "the service keeps serving after a handler panic"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_or_incomplete_requests_are_refused_with_the_reason() {
+        let service = service(Test::default());
+        let no_pod = service
+            .call("CreateContainer", &create("app", false))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&no_pod), Code::INVALID_ARGUMENT);
+        assert!(
+            no_pod.message.contains("without its pod"),
+            "{}",
+            no_pod.message
+        );
+        let garbage = service
+            .call("CreateContainer", &[0xff, 0xff, 0xff])
+            .await
+            .unwrap_err();
+        assert_eq!(code(&garbage), Code::INVALID_ARGUMENT);
+        assert!(
+            garbage
+                .message
+                .contains("not a valid CreateContainerRequest"),
+            "{}",
+            garbage.message
+        );
+        let mut unknown = StateChangeEvent::new();
+        unknown.event = protobuf::EnumOrUnknown::from_i32(77);
+        let ignored = service
+            .call("StateChange", &unknown.write_to_bytes().unwrap())
+            .await;
+        assert!(ignored.is_ok(), "an unknown event is logged and ignored");
+    }
+}
