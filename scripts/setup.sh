@@ -22,3 +22,6 @@ fi
 "$(dirname "$0")/engines.sh" >/dev/null
 # oras 1.x and cosign 3.x from Debian sid for the OCI registry tests, cached outside the clone.
 "$(dirname "$0")/oci-tools.sh" >/dev/null
+# NRI's API definition (NRI 0.8) for the check of the committed generated code, cached outside
+# the clone (scripts/nri-api.sh).
+"$(dirname "$0")/nri-api.sh" >/dev/null

@@ -8,6 +8,7 @@ mod hooks;
 mod hooksd;
 mod metrics;
 mod new;
+mod nri;
 mod oci;
 mod parse;
 pub mod plugin;
@@ -57,6 +58,10 @@ pub struct Cli {
     #[arg(skip)]
     settings: Config,
 
+    /// The file `settings` came from, if any.
+    #[arg(skip)]
+    settings_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +94,7 @@ enum Command {
     /// Register the hooks of a Podman/CRI-O hooks.d directory
     #[command(subcommand)]
     Import(hooksd::ImportCommand),
+    Nri(nri::NriArgs),
     Runtime(runtime::RuntimeArgs),
     Completions(docs::CompletionsArgs),
     Man(docs::ManArgs),
@@ -115,11 +121,15 @@ pub fn main(argv: Vec<String>) -> ExitCode {
     if let Some(code) = container::stage_fast_path(&argv) {
         return code;
     }
-    let argv = hookhost_hooks::listarg::rejoin_split_lists(argv, hooks::LIST_FLAGS);
+    let argv =
+        hookhost_hooks::listarg::rejoin_split_lists(nri::pre_registered(argv), hooks::LIST_FLAGS);
     let mut cli = Cli::parse_from(argv);
     init_tracing(&cli.log_level);
     match Config::load(cli.config.as_deref()) {
-        Ok(loaded) => cli.settings = loaded.config,
+        Ok(loaded) => {
+            cli.settings = loaded.config;
+            cli.settings_file = loaded.file;
+        }
         Err(err) => {
             report(&err.into());
             return ExitCode::FAILURE;
@@ -159,6 +169,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Install(command) => docker::install(cli, command),
         Command::Export(command) => hooksd::export(cli, command),
         Command::Import(command) => hooksd::import(cli, command),
+        Command::Nri(args) => nri::nri(cli, args),
         Command::Runtime(args) => Ok(runtime::main(args.args.clone())),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),

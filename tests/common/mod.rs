@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod containerd;
 pub mod engines;
 pub mod podman;
 

@@ -2,13 +2,14 @@
 compiles from the CRI api.proto (its directory is the first argument).
 
     client.py CRI_DIR SOCKET run-pod NAME HANDLER ANNOTATIONS-JSON LOG-DIR  -> pod id
-    client.py CRI_DIR SOCKET create POD-ID NAME IMAGE POD-JSON              -> container id
+    client.py CRI_DIR SOCKET create POD-ID NAME IMAGE POD-JSON [COMMAND-JSON] -> container id
     client.py CRI_DIR SOCKET start CONTAINER-ID
     client.py CRI_DIR SOCKET remove-pod POD-ID
+    client.py CRI_DIR SOCKET remove-all-pods
 
 POD-JSON is the run-pod arguments again ({"name", "handler", "annotations", "logDir"}), as
-CreateContainer wants the pod's config. A failed call prints the gRPC status details on stderr
-and exits 1.
+CreateContainer wants the pod's config; COMMAND-JSON (a list) replaces the image's
+entrypoint. A failed call prints the gRPC status details on stderr and exits 1.
 """
 
 import json
@@ -48,14 +49,16 @@ def main():
             )
             print(reply.pod_sandbox_id)
         elif command == "create":
-            pod_id, name, image, pod = args
+            pod_id, name, image, pod, *entrypoint = args
             pod = json.loads(pod)
+            entrypoint = json.loads(entrypoint[0]) if entrypoint else []
             reply = runtime.CreateContainer(
                 cri.CreateContainerRequest(
                     pod_sandbox_id=pod_id,
                     config=cri.ContainerConfig(
                         metadata=cri.ContainerMetadata(name=name, attempt=0),
                         image=cri.ImageSpec(image=image),
+                        command=entrypoint,
                         log_path=name + ".log",
                     ),
                     sandbox_config=pod_config(pod["name"], pod["annotations"], pod["logDir"]),
@@ -68,6 +71,10 @@ def main():
         elif command == "remove-pod":
             runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=args[0]), timeout=120)
             runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=args[0]), timeout=120)
+        elif command == "remove-all-pods":
+            for pod in runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=120).items:
+                runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=120)
+                runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=120)
         else:
             sys.exit("unknown command " + command)
     except grpc.RpcError as e:

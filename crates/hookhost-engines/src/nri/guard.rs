@@ -1,0 +1,103 @@
+//! The guard: NRI lets a container start without a plugin that is down or too slow, so a policy
+//! enforced by hookhost's NRI plugin would silently turn off. The guard closes that: a
+//! createRuntime hook in containerd's `base_runtime_spec` (which applies to every app
+//! container of that runtime handler) that refuses a container the plugin did not prepare —
+//! the plugin marks each container it prepared with [`prepared_annotation`]. Namespaces the
+//! administrator exempts (hookhost's own DaemonSet, kube-system) start without it.
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use hookhost_types::State;
+
+/// The annotation (key prefix) the plugin named NAME sets on each container it prepared.
+pub const PREPARED: &str = "prepared.nri.hookhost.io/";
+
+/// The annotation containerd's CRI sets to the pod's namespace.
+pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+
+/// The key of the plugin named `name`'s mark.
+pub fn prepared_annotation(name: &str) -> String {
+    format!("{PREPARED}{name}")
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GuardError {
+    #[error(
+        "hookhost: container {id} (namespace {namespace}) refused: hookhost's NRI plugin {name:?} \
+         did not prepare it, so its hooks would be skipped. Start the plugin (`hookhost nri`, \
+         its DaemonSet) and check that it is registered (its --health-file, its log); or exempt \
+         the namespace with \"nri\": {{\"exemptNamespaces\": [...]}} in hookhost's config file"
+    )]
+    NotPrepared {
+        id: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("the spec on stdin is not a JSON object with an object or no \"hooks\"")]
+    BadSpec,
+}
+
+/// Where the guard entry finds what `hookhost nri` uses.
+#[derive(Debug, Clone, Default)]
+pub struct GuardEntry {
+    /// hookhost's own executable.
+    pub exe: String,
+    /// The plugin's name (`--name`).
+    pub name: String,
+    /// `HOOKHOST_CONFIG` / `--config` in force, if any.
+    pub config: Option<String>,
+    /// `HOOKHOST_ROOT` / `--root` in force, if any.
+    pub root: Option<String>,
+}
+
+/// `spec` with the guard appended to its createRuntime hooks (an earlier guard entry of
+/// hookhost's is replaced, so running `guard-spec` twice gives one guard).
+pub fn guard_spec(mut spec: Value, entry: &GuardEntry) -> Result<Value, GuardError> {
+    let object = spec.as_object_mut().ok_or(GuardError::BadSpec)?;
+    let hooks = object.entry("hooks").or_insert_with(|| json!({}));
+    let hooks = hooks.as_object_mut().ok_or(GuardError::BadSpec)?;
+    let list = hooks.entry("createRuntime").or_insert_with(|| json!([]));
+    let list = list.as_array_mut().ok_or(GuardError::BadSpec)?;
+    list.retain(|h| !is_guard(h));
+    let mut args = vec!["hookhost".to_string(), "nri".into(), "guard".into()];
+    args.extend(["--name".into(), entry.name.clone()]);
+    let mut env = Vec::new();
+    if let Some(config) = &entry.config {
+        env.push(format!("HOOKHOST_CONFIG={config}"));
+    }
+    if let Some(root) = &entry.root {
+        env.push(format!("HOOKHOST_ROOT={root}"));
+    }
+    let mut hook = json!({"path": entry.exe, "args": args, "timeout": GUARD_TIMEOUT_SECS});
+    if !env.is_empty() {
+        hook["env"] = env.into();
+    }
+    list.push(hook);
+    Ok(spec)
+}
+
+/// The guard's own bound: it reads one state and one config file.
+const GUARD_TIMEOUT_SECS: u64 = 5;
+
+fn is_guard(hook: &Value) -> bool {
+    let args = hook.get("args").and_then(Value::as_array);
+    let args: Vec<&str> = args.into_iter().flatten().filter_map(Value::as_str).collect();
+    args.get(1..3) == Some(&["nri", "guard"][..])
+}
+
+/// The guard's decision for the container whose state the runtime passed.
+pub fn check(state: &State, name: &str, exempt: &[String]) -> Result<(), GuardError> {
+    if state.annotations.contains_key(&prepared_annotation(name)) {
+        return Ok(());
+    }
+    let namespace = state.annotations.get(SANDBOX_NAMESPACE).cloned().unwrap_or_default();
+    if exempt.iter().any(|n| *n == namespace) {
+        return Ok(());
+    }
+    Err(GuardError::NotPrepared {
+        id: state.id.clone(),
+        namespace,
+        name: name.to_string(),
+    })
+}
