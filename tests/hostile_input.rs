@@ -62,8 +62,13 @@ fn a_container_id_runc_would_refuse_is_refused_before_any_hook_runs() {
         "pass.sh",
         &format!("echo ran >> {}\nexec cat", marker.display()),
     );
-    s.host
-        .ok(&["create", "--type", "precreate", "pass", hook.to_str().unwrap()]);
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "pass",
+        hook.to_str().unwrap(),
+    ]);
     let bundle = Bundle::new("echo container ran");
     bundle.edit(|c| c["annotations"] = json!({"io.hookhost.hooks": "pass"}));
     let before = fs::read(bundle.config_file()).unwrap();
@@ -100,7 +105,10 @@ fn a_container_id_runc_would_refuse_is_refused_before_any_hook_runs() {
     assert_eq!(text(&out.stdout), "container ran\n");
     let shown = events_text(&s.host);
     assert_eq!(shown.lines().count(), 1, "{shown}");
-    assert!(shown.contains(&format!(" {id} precreate pass (native) exit=0 ")), "{shown}");
+    assert!(
+        shown.contains(&format!(" {id} precreate pass (native) exit=0 ")),
+        "{shown}"
+    );
 }
 
 /// One event with hostile text in every field a hook or a runtime can influence: a trail
@@ -134,9 +142,15 @@ fn every_text_view_of_the_trail_escapes_every_field() {
     let shown = events_text(&host);
     assert_eq!(shown.lines().count(), 1, "{shown}");
     assert_no_forgery(&shown);
-    assert!(shown.contains(r#""c\n2026-01-01T00:00:00.000Z innocent"#), "{shown}");
+    assert!(
+        shown.contains(r#""c\n2026-01-01T00:00:00.000Z innocent"#),
+        "{shown}"
+    );
     assert!(shown.contains(r#"\u{1b}[2J""#), "{shown}");
-    assert!(shown.contains(r#""inline:/tmp/\u{1b}]0;owned\u{7}\nx""#), "{shown}");
+    assert!(
+        shown.contains(r#""inline:/tmp/\u{1b}]0;owned\u{7}\nx""#),
+        "{shown}"
+    );
     assert!(shown.contains(r#"error="boom\r\n2026"#), "{shown}");
     assert!(shown.contains(r#"\u{9b}2J""#), "{shown}");
 
@@ -180,12 +194,7 @@ fn twenty_megabytes() -> Vec<String> {
 /// What each kind of hook that can never run is refused with.
 fn cases() -> Vec<(&'static str, Vec<String>, Vec<String>, &'static str)> {
     vec![
-        (
-            "nul-arg",
-            vec!["true".into(), "a\0b".into()],
-            vec![],
-            "NUL",
-        ),
+        ("nul-arg", vec!["true".into(), "a\0b".into()], vec![], "NUL"),
         ("nul-env", vec![], vec!["A=x\0y".into()], "NUL"),
         ("huge-args", twenty_megabytes(), vec![], "total"),
         (
@@ -218,7 +227,11 @@ fn import_and_apply_refuse_a_hook_that_can_never_run() {
         assert!(err.contains("bad.json"), "{name}: {err}");
         assert!(err.contains("could never run"), "{name}: {err}");
         assert!(err.contains(reason), "{name}: {err}");
-        assert!(err.len() < 4096, "{name}: the whole argument is echoed: {}", err.len());
+        assert!(
+            err.len() < 4096,
+            "{name}: the whole argument is echoed: {}",
+            err.len()
+        );
         assert_unchanged(&host, &before, "import hooks.d");
 
         let file = host.dir.path().join("hooks.json");

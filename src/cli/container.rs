@@ -12,7 +12,7 @@ use super::{Cli, parse};
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
-use hookhost_core::hook::{OnFailure, Stage};
+use hookhost_core::hook::Stage;
 use hookhost_core::hookspec::SpecFile;
 use hookhost_core::plan::{LegacyStagePlan, PlannedHook, split_top_level};
 use hookhost_core::prepare::{PrepareError, prepare};
@@ -454,32 +454,7 @@ fn print_event(event: &Event, format: EventFormat) -> bool {
     use std::io::Write;
     let line = match format {
         EventFormat::Json => serde_json::to_string(event).expect("an event serialises"),
-        EventFormat::Text => {
-            let exit = event.exit.map_or("-".to_string(), |c| c.to_string());
-            let mut line = format!(
-                "{} {} {} {} ({}) exit={} {:.1}ms",
-                event
-                    .time
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                if event.container.is_empty() {
-                    "-"
-                } else {
-                    &event.container
-                },
-                event.stage,
-                event.hook,
-                event.kind,
-                exit,
-                event.duration_ms
-            );
-            if let Some(error) = &event.error {
-                line.push_str(&format!(" error={error:?}"));
-            }
-            if let Some(policy) = event.on_failure.filter(|p| *p != OnFailure::Fail) {
-                line.push_str(&format!(" on-failure={}", policy.as_str()));
-            }
-            line
-        }
+        EventFormat::Text => event.text_line(),
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
