@@ -301,6 +301,34 @@ fn a_hook_pulled_by_tag_runs_in_runc_and_keeps_its_module_when_the_tag_moves() {
     );
 }
 
+/// A hook from a registry that could never run (a NUL in an argument, 20 MB of arguments) is
+/// refused by `create` and `apply` as a local one is, and nothing is registered or stored.
+#[test]
+fn a_pulled_hook_that_can_never_run_is_refused_and_nothing_is_stored() {
+    let registry = Registry::start();
+    let host = Host::new();
+    registry.oras_push("noop:v1", &example_wasm("noop"));
+    let reference = registry.oci("noop:v1");
+    host.ok(&["ls"]);
+    let before = host.snapshot();
+    let nul = serde_json::json!(["noop", "a\0b"]);
+    let err = host.fails(&["create", "--args", &nul.to_string(), "never", &reference]);
+    assert!(err.contains("hook never could never run"), "{err}");
+    assert!(err.contains("NUL"), "{err}");
+    assert_eq!(host.snapshot(), before);
+    let huge = serde_json::json!(vec!["A".repeat(100_000); 200]);
+    let dir = tempfile::tempdir().unwrap();
+    for (args, reason) in [(nul, "NUL"), (huge, "total")] {
+        let file = dir.path().join("hooks.json");
+        let entry = serde_json::json!([{"Name": "never", "Path": reference, "Args": args}]);
+        fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+        let err = host.fails(&["apply", "-f", file.to_str().unwrap()]);
+        assert!(err.contains("hook never could never run"), "{err}");
+        assert!(err.contains(reason), "{err}");
+        assert_eq!(host.snapshot(), before);
+    }
+}
+
 #[test]
 fn what_hookhost_push_writes_oras_pulls_identically_and_hookhost_pull_stores_unregistered() {
     let registry = Registry::start();

@@ -376,32 +376,7 @@ fn print_event(event: &Event, format: EventFormat) -> bool {
     use std::io::Write;
     let line = match format {
         EventFormat::Json => serde_json::to_string(event).expect("an event serialises"),
-        EventFormat::Text => {
-            let exit = event.exit.map_or("-".to_string(), |c| c.to_string());
-            let mut line = format!(
-                "{} {} {} {} ({}) exit={} {:.1}ms",
-                event
-                    .time
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                if event.container.is_empty() {
-                    "-"
-                } else {
-                    &event.container
-                },
-                event.stage,
-                event.hook,
-                event.kind,
-                exit,
-                event.duration_ms
-            );
-            if let Some(error) = &event.error {
-                line.push_str(&format!(" error={error:?}"));
-            }
-            if let Some(policy) = event.on_failure.filter(|p| *p != OnFailure::Fail) {
-                line.push_str(&format!(" on-failure={}", policy.as_str()));
-            }
-            line
-        }
+        EventFormat::Text => event.text_line(),
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()

@@ -104,7 +104,7 @@ pub fn stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<ExitCode> {
             for r in &rows {
                 println!(
                     "{:<24} {:<16} {:>8} {:>8} {:>8.1}ms {:>8.1}ms {:>8.1}ms",
-                    r.hook,
+                    events::text_field(&r.hook),
                     r.stage.as_str(),
                     r.runs,
                     r.failures,

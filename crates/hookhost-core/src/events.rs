@@ -7,6 +7,7 @@
 //! failure's text (the hook's output goes in full to the runtime's error only), so a noisy
 //! hook cannot grow it at will either.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -115,6 +116,65 @@ impl Failure {
             Failure::Output => "output",
             Failure::Adjust => "adjust",
         }
+    }
+}
+
+impl Event {
+    /// The event as one line of `hookhost events` text: time, container (`-` when none), stage,
+    /// hook, kind, exit, duration, then the error and a policy other than `fail`. Every field
+    /// is shown through [`text_field`], so that no value can break the line or reach the
+    /// reader's terminal as anything but text.
+    pub fn text_line(&self) -> String {
+        // Every field named, so that a new one must be given a place here (or skipped) at
+        // compile time, and cannot reach a text view unescaped.
+        let Event {
+            time,
+            container,
+            stage,
+            hook,
+            kind,
+            exit,
+            duration_ms,
+            error,
+            failure: _,
+            fuel_used: _,
+            on_failure,
+        } = self;
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let container = match container.is_empty() {
+            true => "-".into(),
+            false => text_field(container),
+        };
+        let exit = exit.map_or("-".to_string(), |c| c.to_string());
+        let mut line = format!(
+            "{time} {container} {} {} ({}) exit={exit} {duration_ms:.1}ms",
+            text_field(stage.as_str()),
+            text_field(hook),
+            text_field(&kind.to_string()),
+        );
+        if let Some(error) = error {
+            line.push_str(&format!(" error={}", text_field(error)));
+        }
+        if let Some(policy) = on_failure.filter(|p| *p != hookhost_hooks::hook::OnFailure::Fail) {
+            line.push_str(&format!(" on-failure={}", text_field(policy.as_str())));
+        }
+        line
+    }
+}
+
+/// How every text view of the trail (`hookhost events`, `hookhost stats`) shows one field: as
+/// it is when it is only printable characters without spaces, quotes or backslashes, else
+/// quoted with Rust's escapes (`"a b"`, `"x\n2026-…"`, `"\u{1b}[2J"`). A value, whoever chose
+/// it (a container id, a hooks.d file name, a hook's error output), can then neither forge a
+/// line nor drive the reader's terminal.
+pub fn text_field(value: &str) -> Cow<'_, str> {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && c != '"' && c != '\\' && c.escape_debug().len() == 1);
+    match plain {
+        true => Cow::Borrowed(value),
+        false => Cow::Owned(format!("{value:?}")),
     }
 }
 
@@ -395,6 +455,38 @@ mod tests {
         let error = seen[0].error.as_deref().unwrap();
         assert!(error.len() < MAX_ERROR_BYTES + 100, "{}", error.len());
         assert!(error.ends_with("went to the runtime's error]"), "{error}");
+    }
+
+    /// Every field of the text view is escaped: a hostile container id, hook name or error
+    /// keeps the line one line with no control character, each shown as its escaped form;
+    /// plain values are shown as they are.
+    #[test]
+    fn every_text_field_is_escaped() {
+        let plain = event("c1", 100);
+        assert_eq!(
+            plain.text_line(),
+            "1970-01-01T00:01:40.000Z c1 prestart h (native) exit=0 1.5ms"
+        );
+        let hostile = "x\n1970-01-01T00:00:00.000Z forged\x1b[2J\u{9b}2J\r\x07 \"q\" \\";
+        let mut e = event(hostile, 100);
+        e.hook = hostile.into();
+        e.error = Some(hostile.into());
+        e.on_failure = Some(hookhost_hooks::hook::OnFailure::Warn);
+        let line = e.text_line();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        let escaped = format!("{hostile:?}");
+        assert!(escaped.contains(r"\u{1b}[2J\u{9b}2J\r\u{7}"), "{escaped}");
+        assert_eq!(line.matches(&escaped).count(), 3, "{line}");
+        assert!(line.ends_with(" on-failure=warn"), "{line}");
+        for (value, shown) in [
+            ("", r#""""#),
+            ("a b", r#""a b""#),
+            ("tab\there", r#""tab\there""#),
+            ("\u{202e}evil", r#""\u{202e}evil""#),
+            ("café+id_1.0-x", "café+id_1.0-x"),
+        ] {
+            assert_eq!(text_field(value), shown, "{value:?}");
+        }
     }
 
     #[test]

@@ -150,12 +150,14 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// `k="v",…` with the exposition format's escapes.
+/// `k="v",…` with the exposition format's escapes, after the other control characters (which
+/// the format passes through as they are, to the terminal of whoever prints the metrics) are
+/// written as text (`\u{1b}`), as hook output is.
 fn labels(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| {
-            let v = v
+            let v = hookhost_exec::printable(v)
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
                 .replace('\n', "\\n");
@@ -255,7 +257,10 @@ mod tests {
         m.add(&event("a", Stage::Prestart, 2.0, None));
         m.add(&event("a", Stage::Prestart, 20.0, Some(Failure::Timeout)));
         m.add(&event("a\"b", Stage::Poststop, 0.5, Some(Failure::Exit)));
+        m.add(&event("inline:/x\x1b[2J\nz", Stage::Poststop, 0.5, None));
         let text = m.render();
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains(r#"hook="inline:/x\\u{1b}[2J\nz""#), "{text}");
         assert!(text.contains(
             "hookhost_hook_runs_total{hook=\"a\",stage=\"prestart\",kind=\"wasm\",result=\"success\"} 1"
         ), "{text}");

@@ -17,12 +17,6 @@ use thiserror::Error;
 use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookSpec, Stage};
 use hookhost_hooks::listarg::{self, ListError, Split};
 
-/// One argument the kernel passes to a program is at most this long (`MAX_ARG_STRLEN`,
-/// including its NUL).
-pub const MAX_ARG_BYTES: usize = 128 * 1024;
-/// A native hook's argv and environment together, at most: well under the kernel's total
-/// (a quarter of the stack limit, 2 MiB with the usual 8 MiB stack).
-pub const MAX_EXEC_BYTES: usize = 1024 * 1024;
 /// The largest plan file hookhost writes or reads.
 pub const MAX_PLAN_BYTES: usize = 16 * 1024 * 1024;
 
@@ -147,59 +141,23 @@ impl ContainerPlan {
             .collect()
     }
 
-    /// Whether every hook can run where its stage runs, and every native hook's argv and
-    /// environment fit what the kernel passes to a program: checked when the plan is made, so
-    /// that no stage discovers later that it cannot run a hook.
+    /// Whether every hook can run where its stage runs, and every hook's argv and environment
+    /// (with what selections appended) can be given to it ([`hookhost_hooks::hook::check_runnable`]):
+    /// checked when the plan is made, so that no stage discovers later that it cannot run a hook.
     pub fn check(&self) -> Result<(), PlanError> {
         for (stage, hooks) in &self.stages {
             for hook in hooks {
-                if *stage == Stage::StartContainer && hook.spec.kind == HookKind::Wasm {
-                    return Err(PlanError::WasmInContainer {
+                let spec = &hook.spec;
+                hookhost_hooks::hook::check_runnable(spec.kind, &[*stage], &spec.args, &spec.env).map_err(
+                    |source| PlanError::Unrunnable {
                         name: hook.name.clone(),
-                    });
-                }
-                check_exec_size(hook)?;
+                        source,
+                    },
+                )?;
             }
         }
         Ok(())
     }
-}
-
-/// A native hook is exec'd: each argument and env entry must fit `MAX_ARG_STRLEN`, all of
-/// them together [`MAX_EXEC_BYTES`], and none may hold a NUL.
-fn check_exec_size(hook: &PlannedHook) -> Result<(), PlanError> {
-    let too_large = |reason: String| PlanError::TooLarge {
-        name: hook.name.clone(),
-        reason,
-    };
-    let strings = || hook.spec.args.iter().chain(&hook.spec.env);
-    if let Some(s) = strings().find(|s| s.contains('\0')) {
-        return Err(PlanError::Nul {
-            name: hook.name.clone(),
-            value: s.chars().take(40).collect(),
-        });
-    }
-    if hook.spec.kind == HookKind::Wasm {
-        return Ok(());
-    }
-    if let Some(long) = strings().find(|s| s.len() + 1 > MAX_ARG_BYTES) {
-        return Err(too_large(format!(
-            "one argument or variable is {} bytes; the kernel passes at most {} bytes per \
-             argument to a program",
-            long.len(),
-            MAX_ARG_BYTES - 1
-        )));
-    }
-    let total: usize = strings()
-        .map(|s| s.len() + 1 + std::mem::size_of::<usize>())
-        .sum();
-    if total > MAX_EXEC_BYTES {
-        return Err(too_large(format!(
-            "its arguments and environment total {total} bytes; at most {MAX_EXEC_BYTES} are \
-             passed to a native hook"
-        )));
-    }
-    Ok(())
 }
 
 /// The plan file: what `hookhost stage` reads to learn a container's hooks (see
@@ -286,15 +244,12 @@ impl LegacyStagePlan {
 pub enum PlanError {
     #[error("invalid hook selection {given:?}: {reason}")]
     BadSelection { given: String, reason: String },
-    #[error(
-        "hook {name:?} is a WASM hook at startContainer, which runs inside the container where \
-         hookhost cannot run it"
-    )]
-    WasmInContainer { name: String },
-    #[error("hook {name:?} cannot be run: {reason}")]
-    TooLarge { name: String, reason: String },
-    #[error("hook {name:?} has an argument or variable with a NUL byte ({value:?}…)")]
-    Nul { name: String, value: String },
+    #[error("hook {name:?} cannot be run")]
+    Unrunnable {
+        name: String,
+        #[source]
+        source: hookhost_hooks::hook::Unrunnable,
+    },
     #[error(
         "the container's hook plan would be {size} bytes; at most {MAX_PLAN_BYTES} are allowed \
          (select fewer hooks or shorter arguments)"
@@ -449,26 +404,21 @@ mod tests {
     /// never discovered by the stage (at poststop, silently).
     #[test]
     fn native_hooks_must_fit_what_the_kernel_passes() {
+        use hookhost_hooks::hook::MAX_ARG_BYTES;
+        let refused = |plan: ContainerPlan| crate::error_chain(&plan.check().unwrap_err());
         assert!(
             native(vec!["a".repeat(MAX_ARG_BYTES - 1)], vec![])
                 .check()
                 .is_ok()
         );
-        let err = native(vec!["a".repeat(MAX_ARG_BYTES)], vec![])
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(native(vec!["a".repeat(MAX_ARG_BYTES)], vec![]));
         assert!(
             err.contains("\"n\"") && err.contains("per argument"),
             "{err}"
         );
-        let many = vec!["a".repeat(100_000); 11];
-        let err = native(many, vec![]).check().unwrap_err().to_string();
+        let err = refused(native(vec!["a".repeat(100_000); 11], vec![]));
         assert!(err.contains("total"), "{err}");
-        let err = native(vec![], vec!["A=x\0y".into()])
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(native(vec![], vec!["A=x\0y".into()]));
         assert!(err.contains("NUL"), "{err}");
     }
 

@@ -29,6 +29,12 @@ pub enum DefineError {
     BadEnv(String),
     #[error(transparent)]
     Timeout(#[from] TimeoutError),
+    #[error("hook {name} could never run")]
+    Unrunnable {
+        name: String,
+        #[source]
+        source: hook::Unrunnable,
+    },
     #[error("{0}")]
     WasmOnly(String),
     #[error(
@@ -172,6 +178,17 @@ fn build_program(
             reference: source.reference.clone(),
         });
     }
+    let args = match def.args.is_empty() {
+        true => vec![default_argv0(&def, kind)],
+        false => def.args.clone(),
+    };
+    // Before anything is stored: a hook that can never run is never registered.
+    hook::check_registrable(kind, &stages, &args, &def.env).map_err(|source| {
+        DefineError::Unrunnable {
+            name: def.name.clone(),
+            source,
+        }
+    })?;
     let digest = match kind {
         HookKind::Native => {
             check_native(&def)?;
@@ -195,11 +212,6 @@ fn build_program(
                 false => hookhost_exec::fs::sha256_hex(&bytes),
             })
         }
-    };
-    let args = if def.args.is_empty() {
-        vec![default_argv0(&def, kind)]
-    } else {
-        def.args
     };
     Ok(Hook {
         name: def.name,

@@ -28,6 +28,98 @@ pub const MAX_TIMEOUT_SECS: u64 = 3600;
 /// `time.Second` in an `int64` of nanoseconds, which wraps above about 9.2e9 seconds.
 pub const MAX_OCI_TIMEOUT_SECS: u64 = i32::MAX as u64;
 
+/// One argument the kernel passes to a program is at most this long (`MAX_ARG_STRLEN`,
+/// including its NUL).
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+
+/// A native hook's arguments and environment together, at most, counted as `execve(2)` counts
+/// them (each string with its NUL, plus its pointer): well under the kernel's total (a quarter
+/// of the stack limit, 2 MiB with the usual 8 MiB stack). A WASM hook is not exec'd: a selection
+/// may give it more, but its registration holds it to this bound too, as every container plan
+/// that selects it carries them ([`check_registrable`]).
+pub const MAX_EXEC_BYTES: usize = 1024 * 1024;
+
+/// Why a hook could never be run, whatever the container: see [`check_runnable`].
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Unrunnable {
+    #[error(
+        "a WASM hook cannot run at startContainer: that stage runs inside the container, where \
+         hookhost is not (register it at createContainer, which comes just before)"
+    )]
+    WasmInContainer,
+    #[error(
+        "an argument or variable holds a NUL byte ({value:?}…): a program is given its \
+         arguments and environment as NUL-terminated strings; remove the NUL"
+    )]
+    Nul { value: String },
+    #[error(
+        "one argument or variable is {len} bytes; the kernel passes at most {} bytes per \
+         argument to a program", MAX_ARG_BYTES - 1
+    )]
+    ArgTooLong { len: usize },
+    #[error(
+        "its arguments and environment total {total} bytes; at most {MAX_EXEC_BYTES} are \
+         passed to a hook (pass large data in a file instead)"
+    )]
+    TooLarge { total: usize },
+}
+
+/// The one check that a hook of `kind` can run at `stages` with `args` and `env`, made when a
+/// container's plan is made (with the arguments selections append) and when a hooks.d file is
+/// read: a WASM hook cannot run inside the container (startContainer); no argument or variable
+/// may hold a NUL (programs and WASI get NUL-terminated strings); a native hook's each must fit
+/// the kernel's `MAX_ARG_STRLEN`, and all together [`MAX_EXEC_BYTES`].
+pub fn check_runnable(
+    kind: HookKind,
+    stages: &[Stage],
+    args: &[String],
+    env: &[String],
+) -> Result<(), Unrunnable> {
+    if kind == HookKind::Wasm && stages.contains(&Stage::StartContainer) {
+        return Err(Unrunnable::WasmInContainer);
+    }
+    let strings = || args.iter().chain(env);
+    if let Some(s) = strings().find(|s| s.contains('\0')) {
+        return Err(Unrunnable::Nul {
+            value: s.chars().take(40).collect(),
+        });
+    }
+    if kind == HookKind::Native {
+        if let Some(long) = strings().find(|s| s.len() + 1 > MAX_ARG_BYTES) {
+            return Err(Unrunnable::ArgTooLong { len: long.len() });
+        }
+        check_total(args, env)?;
+    }
+    Ok(())
+}
+
+/// What every way of registering a hook checks (`create`, `import`, `apply`, from an OCI
+/// registry; see `define`): [`check_runnable`], and for either kind at most [`MAX_EXEC_BYTES`]
+/// of arguments and environment, so that a hook registered as global cannot refuse every
+/// container on the node (a WASM hook's arguments travel in each container's plan).
+pub fn check_registrable(
+    kind: HookKind,
+    stages: &[Stage],
+    args: &[String],
+    env: &[String],
+) -> Result<(), Unrunnable> {
+    check_runnable(kind, stages, args, env)?;
+    check_total(args, env)
+}
+
+/// `args` and `env` together, counted as `execve(2)` counts them, within [`MAX_EXEC_BYTES`].
+fn check_total(args: &[String], env: &[String]) -> Result<(), Unrunnable> {
+    let total: usize = args
+        .iter()
+        .chain(env)
+        .map(|s| s.len() + 1 + std::mem::size_of::<usize>())
+        .sum();
+    match total > MAX_EXEC_BYTES {
+        true => Err(Unrunnable::TooLarge { total }),
+        false => Ok(()),
+    }
+}
+
 /// Where a timeout was given, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutSource {
@@ -358,6 +450,37 @@ mod tests {
         for bad in ["", "-x", ".hidden", "a/b", "a b", "é", &"x".repeat(129)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// What runs is checked at the plan; what is registered is held to the exec bound too,
+    /// WASM included, so that a global hook never refuses every container.
+    #[test]
+    fn hooks_that_could_never_run_are_not_registrable() {
+        use HookKind::{Native, Wasm};
+        let at = [Stage::Prestart];
+        let big = vec!["a".repeat(100_000); 11];
+        assert_eq!(check_runnable(Wasm, &at, &big, &[]), Ok(()));
+        assert!(matches!(
+            check_registrable(Wasm, &at, &big, &[]),
+            Err(Unrunnable::TooLarge { .. })
+        ));
+        assert!(matches!(
+            check_runnable(Native, &at, &big, &[]),
+            Err(Unrunnable::TooLarge { .. })
+        ));
+        let nul = ["x\0y".to_string()];
+        for kind in [Native, Wasm] {
+            assert!(matches!(
+                check_registrable(kind, &at, &[], &nul),
+                Err(Unrunnable::Nul { .. })
+            ));
+        }
+        let inside = [Stage::CreateContainer, Stage::StartContainer];
+        assert_eq!(
+            check_registrable(Wasm, &inside, &[], &[]),
+            Err(Unrunnable::WasmInContainer)
+        );
+        assert_eq!(check_registrable(Native, &inside, &[], &[]), Ok(()));
     }
 
     #[test]

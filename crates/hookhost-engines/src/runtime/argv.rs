@@ -281,11 +281,38 @@ fn resolve_bundle(bundle: Option<OsString>, cwd: &Path) -> PathBuf {
     }
 }
 
+/// The container ids runc accepts, in words, for the message that refuses another.
+pub const ID_RULE: &str = "runc accepts only ASCII letters, digits, '_', '+', '-' and '.', \
+    and neither \".\" nor \"..\"";
+
+/// Whether runc accepts `id` as a container id (libcontainer's `validateID`, runc ≥ 1.2: one
+/// or more ASCII letters, digits, `_`, `+`, `-` and `.`, and not a name that cleans to another
+/// path: `.` or `..`; runc 1.1's regex also let `,` through). The wrapper checks it before any
+/// hook runs: a hook's run is recorded under the id, and runc would refuse it only after.
+pub fn is_valid_id(id: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.');
+    !id.is_empty() && id != "." && id != ".." && id.bytes().all(allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const CWD: &str = "/work/here";
+
+    #[test]
+    fn container_ids_follow_runcs_rule() {
+        for ok in ["a", "abc123", "A_b+c-d.e", "...", ".a", "a..b", "0"] {
+            assert!(is_valid_id(ok), "{ok:?}");
+        }
+        let long = "x".repeat(1024);
+        assert!(is_valid_id(&long));
+        for bad in [
+            "", ".", "..", "a/b", "../x", "a b", "a\nb", "x\x1b[2J", "é", "a,b", "a:b", "\u{fffd}",
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
+    }
 
     fn parse(line: &str) -> RuncCall {
         let args: Vec<&str> = line.split_whitespace().collect();

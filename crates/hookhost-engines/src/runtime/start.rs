@@ -75,7 +75,8 @@ pub enum Start {
 
 /// Handles `call` (a `start`) with the real `runtime` and the original `args`.
 pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start, StartError> {
-    let Some(id) = call.id.as_deref() else {
+    // An id runc refuses cannot name a container it made: runc says so itself.
+    let Some(id) = call.id.as_deref().filter(|id| super::argv::is_valid_id(id)) else {
         return Ok(Start::PassThrough);
     };
     let state_file = runc_state_file(call, id);
@@ -109,11 +110,9 @@ pub fn start(call: &RuncCall, runtime: &Path, args: &[OsString]) -> Result<Start
     Ok(Start::Ran { status, warnings })
 }
 
-/// runc's state file of the container (`ROOT/ID/state.json`), when there is one.
+/// runc's state file of the container (`ROOT/ID/state.json`), when there is one; `id` is one
+/// runc accepts, so a single name under the root.
 fn runc_state_file(call: &RuncCall, id: &str) -> Option<Vec<u8>> {
-    if id.contains('/') || id.starts_with('.') {
-        return None;
-    }
     let root = call
         .root
         .clone()

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use thiserror::Error;
 
-use super::argv::RuncCall;
+use super::argv::{RuncCall, is_valid_id};
 use hookhost_core::bundle::SelfCall;
 pub use hookhost_core::prepare::Injected;
 use hookhost_core::prepare::{Container, PrepareError, prepare};
@@ -38,6 +38,10 @@ pub enum WrapperError {
          in hookhost's config file"
     )]
     RuntimeIsSelf(PathBuf),
+    #[error("invalid container id {id:?}: {}; no hook ran", super::argv::ID_RULE)]
+    InvalidId { id: String },
+    #[error("`{command}` names no container id (give it after the flags); no hook ran")]
+    MissingId { command: String },
     #[error("cannot find hookhost's own executable: {0}")]
     SelfExe(std::io::Error),
     #[error(transparent)]
@@ -84,7 +88,7 @@ impl Wrapper {
                 let at_start = call.command.as_deref() == Some("create");
                 let log = super::log::runtime_log(call);
                 let container = Container {
-                    id: call.id.as_deref(),
+                    id: Some(checked_id(call)?),
                     bundle: Some(bundle),
                 };
                 self.inject(bundle, at_start, log, container).map(Some)
@@ -126,6 +130,18 @@ impl Wrapper {
             &call,
             container,
         )?)
+    }
+}
+
+/// The id of a container-creating call, when runc would accept it ([`is_valid_id`]): refused
+/// before any hook runs, since hooks record their runs under it and runc refuses it only after.
+fn checked_id(call: &RuncCall) -> Result<&str, WrapperError> {
+    match call.id.as_deref() {
+        Some(id) if is_valid_id(id) => Ok(id),
+        Some(id) => Err(WrapperError::InvalidId { id: id.to_string() }),
+        None => Err(WrapperError::MissingId {
+            command: call.command.clone().unwrap_or_default(),
+        }),
     }
 }
 

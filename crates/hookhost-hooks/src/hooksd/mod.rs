@@ -22,8 +22,10 @@
 //!
 //! Stricter than containers/common, each reported as an error naming the file: a relative hook
 //! path (the OCI spec requires absolute), a timeout outside 1..=[`MAX_TIMEOUT_SECS`](crate::hook::MAX_TIMEOUT_SECS)
-//! (checked while the 1.0.0 hook is read), and — as hookhost trusts its registry — a directory or file another
-//! user could write ([`hookhost_exec::fs::check_trusted_path`]). Duplicate stages in one file
+//! (checked while the 1.0.0 hook is read), arguments or an environment no program can be given
+//! ([`crate::hook::check_runnable`]: a NUL, or more than the kernel passes), and — as hookhost
+//! trusts its registry — a directory or file another user could write
+//! ([`hookhost_exec::fs::check_trusted_path`]). Duplicate stages in one file
 //! are kept once.
 
 mod v0_1_0;
@@ -40,7 +42,7 @@ use thiserror::Error;
 
 use hookhost_exec::fs::{self as fsutil, Untrusted};
 
-use crate::hook::{Stage, TimeoutError};
+use crate::hook::{HookKind, Stage, TimeoutError, Unrunnable, check_runnable};
 use crate::when::{ContainerFacts, When, WhenError};
 
 pub use v0_1_0::Legacy;
@@ -135,6 +137,8 @@ pub enum ErrorKind {
     When(#[from] WhenError),
     #[error(transparent)]
     Untrusted(#[from] Untrusted),
+    #[error("the hook could never run: {0}")]
+    Unrunnable(#[from] Unrunnable),
 }
 
 /// Everything read from a list of directories: the valid hooks, ordered by lower-cased file name,
@@ -400,7 +404,10 @@ fn validate(parsed: &Parsed) -> Result<(), ErrorKind> {
     if !path.is_absolute() {
         return Err(ErrorKind::RelativePath(path.to_string_lossy().into_owned()));
     }
-    Ok(())
+    let none = Vec::new();
+    let args = parsed.hook.args().as_ref().unwrap_or(&none);
+    let env = parsed.hook.env().as_ref().unwrap_or(&none);
+    Ok(check_runnable(HookKind::Native, &[], args, env)?)
 }
 
 #[cfg(test)]

@@ -257,6 +257,14 @@ fn invalid_documents_are_rejected_with_a_reason() {
             "invalid hooks.d timeout 3601: ",
         ),
         (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "args": ["sh", "a\u{0}b"]}, "when": {"always": true}, "stages": ["prestart"]}),
+            "the hook could never run: an argument or variable holds a NUL byte",
+        ),
+        (
+            json!({"version": "1.0.0", "hook": {"path": "/bin/sh", "env": ["A=".to_string() + &"x".repeat(200_000)]}, "when": {"always": true}, "stages": ["prestart"]}),
+            "the hook could never run: one argument or variable is 200002 bytes",
+        ),
+        (
             json!({"version": "1.0.0", "hook": {"path": "/bin/sh"}, "when": {"commands": ["(x"]}, "stages": ["prestart"]}),
             "invalid command regex \"(x\"",
         ),
