@@ -458,6 +458,42 @@ fn writes_stop_at_the_write_limit() {
     assert!(size >= (1 << 20) - 65536, "{size}: the budget was used");
 }
 
+/// A write that starts past the end of a file grows it by the hole it leaves, sparse or not:
+/// one byte at offset 2^40 (by `fd_pwrite`, or by `fd_seek` then `fd_write`) would make a
+/// 1 TiB file, and is stopped under a 1 MiB write limit before anything reaches the disk.
+#[test]
+fn a_write_far_past_the_end_counts_the_hole() {
+    for how in [&[][..], &["seek"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = writable(dir.path(), 1 << 20);
+        p.args.extend(how.iter().map(|s| s.to_string()));
+        let (stop, message, _) = stopped(fixture!("sparse"), &p);
+        assert_eq!(stop, Stop::WriteLimit { limit: 1 << 20 }, "{how:?}");
+        assert_eq!(message, "exceeded its write limit of 1 MiB");
+        let size = std::fs::metadata(dir.path().join("sparse")).unwrap().len();
+        assert_eq!(size, 0, "{how:?}: a {size}-byte file reached the disk");
+    }
+}
+
+/// A hole that fits the budget is fine: one byte at offset 4096 counts 4097 bytes.
+#[test]
+fn a_small_hole_within_the_write_limit_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = writable(dir.path(), 8192);
+    p.args.extend(["small".into(), "hole".into()]);
+    let out = run_blob(&Blob::new(fixture!("sparse")), &p).unwrap();
+    assert_eq!(out.exit_code, 0);
+    let size = std::fs::metadata(dir.path().join("sparse")).unwrap().len();
+    assert_eq!(size, 4097);
+    // The same write under a budget smaller than the file it makes is stopped.
+    let (stop, _, _) = stopped(fixture!("sparse"), &{
+        let mut p = writable(dir.path(), 4096);
+        p.args.extend(["small".into(), "hole".into()]);
+        p
+    });
+    assert_eq!(stop, Stop::WriteLimit { limit: 4096 });
+}
+
 /// Files created count too: 2000 files against the cap of 1000.
 #[test]
 fn creating_files_stops_at_the_file_limit() {
