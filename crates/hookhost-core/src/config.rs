@@ -13,7 +13,9 @@
 //!   "selectFromEnv": true,
 //!   "insecureRegistries": ["registry.lan:5000"],
 //!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
-//!   "requireSignatures": true
+//!   "requireSignatures": true,
+//!   "compileTimeout": 10,
+//!   "compileMemory": "512MiB"
 //! }
 //! ```
 //!
@@ -23,8 +25,12 @@
 //! setting (`allowInlineSpec`) is an error rather than silently ignored.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use hookhost_exec::wasm::CompileLimits;
 use serde::{Deserialize, Serialize};
+
+use crate::hook::MAX_TIMEOUT_SECS;
 use thiserror::Error;
 
 /// Where the configuration is read from when nothing else is said.
@@ -101,6 +107,14 @@ pub struct Config {
     /// `verifyKeys` or `--verify-key` must name a key). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_signatures: Option<bool>,
+    /// The bound, in whole seconds, on compiling a WASM module when it is registered
+    /// (`create`, `pull`, `apply`, `import`, `recompile`); a module that takes longer is
+    /// refused. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_timeout: Option<u64>,
+    /// The memory bound on the same, a size such as `512MiB`. Default: 512 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_memory: Option<String>,
 }
 
 /// A loaded configuration and the file it came from (`None`: defaults, no file).
@@ -189,7 +203,31 @@ impl Config {
         if let Some(size) = &self.events_max_size {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;
         }
+        if let Some(size) = &self.compile_memory {
+            hookhost_exec::limits::parse_size(size).map_err(|e| format!("compileMemory: {e}"))?;
+        }
+        // The same range as a hook's own timeout.
+        if matches!(self.compile_timeout, Some(secs) if secs == 0 || secs > MAX_TIMEOUT_SECS) {
+            return Err(format!(
+                "compileTimeout must be between 1 and {MAX_TIMEOUT_SECS} seconds"
+            ));
+        }
         Ok(())
+    }
+
+    /// The bounds on compiling a module at registration (validated when read).
+    pub fn compile_limits(&self) -> CompileLimits {
+        let defaults = CompileLimits::default();
+        CompileLimits {
+            timeout: self
+                .compile_timeout
+                .map_or(defaults.timeout, Duration::from_secs),
+            memory: self
+                .compile_memory
+                .as_deref()
+                .and_then(|size| hookhost_exec::limits::parse_size(size).ok())
+                .unwrap_or(defaults.memory),
+        }
     }
 
     /// The audit trail's bound, when the file sets one (validated when read).
@@ -291,11 +329,28 @@ mod tests {
                 "requireSignatures is true but verifyKeys names no key",
             ),
             (r#"{"insecureRegistries":"r.lan"}"#, "invalid type"),
+            (
+                r#"{"compileTimeout":0}"#,
+                "compileTimeout must be between 1 and",
+            ),
+            (
+                r#"{"compileMemory":"lots"}"#,
+                "compileMemory: invalid size \"lots\"",
+            ),
         ];
         for (text, want) in cases {
             let err = Config::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn compile_limits_default_and_are_read() {
+        assert_eq!(Config::default().compile_limits(), CompileLimits::default());
+        let c = Config::parse(r#"{"compileTimeout":1,"compileMemory":"64MiB"}"#).unwrap();
+        let limits = c.compile_limits();
+        assert_eq!(limits.timeout, Duration::from_secs(1));
+        assert_eq!(limits.memory, 64 << 20);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod precreate;
 pub mod prepare;
 pub mod re2;
+pub mod recompile;
 pub mod registry;
 pub mod run;
 pub mod runtime_log;

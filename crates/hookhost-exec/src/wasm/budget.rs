@@ -125,7 +125,8 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
                 if fd > 2 {
                     let bytes = iovec_bytes(&mut caller, iovs, len);
                     let hole = hole_before(&mut caller, fd, None).await;
-                    caller.data_mut().budget.take_bytes(bytes.saturating_add(hole))?;
+                    let cost = bytes.saturating_add(hole);
+                    caller.data_mut().budget.take_bytes(cost)?;
                 }
                 forward!(caller, fd_write, fd, iovs, len, nwritten)
             })
@@ -139,7 +140,8 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
             Box::new(async move {
                 let bytes = iovec_bytes(&mut caller, iovs, len);
                 let hole = hole_before(&mut caller, fd, Some(offset as u64)).await;
-                caller.data_mut().budget.take_bytes(bytes.saturating_add(hole))?;
+                let cost = bytes.saturating_add(hole);
+                caller.data_mut().budget.take_bytes(cost)?;
                 forward!(caller, fd_pwrite, fd, iovs, len, offset, nwritten)
             })
         },

@@ -17,7 +17,12 @@ macro_rules! fixture {
 fn stopped(wat: &str, p: &Params) -> (Stop, String, Duration) {
     let blob = Blob::new(wat);
     // Compile first so the timed part is the run, not Cranelift.
-    precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    precompile(
+        &std::fs::read(&blob.path).unwrap(),
+        &blob.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     let started = Instant::now();
     let err = run_blob(&blob, p).expect_err("the guest must be stopped");
     let elapsed = started.elapsed();
@@ -126,7 +131,12 @@ fn runs_after_a_timeout_on_the_same_thread_are_unaffected() {
     let (stop, _, _) = stopped(fixture!("sleep"), &p);
     assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
     let bye = Blob::new(fixture!("bye"));
-    precompile(&std::fs::read(&bye.path).unwrap(), &bye.cache_dir()).unwrap();
+    precompile(
+        &std::fs::read(&bye.path).unwrap(),
+        &bye.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     let started = Instant::now();
     let out = run_blob(&bye, &Params::default()).unwrap();
     assert_eq!((out.exit_code, &out.stdout[..]), (0, &b"bye\n"[..]));
@@ -207,14 +217,14 @@ fn other_traps_are_reported_with_output() {
 fn broken_modules_are_refused_at_create_time() {
     let cache = tempfile::tempdir().unwrap();
     assert!(matches!(
-        precompile(b"#!/bin/sh", cache.path()),
+        precompile(b"#!/bin/sh", cache.path(), &CompileLimits::default()),
         Err(WasmError::NotWasm)
     ));
     let truncated = &wat::parse_str(fixture!("echo")).unwrap()[..40];
-    let err = precompile(truncated, cache.path()).unwrap_err();
+    let err = precompile(truncated, cache.path(), &CompileLimits::default()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
     let no_start = wat::parse_str("(module (func (export \"main\")))").unwrap();
-    let err = precompile(&no_start, cache.path()).unwrap_err();
+    let err = precompile(&no_start, cache.path(), &CompileLimits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "not a WASI command module: it exports no `_start` function"
@@ -222,12 +232,19 @@ fn broken_modules_are_refused_at_create_time() {
     let foreign =
         wat::parse_str(r#"(module (import "env" "evil" (func)) (func (export "_start")))"#)
             .unwrap();
-    let err = precompile(&foreign, cache.path()).unwrap_err();
+    let err = precompile(&foreign, cache.path(), &CompileLimits::default()).unwrap_err();
     assert!(
         matches!(err, WasmError::NotACommand(ref m) if m.contains("evil")),
         "{err}"
     );
-    assert!(precompile(&wat::parse_str(fixture!("echo")).unwrap(), cache.path()).is_ok());
+    assert!(
+        precompile(
+            &wat::parse_str(fixture!("echo")).unwrap(),
+            cache.path(),
+            &CompileLimits::default()
+        )
+        .is_ok()
+    );
 }
 
 fn cache_entry(blob: &Blob) -> (PathBuf, PathBuf) {
@@ -316,7 +333,12 @@ fn blob_must_match_its_digest() {
 #[test]
 fn precompile_returns_the_digest_and_fills_the_cache() {
     let blob = Blob::new(fixture!("bye"));
-    let digest = precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    let digest = precompile(
+        &std::fs::read(&blob.path).unwrap(),
+        &blob.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     assert_eq!(digest, blob.digest);
     assert!(cache_entry(&blob).0.is_file());
     // Served from the cache: the blob is not needed any more.
@@ -410,7 +432,7 @@ fn memory64_growth_is_bounded() {
 fn shared_memories_are_refused_at_create() {
     let bytes = wat::parse_str(r#"(module (memory 1 2 shared) (func (export "_start")))"#).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = precompile(&bytes, dir.path()).unwrap_err();
+    let err = precompile(&bytes, dir.path(), &CompileLimits::default()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
 }
 
