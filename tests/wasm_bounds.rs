@@ -85,7 +85,7 @@ fn artifacts(host: &Host) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A module that compiles for longer than the config file's compileTimeout is refused by
+/// A module that compiles for longer than the config file's compileCpuTime is refused by
 /// `create` and by `apply` with the bound and the fix, and nothing is registered or stored.
 #[test]
 fn a_module_too_costly_to_compile_is_refused_at_create_and_apply() {
@@ -98,10 +98,11 @@ fn a_module_too_costly_to_compile_is_refused_at_create_and_apply() {
         &["create", "loops", path(&module)][..],
         &["apply", "-f", path(&file)][..],
     ] {
-        let stderr = refused(&host, r#"{"compileTimeout": 1}"#, args);
+        let stderr = refused(&host, r#"{"compileCpuTime": 1}"#, args);
         assert!(
-            stderr.contains("compiling it ran past its time bound of 1s and was stopped")
-                && stderr.contains("raise compileTimeout or compileMemory"),
+            stderr.contains(
+                "compiling it used more than its bound of 1s of CPU time and was stopped"
+            ) && stderr.contains("raise compileCpuTime or compileMemory"),
             "{args:?}: {stderr}"
         );
         assert_eq!(host.ok(&["ls", "-q"]).trim(), "");
@@ -136,7 +137,7 @@ fn the_compile_memory_bound_is_enforced_at_create() {
 /// A stage never compiles without a bound. Here a registered hook's module is one that takes a
 /// minute to compile (an older build compiled it, say), and an upgrade left no artifact: the
 /// stage compiles it under the hook's own timeout of 1 s, and fails with the fix; the
-/// container does not start. `recompile` under a 1 s compileTimeout fails too, naming the hook.
+/// container does not start. `recompile` under a 1 s compileCpuTime fails too, naming the hook.
 #[test]
 fn a_stage_compile_is_bounded_by_the_hooks_timeout() {
     let host = Host::new();
@@ -171,10 +172,10 @@ fn a_stage_compile_is_bounded_by_the_hooks_timeout() {
     );
     assert!(!text(&out.stdout).contains("ran"));
 
-    let stderr = refused(&host, r#"{"compileTimeout": 1}"#, &["recompile"]);
+    let stderr = refused(&host, r#"{"compileCpuTime": 1}"#, &["recompile"]);
     assert!(
         stderr.contains("Error: cannot compile slow (sha256:")
-            && stderr.contains("ran past its time bound of 1s"),
+            && stderr.contains("used more than its bound of 1s of CPU time"),
         "{stderr}"
     );
 }

@@ -22,7 +22,7 @@ pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
 /// PATH is a native executable (run as a process, exactly as runc runs an OCI hook) or a
 /// WebAssembly module (recognised by its content, run sandboxed inside hookhost).
 ///
-/// A module is compiled here, in a child process bounded by the config file's compileTimeout
+/// A module is compiled here, in a child process bounded by the config file's compileCpuTime
 /// and compileMemory (default 10 s, 512 MiB); one that needs more is refused.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \

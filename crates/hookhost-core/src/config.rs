@@ -14,7 +14,7 @@
 //!   "insecureRegistries": ["registry.lan:5000"],
 //!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
 //!   "requireSignatures": true,
-//!   "compileTimeout": 10,
+//!   "compileCpuTime": 10,
 //!   "compileMemory": "512MiB"
 //! }
 //! ```
@@ -25,7 +25,6 @@
 //! setting (`allowInlineSpec`) is an error rather than silently ignored.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use hookhost_exec::wasm::CompileLimits;
 use serde::{Deserialize, Serialize};
@@ -107,11 +106,11 @@ pub struct Config {
     /// `verifyKeys` or `--verify-key` must name a key). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_signatures: Option<bool>,
-    /// The bound, in whole seconds, on compiling a WASM module when it is registered
-    /// (`create`, `pull`, `apply`, `import`, `recompile`); a module that takes longer is
+    /// The bound on compiling a WASM module when it is registered (`create`, `pull`, `apply`,
+    /// `import`, `recompile`), in whole seconds of CPU time; a module that takes more is
     /// refused. Default: 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compile_timeout: Option<u64>,
+    pub compile_cpu_time: Option<u64>,
     /// The memory bound on the same, a size such as `512MiB`. Default: 512 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compile_memory: Option<String>,
@@ -207,9 +206,9 @@ impl Config {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("compileMemory: {e}"))?;
         }
         // The same range as a hook's own timeout.
-        if matches!(self.compile_timeout, Some(secs) if secs == 0 || secs > MAX_TIMEOUT_SECS) {
+        if matches!(self.compile_cpu_time, Some(secs) if secs == 0 || secs > MAX_TIMEOUT_SECS) {
             return Err(format!(
-                "compileTimeout must be between 1 and {MAX_TIMEOUT_SECS} seconds"
+                "compileCpuTime must be between 1 and {MAX_TIMEOUT_SECS} seconds"
             ));
         }
         Ok(())
@@ -218,16 +217,15 @@ impl Config {
     /// The bounds on compiling a module at registration (validated when read).
     pub fn compile_limits(&self) -> CompileLimits {
         let defaults = CompileLimits::default();
-        CompileLimits {
-            timeout: self
-                .compile_timeout
-                .map_or(defaults.timeout, Duration::from_secs),
-            memory: self
-                .compile_memory
+        CompileLimits::registration(
+            self.compile_cpu_time
+                .or(defaults.cpu_secs)
+                .unwrap_or_default(),
+            self.compile_memory
                 .as_deref()
                 .and_then(|size| hookhost_exec::limits::parse_size(size).ok())
                 .unwrap_or(defaults.memory),
-        }
+        )
     }
 
     /// The audit trail's bound, when the file sets one (validated when read).
@@ -330,8 +328,8 @@ mod tests {
             ),
             (r#"{"insecureRegistries":"r.lan"}"#, "invalid type"),
             (
-                r#"{"compileTimeout":0}"#,
-                "compileTimeout must be between 1 and",
+                r#"{"compileCpuTime":0}"#,
+                "compileCpuTime must be between 1 and",
             ),
             (
                 r#"{"compileMemory":"lots"}"#,
@@ -347,10 +345,8 @@ mod tests {
     #[test]
     fn compile_limits_default_and_are_read() {
         assert_eq!(Config::default().compile_limits(), CompileLimits::default());
-        let c = Config::parse(r#"{"compileTimeout":1,"compileMemory":"64MiB"}"#).unwrap();
-        let limits = c.compile_limits();
-        assert_eq!(limits.timeout, Duration::from_secs(1));
-        assert_eq!(limits.memory, 64 << 20);
+        let c = Config::parse(r#"{"compileCpuTime":1,"compileMemory":"64MiB"}"#).unwrap();
+        assert_eq!(c.compile_limits(), CompileLimits::registration(1, 64 << 20));
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum DefineError {
     },
     #[error(
         "cannot register the module {}: compiling it {stop}. A module this costly to compile \
-         is refused; if you trust it, raise compileTimeout or compileMemory in hookhost's \
+         is refused; if you trust it, raise compileCpuTime or compileMemory in hookhost's \
          config file", path.display()
     )]
     CompileBound {

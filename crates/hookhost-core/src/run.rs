@@ -155,14 +155,20 @@ fn run_timeout(hook: &PlannedHook) -> Duration {
 }
 
 /// The bounds on compiling a module at a stage (its artifact missing or stale): the hook's own
-/// timeout, which the compile and the run share (the registration default when the hook has
-/// none), and its memory limit but never less than the registration default: compiling takes
-/// more than running (the 1.6 MB gpu-env example runs in 64 MiB and needs ~150 MB to compile).
+/// timeout on the wall clock, which the compile and the run share (the registration default
+/// when the hook has none); and the hook's memory limit but never less than the registration
+/// default: compiling takes more than running (the 1.6 MB gpu-env example runs in 64 MiB and
+/// needs ~150 MB to compile).
 fn stage_compile_limits(hook: &PlannedHook, limits: &WasmLimits) -> CompileLimits {
     let defaults = CompileLimits::default();
-    CompileLimits {
-        timeout: hook.timeout().map_or(defaults.timeout, Duration::from_secs),
-        memory: limits.memory.max(defaults.memory),
+    let memory = limits.memory.max(defaults.memory);
+    match hook.timeout() {
+        Some(secs) => CompileLimits {
+            cpu_secs: None,
+            wall: Duration::from_secs(secs),
+            memory,
+        },
+        None => CompileLimits { memory, ..defaults },
     }
 }
 

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::Signal;
 use wasmtime::Module;
 
 use super::{WasmError, engine};
@@ -34,7 +35,7 @@ use crate::native::{self, NativeCommand, NativeError};
 use crate::{Exit, Outcome};
 
 /// The hidden first argument that makes hookhost's executable a compiler child:
-/// `hookhost __compile-wasm MEMORY_BYTES`, module on stdin, artifact on stdout.
+/// `hookhost __compile-wasm MEMORY_BYTES CPU_SECONDS`, module on stdin, artifact on stdout.
 pub const CHILD_COMMAND: &str = "__compile-wasm";
 
 /// The child's exit status for a module that is not valid (its stderr says why).
@@ -46,34 +47,54 @@ const ARTIFACT_MAGIC: &[u8] = b"\x7fELF";
 /// The executable the child re-executes: this very process's image.
 const SELF_EXE: &str = "/proc/self/exe";
 
-/// Default registration bound on compile time: 10 s.
-pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default registration bound on compile time: 10 s of CPU time.
+pub const DEFAULT_COMPILE_CPU_SECS: u64 = 10;
 
 /// Default registration bound on compile memory: 512 MiB.
 pub const DEFAULT_COMPILE_MEMORY: u64 = 512 << 20;
 
+/// How much longer than its CPU-time bound a compiler may take on the wall clock (a busy node
+/// starves it), and at least how long.
+const WALL_PER_CPU: u32 = 6;
+const MIN_WALL: Duration = Duration::from_secs(60);
+
 /// Bounds on one compilation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileLimits {
-    /// Wall-clock time; the child is killed when it runs past it.
-    pub timeout: Duration,
+    /// CPU time (all the compiler's threads together, `RLIMIT_CPU`), in whole seconds; `None`
+    /// for the wall clock alone.
+    pub cpu_secs: Option<u64>,
+    /// Wall-clock time; the child is killed with its process group when it runs past it.
+    pub wall: Duration,
     /// The child's `RLIMIT_DATA`, in bytes.
     pub memory: u64,
 }
 
+impl CompileLimits {
+    /// The registration bounds: `cpu_secs` of CPU time, which does not depend on how busy the
+    /// node is, and a wall-clock backstop of six times that (at least a minute).
+    pub fn registration(cpu_secs: u64, memory: u64) -> Self {
+        let cpu = Duration::from_secs(cpu_secs);
+        CompileLimits {
+            cpu_secs: Some(cpu_secs),
+            wall: cpu.saturating_mul(WALL_PER_CPU).max(MIN_WALL),
+            memory,
+        }
+    }
+}
+
 impl Default for CompileLimits {
     fn default() -> Self {
-        CompileLimits {
-            timeout: DEFAULT_COMPILE_TIMEOUT,
-            memory: DEFAULT_COMPILE_MEMORY,
-        }
+        CompileLimits::registration(DEFAULT_COMPILE_CPU_SECS, DEFAULT_COMPILE_MEMORY)
     }
 }
 
 /// Which bound a compilation passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompileStop {
-    /// It ran past its time bound and was killed.
+    /// It used more CPU time than its bound (seconds) and was killed.
+    CpuTime(u64),
+    /// It ran past its wall-clock bound and was killed.
     Timeout(Duration),
     /// It needed more memory than its bound.
     Memory(u64),
@@ -82,6 +103,10 @@ pub enum CompileStop {
 impl std::fmt::Display for CompileStop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            CompileStop::CpuTime(secs) => write!(
+                f,
+                "used more than its bound of {secs}s of CPU time and was stopped"
+            ),
             CompileStop::Timeout(limit) => write!(
                 f,
                 "ran past its time bound of {}s and was stopped",
@@ -109,22 +134,26 @@ pub(crate) fn compile(bytes: &[u8], limits: &CompileLimits) -> Result<Vec<u8>, W
     if IN_THIS_PROCESS.load(Ordering::Relaxed) {
         return compile_here(bytes);
     }
-    let memory = limits.memory.to_string();
-    let args = ["hookhost".to_string(), CHILD_COMMAND.to_string(), memory];
+    let args = [
+        "hookhost".to_string(),
+        CHILD_COMMAND.to_string(),
+        limits.memory.to_string(),
+        limits.cpu_secs.unwrap_or(0).to_string(),
+    ];
     let child = NativeCommand {
         path: Path::new(SELF_EXE),
         args: &args,
         env: &[],
-        timeout: limits.timeout,
+        timeout: limits.wall,
         leave_helpers: false,
         // The artifact is built in the child's memory: it cannot be larger.
         output_limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
     };
     match native::run(&child, bytes) {
         Ok(outcome) => artifact(outcome, limits),
-        Err(NativeError::Timeout { .. }) => Err(WasmError::CompileBound(CompileStop::Timeout(
-            limits.timeout,
-        ))),
+        Err(NativeError::Timeout { .. }) => {
+            Err(WasmError::CompileBound(CompileStop::Timeout(limits.wall)))
+        }
         Err(other) => Err(WasmError::CompilerProcess(other)),
     }
 }
@@ -142,6 +171,9 @@ fn artifact(outcome: Outcome, limits: &CompileLimits) -> Result<Vec<u8>, WasmErr
         Exit::Code(code) if code == i32::from(INVALID_MODULE_EXIT) => {
             Err(WasmError::InvalidModule(said))
         }
+        Exit::Signal(signal) if signal == Signal::SIGXCPU as i32 => Err(WasmError::CompileBound(
+            CompileStop::CpuTime(limits.cpu_secs.unwrap_or(0)),
+        )),
         _ if ran_out_of_memory(&said) => {
             Err(WasmError::CompileBound(CompileStop::Memory(limits.memory)))
         }
@@ -171,27 +203,37 @@ fn compile_here(bytes: &[u8]) -> Result<Vec<u8>, WasmError> {
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
 }
 
-/// The compiler child (`hookhost __compile-wasm MEMORY_BYTES`): limits its own memory, reads
-/// the module from `stdin` and returns the artifact for the caller to write on stdout. On
-/// error the caller ends as [`child_failure`] says.
+/// The compiler child (`hookhost __compile-wasm MEMORY_BYTES CPU_SECONDS`, 0 seconds for no
+/// CPU bound): limits its own memory and CPU time, reads the module from `stdin` and returns
+/// the artifact for the caller to write on stdout. On error the caller ends as
+/// [`child_failure`] says.
 pub fn serve_child(args: &[String], mut stdin: impl Read) -> Result<Vec<u8>, WasmError> {
-    let memory: u64 = match args {
-        [memory] => memory.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| WasmError::CompilerFailed(format!("usage: {CHILD_COMMAND} MEMORY_BYTES")))?;
-    let limit = |resource, value| {
-        setrlimit(resource, value, value)
-            .map_err(|e| WasmError::CompilerFailed(format!("cannot limit {resource:?}: {e}")))
+    let (memory, cpu_secs) = match args {
+        [memory, cpu] => (memory.parse().ok(), cpu.parse::<u64>().ok()),
+        _ => (None, None),
     };
-    limit(Resource::RLIMIT_DATA, memory)?;
+    let (Some(memory), Some(cpu_secs)) = (memory, cpu_secs) else {
+        return Err(WasmError::CompilerFailed(format!(
+            "usage: {CHILD_COMMAND} MEMORY_BYTES CPU_SECONDS"
+        )));
+    };
+    limit(Resource::RLIMIT_DATA, memory, memory)?;
+    if cpu_secs > 0 {
+        // SIGXCPU at the bound; SIGKILL a second later should it be caught.
+        limit(Resource::RLIMIT_CPU, cpu_secs, cpu_secs.saturating_add(1))?;
+    }
     // A crash of the compiler leaves no core file behind.
-    limit(Resource::RLIMIT_CORE, 0)?;
+    limit(Resource::RLIMIT_CORE, 0, 0)?;
     let mut bytes = Vec::new();
     stdin
         .read_to_end(&mut bytes)
         .map_err(|e| WasmError::CompilerFailed(format!("cannot read the module: {e}")))?;
     compile_here(&bytes)
+}
+
+fn limit(resource: Resource, soft: u64, hard: u64) -> Result<(), WasmError> {
+    setrlimit(resource, soft, hard)
+        .map_err(|e| WasmError::CompilerFailed(format!("cannot limit {resource:?}: {e}")))
 }
 
 /// How a failed compiler child ends: its exit status, and what it writes on stderr (for an

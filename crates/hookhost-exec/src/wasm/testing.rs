@@ -64,6 +64,15 @@ impl Default for Params {
     }
 }
 
+/// Compiles `blob` into its cache (in the test process), so that a run's timeout is not spent
+/// compiling: a large module takes seconds on a busy machine.
+pub fn precompile_blob(blob: &Blob) {
+    super::compile::compile_in_this_process();
+    let limits = CompileLimits::default();
+    super::ensure_compiled(&blob.path, &blob.digest, &blob.cache_dir(), &limits)
+        .expect("the module compiles");
+}
+
 /// Runs `blob` with `p` (compiling in the test process, as [`Blob::new`] says).
 pub fn run_blob(blob: &Blob, p: &Params) -> Result<WasmOutcome, WasmError> {
     super::compile::compile_in_this_process();
