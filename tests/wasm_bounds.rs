@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Bundle, Host, Runc, text, unique, wat_module};
+use common::{Bundle, Host, Runc, nested_loops, text, unique, wat_module};
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -34,47 +34,6 @@ fn refused(host: &Host, json: &str, args: &[&str]) -> String {
         "{args:?} should have failed: {stderr}"
     );
     stderr
-}
-
-/// A WASI command whose `_start` is `depth` nested empty loops: a few bytes per level, and
-/// quadratic work for Cranelift (20,000 levels took 65 s and 245 MB to compile).
-fn nested_loops(dir: &Path, depth: usize) -> PathBuf {
-    let mut body = vec![0u8]; // no locals
-    for _ in 0..depth {
-        body.extend([0x03, 0x40]); // loop (empty block type)
-    }
-    body.extend(std::iter::repeat_n(0x0b, depth + 1)); // end of each loop, then of the body
-    let mut code = leb(1);
-    code.extend(leb(body.len()));
-    code.extend(body);
-    let mut module = b"\0asm\x01\0\0\0".to_vec();
-    let sections: [(u8, Vec<u8>); 4] = [
-        (1, vec![1, 0x60, 0, 0]),                        // type 0: [] -> []
-        (3, vec![1, 0]),                                 // function 0 has type 0
-        (7, [&[1, 6][..], b"_start", &[0, 0]].concat()), // export "_start" = func 0
-        (10, code),
-    ];
-    for (id, content) in sections {
-        module.push(id);
-        module.extend(leb(content.len()));
-        module.extend(content);
-    }
-    let file = dir.join(format!("loops{depth}.wasm"));
-    fs::write(&file, module).unwrap();
-    file
-}
-
-fn leb(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn artifacts(host: &Host) -> Vec<PathBuf> {
