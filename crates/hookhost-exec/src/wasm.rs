@@ -18,6 +18,9 @@
 //! - **writes**: one budget per run for the bytes written and the files created through the
 //!   guest's writable directories (see `budget`).
 //!
+//! Compiling is bounded too, before any of this: a module is compiled only in a child process
+//! under time and memory bounds ([`compile`]), at registration or when a run misses the cache.
+//!
 //! The guest sees no host environment, no network and no files but its preopened directories;
 //! wasmtime-wasi's capability-based filesystem refuses `..`, absolute paths and symlinks that
 //! lead out of a preopen.

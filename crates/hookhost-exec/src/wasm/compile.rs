@@ -5,16 +5,21 @@
 //! the hook's timeout and its memory limit bound only the guest's run, so hookhost compiles in
 //! a **child process**: the running executable itself (`/proc/self/exe`, the very build that
 //! will load the artifact, even when an upgrade has replaced the file since) re-executed with
-//! [`CHILD_COMMAND`]. The child sets its own `RLIMIT_DATA` (heap and every private writable
-//! mapping) to the memory bound before reading anything, reads the module on stdin, validates
-//! and compiles it, and writes the artifact on stdout. The parent runs it as a native hook
-//! (its own process group, owned by a guard that kills it if hookhost dies), kills it at the
-//! time bound, and stores and loads the artifact itself.
+//! [`CHILD_COMMAND`] and an empty environment. Before reading anything the child sets its own
+//! `RLIMIT_DATA` (heap and every private writable mapping, not the executable's text) to the
+//! memory bound and `RLIMIT_CPU` to the CPU-time bound; then it reads the module on stdin,
+//! validates and compiles it, and writes the artifact on stdout. The parent runs it as a
+//! native hook (its own process group, owned by a guard that kills it if hookhost dies),
+//! kills it at the wall-clock bound, checks that it wrote an artifact, and stores and loads it
+//! itself.
 //!
-//! The child is started only when the cache has no artifact: at `create`, `pull`, `apply`
-//! and `recompile` under the registration bounds ([`CompileLimits`], from hookhost's config
-//! file), and at a stage under bounds the caller derives from the hook (hookhost-core: its
-//! timeout, and at least the default memory bound).
+//! The child is started only when the cache has no artifact: at `create`, `pull`, `apply`,
+//! `import` and `recompile` under the registration bounds ([`CompileLimits::registration`],
+//! from hookhost's config file), and at a stage under bounds the caller derives from the hook
+//! (hookhost-core: its timeout on the wall clock, and at least the default memory bound).
+//! The registration bound is CPU time, which does not depend on how busy the node is (on a
+//! loaded node here a 2 MB module took 9.9 s on the wall clock for 3.5 s of CPU), so the same
+//! module is accepted or refused on every node; the wall clock only backs it up.
 //!
 //! A program that links this crate and compiles modules must answer [`CHILD_COMMAND`] in its
 //! `main` with [`serve_child`]; tests, whose executable cannot, call
