@@ -36,12 +36,22 @@ struct Entry {
     checksum: PathBuf,
 }
 
+/// How an artifact's file name ends, after the module digest and `-`, and how its sidecar's
+/// name ends after the artifact's.
+const ARTIFACT: &str = ".cwasm";
+const SIDECAR: &str = ".sum";
+
 fn entry(cache_dir: &Path, digest: &str) -> Entry {
-    let base = format!("{digest}-{}.cwasm", engine::fingerprint());
+    let base = format!("{digest}{}", this_build());
     Entry {
         cwasm: cache_dir.join(&base),
-        checksum: cache_dir.join(format!("{base}.sum")),
+        checksum: cache_dir.join(format!("{base}{SIDECAR}")),
     }
+}
+
+/// The end of this build's artifact names: `-FINGERPRINT.cwasm`.
+fn this_build() -> String {
+    format!("-{}{ARTIFACT}", engine::fingerprint())
 }
 
 /// The module for `digest`, loaded in the runtime engine: from the cache when a verified entry
@@ -126,15 +136,15 @@ pub(crate) fn precompile(
 
 /// Removes the entries of other fingerprints (see [`super::remove_foreign_artifacts`]).
 pub(crate) fn remove_foreign(cache_dir: &Path) -> io::Result<usize> {
-    let current = format!("-{}.cwasm", engine::fingerprint());
+    let current = this_build();
     let mut removed = 0;
     for dirent in fs::read_dir(cache_dir)? {
         let path = dirent?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let base = name.strip_suffix(".sum").unwrap_or(name);
-        if base.ends_with(".cwasm") && !base.ends_with(&current) {
+        let base = name.strip_suffix(SIDECAR).unwrap_or(name);
+        if base.ends_with(ARTIFACT) && !base.ends_with(&current) {
             fs::remove_file(&path)?;
             removed += 1;
         }

@@ -249,3 +249,76 @@ pub fn child_failure(error: &WasmError) -> (u8, String) {
         other => (1, other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(exit: Exit, stdout: &[u8], stderr: &str) -> Result<Vec<u8>, WasmError> {
+        let outcome = Outcome {
+            exit,
+            stdout: stdout.to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            truncated: false,
+            duration: Duration::ZERO,
+            fuel_used: None,
+        };
+        artifact(outcome, &CompileLimits::registration(3, 8 << 20))
+    }
+
+    /// How the parent reads the child's end: every way it can end names its cause.
+    #[test]
+    fn the_childs_end_is_read_as_artifact_fault_or_bound() {
+        assert_eq!(
+            ended(Exit::Code(0), b"\x7fELF...", "").unwrap(),
+            b"\x7fELF..."
+        );
+        let cases = [
+            (Exit::Code(0), "", "it wrote no artifact"),
+            (
+                Exit::Code(65),
+                "type mismatch",
+                "invalid WebAssembly module: type mismatch",
+            ),
+            (
+                Exit::Signal(Signal::SIGXCPU as i32),
+                "",
+                "compiling the module used more than its bound of 3s of CPU time",
+            ),
+            (
+                Exit::Signal(6),
+                "memory allocation of 2401200 bytes failed",
+                "compiling the module needed more than its memory bound of 8 MiB",
+            ),
+            (
+                Exit::Code(101),
+                "unhandled out-of-memory error: out of memory (failed to allocate 4097 bytes)",
+                "needed more than its memory bound of 8 MiB",
+            ),
+            (
+                Exit::Code(101),
+                "ThreadPoolBuildError { kind: IOError(Os { code: 11, message: \
+                 \"Resource temporarily unavailable\" }) }",
+                "needed more than its memory bound of 8 MiB",
+            ),
+            (
+                Exit::Code(101),
+                "\x1b[2Jsomething else",
+                "the compiler process failed: exit status 101: \\u{1b}[2Jsomething else",
+            ),
+        ];
+        for (exit, stderr, want) in cases {
+            let err = ended(exit, b"", stderr).unwrap_err().to_string();
+            assert!(err.contains(want), "{exit}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_child_refuses_bad_arguments() {
+        let err = serve_child(&["lots".into()], &b""[..]).unwrap_err();
+        assert!(err.to_string().contains("usage: __compile-wasm"), "{err}");
+        assert_eq!(child_failure(&err).0, 1);
+        let invalid = WasmError::InvalidModule("bad".into());
+        assert_eq!(child_failure(&invalid), (INVALID_MODULE_EXIT, "bad".into()));
+    }
+}

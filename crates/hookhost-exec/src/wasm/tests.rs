@@ -267,6 +267,23 @@ fn cache_is_written_and_deleted_entries_are_rebuilt() {
     assert!(cwasm.is_file(), "the artifact is written again");
 }
 
+/// `ensure_compiled` compiles once, then finds the artifact; artifacts of other builds go.
+#[test]
+fn ensure_compiled_fills_the_cache_once_and_other_builds_artifacts_go() {
+    let blob = Blob::new(fixture!("bye"));
+    let cache = blob.cache_dir();
+    let limits = CompileLimits::default();
+    assert!(ensure_compiled(&blob.path, &blob.digest, &cache, &limits).unwrap());
+    assert!(!ensure_compiled(&blob.path, &blob.digest, &cache, &limits).unwrap());
+    let foreign = cache.join(format!("{}-0123456789abcdef.cwasm", blob.digest));
+    std::fs::write(&foreign, b"an older build's").unwrap();
+    std::fs::write(cache.join("x-0123456789abcdef.cwasm.sum"), b"").unwrap();
+    assert_eq!(remove_foreign_artifacts(&cache).unwrap(), 2);
+    assert!(!foreign.exists());
+    let (cwasm, sum) = cache_entry(&blob);
+    assert!(cwasm.is_file() && sum.is_file(), "this build's entry stays");
+}
+
 fn inode(path: &std::path::Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
 }
