@@ -12,8 +12,8 @@ use hookhost_exec::wasm::{WasmError, compile};
 /// Compile every registered WebAssembly module for this hookhost build (after an upgrade)
 ///
 /// Compiled modules are cached per hookhost build: after an upgrade each WASM hook would be
-/// compiled at its first container start instead, under the hook's own timeout and memory
-/// limit, which a large module may not fit. Run this in a package's upgrade step: it compiles
+/// compiled at its first container start instead, within the hook's own timeout, which a
+/// large module may not fit. Run this in a package's upgrade step: it compiles
 /// what is missing under the config file's compileCpuTime and compileMemory (default 10 s of CPU
 /// time, 512 MiB) and removes the artifacts of other builds. Exits 1 if any module failed.
 #[derive(Debug, Args)]

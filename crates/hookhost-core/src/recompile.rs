@@ -2,9 +2,9 @@
 //!
 //! The compile cache is keyed by the engine's fingerprint (wasmtime version, architecture,
 //! engine settings), so an upgrade leaves every artifact stale. A stage that misses the cache
-//! compiles the module under the hook's own timeout and memory limit, which a large module may
-//! not fit; run after an upgrade (a package's post-install step), this compiles them all under
-//! the registration bounds instead, and removes the artifacts no build but an older one can load.
+//! compiles the module within the hook's own timeout, which a large module may not fit; run
+//! after an upgrade (a package's post-install step), this compiles them all under the
+//! registration bounds instead, and removes the artifacts only another build can load.
 
 use std::collections::BTreeMap;
 
