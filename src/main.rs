@@ -1,5 +1,5 @@
 //! One binary, three names: `hookhost`, `hookhost-runtime` (the runc wrapper) and `docker-hook`
-//! (the Docker CLI plugin).
+//! (the Docker CLI plugin); and, as its own child, the bounded compiler of WASM modules.
 
 mod cli;
 
@@ -14,6 +14,13 @@ fn main() -> ExitCode {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // hookhost re-executing itself to compile a module under bounds, whatever its name.
+    if argv
+        .get(1)
+        .is_some_and(|a| a == hookhost_exec::wasm::compile::CHILD_COMMAND)
+    {
+        return cli::recompile::compile_child(&lossy(argv[2..].to_vec()));
+    }
     match name.as_str() {
         "hookhost-runtime" => cli::runtime::main(argv[1..].to_vec()),
         "docker-hook" => cli::plugin::main(lossy(argv)),

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::engines::wait_for;
-use common::{Bundle, Host, Runc, example_wasm, require, text, unique};
+use common::{Bundle, Host, Runc, example_wasm, nested_loops, require, text, unique};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -564,6 +564,24 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
     assert_eq!(
         inspect(&host, "h")["Source"]["Signer"]["Format"],
         "sigstore-bundle"
+    );
+}
+
+/// `pull` compiles under the config file's bounds as `create` does: a module too costly to
+/// compile (20,000 nested loops) is refused with the bound, and nothing is written.
+#[test]
+fn a_pulled_module_too_costly_to_compile_is_refused() {
+    let registry = Registry::start();
+    let host = Host::new();
+    let module = nested_loops(host.dir.path(), 20_000);
+    registry.oras_push("loops:v1", &module);
+    let config = host.dir.path().join("config.json");
+    fs::write(&config, r#"{"compileCpuTime": 1}"#).unwrap();
+    let reference = registry.oci("loops:v1");
+    refused(
+        &host,
+        &["--config", config.to_str().unwrap(), "pull", &reference],
+        "compiling it used more than its bound of 1s of CPU time and was stopped",
     );
 }
 

@@ -13,7 +13,9 @@ use super::Cli;
 ///
 /// Hooks in the file are created or updated; hooks already as described are left alone, so a
 /// second run changes nothing and says so. Run it on every node (from a DaemonSet or a
-/// config-management run) to give a fleet the same hooks.
+/// config-management run) to give a fleet the same hooks. Modules are compiled as `create`
+/// compiles them, bounded by the config file's compileCpuTime and compileMemory (default
+/// 10 s of CPU time, 512 MiB).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     hookhost inspect $(hookhost ls -q) > hooks.json      # on one node\n  \

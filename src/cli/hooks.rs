@@ -21,6 +21,9 @@ pub const LIST_FLAGS: &[&str] = &["--args", "--env", "--type", "--stage"];
 ///
 /// PATH is a native executable (run as a process, exactly as runc runs an OCI hook) or a
 /// WebAssembly module (recognised by its content, run sandboxed inside hookhost).
+///
+/// A module is compiled here, in a child process bounded by the config file's compileCpuTime
+/// and compileMemory (default 10 s of CPU time, 512 MiB); one that needs more is refused.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     hookhost create --type prestart --env platform=linux --timeout 5 --args ls,/tmp/a myFirstHook /bin/ls\n  \

@@ -13,6 +13,7 @@ mod oci;
 mod parse;
 pub mod plugin;
 mod progress;
+pub mod recompile;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -77,6 +78,7 @@ enum Command {
     Apply(apply::ApplyArgs),
     Push(oci::PushArgs),
     Pull(oci::PullArgs),
+    Recompile(recompile::RecompileArgs),
     Inject(container::InjectArgs),
     Try(container::TryArgs),
     Stage(container::StageArgs),
@@ -109,8 +111,9 @@ impl Cli {
             .unwrap_or_else(Paths::default_root)
     }
 
+    /// The registry, compiling modules under the config file's bounds.
     fn registry(&self) -> anyhow::Result<Registry> {
-        Ok(Registry::open(self.root())?)
+        Ok(Registry::open(self.root())?.with_compile_limits(self.settings.compile_limits()))
     }
 }
 
@@ -158,6 +161,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::apply(cli, args),
         Command::Push(args) => oci::push(cli, args),
         Command::Pull(args) => oci::pull(cli, args),
+        Command::Recompile(args) => recompile::recompile(cli, args),
         Command::Inject(args) => container::inject(cli, args),
         Command::Try(args) => container::try_hook(cli, args),
         Command::Stage(args) => container::stage(args),

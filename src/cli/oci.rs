@@ -32,7 +32,9 @@ pub struct PushArgs {
 /// Fetch a WebAssembly module from an OCI registry into the module store
 ///
 /// The module is verified (with --verify-key or the config file's verifyKeys), validated and
-/// precompiled, but no hook is registered. Prints the resolved source as JSON.
+/// precompiled, but no hook is registered. Prints the resolved source as JSON. Compiling is
+/// bounded by the config file's compileCpuTime and compileMemory (default 10 s of CPU time, 512 MiB); a
+/// module that needs more is refused.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     #[command(flatten)]

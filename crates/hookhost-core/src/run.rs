@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hookhost_exec::fs::{self as hfs, Untrusted};
+use hookhost_exec::limits::WasmLimits;
 use hookhost_exec::native::{self, NativeCommand, NativeError};
-use hookhost_exec::wasm::{self, Stop, WasmError, WasmInvocation};
+use hookhost_exec::wasm::{self, CompileLimits, CompileStop, Stop, WasmError, WasmInvocation};
 use hookhost_exec::{Exit, Outcome, pick_output, split_env};
 use hookhost_types::{STAGE_ENV, Stage, State};
 use thiserror::Error;
@@ -39,6 +40,17 @@ pub enum ExecError {
     /// The WASM hook could not be loaded or set up.
     #[error(transparent)]
     Wasm(WasmError),
+    /// The module had to be compiled here (its artifact was missing or stale), and that passed
+    /// the hook's own limits.
+    #[error(
+        "its compiled artifact is missing or stale (after a hookhost upgrade, or a cleared \
+         cache), and compiling it here, bounded by the hook's timeout, {stop}; run `hookhost \
+         recompile`, as a package's upgrade step should"
+    )]
+    CompileAtStage {
+        /// The bound it passed.
+        stop: CompileStop,
+    },
     /// A WASM hook planned without its module's digest.
     #[error("no module digest recorded")]
     NoDigest,
@@ -90,6 +102,7 @@ impl From<WasmError> for ExecError {
                 };
                 ExecError::WasmStopped { stop, output }
             }
+            WasmError::CompileBound(stop) => ExecError::CompileAtStage { stop },
             other => ExecError::Wasm(other),
         }
     }
@@ -139,6 +152,24 @@ fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecErro
 /// A hook's time limit; without a timeout (a hooks.d hook without one) it has none.
 fn run_timeout(hook: &PlannedHook) -> Duration {
     hook.timeout().map_or(Duration::MAX, Duration::from_secs)
+}
+
+/// The bounds on compiling a module at a stage (its artifact missing or stale): the hook's own
+/// timeout on the wall clock, which the compile and the run share (the registration default
+/// when the hook has none); and the hook's memory limit but never less than the registration
+/// default: compiling takes more than running (the 1.6 MB gpu-env example runs in 64 MiB and
+/// needs ~150 MB to compile).
+fn stage_compile_limits(hook: &PlannedHook, limits: &WasmLimits) -> CompileLimits {
+    let defaults = CompileLimits::default();
+    let memory = limits.memory.max(defaults.memory);
+    match hook.timeout() {
+        Some(secs) => CompileLimits {
+            cpu_secs: None,
+            wall: Duration::from_secs(secs),
+            memory,
+        },
+        None => CompileLimits { memory, ..defaults },
+    }
 }
 
 /// A pinned native hook runs only while it is the file that was registered: unchanged, and
@@ -200,6 +231,7 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         preopens: &resolved.preopens,
         limits: &limits,
         timeout: run_timeout(hook),
+        compile: stage_compile_limits(hook, &limits),
         output_limit: ctx.output_limit,
     };
     let started = Instant::now();

@@ -18,12 +18,16 @@
 //! - **writes**: one budget per run for the bytes written and the files created through the
 //!   guest's writable directories (see `budget`).
 //!
+//! Compiling is bounded too, before any of this: a module is compiled only in a child process
+//! under time and memory bounds ([`compile`]), at registration or when a run misses the cache.
+//!
 //! The guest sees no host environment, no network and no files but its preopened directories;
 //! wasmtime-wasi's capability-based filesystem refuses `..`, absolute paths and symlinks that
 //! lead out of a preopen.
 
 mod budget;
 mod cache;
+pub mod compile;
 mod engine;
 mod pipe;
 #[cfg(any(test, feature = "test-support"))]
@@ -42,6 +46,8 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::limits::{WasmLimits, format_size};
+use crate::native::NativeError;
+pub use compile::{CompileLimits, CompileStop};
 use pipe::BoundedPipe;
 
 /// Fuel units between two yields of running guest code to the executor (a fraction of a
@@ -77,8 +83,10 @@ pub struct WasmInvocation<'a> {
     pub stdin: &'a [u8],
     pub preopens: &'a [Preopen],
     pub limits: &'a WasmLimits,
-    /// Wall-clock bound on the whole run (the hook's `timeout`).
+    /// Wall-clock bound on the whole run (the hook's `timeout`), compiling included.
     pub timeout: Duration,
+    /// The bounds on compiling the module when its artifact is missing or stale.
+    pub compile: CompileLimits,
     /// Bytes kept of stdout, and separately of stderr; the excess is discarded.
     pub output_limit: usize,
 }
@@ -150,6 +158,11 @@ pub enum WasmError {
     InvalidModule(String),
     #[error("not a WASI command module: {0}")]
     NotACommand(String),
+    #[error("cannot write the compiled module to {path}: {source}")]
+    WriteCache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read module {path}: {source}")]
     ReadModule {
         path: PathBuf,
@@ -173,6 +186,15 @@ pub enum WasmError {
     },
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(String),
+    /// Compiling passed its time or memory bound (see [`compile`]).
+    #[error("compiling the module {0}")]
+    CompileBound(CompileStop),
+    /// The compiler child could not be run.
+    #[error("cannot run the compiler process")]
+    CompilerProcess(#[source] NativeError),
+    /// The compiler child failed for another reason than the module or a bound.
+    #[error("the compiler process failed: {0}")]
+    CompilerFailed(String),
     /// WASI passes C strings: a NUL would silently cut the value.
     #[error(
         "argument or environment value {value:?} holds a NUL byte, which a hook cannot receive"
@@ -196,24 +218,48 @@ pub fn is_wasm(bytes: &[u8]) -> bool {
 
 /// Create-time: checks that `bytes` are a valid module and a WASI command (exports `_start`,
 /// imports only WASI preview-1 functions hookhost provides), and stores the precompiled
-/// artifact in `cache_dir`, so the first run is fast. Returns the module's sha256 (hex), its
-/// registry key.
-pub fn precompile(bytes: &[u8], cache_dir: &Path) -> Result<String, WasmError> {
+/// artifact in `cache_dir`, so the first run is fast. Compiling is bounded by `limits`
+/// ([`compile`]). Returns the module's sha256 (hex), its registry key.
+pub fn precompile(
+    bytes: &[u8],
+    cache_dir: &Path,
+    limits: &CompileLimits,
+) -> Result<String, WasmError> {
     if !is_wasm(bytes) {
         return Err(WasmError::NotWasm);
     }
-    Module::validate(engine::compiler()?, bytes)
-        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     let digest = crate::fs::sha256_hex(bytes);
-    let module = cache::precompile(bytes, &digest, cache_dir)?;
+    let module = cache::precompile(bytes, &digest, cache_dir, limits)?;
     check_command(&module)?;
     Ok(digest)
 }
 
-/// Runs the hook to completion or until a limit stops it.
+/// Makes sure `cache_dir` holds a verified artifact of the module at `module_path` for this
+/// hookhost build, compiling it under `limits` when it does not; returns whether it compiled
+/// (what `hookhost recompile` runs after an upgrade).
+pub fn ensure_compiled(
+    module_path: &Path,
+    digest: &str,
+    cache_dir: &Path,
+    limits: &CompileLimits,
+) -> Result<bool, WasmError> {
+    cache::ensure(module_path, digest, cache_dir, limits)
+}
+
+/// Removes the artifacts of other hookhost builds (another wasmtime version, architecture or
+/// engine settings) from `cache_dir`: no build of hookhost but theirs can load them. Returns
+/// how many files went.
+pub fn remove_foreign_artifacts(cache_dir: &Path) -> std::io::Result<usize> {
+    cache::remove_foreign(cache_dir)
+}
+
+/// Runs the hook to completion or until a limit stops it. A module whose artifact is missing
+/// or stale is compiled first, under `inv.compile`; the run gets what is left of its timeout.
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
+    let started = std::time::Instant::now();
     let engine = engine::runtime()?;
-    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir)?;
+    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir, &inv.compile)?;
+    let left = inv.timeout.saturating_sub(started.elapsed());
     let pre = wasi_linker()?
         .instantiate_pre(&module)
         .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
@@ -231,7 +277,7 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call_async(&mut store, ()).await
         };
-        tokio::time::timeout(inv.timeout, call).await
+        tokio::time::timeout(left, call).await
     });
 
     let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);

@@ -13,7 +13,9 @@
 //!   "selectFromEnv": true,
 //!   "insecureRegistries": ["registry.lan:5000"],
 //!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
-//!   "requireSignatures": true
+//!   "requireSignatures": true,
+//!   "compileCpuTime": 10,
+//!   "compileMemory": "512MiB"
 //! }
 //! ```
 //!
@@ -24,7 +26,10 @@
 
 use std::path::{Path, PathBuf};
 
+use hookhost_exec::wasm::CompileLimits;
 use serde::{Deserialize, Serialize};
+
+use crate::hook::MAX_TIMEOUT_SECS;
 use thiserror::Error;
 
 /// Where the configuration is read from when nothing else is said.
@@ -101,6 +106,14 @@ pub struct Config {
     /// `verifyKeys` or `--verify-key` must name a key). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_signatures: Option<bool>,
+    /// The bound on compiling a WASM module when it is registered (`create`, `pull`, `apply`,
+    /// `import`, `recompile`), in whole seconds of CPU time; a module that takes more is
+    /// refused. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_cpu_time: Option<u64>,
+    /// The memory bound on the same, a size such as `512MiB`. Default: 512 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_memory: Option<String>,
     /// The NRI plugin's settings (`hookhost nri`).
     #[serde(default, skip_serializing_if = "NriSettings::is_default")]
     pub nri: NriSettings,
@@ -218,7 +231,30 @@ impl Config {
         if let Some(size) = &self.events_max_size {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;
         }
+        if let Some(size) = &self.compile_memory {
+            hookhost_exec::limits::parse_size(size).map_err(|e| format!("compileMemory: {e}"))?;
+        }
+        // The same range as a hook's own timeout.
+        if matches!(self.compile_cpu_time, Some(secs) if secs == 0 || secs > MAX_TIMEOUT_SECS) {
+            return Err(format!(
+                "compileCpuTime must be between 1 and {MAX_TIMEOUT_SECS} seconds"
+            ));
+        }
         Ok(())
+    }
+
+    /// The bounds on compiling a module at registration (validated when read).
+    pub fn compile_limits(&self) -> CompileLimits {
+        let defaults = CompileLimits::default();
+        CompileLimits::registration(
+            self.compile_cpu_time
+                .or(defaults.cpu_secs)
+                .unwrap_or_default(),
+            self.compile_memory
+                .as_deref()
+                .and_then(|size| hookhost_exec::limits::parse_size(size).ok())
+                .unwrap_or(defaults.memory),
+        )
     }
 
     /// The audit trail's bound, when the file sets one (validated when read).
@@ -320,11 +356,26 @@ mod tests {
                 "requireSignatures is true but verifyKeys names no key",
             ),
             (r#"{"insecureRegistries":"r.lan"}"#, "invalid type"),
+            (
+                r#"{"compileCpuTime":0}"#,
+                "compileCpuTime must be between 1 and",
+            ),
+            (
+                r#"{"compileMemory":"lots"}"#,
+                "compileMemory: invalid size \"lots\"",
+            ),
         ];
         for (text, want) in cases {
             let err = Config::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn compile_limits_default_and_are_read() {
+        assert_eq!(Config::default().compile_limits(), CompileLimits::default());
+        let c = Config::parse(r#"{"compileCpuTime":1,"compileMemory":"64MiB"}"#).unwrap();
+        assert_eq!(c.compile_limits(), CompileLimits::registration(1, 64 << 20));
     }
 
     #[test]

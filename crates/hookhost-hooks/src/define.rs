@@ -14,6 +14,7 @@ use crate::hook::{
 use crate::registry::{Registry, RegistryError};
 use crate::when::When;
 use hookhost_exec::limits::WasmLimits;
+use hookhost_exec::wasm::WasmError;
 
 #[derive(Debug, Error)]
 pub enum DefineError {
@@ -57,6 +58,15 @@ pub enum DefineError {
         path: PathBuf,
         #[source]
         source: Box<hookhost_exec::wasm::WasmError>,
+    },
+    #[error(
+        "cannot register the module {}: compiling it {stop}. A module this costly to compile \
+         is refused; if you trust it, raise compileCpuTime or compileMemory in hookhost's \
+         config file", path.display()
+    )]
+    CompileBound {
+        path: PathBuf,
+        stop: hookhost_exec::wasm::CompileStop,
     },
     #[error(transparent)]
     Grant(#[from] crate::grants::GrantError),
@@ -266,15 +276,20 @@ fn check_native(def: &Definition) -> Result<(), DefineError> {
     Ok(())
 }
 
-/// Validates and precompiles the module (so the first container start is fast), then stores
-/// it under its digest (`path` names it in errors).
+/// Validates and precompiles the module (so the first container start is fast) under the
+/// registry's compile bounds, then stores it under its digest (`path` names it in errors).
 pub fn store_wasm(path: &Path, bytes: &[u8], registry: &Registry) -> Result<String, DefineError> {
     let cache_dir = registry.paths().cache_dir();
-    hookhost_exec::wasm::precompile(bytes, &cache_dir).map_err(|source| {
-        DefineError::BadModule {
+    let limits = registry.compile_limits();
+    hookhost_exec::wasm::precompile(bytes, &cache_dir, limits).map_err(|source| match source {
+        WasmError::CompileBound(stop) => DefineError::CompileBound {
+            path: path.to_path_buf(),
+            stop,
+        },
+        source => DefineError::BadModule {
             path: path.to_path_buf(),
             source: Box::new(source),
-        }
+        },
     })?;
     Ok(registry.store_module(bytes)?)
 }

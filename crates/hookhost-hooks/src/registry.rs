@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hookhost_exec::fs::sha256_hex;
+use hookhost_exec::wasm::CompileLimits;
 use thiserror::Error;
 
 use crate::hook::{self, Hook, InvalidName};
@@ -90,6 +91,9 @@ pub struct Registry {
     /// `open` could not upgrade an old-layout registry (read-only, say): entries are read
     /// wherever they are, and [`Registry::global_hooks`] refuses.
     old_layout: bool,
+    /// The bounds on compiling a module that is registered (see
+    /// [`hookhost_exec::wasm::compile`]).
+    compile_limits: CompileLimits,
 }
 
 /// Held while writing; released on drop.
@@ -130,7 +134,11 @@ impl Registry {
             // In the root just checked: the directory itself (or, if a symlink, its target).
             fsutil::check_trusted_entry(&dir)?;
         }
-        let mut registry = Registry { paths, old_layout };
+        let mut registry = Registry {
+            paths,
+            old_layout,
+            compile_limits: CompileLimits::default(),
+        };
         if old_layout {
             // A reader that cannot take the lock still reads every entry.
             registry.old_layout = registry.lock().is_err();
@@ -140,6 +148,18 @@ impl Registry {
 
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// The registry, compiling the modules registered into it under `limits` (hookhost's
+    /// config file sets them) instead of the defaults.
+    pub fn with_compile_limits(mut self, limits: CompileLimits) -> Self {
+        self.compile_limits = limits;
+        self
+    }
+
+    /// The bounds on compiling a module that is registered.
+    pub fn compile_limits(&self) -> &CompileLimits {
+        &self.compile_limits
     }
 
     fn lock(&self) -> Result<WriteLock, RegistryError> {

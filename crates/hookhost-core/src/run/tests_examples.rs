@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use hookhost_exec::wasm::WasmOutcome;
-use hookhost_exec::wasm::testing::{Blob, Params, run_blob};
+use hookhost_exec::wasm::testing::{Blob, Params, precompile_blob, run_blob};
 use hookhost_hooks::grants::{Access, DirGrant, Grants, Resolved};
 
 const EXAMPLES: [&str; 4] = ["deny-privileged", "hosts-entry", "audit-log", "noop"];
@@ -80,7 +80,9 @@ fn run_example(
         preopens,
         ..Params::default()
     };
-    run_blob(&example(name), &p).unwrap()
+    let blob = example(name);
+    precompile_blob(&blob);
+    run_blob(&blob, &p).unwrap()
 }
 
 fn bundle_with(config: &str) -> tempfile::TempDir {

@@ -1,9 +1,15 @@
 //! The write budget: bytes written and files created through a run's writable directories.
 //!
 //! wasmtime-wasi has no quota of its own, so the WASI functions that write or create are
-//! shadowed in the linker by thin wrappers: each counts what the call asks for (the bytes of
-//! its iovecs, the size a file is set to, one per file, directory or link created), stops the
-//! hook when that would pass the budget, and otherwise calls wasmtime-wasi's own function.
+//! shadowed in the linker by thin wrappers: each counts what the call asks for, stops the
+//! hook when that would pass the budget, and otherwise calls wasmtime-wasi's own function:
+//!
+//! - a write counts the bytes of its iovecs, plus the hole it leaves when it starts past the
+//!   end of the file (`fd_pwrite` at an offset, or `fd_write` after `fd_seek`): a file's size
+//!   is what it takes on the host, sparse or not, so one byte at offset 2^40 counts 1 TiB;
+//! - `fd_filestat_set_size` counts the size the file is set to;
+//! - each file, directory or link created counts one against [`MAX_FILES_CREATED`].
+//!
 //! Counting happens before the call, so the host file system never holds more than the
 //! budget. Writes to the guest's stdout and stderr (descriptors 1 and 2) are bounded
 //! elsewhere (they are captured, not written to disk) and not counted; a guest may not move a
@@ -11,6 +17,7 @@
 //! as one.
 
 use wasmtime::{AsContextMut, Caller, Extern, Linker, Memory};
+use wasmtime_wasi::p1::types::Fd;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wasi, WasiSnapshotPreview1};
 use wiggle::GuestMemory;
 
@@ -117,7 +124,9 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
             Box::new(async move {
                 if fd > 2 {
                     let bytes = iovec_bytes(&mut caller, iovs, len);
-                    caller.data_mut().budget.take_bytes(bytes)?;
+                    let hole = hole_before(&mut caller, fd, None).await;
+                    let cost = bytes.saturating_add(hole);
+                    caller.data_mut().budget.take_bytes(cost)?;
                 }
                 forward!(caller, fd_write, fd, iovs, len, nwritten)
             })
@@ -130,7 +139,9 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
               (fd, iovs, len, offset, nwritten): (i32, i32, i32, i64, i32)| {
             Box::new(async move {
                 let bytes = iovec_bytes(&mut caller, iovs, len);
-                caller.data_mut().budget.take_bytes(bytes)?;
+                let hole = hole_before(&mut caller, fd, Some(offset as u64)).await;
+                let cost = bytes.saturating_add(hole);
+                caller.data_mut().budget.take_bytes(cost)?;
                 forward!(caller, fd_pwrite, fd, iovs, len, offset, nwritten)
             })
         },
@@ -205,6 +216,27 @@ fn memory_and_host<'a>(
     let (memory, host) = memory.data_and_store_mut(caller);
     host.wasi.set_hostcall_fuel(fuel);
     Ok((memory, host))
+}
+
+/// How far past the end of the file open at `fd` a write at `offset` (`None`: at the fd's
+/// position) starts: the hole it would leave, which makes the file that much larger. Zero
+/// when the fd is no seekable file (the write itself then fails or goes to a stream).
+async fn hole_before(caller: &mut Caller<'_, Host>, fd: i32, offset: Option<u64>) -> u64 {
+    let wasi = &mut caller.data_mut().wasi;
+    // Neither call touches guest memory.
+    let mut no_memory = GuestMemory::Unshared(&mut []);
+    let fd = Fd::from(fd as u32);
+    let Ok(stat) = wasi.fd_filestat_get(&mut no_memory, fd).await else {
+        return 0;
+    };
+    let start = match offset {
+        Some(offset) => offset,
+        None => match wasi.fd_tell(&mut no_memory, fd) {
+            Ok(position) => position,
+            Err(_) => return 0,
+        },
+    };
+    start.saturating_sub(stat.size)
 }
 
 /// The total length of the `len` iovecs at `iovs` in the guest's memory; zero when they cannot

@@ -14,7 +14,8 @@
 //!   recorded sha256.
 //!
 //! Anything else (missing, stale, corrupt, unreadable, refused by wasmtime) is recompiled from the
-//! module blob, whose own sha256 is checked against the registered digest first. Both files are
+//! module blob, whose own sha256 is checked against the registered digest first, under the
+//! bounds of [`compile`]. Both files are
 //! written to a temporary name and renamed into place, so readers never see a partial file.
 
 use std::fs::{self, File};
@@ -25,8 +26,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-use super::WasmError;
-use super::engine;
+use super::compile::{self, CompileLimits};
+use super::{WasmError, engine};
 use crate::fs::{sha256_hex, write_atomic};
 
 /// Where a module's artifact and its checksum live.
@@ -35,28 +36,78 @@ struct Entry {
     checksum: PathBuf,
 }
 
+/// How an artifact's file name ends, after the module digest and `-`, and how its sidecar's
+/// name ends after the artifact's.
+const ARTIFACT: &str = ".cwasm";
+const SIDECAR: &str = ".sum";
+
 fn entry(cache_dir: &Path, digest: &str) -> Entry {
-    let base = format!("{digest}-{}.cwasm", engine::fingerprint());
+    let base = format!("{digest}{}", this_build());
     Entry {
         cwasm: cache_dir.join(&base),
-        checksum: cache_dir.join(format!("{base}.sum")),
+        checksum: cache_dir.join(format!("{base}{SIDECAR}")),
     }
 }
 
+/// The end of this build's artifact names: `-FINGERPRINT.cwasm`.
+fn this_build() -> String {
+    format!("-{}{ARTIFACT}", engine::fingerprint())
+}
+
 /// The module for `digest`, loaded in the runtime engine: from the cache when a verified entry
-/// exists, else compiled from `module_path` (after checking the blob against `digest`) and
-/// cached for next time.
+/// exists, else compiled under `limits` from `module_path` (after checking the blob against
+/// `digest`) and cached for next time.
 pub(crate) fn load_or_compile(
     module_path: &Path,
     digest: &str,
     cache_dir: &Path,
+    limits: &CompileLimits,
 ) -> Result<Module, WasmError> {
-    check_digest_shape(digest)?;
-    let runtime = engine::runtime()?;
-    let entry = entry(cache_dir, digest);
-    if let Some(module) = load_verified(runtime, &entry) {
-        return Ok(module);
+    match lookup(module_path, digest, cache_dir)? {
+        Lookup::Cached(module) => Ok(module),
+        Lookup::Missing(bytes, entry) => compile_and_store(&bytes, &entry, limits),
     }
+}
+
+/// Compiles the module at `module_path` into the cache under `limits` unless a verified entry
+/// is there already; returns whether it compiled. Unlike a run, fails when the cache cannot
+/// be written: filling it is the point.
+pub(crate) fn ensure(
+    module_path: &Path,
+    digest: &str,
+    cache_dir: &Path,
+    limits: &CompileLimits,
+) -> Result<bool, WasmError> {
+    let Lookup::Missing(bytes, entry) = lookup(module_path, digest, cache_dir)? else {
+        return Ok(false);
+    };
+    let artifact = compile::compile(&bytes, limits)?;
+    store(&artifact, &entry).map_err(|source| WasmError::WriteCache {
+        path: entry.cwasm.clone(),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// What the cache holds for a module.
+enum Lookup {
+    /// A verified entry, loaded.
+    Cached(Module),
+    /// Nothing usable: the module's checked bytes, and where their entry goes.
+    Missing(Vec<u8>, Entry),
+}
+
+fn lookup(module_path: &Path, digest: &str, cache_dir: &Path) -> Result<Lookup, WasmError> {
+    check_digest_shape(digest)?;
+    let entry = entry(cache_dir, digest);
+    if let Some(module) = load_verified(engine::runtime()?, &entry) {
+        return Ok(Lookup::Cached(module));
+    }
+    Ok(Lookup::Missing(read_checked(module_path, digest)?, entry))
+}
+
+/// The module blob at `module_path`, refused unless its sha256 is `digest`.
+fn read_checked(module_path: &Path, digest: &str) -> Result<Vec<u8>, WasmError> {
     let bytes = fs::read(module_path).map_err(|source| WasmError::ReadModule {
         path: module_path.to_path_buf(),
         source,
@@ -69,17 +120,36 @@ pub(crate) fn load_or_compile(
             actual,
         });
     }
-    compile_and_store(&bytes, &entry)
+    Ok(bytes)
 }
 
-/// Compiles `bytes` (whose digest the caller computed) into the cache and loads the result in
-/// the runtime engine, as a hook run will; used at create time.
+/// Compiles `bytes` (whose digest the caller computed) under `limits` into the cache and loads
+/// the result in the runtime engine, as a hook run will; used at create time.
 pub(crate) fn precompile(
     bytes: &[u8],
     digest: &str,
     cache_dir: &Path,
+    limits: &CompileLimits,
 ) -> Result<Module, WasmError> {
-    compile_and_store(bytes, &entry(cache_dir, digest))
+    compile_and_store(bytes, &entry(cache_dir, digest), limits)
+}
+
+/// Removes the entries of other fingerprints (see [`super::remove_foreign_artifacts`]).
+pub(crate) fn remove_foreign(cache_dir: &Path) -> io::Result<usize> {
+    let current = this_build();
+    let mut removed = 0;
+    for dirent in fs::read_dir(cache_dir)? {
+        let path = dirent?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let base = name.strip_suffix(SIDECAR).unwrap_or(name);
+        if base.ends_with(ARTIFACT) && !base.ends_with(&current) {
+            fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Digests become file names: refuse anything but 64 lower-case hex digits.
@@ -146,14 +216,16 @@ fn load_verified(engine: &Engine, entry: &Entry) -> Option<Module> {
     unsafe { Module::deserialize_open_file(engine, file) }.ok()
 }
 
-fn compile_and_store(bytes: &[u8], entry: &Entry) -> Result<Module, WasmError> {
-    let artifact = engine::compiler()?
-        .precompile_module(bytes)
-        .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
+fn compile_and_store(
+    bytes: &[u8],
+    entry: &Entry,
+    limits: &CompileLimits,
+) -> Result<Module, WasmError> {
+    let artifact = compile::compile(bytes, limits)?;
     // The cache is an optimisation: failing to write it must not fail the run.
     let _ = store(&artifact, entry);
-    // SAFETY: `artifact` was produced just now by the compiler engine, whose settings the
-    // runtime engine shares.
+    // SAFETY: `artifact` was produced just now by the compiler engine of this very executable
+    // (in this process or in its compiler child), whose settings the runtime engine shares.
     unsafe { Module::deserialize(engine::runtime()?, &artifact) }
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::{Preopen, WasmError, WasmInvocation, WasmOutcome, run};
+use super::{CompileLimits, Preopen, WasmError, WasmInvocation, WasmOutcome, run};
 use crate::limits::WasmLimits;
 
 /// A module blob in a temporary "registry", with its digest and a cache dir.
@@ -20,8 +20,10 @@ pub struct Blob {
 }
 
 impl Blob {
-    /// Assembles `wat` into a module file.
+    /// Assembles `wat` into a module file. From then on modules are compiled in the test
+    /// process: a test executable cannot be re-executed as the compiler child.
     pub fn new(wat: &str) -> Blob {
+        super::compile::compile_in_this_process();
         let bytes = wat::parse_str(wat).expect("fixture parses");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("module.wasm");
@@ -62,8 +64,18 @@ impl Default for Params {
     }
 }
 
-/// Runs `blob` with `p`.
+/// Compiles `blob` into its cache (in the test process), so that a run's timeout is not spent
+/// compiling: a large module takes seconds on a busy machine.
+pub fn precompile_blob(blob: &Blob) {
+    super::compile::compile_in_this_process();
+    let limits = CompileLimits::default();
+    super::ensure_compiled(&blob.path, &blob.digest, &blob.cache_dir(), &limits)
+        .expect("the module compiles");
+}
+
+/// Runs `blob` with `p` (compiling in the test process, as [`Blob::new`] says).
 pub fn run_blob(blob: &Blob, p: &Params) -> Result<WasmOutcome, WasmError> {
+    super::compile::compile_in_this_process();
     let cache_dir = blob.cache_dir();
     run(&WasmInvocation {
         module_path: &blob.path,
@@ -75,6 +87,7 @@ pub fn run_blob(blob: &Blob, p: &Params) -> Result<WasmOutcome, WasmError> {
         preopens: &p.preopens,
         limits: &p.limits,
         timeout: p.timeout,
+        compile: CompileLimits::default(),
         output_limit: p.output_limit,
     })
 }

@@ -17,7 +17,12 @@ macro_rules! fixture {
 fn stopped(wat: &str, p: &Params) -> (Stop, String, Duration) {
     let blob = Blob::new(wat);
     // Compile first so the timed part is the run, not Cranelift.
-    precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    precompile(
+        &std::fs::read(&blob.path).unwrap(),
+        &blob.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     let started = Instant::now();
     let err = run_blob(&blob, p).expect_err("the guest must be stopped");
     let elapsed = started.elapsed();
@@ -126,7 +131,12 @@ fn runs_after_a_timeout_on_the_same_thread_are_unaffected() {
     let (stop, _, _) = stopped(fixture!("sleep"), &p);
     assert!(matches!(stop, Stop::Timeout { .. }), "{stop:?}");
     let bye = Blob::new(fixture!("bye"));
-    precompile(&std::fs::read(&bye.path).unwrap(), &bye.cache_dir()).unwrap();
+    precompile(
+        &std::fs::read(&bye.path).unwrap(),
+        &bye.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     let started = Instant::now();
     let out = run_blob(&bye, &Params::default()).unwrap();
     assert_eq!((out.exit_code, &out.stdout[..]), (0, &b"bye\n"[..]));
@@ -207,14 +217,14 @@ fn other_traps_are_reported_with_output() {
 fn broken_modules_are_refused_at_create_time() {
     let cache = tempfile::tempdir().unwrap();
     assert!(matches!(
-        precompile(b"#!/bin/sh", cache.path()),
+        precompile(b"#!/bin/sh", cache.path(), &CompileLimits::default()),
         Err(WasmError::NotWasm)
     ));
     let truncated = &wat::parse_str(fixture!("echo")).unwrap()[..40];
-    let err = precompile(truncated, cache.path()).unwrap_err();
+    let err = precompile(truncated, cache.path(), &CompileLimits::default()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
     let no_start = wat::parse_str("(module (func (export \"main\")))").unwrap();
-    let err = precompile(&no_start, cache.path()).unwrap_err();
+    let err = precompile(&no_start, cache.path(), &CompileLimits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "not a WASI command module: it exports no `_start` function"
@@ -222,12 +232,19 @@ fn broken_modules_are_refused_at_create_time() {
     let foreign =
         wat::parse_str(r#"(module (import "env" "evil" (func)) (func (export "_start")))"#)
             .unwrap();
-    let err = precompile(&foreign, cache.path()).unwrap_err();
+    let err = precompile(&foreign, cache.path(), &CompileLimits::default()).unwrap_err();
     assert!(
         matches!(err, WasmError::NotACommand(ref m) if m.contains("evil")),
         "{err}"
     );
-    assert!(precompile(&wat::parse_str(fixture!("echo")).unwrap(), cache.path()).is_ok());
+    assert!(
+        precompile(
+            &wat::parse_str(fixture!("echo")).unwrap(),
+            cache.path(),
+            &CompileLimits::default()
+        )
+        .is_ok()
+    );
 }
 
 fn cache_entry(blob: &Blob) -> (PathBuf, PathBuf) {
@@ -248,6 +265,23 @@ fn cache_is_written_and_deleted_entries_are_rebuilt() {
     std::fs::remove_file(&cwasm).unwrap();
     runs_ok(&blob);
     assert!(cwasm.is_file(), "the artifact is written again");
+}
+
+/// `ensure_compiled` compiles once, then finds the artifact; artifacts of other builds go.
+#[test]
+fn ensure_compiled_fills_the_cache_once_and_other_builds_artifacts_go() {
+    let blob = Blob::new(fixture!("bye"));
+    let cache = blob.cache_dir();
+    let limits = CompileLimits::default();
+    assert!(ensure_compiled(&blob.path, &blob.digest, &cache, &limits).unwrap());
+    assert!(!ensure_compiled(&blob.path, &blob.digest, &cache, &limits).unwrap());
+    let foreign = cache.join(format!("{}-0123456789abcdef.cwasm", blob.digest));
+    std::fs::write(&foreign, b"an older build's").unwrap();
+    std::fs::write(cache.join("x-0123456789abcdef.cwasm.sum"), b"").unwrap();
+    assert_eq!(remove_foreign_artifacts(&cache).unwrap(), 2);
+    assert!(!foreign.exists());
+    let (cwasm, sum) = cache_entry(&blob);
+    assert!(cwasm.is_file() && sum.is_file(), "this build's entry stays");
 }
 
 fn inode(path: &std::path::Path) -> u64 {
@@ -316,7 +350,12 @@ fn blob_must_match_its_digest() {
 #[test]
 fn precompile_returns_the_digest_and_fills_the_cache() {
     let blob = Blob::new(fixture!("bye"));
-    let digest = precompile(&std::fs::read(&blob.path).unwrap(), &blob.cache_dir()).unwrap();
+    let digest = precompile(
+        &std::fs::read(&blob.path).unwrap(),
+        &blob.cache_dir(),
+        &CompileLimits::default(),
+    )
+    .unwrap();
     assert_eq!(digest, blob.digest);
     assert!(cache_entry(&blob).0.is_file());
     // Served from the cache: the blob is not needed any more.
@@ -410,7 +449,7 @@ fn memory64_growth_is_bounded() {
 fn shared_memories_are_refused_at_create() {
     let bytes = wat::parse_str(r#"(module (memory 1 2 shared) (func (export "_start")))"#).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = precompile(&bytes, dir.path()).unwrap_err();
+    let err = precompile(&bytes, dir.path(), &CompileLimits::default()).unwrap_err();
     assert!(matches!(err, WasmError::InvalidModule(_)), "{err}");
 }
 
@@ -456,6 +495,42 @@ fn writes_stop_at_the_write_limit() {
     let size = std::fs::metadata(dir.path().join("big")).unwrap().len();
     assert!(size <= 1 << 20, "{size} bytes reached the disk");
     assert!(size >= (1 << 20) - 65536, "{size}: the budget was used");
+}
+
+/// A write that starts past the end of a file grows it by the hole it leaves, sparse or not:
+/// one byte at offset 2^40 (by `fd_pwrite`, or by `fd_seek` then `fd_write`) would make a
+/// 1 TiB file, and is stopped under a 1 MiB write limit before anything reaches the disk.
+#[test]
+fn a_write_far_past_the_end_counts_the_hole() {
+    for how in [&[][..], &["seek"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = writable(dir.path(), 1 << 20);
+        p.args.extend(how.iter().map(|s| s.to_string()));
+        let (stop, message, _) = stopped(fixture!("sparse"), &p);
+        assert_eq!(stop, Stop::WriteLimit { limit: 1 << 20 }, "{how:?}");
+        assert_eq!(message, "exceeded its write limit of 1 MiB");
+        let size = std::fs::metadata(dir.path().join("sparse")).unwrap().len();
+        assert_eq!(size, 0, "{how:?}: a {size}-byte file reached the disk");
+    }
+}
+
+/// A hole that fits the budget is fine: one byte at offset 4096 counts 4097 bytes.
+#[test]
+fn a_small_hole_within_the_write_limit_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = writable(dir.path(), 8192);
+    p.args.extend(["small".into(), "hole".into()]);
+    let out = run_blob(&Blob::new(fixture!("sparse")), &p).unwrap();
+    assert_eq!(out.exit_code, 0);
+    let size = std::fs::metadata(dir.path().join("sparse")).unwrap().len();
+    assert_eq!(size, 4097);
+    // The same write under a budget smaller than the file it makes is stopped.
+    let (stop, _, _) = stopped(fixture!("sparse"), &{
+        let mut p = writable(dir.path(), 4096);
+        p.args.extend(["small".into(), "hole".into()]);
+        p
+    });
+    assert_eq!(stop, Stop::WriteLimit { limit: 4096 });
 }
 
 /// Files created count too: 2000 files against the cap of 1000.
