@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,8 +29,8 @@ const ADDED: &str = "NRI_ADDED";
 /// What the handler saw.
 #[derive(Default)]
 struct Recorder {
-    /// (pod name, pod namespace, container name, container args, container annotations).
-    created: Mutex<Vec<(String, String, String, Vec<String>, HashMap<String, String>)>>,
+    /// The pod and container of each CreateContainer.
+    created: Mutex<Vec<(PodSandbox, Container)>>,
     /// The pod ids of each Synchronize.
     synchronized: Mutex<Vec<Vec<String>>>,
 }
@@ -52,13 +51,10 @@ impl Handler for Recorder {
         pod: &PodSandbox,
         ctr: &Container,
     ) -> Result<CreateContainerResponse, Refusal> {
-        self.created.lock().unwrap().push((
-            pod.name.clone(),
-            pod.namespace.clone(),
-            ctr.name.clone(),
-            ctr.args.clone(),
-            ctr.annotations.clone(),
-        ));
+        self.created
+            .lock()
+            .unwrap()
+            .push((pod.clone(), ctr.clone()));
         if let Some(why) = pod.annotations.get(REFUSE) {
             return Err(Refusal::new(why.clone()));
         }
@@ -148,13 +144,17 @@ fn an_nri_plugin_on_containerd_2_adjusts_refuses_and_reconnects_after_a_restart(
     );
     {
         let created = recorder.created.lock().unwrap();
-        let (pod, namespace, ctr, args, annotations) = created.last().unwrap();
+        let (pod, ctr) = created.last().unwrap();
         assert_eq!(
-            (pod, namespace.as_str(), ctr.as_str()),
-            (&name, "hookhost-test", "app")
+            (pod.name.as_str(), pod.namespace.as_str(), ctr.name.as_str()),
+            (name.as_str(), "hookhost-test", "app")
         );
-        assert_eq!(args, &["sh", "-c", PRINT_ADDED]);
-        assert_eq!(annotations["io.kubernetes.cri.container-type"], "container");
+        assert_eq!(ctr.pod_sandbox_id, pod.id);
+        assert_eq!(ctr.args, ["sh", "-c", PRINT_ADDED]);
+        assert_eq!(
+            ctr.annotations["io.kubernetes.cri.container-type"],
+            "container"
+        );
     }
 
     // A refusal fails CRI CreateContainer with its message.

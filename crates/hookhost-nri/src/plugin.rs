@@ -79,7 +79,7 @@ pub enum PluginError {
     )]
     Index(String),
     /// The name is not what NRI accepts.
-    #[error("NRI plugin name {0:?} must be non-empty and without '-' or '/'")]
+    #[error("NRI plugin name {0:?} must be non-empty and without '/'")]
     Name(String),
     /// The runtime's pre-connected socket variable is not an fd number.
     #[error(
@@ -257,7 +257,7 @@ fn check_identity(config: &Config) -> Result<(), PluginError> {
         return Err(PluginError::Index(index.clone()));
     }
     let name = &config.name;
-    if name.is_empty() || name.contains(['-', '/']) {
+    if name.is_empty() || name.contains('/') {
         return Err(PluginError::Name(name.clone()));
     }
     Ok(())
@@ -408,5 +408,23 @@ async fn stop_signal() {
             tracing::warn!("cannot watch SIGTERM ({err}); stopping on SIGINT only");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_is_two_digits_and_the_name_a_plain_word() {
+        let check = |name: &str, index: &str| check_identity(&Config::new(name, index));
+        assert!(check("hookhost", "50").is_ok());
+        assert!(check("device-injector", "05").is_ok());
+        for index in ["5", "050", "ab", ""] {
+            let err = check("hookhost", index).unwrap_err();
+            assert!(err.to_string().contains("two digits"), "{index}: {err}");
+        }
+        assert!(matches!(check("", "50"), Err(PluginError::Name(_))));
+        assert!(matches!(check("a/b", "50"), Err(PluginError::Name(_))));
     }
 }

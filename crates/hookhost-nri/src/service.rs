@@ -155,7 +155,11 @@ impl PluginService {
     async fn shutdown(&self) -> Reply {
         tracing::info!("the runtime is shutting down");
         self.progress.send_replace(Progress::ShuttingDown);
-        self.run(|h| Ok(h.shutdown())).await?;
+        self.run(|h| {
+            h.shutdown();
+            Ok(())
+        })
+        .await?;
         encode(&Empty::new())
     }
 
