@@ -18,7 +18,7 @@ use hookhost_core::select::{CommandLine, Sources};
 use hookhost_core::spec_file::SpecFile;
 use hookhost_core::stage::PlanSource;
 use hookhost_core::trial::{self, Verdict};
-use hookhost_hooks::hook::{OnFailure, Stage};
+use hookhost_hooks::hook::Stage;
 use hookhost_types::StageCall;
 
 /// Attach hooks to an OCI bundle by editing its config.json.

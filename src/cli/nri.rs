@@ -82,9 +82,11 @@ pub enum NriAction {
 /// plugin did not prepare (when the plugin is down, crashed or too slow, NRI would start the
 /// container without its hooks). It carries the config file and registry root in force now.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  ctr oci spec | hookhost nri guard-spec > /etc/containerd/hookhost-spec.json\n  \
+#[command(
+    after_help = "Example:\n  ctr oci spec | hookhost nri guard-spec > /etc/containerd/hookhost-spec.json\n  \
     # containerd config.toml, for the runtime handler (e.g. runc):\n  \
-    # base_runtime_spec = \"/etc/containerd/hookhost-spec.json\"")]
+    # base_runtime_spec = \"/etc/containerd/hookhost-spec.json\""
+)]
 pub struct GuardSpecArgs {
     /// The NRI plugin's name whose mark the guard looks for (as `hookhost nri --name`)
     #[arg(long, default_value = "hookhost")]
@@ -112,7 +114,10 @@ fn guard_spec(cli: &Cli, args: &GuardSpecArgs) -> anyhow::Result<ExitCode> {
     let entry = guard::GuardEntry {
         exe: exe.to_string_lossy().into_owned(),
         name: args.name.clone(),
-        config: cli.settings_file.as_ref().map(|f| f.to_string_lossy().into_owned()),
+        config: cli
+            .settings_file
+            .as_ref()
+            .map(|f| f.to_string_lossy().into_owned()),
         root: Some(root.to_string_lossy().into_owned()),
     };
     let guarded = guard::guard_spec(spec, &entry)?;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Cli;
-use hookhost_hooks::recompile;
 use hookhost_exec::wasm::{WasmError, compile};
+use hookhost_hooks::recompile;
 
 /// Compile every registered WebAssembly module for this hookhost build (after an upgrade)
 ///

@@ -148,12 +148,11 @@ impl ContainerPlan {
         for (stage, hooks) in &self.stages {
             for hook in hooks {
                 let spec = &hook.spec;
-                hookhost_hooks::hook::check_runnable(spec.kind, &[*stage], &spec.args, &spec.env).map_err(
-                    |source| PlanError::Unrunnable {
-                        name: hook.name.clone(),
-                        source,
-                    },
-                )?;
+                hookhost_hooks::hook::check_runnable(spec.kind, &[*stage], &spec.args, &spec.env)
+                    .map_err(|source| PlanError::Unrunnable {
+                    name: hook.name.clone(),
+                    source,
+                })?;
             }
         }
         Ok(())

@@ -8,8 +8,8 @@ use thiserror::Error;
 
 use hookhost_hooks::diff::{self, Change, ChangeKind, Field};
 use hookhost_nri::api::{
-    ContainerAdjustment, Hook, Hooks, KeyValue, LinuxDevice, Mount,
-    OptionalFileMode, OptionalInt, OptionalUInt32, POSIXRlimit,
+    ContainerAdjustment, Hook, Hooks, KeyValue, LinuxDevice, Mount, OptionalFileMode, OptionalInt,
+    OptionalUInt32, POSIXRlimit,
 };
 
 use super::view::STAGES;
@@ -39,14 +39,18 @@ pub fn adjustment(
                 .iter()
                 .rev()
                 .find(|(_, changes)| changes.iter().any(|c| c.field == change.field))
-                .map_or("hookhost".to_string(), |(hook, _)| format!("precreate hook {hook}")),
+                .map_or("hookhost".to_string(), |(hook, _)| {
+                    format!("precreate hook {hook}")
+                }),
             change: change.to_string(),
         };
         let removed = change.kind == ChangeKind::Removed;
         match &change.field {
             Field::Env(key) => out.env.push(env(key, after, removed)),
             Field::Mount(dest) if removed => out.mounts.push(removal_mount(dest)),
-            Field::Mount(dest) => out.mounts.extend(entries(after, "/mounts", "destination", dest).map(mount)),
+            Field::Mount(dest) => out
+                .mounts
+                .extend(entries(after, "/mounts", "destination", dest).map(mount)),
             Field::Device(path) => {
                 let linux = out.linux.mut_or_insert_default();
                 match removed {
@@ -68,7 +72,9 @@ pub fn adjustment(
                 };
             }
             Field::Rlimits => out.rlimits = rlimits(after).ok_or_else(uncarried)?,
-            Field::Hooks => out.hooks = Some(added_hooks(before, after).ok_or_else(uncarried)?).into(),
+            Field::Hooks => {
+                out.hooks = Some(added_hooks(before, after).ok_or_else(uncarried)?).into()
+            }
             Field::Resources | Field::Args | Field::Other(_) => return Err(uncarried()),
         }
     }
@@ -109,7 +115,11 @@ fn entries<'a>(
 }
 
 fn text(entry: &Value, member: &str) -> String {
-    entry.get(member).and_then(Value::as_str).unwrap_or_default().to_string()
+    entry
+        .get(member)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn strings(entry: &Value, member: &str) -> Vec<String> {
@@ -197,17 +207,30 @@ fn hook(entry: &Value) -> Option<Hook> {
 fn added_hooks(before: &Value, after: &Value) -> Option<Hooks> {
     let mut hooks = Hooks::new();
     let lists = after.get("hooks").and_then(Value::as_object)?;
-    if lists.keys().any(|k| !STAGES.iter().any(|(name, _)| name == k)) {
+    if lists
+        .keys()
+        .any(|k| !STAGES.iter().any(|(name, _)| name == k))
+    {
         return None;
     }
     for (name, list) in STAGES {
-        let old = before.pointer(&format!("/hooks/{name}")).and_then(Value::as_array);
-        let new = after.pointer(&format!("/hooks/{name}")).and_then(Value::as_array);
-        let (old, new) = (old.map_or(&[][..], Vec::as_slice), new.map_or(&[][..], Vec::as_slice));
+        let old = before
+            .pointer(&format!("/hooks/{name}"))
+            .and_then(Value::as_array);
+        let new = after
+            .pointer(&format!("/hooks/{name}"))
+            .and_then(Value::as_array);
+        let (old, new) = (
+            old.map_or(&[][..], Vec::as_slice),
+            new.map_or(&[][..], Vec::as_slice),
+        );
         if !new.starts_with(old) {
             return None;
         }
-        let added = new[old.len()..].iter().map(hook).collect::<Option<Vec<_>>>()?;
+        let added = new[old.len()..]
+            .iter()
+            .map(hook)
+            .collect::<Option<Vec<_>>>()?;
         list(&mut hooks).extend(added);
     }
     Some(hooks)

@@ -82,7 +82,11 @@ const GUARD_TIMEOUT_SECS: u64 = 5;
 
 fn is_guard(hook: &Value) -> bool {
     let args = hook.get("args").and_then(Value::as_array);
-    let args: Vec<&str> = args.into_iter().flatten().filter_map(Value::as_str).collect();
+    let args: Vec<&str> = args
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     args.get(1..3) == Some(&["nri", "guard"][..])
 }
 
@@ -91,7 +95,11 @@ pub fn check(state: &State, name: &str, exempt: &[String]) -> Result<(), GuardEr
     if state.annotations.contains_key(&prepared_annotation(name)) {
         return Ok(());
     }
-    let namespace = state.annotations.get(SANDBOX_NAMESPACE).cloned().unwrap_or_default();
+    let namespace = state
+        .annotations
+        .get(SANDBOX_NAMESPACE)
+        .cloned()
+        .unwrap_or_default();
     if exempt.iter().any(|n| *n == namespace) {
         return Ok(());
     }

@@ -21,7 +21,9 @@ use hookhost_core::pipeline::{self, Container as Described, PrepareError, Trail}
 use hookhost_core::select::{CommandLine, Sources};
 use hookhost_hooks::config::Config;
 use hookhost_hooks::registry::Registry;
-use hookhost_nri::api::{ConfigureRequest, Container, CreateContainerResponse, Event, Events, PodSandbox};
+use hookhost_nri::api::{
+    ConfigureRequest, Container, CreateContainerResponse, Event, Events, PodSandbox,
+};
 use hookhost_nri::{Handler, Refusal};
 
 pub use adjust::Uncarried;
@@ -66,7 +68,11 @@ impl NriHooks {
     }
 
     /// Runs the pipeline for one container; the adjustment, or the refusal's message.
-    fn prepare(&self, pod: &PodSandbox, container: &Container) -> Result<CreateContainerResponse, String> {
+    fn prepare(
+        &self,
+        pod: &PodSandbox,
+        container: &Container,
+    ) -> Result<CreateContainerResponse, String> {
         let doc = view::config(pod, container);
         let dir = self.plan_dir(&container.id);
         let mut config = BundleConfig::from_doc(dir.join("config.json"), doc.clone())
@@ -84,21 +90,31 @@ impl NriHooks {
             id: Some(&container.id),
             bundle: None,
         };
-        let planned = pipeline::plan(&mut config, &sources, &CommandLine::default(), trail, described)
-            .map_err(|e| refusal_text(&e))?;
+        let planned = pipeline::plan(
+            &mut config,
+            &sources,
+            &CommandLine::default(),
+            trail,
+            described,
+        )
+        .map_err(|e| refusal_text(&e))?;
         if !planned.plan.is_empty() {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let call = SelfCall {
                 exe: self.self_exe.clone(),
                 root: self.root.clone(),
                 events_max_size: self.config.events_max_size(),
                 runtime_log: None,
                 at_start: false,
+                absolute_plan: true,
             };
-            config.inject(&planned.plan, &call).map_err(|e| hookhost_hooks::error_chain(&e))?;
+            config
+                .inject(&planned.plan, &call)
+                .map_err(|e| hookhost_hooks::error_chain(&e))?;
         }
-        let mut adjustment = adjust::adjustment(&doc, &config.doc, &planned.adjusted)
-            .map_err(|e| e.to_string())?;
+        let mut adjustment =
+            adjust::adjustment(&doc, &config.doc, &planned.adjusted).map_err(|e| e.to_string())?;
         adjustment
             .annotations
             .insert(guard::prepared_annotation(&self.name), "true".into());

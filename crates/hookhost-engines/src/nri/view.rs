@@ -112,7 +112,10 @@ fn hooks(container: &Container) -> Value {
     for (name, list) in STAGES {
         let list = list(&mut given);
         if !list.is_empty() {
-            lists.insert(name.into(), list.iter().map(hook).collect::<Vec<_>>().into());
+            lists.insert(
+                name.into(),
+                list.iter().map(hook).collect::<Vec<_>>().into(),
+            );
         }
     }
     Value::Object(lists)

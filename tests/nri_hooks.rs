@@ -1,0 +1,243 @@
+//! hookhost's hooks through its NRI plugin (issue 20): `hookhost nri` on containerd 2.1 with
+//! CRI and NRI on the test's own sockets, the default runtime plain runc (no hookhost handler),
+//! driven by the CRI client of tests/cri. The same registry, selection, grants and audit trail
+//! as through the runtime wrapper: a global precreate hook's env edit is seen by the container's
+//! command; a pod annotation selects a createRuntime hook that runs with the container's state;
+//! a refusing policy hook fails CRI CreateContainer with its message; an out-of-grant edit is
+//! refused naming the field; an edit NRI cannot carry (process.args) is refused, never dropped;
+//! and every run is in `hookhost events`. Needs root, runc and python3-grpcio
+//! (scripts/setup.sh).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::containerd::{CRI_IMAGE, Containerd, Cri, stdout_ok};
+use common::engines::wait_for;
+use common::{Host, text};
+use serde_json::{Value, json};
+
+/// `hookhost nri` as a child process on the test's registry; killed in Drop.
+struct Plugin {
+    child: Child,
+    health: PathBuf,
+}
+
+impl Plugin {
+    fn start(host: &Host, containerd: &Containerd, name: &str) -> Plugin {
+        let health = containerd.dir.path().join(format!("{name}-registered"));
+        let log = std::fs::File::create(containerd.dir.path().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(common::HOOKHOST)
+            .args([
+                "--root",
+                host.root().to_str().unwrap(),
+                "--log-level",
+                "info",
+                "nri",
+            ])
+            .arg("--socket")
+            .arg(containerd.nri_socket())
+            .args(["--name", name, "--health-file"])
+            .arg(&health)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let plugin = Plugin { child, health };
+        wait_for("hookhost nri to register", Duration::from_secs(60), || {
+            plugin.health.exists()
+        });
+        plugin
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pod with `annotations` on the default runtime and its container `app` running `script`:
+/// the CRI CreateContainer's output, and the pod's name.
+fn create(cri: &Cri, annotations: Value, script: &str) -> (std::process::Output, String) {
+    let (out, pod) = cri.run_pod_on("", &annotations);
+    let pod_id = stdout_ok(&out);
+    let name = serde_json::from_str::<Value>(&pod).unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let command = json!(["sh", "-c", script]).to_string();
+    (
+        cri.call(&["create", &pod_id, "app", CRI_IMAGE, &pod, &command]),
+        name,
+    )
+}
+
+/// Starts the created container and returns what its command printed (its CRI log).
+fn output(cri: &Cri, created: &std::process::Output, pod: &str) -> String {
+    stdout_ok(&cri.call(&["start", &stdout_ok(created)]));
+    let log = cri.pod_log_dir(pod).join("app.log");
+    let printed = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the app's output", Duration::from_secs(60), || {
+        printed().contains("done")
+    });
+    printed()
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn python_hook(host: &Host, name: &str, code: &str) -> String {
+    let body = format!(
+        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n{code}\njson.dump(c, sys.stdout)'"
+    );
+    host.script(&format!("{name}.sh"), &body)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn refused(created: &std::process::Output, wants: &[&str]) {
+    assert!(
+        !created.status.success(),
+        "created: {}",
+        text(&created.stdout)
+    );
+    let err = text(&created.stderr);
+    for want in wants {
+        assert!(err.contains(want), "{want:?} not in: {err}");
+    }
+}
+
+#[test]
+fn hooks_reach_every_pod_through_the_nri_plugin() {
+    common::require("runc");
+    let host = Host::new();
+    // A global precreate hook, granted its one variable, on every container.
+    let greet = python_hook(
+        &host,
+        "greet",
+        "c[\"process\"][\"env\"].append(\"GREETING=hello from nri\")",
+    );
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GREETING",
+        "--when-always",
+        "greet",
+        &greet,
+    ]);
+    // A createRuntime hook pods select by annotation: records the state it got.
+    let states_dir = tempfile::tempdir().unwrap();
+    let states = states_dir.path();
+    host.script_hook(
+        "record",
+        "createRuntime",
+        &format!("cat > {}/$$.json", states.display()),
+    );
+    // A policy refusing pods that ask for it, one editing out of its grant, one editing args.
+    host.script_hook(
+        "policy",
+        "precreate",
+        "echo 'pods of team x are not allowed: ask the platform team' >&2; exit 1",
+    );
+    let mounter = python_hook(
+        &host,
+        "mounter",
+        "c[\"mounts\"].append({\"destination\": \"/opt/x\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"})",
+    );
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=X",
+        "mounter",
+        &mounter,
+    ]);
+    let argser = python_hook(
+        &host,
+        "argser",
+        "c[\"process\"][\"args\"] = [\"sh\", \"-c\", \"echo evil; echo done\"]",
+    );
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "args",
+        "argser",
+        &argser,
+    ]);
+
+    let mut containerd = Containerd::start_cri_nri(&[]);
+    containerd.import_cri_image();
+    let _plugin = Plugin::start(&host, &containerd, "hookhost");
+    let cri = Cri {
+        containerd: &containerd,
+    };
+
+    let (created, pod) = create(
+        &cri,
+        json!({"io.hookhost.hooks": "record"}),
+        "echo \"$GREETING\"; echo done",
+    );
+    assert_eq!(output(&cri, &created, &pod), "hello from nri\ndone");
+    let recorded: Vec<Value> = std::fs::read_dir(&states)
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["id"], stdout_ok(&created));
+    assert_eq!(recorded[0]["status"], "creating");
+
+    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "policy"}), "echo done");
+    refused(
+        &created,
+        &[
+            "hookhost",
+            "hook policy (precreate)",
+            "pods of team x are not allowed",
+        ],
+    );
+    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "mounter"}), "echo done");
+    refused(
+        &created,
+        &[
+            "hook mounter (precreate)",
+            "added mounts /opt/x",
+            "--may-adjust mounts=/opt/x",
+        ],
+    );
+    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "argser"}), "echo done");
+    refused(
+        &created,
+        &[
+            "precreate hook argser",
+            "args (process.args)",
+            "NRI cannot carry",
+        ],
+    );
+
+    let events = host.ok(&["events", "--format", "json"]);
+    let events: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |hook: &str| events.iter().filter(|e| e["hook"] == hook).count();
+    assert_eq!(count("record"), 1, "{events:?}");
+    assert_eq!(
+        (count("policy"), count("mounter"), count("argser")),
+        (1, 1, 1),
+        "{events:?}"
+    );
+    // greet ran for every container NRI described (4 creates).
+    assert_eq!(count("greet"), 4, "{events:?}");
+}
