@@ -12,7 +12,8 @@ set -euo pipefail
 dir="${HOOKHOST_FORKY_ROOT:-/var/cache/hookhost-forky-root}"
 suite="${HOOKHOST_FORKY_SUITE:-forky}"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-include=podman,runc,crun,conmon,containerd,iptables,ca-certificates
+# python3: the tests' Podman-style precreate hooks are python scripts (tests/precreate.rs).
+include=podman,runc,crun,conmon,containerd,iptables,ca-certificates,python3
 packages=(runc podman conmon crun containerd)
 binaries=(usr/sbin/runc usr/bin/podman usr/bin/conmon usr/bin/crun usr/bin/containerd)
 root="$dir/root"
@@ -20,9 +21,11 @@ root="$dir/root"
 # shellcheck source=lib/private-apt.sh
 . "$(dirname "$0")/lib/private-apt.sh"
 
-# The stamp of a root: its packages' versions and its binaries' sha256.
+# The stamp of a root: what it was asked to include, its packages' versions and its binaries'
+# sha256.
 stamp() {
     local pkg
+    echo "include $include"
     for pkg in "${packages[@]}"; do
         echo "$pkg $(chroot "$1" dpkg-query -W -f='${Version}' "$pkg")"
     done

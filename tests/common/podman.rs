@@ -1,4 +1,5 @@
-//! Podman 4.3 (Debian) driven with its own state directories and a busybox image.
+//! Podman (4.3 from Debian 12, or >= 5 from forky: `forky::Stack`) driven with its own state
+//! directories and a busybox image.
 
 use std::fs;
 use std::process::{Command, Output, Stdio};
@@ -6,19 +7,26 @@ use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 use super::engines::busybox_tar;
+use super::forky::Stack;
 use super::{text, unique};
 
 /// Podman's storage and run state in a temp dir, with a busybox image.
 pub struct Podman {
     pub dir: TempDir,
+    pub stack: Stack,
 }
 
 impl Podman {
     pub fn new() -> Self {
-        super::require("podman");
-        super::require("runc");
+        Podman::on(Stack::under_test())
+    }
+
+    pub fn on(stack: Stack) -> Self {
+        stack.require("podman");
+        stack.require("runc");
         let podman = Podman {
             dir: tempfile::tempdir().unwrap(),
+            stack,
         };
         let tar = busybox_tar(podman.dir.path());
         let out = podman
@@ -44,8 +52,9 @@ impl Podman {
             .arg(p("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file"])
-            .args(global)
-            .stdin(Stdio::null());
+            .args(global);
+        let mut cmd = self.stack.wrap(cmd);
+        cmd.stdin(Stdio::null());
         cmd
     }
 
