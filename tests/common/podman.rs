@@ -58,14 +58,14 @@ impl Podman {
         cmd
     }
 
-    /// `podman GLOBAL… run --rm --cidfile F (sandbox flags) busybox:local ARGS…`; returns the
-    /// output and the container id.
+    /// `podman GLOBAL… run --cidfile F (sandbox flags) busybox:local ARGS…`, then `podman rm -f`
+    /// of the container; returns the output and the container id. Not `run --rm`: Podman 5
+    /// removes the cidfile with the container.
     pub fn run(&self, global: &[&str], run: &[&str], args: &[&str]) -> (Output, String) {
         let cidfile = self.dir.path().join(unique("cid"));
         let out = self
             .cmd(global)
             .arg("run")
-            .arg("--rm")
             .arg("--cidfile")
             .arg(&cidfile)
             .args([
@@ -81,6 +81,11 @@ impl Podman {
             .output()
             .unwrap();
         let id = fs::read_to_string(&cidfile).unwrap_or_default();
-        (out, id.trim().to_string())
+        let id = id.trim().to_string();
+        if !id.is_empty() {
+            let rm = self.cmd(global).args(["rm", "-f", &id]).output().unwrap();
+            assert!(rm.status.success(), "podman rm: {}", text(&rm.stderr));
+        }
+        (out, id)
     }
 }
