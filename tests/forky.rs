@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::engines::{Wrapper, wait_for};
+use common::engines::wait_for;
 use common::forky::Stack;
 use common::podman::Podman;
 use common::{Bundle, Host, Runc, detached, lines, succeeded as ok, text, unique};
@@ -93,25 +93,10 @@ impl Out {
     }
 }
 
-/// `podman run RUN… busybox sh -c 'touch /out/ran'` with the runtime wrapper (reading `host`'s
-/// registry) as Podman's runtime, and no hooks.d directory.
+/// `podman run RUN… busybox sh -c 'touch /out/ran'` through the wrapper.
 fn through_the_wrapper(podman: &Podman, host: &Host, run: &[&str]) -> Output {
-    let wrapper = Wrapper::on(
-        Stack::Forky,
-        &json!({"runtime": "runc", "root": host.root()}),
-    );
-    let runtime = wrapper.path();
-    let flag = format!("hookhost-config={}", wrapper.config().display());
-    let empty = tempfile::tempdir().unwrap();
-    let global = [
-        "--runtime",
-        runtime.to_str().unwrap(),
-        "--runtime-flag",
-        &flag,
-        "--hooks-dir",
-        empty.path().to_str().unwrap(),
-    ];
-    podman.run(&global, run, &["sh", "-c", "touch /out/ran"]).0
+    let touch = ["sh", "-c", "touch /out/ran"];
+    podman.run_through_the_wrapper(host, run, &touch).0
 }
 
 /// Issue 21's question: under Podman 5.8 with runc 1.3.6 a hooks.d poststart hook got

@@ -6,9 +6,11 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
-use super::engines::busybox_tar;
+use serde_json::json;
+
+use super::engines::{Wrapper, busybox_tar};
 use super::forky::Stack;
-use super::{text, unique};
+use super::{Host, text, unique};
 
 /// Podman's storage and run state in a temp dir, with a busybox image.
 pub struct Podman {
@@ -87,5 +89,28 @@ impl Podman {
             assert!(rm.status.success(), "podman rm: {}", text(&rm.stderr));
         }
         (out, id)
+    }
+
+    /// [`Podman::run`] with the runtime wrapper (reading `host`'s registry) as Podman's runtime,
+    /// and no hooks.d directory.
+    pub fn run_through_the_wrapper(
+        &self,
+        host: &Host,
+        run: &[&str],
+        args: &[&str],
+    ) -> (Output, String) {
+        let wrapper = Wrapper::on(self.stack, &json!({"runtime": "runc", "root": host.root()}));
+        let runtime = wrapper.path();
+        let flag = format!("hookhost-config={}", wrapper.config().display());
+        let empty = tempfile::tempdir().unwrap();
+        let global = [
+            "--runtime",
+            runtime.to_str().unwrap(),
+            "--runtime-flag",
+            &flag,
+            "--hooks-dir",
+            empty.path().to_str().unwrap(),
+        ];
+        self.run(&global, run, args)
     }
 }
