@@ -99,6 +99,15 @@ fn through_the_wrapper(podman: &Podman, host: &Host, run: &[&str]) -> Output {
     podman.run_through_the_wrapper(host, run, &touch).0
 }
 
+/// A runc container deleted (forced) when the test ends, however it ends.
+struct Deleted<'a>(&'a Runc, String);
+
+impl Drop for Deleted<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cmd(&["delete", "--force", &self.1]).output();
+    }
+}
+
 /// Issue 21's question: under Podman 5.8 with runc 1.3.6 a hooks.d poststart hook got
 /// `"status": "created"`. That is runc's doing: runc 1.3 (as 1.1) runs the poststart hooks of
 /// config.json during `runc create`, with the container created and its process not yet
@@ -114,16 +123,14 @@ fn runc_1_3_runs_poststart_hooks_during_create() {
     host.ok(&["create", "--type", "poststart", "post", rec.as_str()]);
     host.inject(&bundle, &["post"]);
     let id = unique("create");
+    let _container = Deleted(&runc, id.clone());
     let create = detached(&mut runc.cmd(&["create", "--bundle", bundle.path_str(), &id]));
-    let during_create = recorded(&log);
-    let start = runc.cmd(&["start", &id]).output().unwrap();
+    assert!(create.success());
+    assert_eq!(recorded(&log), [triple("post", "no", "created")]);
+    ok(&runc.cmd(&["start", &id]).output().unwrap());
     wait_for("the container's command", Duration::from_secs(30), || {
         bundle.rootfs().join("ran").exists()
     });
-    let _ = runc.cmd(&["delete", "--force", &id]).output();
-    assert!(create.success());
-    ok(&start);
-    assert_eq!(during_create, [triple("post", "no", "created")]);
     assert_eq!(recorded(&log).len(), 1, "poststart ran again at start");
 }
 

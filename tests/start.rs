@@ -218,6 +218,30 @@ fn a_failing_start_runtime_hook_keeps_the_process_from_running() {
     assert!(!bundle.rootfs().join("ran").exists(), "the command ran");
 }
 
+/// A failing poststart hook is fatal (runtime-spec >= 1.3, runc): run by the wrapper after the
+/// runtime's `start`, it kills the container and fails `start` with the hook's message.
+#[test]
+fn a_failing_poststart_hook_kills_the_container_and_fails_start() {
+    let s = Setup::new();
+    s.host
+        .script_hook("deny", "poststart", "echo 'not on my watch' >&2; exit 4");
+    let bundle = Bundle::new("sleep 30");
+    let c = Created::new(&s, &bundle, "deny");
+    let out = c.start();
+    assert!(!out.status.success(), "start succeeded");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("hook deny (poststart): exit status 4"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not on my watch"), "{stderr}");
+    wait_for(
+        "the container to be killed",
+        Duration::from_secs(30),
+        || c.status() == "stopped",
+    );
+}
+
 #[test]
 fn start_runtime_hooks_need_create_and_start_through_the_wrapper() {
     let s = Setup::new();

@@ -8,8 +8,8 @@
 //!
 //! Each command on forky runs in a mount namespace of its own (`unshare --mount`): the root
 //! bind-mounted on itself (runc needs it to be a mount point), /proc, /sys and /dev rbind-mounted
-//! in, a tmpfs on /run, and the temp dir (/tmp) rbind-mounted at the same path, so a test's files
-//! have one path inside and out. The mounts go with the namespace's last process, whatever
+//! in, one host directory shared by all of them as /run, and the temp dir (/tmp) rbind-mounted at
+//! the same path, so a test's files have one path inside and out. The mounts go with the namespace's last process, whatever
 //! happens to the test: nothing is ever mounted in the cached root itself. The static hookhost
 //! under test runs there unchanged: [`visible_binary`] puts it where the root sees it.
 
@@ -33,14 +33,20 @@ pub enum Stack {
 /// The variable that selects the stack of a test run.
 const STACK_VAR: &str = "HOOKHOST_TEST_STACK";
 
-/// Sets up the namespace's mounts (`$1` the root, `$2` the temp dir, `$3` the working dir) and
-/// runs the rest of the arguments chrooted there.
+/// The host directory every forky command sees as /run: one for all of them, as a machine has
+/// one /run, so that runc's state (`/run/runc`) outlives the command that created a container
+/// (Podman's `podman rm`, a later `runc delete`). Under the host's /run, a tmpfs.
+const RUN: &str = "/run/hookhost-forky";
+
+/// Sets up the namespace's mounts (`$1` the root, `$2` the temp dir, `$3` the working dir, `$4`
+/// the host directory for /run) and runs the rest of the arguments chrooted there.
 const ENTER: &str = r#"set -e
-root=$1 tmp=$2 cwd=$3
-shift 3
+root=$1 tmp=$2 cwd=$3 run=$4
+shift 4
 mount --bind "$root" "$root"
 for fs in /proc /sys /dev; do mount --rbind "$fs" "$root$fs"; done
-mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+mkdir -p -m 0755 "$run"
+mount --rbind "$run" "$root/run"
 mount --rbind "$tmp" "$root$tmp"
 exec chroot "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$cwd" "$@""#;
 
@@ -126,6 +132,7 @@ fn in_root(cmd: &Command) -> Command {
         .arg(root())
         .arg(std::env::temp_dir())
         .arg(cwd)
+        .arg(RUN)
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .env_clear()
