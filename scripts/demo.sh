@@ -3,12 +3,12 @@
 # run a real runc container with them, and show what ran. Needs root (it runs a container).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh demo
 target="${CARGO_TARGET_DIR:-target}"
-echo "== building hookhost and the example WASM hooks (release)"
-scripts/cargo-static.sh build --release -q -p hookhost
+echo "== building hookhost (the demo profile: opt-level 1, no LTO) and the example WASM hooks"
+scripts/cargo-static.sh build --profile demo -q --bin hookhost
 cargo build --release -q --target wasm32-wasip1 -p hosts-entry -p audit-log
-hookhost="$(scripts/cargo-static.sh --print-bin-dir release)/hookhost"
+hookhost="$(scripts/cargo-static.sh --print-bin-dir demo)/hookhost"
 wasm="$(cd "$target/wasm32-wasip1/release" && pwd)"
 
 work="$(mktemp -d /tmp/hookhost-demo.XXXXXX)"

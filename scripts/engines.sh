@@ -29,7 +29,7 @@ cached() {
 download() {
     rm -rf "$dir/apt" "$dir/debs" "$dir/root" "$dir/bin" "$dir/cri" "$sums"
     mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs" "$dir/root" "$dir/bin" "$dir/cri"
-    echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main" >"$dir/apt/sources.list"
+    echo "deb [signed-by=$keyring] $debian_mirror $suite main" >"$dir/apt/sources.list"
     apt_private update >&2
     (cd "$dir/debs" && apt_private download "${packages[@]}" >&2)
     for deb in "$dir"/debs/*.deb; do

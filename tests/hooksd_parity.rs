@@ -1,8 +1,9 @@
 //! hooks.d files mean under hookhost what they mean under Podman and CRI-O: each test takes a
 //! case of containers/common's `pkg/hooks` tests (or runc's behaviour a hooks.d file relies
 //! on), writes it as real hooks.d files, and runs a container through the runtime wrapper on
-//! real runc; the last one runs the files `hookhost export` writes for the same cases under
-//! Podman 4.3 (`--hooks-dir`).
+//! real runc; the peer cases (tests/common/hooksd_cases.rs) also run, the same files, under
+//! Podman itself, and the files `hookhost export` writes for the same cases too (`--hooks-dir`).
+//! Runc and Podman are Debian 12's (1.1.5, 4.3), or today's with HOOKHOST_TEST_STACK=forky.
 //! Needs root, runc, podman and busybox-static (installed by .ci/run).
 
 mod common;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::engines::Setup;
+use common::forky::Stack;
+use common::hooksd_cases::{self, Case, doc};
 use common::podman::Podman;
 use common::{Bundle, Host, lines, plan_files, succeeded as ok, text, unique};
 use serde_json::{Value, json};
@@ -32,11 +35,6 @@ fn write(dir: &Path, name: &str, doc: &Value) -> PathBuf {
     let file = dir.join(name);
     fs::write(&file, doc.to_string()).unwrap();
     file
-}
-
-/// A 1.0.0 document running `hook` (an OCI hook object) at `stages` when `when` holds.
-fn doc(hook: Value, when: Value, stages: &[&str]) -> Value {
-    json!({"version": "1.0.0", "hook": hook, "when": when, "stages": stages})
 }
 
 /// A host script appending "LABEL STAGE" to `log` for each call (`args: [rec, LABEL]`).
@@ -278,48 +276,94 @@ fn prestart_files_run_at_create_runtime_in_file_order() {
     assert_eq!(hooks["createRuntime"][0]["timeout"], 1 + 2 + 3 + 5);
 }
 
-/// containers/common `when.go` compiles conditions with Go's `regexp` (RE2): `\Q…\E`, octal
-/// escapes, a `{` that starts no repetition and `&&` in a class are Go syntax that Rust's
-/// `regex` refuses or reads otherwise, and `\d` is ASCII there (ARABIC-INDIC DIGIT THREE is no
-/// digit). Each file matches, or not, as under Podman.
+/// Writes the files of `case` into `dir`.
+fn write_case(dir: &Path, case: &Case) {
+    for (name, doc) in &case.files {
+        write(dir, name, doc);
+    }
+}
+
+/// Runs the case `make` gives (for a recorder) through the wrapper: its files in a fresh
+/// hooks.d directory, a container (`sh`) with its annotations; exactly its hooks run, in order.
+fn through_the_wrapper(make: fn(&str) -> Case) {
+    let (s, hooksd) = setup(json!({}));
+    let log = s.host.dir.path().join("ran.log");
+    let case = make(&recorder(&s.host, &log));
+    write_case(hooksd.path(), &case);
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = case.annotations.clone());
+    ok(&s.run(&bundle, &unique("case")));
+    let want: Vec<String> = case
+        .ran
+        .iter()
+        .map(|label| format!("{label} createRuntime"))
+        .collect();
+    assert_eq!(lines(&log), want, "{}", case.mirrors);
+}
+
+/// containers/common `when_test.go`: AND-ed conditions, any command, every annotation pair,
+/// unanchored regexes, a file without conditions that never runs.
+#[test]
+fn when_conditions_hold_as_in_containers_common() {
+    through_the_wrapper(hooksd_cases::when_conditions);
+}
+
+/// containers/common `when.go` compiles conditions with Go's `regexp` (RE2): each file
+/// matches, or not, as under Podman (hooksd_cases::go_regexp).
 #[test]
 fn go_regexp_syntax_matches_as_in_go() {
-    let (s, hooksd) = setup(json!({}));
-    let bundle = Bundle::new("cat /marker");
-    let rec = recorder(&s.host, &bundle.rootfs().join("marker"));
+    through_the_wrapper(hooksd_cases::go_regexp);
+}
+
+/// The peer cases, the same files, under Podman itself (`--hooks-dir`, runc): the reference
+/// runs the hooks the wrapper runs, in the same order — Podman 4.3's older containers/common
+/// where the case says it differs.
+#[test]
+fn peer_cases_run_the_same_hooks_under_podman() {
+    let podman = Podman::new();
+    let host = Host::new();
+    let log = host.dir.path().join("ran.log");
+    let rec = recorder(&host, &log);
     let cases = [
-        (
-            "quoted",
-            json!({"annotations": {r"^\Qio.example/gpu\E$": r"^\d+$"}}),
-        ),
-        ("octal", json!({"commands": [r"^\163h$"]})),
-        ("brace", json!({"annotations": {"^tag$": "^v{x}$"}})),
-        ("class", json!({"annotations": {"^set$": "^[a&&b]+$"}})),
-        ("ascii", json!({"annotations": {"^num$": r"^\d$"}})),
+        hooksd_cases::when_conditions(&rec),
+        hooksd_cases::go_regexp(&rec),
+        hooksd_cases::file_order(&rec),
+        hooksd_cases::any_name(&rec),
     ];
-    for (label, when) in cases {
-        let hook = json!({"path": rec, "args": ["rec", label]});
-        write(
-            hooksd.path(),
-            &format!("{label}.json"),
-            &doc(hook, when, &["createRuntime"]),
+    for case in cases {
+        let hooksd = tempfile::tempdir().unwrap();
+        write_case(hooksd.path(), &case);
+        let annotations: Vec<String> = case
+            .annotations
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap()))
+            .collect();
+        let run: Vec<&str> = annotations
+            .iter()
+            .flat_map(|a| ["--annotation", a.as_str()])
+            .collect();
+        let global = [
+            "--runtime",
+            "runc",
+            "--hooks-dir",
+            hooksd.path().to_str().unwrap(),
+        ];
+        let (out, _) = podman.run(&global, &run, &["sh", "-c", "true"]);
+        ok(&out);
+        let want = match (podman.stack, &case.podman_4_3_ran) {
+            (Stack::Debian12, Some(ran)) => ran,
+            _ => &case.ran,
+        };
+        let ran: Vec<String> = lines(&log).iter().map(|l| l.trim().to_string()).collect();
+        assert_eq!(
+            &ran, want,
+            "{} under Podman ({:?})",
+            case.mirrors, podman.stack
         );
+        fs::remove_file(&log).unwrap();
     }
-    bundle.edit(|c| {
-        c["annotations"] =
-            json!({"io.example/gpu": "12", "tag": "v{x}", "set": "a&&b", "num": "\u{663}"});
-    });
-    let out = ok(&s.run(&bundle, &unique("re2")));
-    let ran: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        ran,
-        [
-            "brace createRuntime",
-            "class createRuntime",
-            "octal createRuntime",
-            "quoted createRuntime"
-        ]
-    );
 }
 
 /// containers/common `when.go` checks `commands` only when the spec has a process
@@ -368,24 +412,13 @@ fn commands_are_ignored_when_the_container_has_no_process() {
 fn import_keeps_the_hooksd_order_and_every_name() {
     let (s, hooksd) = setup(json!({}));
     let log = s.host.dir.path().join("ran.log");
-    let rec = recorder(&s.host, &log);
-    let names = [
-        "01-my-hook",
-        "01-UPPERCASE",
-        "02-another-hook",
-        "my hook",
-        "unicode-é",
-    ];
-    for name in names {
-        let hook = json!({"path": rec, "args": ["rec", name]});
-        let file = format!("{name}.json");
-        write(
-            hooksd.path(),
-            &file,
-            &doc(hook, json!({"always": true}), &["prestart"]),
-        );
-    }
-    let want: Vec<String> = names.iter().map(|n| format!("{n} createRuntime")).collect();
+    let case = hooksd_cases::any_name(&recorder(&s.host, &log));
+    write_case(hooksd.path(), &case);
+    let want: Vec<String> = case
+        .ran
+        .iter()
+        .map(|n| format!("{n} createRuntime"))
+        .collect();
     ok(&s.run(&Bundle::new("true"), &unique("read")));
     assert_eq!(lines(&log), want, "read as hooks.d");
 
@@ -455,7 +488,7 @@ fn a_start_container_hook_without_env_inherits_the_process_environment() {
     assert!(entries[0].get("env").is_none(), "{entries}");
 }
 
-/// The same cases as files `hookhost export hooks.d` writes, run by Podman 4.3: Go regexp
+/// The same cases as files `hookhost export hooks.d` writes, run by Podman (4.3, or 5 on forky): Go regexp
 /// conditions registered with `--when-*` match as in Go, and a native startContainer hook
 /// registered without env inherits the container's environment there too.
 #[test]

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::engines::{Wrapper, wait_for};
+use common::engines::wait_for;
 use common::podman::Podman;
 use common::{Host, succeeded as ok, text};
 use serde_json::json;
@@ -173,32 +173,17 @@ fn exported_native_and_wasm_hooks_run_under_podman() {
 fn podman_annotations_select_hooks_through_the_wrapper() {
     let podman = Podman::new();
     let host = Host::new();
-    let wrapper = Wrapper::new(&json!({"runtime": "runc", "root": host.root()}));
     let marker = host.dir.path().join("marker");
     let rec = host.script("rec.sh", &format!("echo \"$*\" >> {}", marker.display()));
     host.ok(&["create", "--args", "rec", "named", rec.to_str().unwrap()]);
-    let runtime = wrapper.path();
-    let flag = format!("hookhost-config={}", wrapper.config().display());
-    let empty = tempfile::tempdir().unwrap();
-    let global = [
-        "--runtime",
-        runtime.to_str().unwrap(),
-        "--runtime-flag",
-        &flag,
-        "--hooks-dir",
-        empty.path().to_str().unwrap(),
-    ];
     // Podman splits --annotation values at commas: selections separated by spaces.
     let annotation = "io.hookhost.hooks=named:[one] named:[two]";
-    let (out, _) = podman.run(&global, &["--annotation", annotation], &["true"]);
+    let (out, _) = podman.run_through_the_wrapper(&host, &["--annotation", annotation], &["true"]);
     ok(&out);
     assert_eq!(fs::read_to_string(&marker).unwrap(), "one\ntwo\n");
 
-    let (out, _) = podman.run(
-        &global,
-        &["--annotation", "io.hookhost.hooks=nope"],
-        &["true"],
-    );
+    let nope = ["--annotation", "io.hookhost.hooks=nope"];
+    let (out, _) = podman.run_through_the_wrapper(&host, &nope, &["true"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(

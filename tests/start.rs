@@ -1,6 +1,6 @@
-//! Hooks at the engine's `start` call, through the runtime wrapper in front of Debian 12's runc
-//! 1.1.5, called as engines call it: `create`, a pause, then `start`. poststart hooks run after
-//! `start` (runc 1.1 runs its own poststart hooks during `create`), once; startRuntime hooks
+//! Hooks at the engine's `start` call, through the runtime wrapper in front of runc (Debian 12's
+//! 1.1.5; runc >= 1.2 with HOOKHOST_TEST_STACK=forky), called as engines call it: `create`, a pause, then `start`. poststart hooks run after
+//! `start` (runc runs its own poststart hooks during `create`), once; startRuntime hooks
 //! run before the container's process is released, with the container `created`, and a
 //! failing one keeps the process from ever running.
 //! Needs root, runc and busybox-static (installed by .ci/run).
@@ -132,10 +132,11 @@ fn a_poststart_only_start_never_asks_the_runtime_for_its_state() {
     assert_eq!(hook["annotations"]["org.example/team"], "gpu=yes");
 }
 
-/// What runc 1.1 does by itself (the behaviour the wrapper corrects): a poststart hook
-/// injected without the wrapper runs during `runc create`. Newer runc runs it after start.
+/// What runc does by itself (the behaviour the wrapper corrects): a poststart hook injected
+/// without the wrapper runs during `runc create`, before the container's process is released —
+/// on runc 1.1.5 and, measured too, on runc 1.3.6 (HOOKHOST_TEST_STACK=forky; tests/forky.rs).
 #[test]
-fn without_the_wrapper_the_runtime_decides_when_poststart_runs() {
+fn without_the_wrapper_the_runtime_runs_poststart_during_create() {
     let s = Setup::new();
     let log = s.host.dir.path().join("poststart.log");
     status_recorder(&s, "post", "poststart", &log);
@@ -147,11 +148,7 @@ fn without_the_wrapper_the_runtime_decides_when_poststart_runs() {
     let _ = s.runc.cmd(&["delete", "--force", &id]).output();
     assert!(status.success());
     let version = ok(&s.runc.cmd(&["--version"]).output().unwrap());
-    if version.starts_with("runc version 1.1.") {
-        assert_eq!(during_create.len(), 1, "{version}: {during_create:?}");
-    } else {
-        assert_eq!(during_create, Vec::<String>::new(), "{version}");
-    }
+    assert_eq!(during_create, ["post \"status\": \"created\""], "{version}");
 }
 
 #[test]
@@ -219,6 +216,30 @@ fn a_failing_start_runtime_hook_keeps_the_process_from_running() {
         || c.status() == "stopped",
     );
     assert!(!bundle.rootfs().join("ran").exists(), "the command ran");
+}
+
+/// A failing poststart hook is fatal (runtime-spec >= 1.3, runc): run by the wrapper after the
+/// runtime's `start`, it kills the container and fails `start` with the hook's message.
+#[test]
+fn a_failing_poststart_hook_kills_the_container_and_fails_start() {
+    let s = Setup::new();
+    s.host
+        .script_hook("deny", "poststart", "echo 'not on my watch' >&2; exit 4");
+    let bundle = Bundle::new("sleep 30");
+    let c = Created::new(&s, &bundle, "deny");
+    let out = c.start();
+    assert!(!out.status.success(), "start succeeded");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("hook deny (poststart): exit status 4"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not on my watch"), "{stderr}");
+    wait_for(
+        "the container to be killed",
+        Duration::from_secs(30),
+        || c.status() == "stopped",
+    );
 }
 
 #[test]

@@ -191,17 +191,17 @@ fn inline_paths_run_when_the_administrator_allows_them() {
 fn other_commands_pass_straight_through() {
     let s = Setup::new();
     let version = ok(&s.wrapper.cmd(&["--version"]).output().unwrap());
-    let runc_version = ok(&std::process::Command::new("runc")
+    let runc_version = ok(&s
+        .runc
+        .stack
+        .command("runc")
         .arg("--version")
         .output()
         .unwrap());
     assert_eq!(version, runc_version);
-    let via_subcommand = s
-        .host
-        .cmd()
-        .args(["runtime", "--version"])
-        .output()
-        .unwrap();
+    let mut subcommand = s.host.cmd();
+    subcommand.args(["runtime", "--version"]);
+    let via_subcommand = s.runc.stack.wrap(subcommand).output().unwrap();
     assert_eq!(ok(&via_subcommand), runc_version);
 
     let bundle = Bundle::new("sleep 30");

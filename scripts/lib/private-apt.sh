@@ -1,4 +1,9 @@
-# Sourced by engines.sh and oci-tools.sh. apt_private: apt-get on a private apt directory under "$dir"
+# Sourced by engines.sh, oci-tools.sh and forky-root.sh.
+
+# The Debian archive every script downloads from (it serves every suite).
+debian_mirror=http://deb.debian.org/debian
+
+# apt_private: apt-get on a private apt directory under "$dir"
 # (its own sources.list, lists and cache, no dpkg status), so packages of another Debian suite
 # can be downloaded — verified against that suite's signed index — without touching the
 # system's apt state.

@@ -14,7 +14,8 @@ use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{Bundle, HOOKHOST, Host, Runc, text};
+use super::forky::{Stack, visible_binary};
+use super::{Bundle, Host, Runc, text};
 
 /// PATH for the system's own tools.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -107,14 +108,21 @@ pub fn stop(child: &mut Child) {
 /// A temp dir holding `hookhost-runtime` → the hookhost under test, and hookhost's config file.
 pub struct Wrapper {
     pub dir: TempDir,
+    /// Where the wrapper and the runtime it execs run.
+    pub stack: Stack,
 }
 
 impl Wrapper {
     /// `config` is written as the config file (HOOKHOST_CONFIG).
     pub fn new(config: &Value) -> Self {
+        Wrapper::on(Stack::under_test(), config)
+    }
+
+    pub fn on(stack: Stack, config: &Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        symlink(HOOKHOST, dir.path().join("hookhost-runtime")).unwrap();
-        let wrapper = Wrapper { dir };
+        let bin = visible_binary(stack, dir.path());
+        symlink(bin, dir.path().join("hookhost-runtime")).unwrap();
+        let wrapper = Wrapper { dir, stack };
         wrapper.set_config(config);
         wrapper
     }
@@ -139,7 +147,7 @@ impl Wrapper {
             .env("PATH", SYSTEM_PATH)
             .env("HOOKHOST_CONFIG", self.config())
             .args(args);
-        cmd
+        self.stack.wrap(cmd)
     }
 }
 
@@ -196,13 +204,18 @@ impl Setup {
 
     /// `extra` keys are added to a config naming runc and the test's registry root.
     pub fn with_config(extra: Value) -> Self {
-        let host = Host::new();
-        let runc = Runc::new();
+        Setup::on(Stack::under_test(), extra)
+    }
+
+    /// [`Setup::with_config`] on `stack`.
+    pub fn on(stack: Stack, extra: Value) -> Self {
+        let host = Host::on(stack);
+        let runc = Runc::on(stack);
         let mut config = json!({"runtime": "runc", "root": host.root()});
         for (k, v) in extra.as_object().unwrap() {
             config[k] = v.clone();
         }
-        let wrapper = Wrapper::new(&config);
+        let wrapper = Wrapper::on(stack, &config);
         Setup {
             host,
             runc,

@@ -13,7 +13,11 @@ use tempfile::TempDir;
 
 pub mod containerd;
 pub mod engines;
+pub mod forky;
+pub mod hooksd_cases;
 pub mod podman;
+
+use forky::Stack;
 
 pub const HOOKHOST: &str = env!("CARGO_BIN_EXE_hookhost");
 
@@ -53,13 +57,24 @@ pub fn unique(prefix: &str) -> String {
 /// A hookhost with its own registry root.
 pub struct Host {
     pub dir: TempDir,
+    /// The hookhost it runs, where the stack under test can run it too (what `inject` and
+    /// `export` write into config.json and hooks.d files).
+    bin: PathBuf,
 }
 
 impl Host {
     pub fn new() -> Self {
-        Host {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Host::on(Stack::under_test())
+    }
+
+    pub fn on(stack: Stack) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = forky::visible_binary(stack, dir.path());
+        Host { dir, bin }
+    }
+
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn root(&self) -> PathBuf {
@@ -67,7 +82,7 @@ impl Host {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(HOOKHOST);
+        let mut cmd = Command::new(&self.bin);
         cmd.env("HOOKHOST_ROOT", self.root())
             .env_remove("HOOKHOST_LOG");
         cmd
@@ -234,20 +249,26 @@ impl Bundle {
 /// runc with its own state root, so tests never see each other's containers.
 pub struct Runc {
     pub root: TempDir,
+    pub stack: Stack,
 }
 
 impl Runc {
     pub fn new() -> Self {
-        require("runc");
+        Runc::on(Stack::under_test())
+    }
+
+    pub fn on(stack: Stack) -> Self {
+        stack.require("runc");
         Runc {
             root: tempfile::tempdir().unwrap(),
+            stack,
         }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("runc");
         cmd.arg("--root").arg(self.root.path()).args(args);
-        cmd
+        self.stack.wrap(cmd)
     }
 
     /// `runc run --bundle B ID`, in the foreground; returns the output.

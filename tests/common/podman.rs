@@ -1,24 +1,34 @@
-//! Podman 4.3 (Debian) driven with its own state directories and a busybox image.
+//! Podman (4.3 from Debian 12, or >= 5 from forky: `forky::Stack`) driven with its own state
+//! directories and a busybox image.
 
 use std::fs;
 use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
-use super::engines::busybox_tar;
-use super::{text, unique};
+use serde_json::json;
+
+use super::engines::{Wrapper, busybox_tar};
+use super::forky::Stack;
+use super::{Host, text, unique};
 
 /// Podman's storage and run state in a temp dir, with a busybox image.
 pub struct Podman {
     pub dir: TempDir,
+    pub stack: Stack,
 }
 
 impl Podman {
     pub fn new() -> Self {
-        super::require("podman");
-        super::require("runc");
+        Podman::on(Stack::under_test())
+    }
+
+    pub fn on(stack: Stack) -> Self {
+        stack.require("podman");
+        stack.require("runc");
         let podman = Podman {
             dir: tempfile::tempdir().unwrap(),
+            stack,
         };
         let tar = busybox_tar(podman.dir.path());
         let out = podman
@@ -44,19 +54,20 @@ impl Podman {
             .arg(p("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file"])
-            .args(global)
-            .stdin(Stdio::null());
+            .args(global);
+        let mut cmd = self.stack.wrap(cmd);
+        cmd.stdin(Stdio::null());
         cmd
     }
 
-    /// `podman GLOBAL… run --rm --cidfile F (sandbox flags) busybox:local ARGS…`; returns the
-    /// output and the container id.
+    /// `podman GLOBAL… run --cidfile F (sandbox flags) busybox:local ARGS…`, then `podman rm -f`
+    /// of the container; returns the output and the container id. Not `run --rm`: Podman 5
+    /// removes the cidfile with the container.
     pub fn run(&self, global: &[&str], run: &[&str], args: &[&str]) -> (Output, String) {
         let cidfile = self.dir.path().join(unique("cid"));
         let out = self
             .cmd(global)
             .arg("run")
-            .arg("--rm")
             .arg("--cidfile")
             .arg(&cidfile)
             .args([
@@ -72,6 +83,34 @@ impl Podman {
             .output()
             .unwrap();
         let id = fs::read_to_string(&cidfile).unwrap_or_default();
-        (out, id.trim().to_string())
+        let id = id.trim().to_string();
+        if !id.is_empty() {
+            let rm = self.cmd(global).args(["rm", "-f", &id]).output().unwrap();
+            assert!(rm.status.success(), "podman rm: {}", text(&rm.stderr));
+        }
+        (out, id)
+    }
+
+    /// [`Podman::run`] with the runtime wrapper (reading `host`'s registry) as Podman's runtime,
+    /// and no hooks.d directory.
+    pub fn run_through_the_wrapper(
+        &self,
+        host: &Host,
+        run: &[&str],
+        args: &[&str],
+    ) -> (Output, String) {
+        let wrapper = Wrapper::on(self.stack, &json!({"runtime": "runc", "root": host.root()}));
+        let runtime = wrapper.path();
+        let flag = format!("hookhost-config={}", wrapper.config().display());
+        let empty = tempfile::tempdir().unwrap();
+        let global = [
+            "--runtime",
+            runtime.to_str().unwrap(),
+            "--runtime-flag",
+            &flag,
+            "--hooks-dir",
+            empty.path().to_str().unwrap(),
+        ];
+        self.run(&global, run, args)
     }
 }

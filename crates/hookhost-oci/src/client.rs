@@ -36,6 +36,9 @@ impl Session {
             plain.push(registry.clone());
         }
         let plain_http = plain.contains(&registry);
+        // rustls is built with ring only (Cargo.toml): reqwest needs it installed as the
+        // process's crypto provider. Err means one already is, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::new(ClientConfig {
             protocol: ClientProtocol::HttpsExcept(plain),
             ..ClientConfig::default()
