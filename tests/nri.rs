@@ -211,7 +211,7 @@ fn hookhost_as_a_pre_installed_plugin_registers_on_the_connection_containerd_pas
         log.contains(r#"plugin \"pre-connected:10-hookhost["#),
         "{log}"
     );
-    // The placeholder handler lets containers through unchanged.
+    // With no hook registered under its (default) registry root, containers go through unchanged.
     containerd.import_cri_image();
     let cri = Cri {
         containerd: &containerd,

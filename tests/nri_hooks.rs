@@ -177,7 +177,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         &argser,
     ]);
 
-    let mut containerd = Containerd::start_cri_nri(&[]);
+    let containerd = Containerd::start_cri_nri(&[]);
     containerd.import_cri_image();
     let _plugin = Plugin::start(&host, &containerd, "hookhost");
     let cri = Cri {

@@ -235,3 +235,78 @@ fn added_hooks(before: &Value, after: &Value) -> Option<Hooks> {
     }
     Some(hooks)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn before() -> Value {
+        json!({"ociVersion": "1.0.2",
+               "process": {"args": ["sh"], "env": ["PATH=/bin", "OLD=1"], "cwd": "/"},
+               "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+               "hooks": {"createRuntime": [{"path": "/bin/theirs"}]},
+               "annotations": {"a": "1"}})
+    }
+
+    #[test]
+    fn carried_edits_become_the_adjustment() {
+        let mut after = before();
+        after["process"]["env"] = json!(["PATH=/bin", "NEW=x=y"]);
+        after["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/opt", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]}),
+        );
+        after["hooks"]["createRuntime"]
+            .as_array_mut()
+            .unwrap()
+            .push(
+                json!({"path": "/usr/bin/hookhost", "args": ["hookhost", "stage"], "timeout": 7}),
+            );
+        after["annotations"] = json!({"b": "2"});
+        let out = adjustment(&before(), &after, &[]).unwrap();
+        let env: Vec<(&str, &str)> = out
+            .env
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(env, [("-OLD", ""), ("NEW", "x=y")]);
+        assert_eq!(out.mounts.len(), 1);
+        assert_eq!(
+            (
+                out.mounts[0].destination.as_str(),
+                out.mounts[0].options.clone()
+            ),
+            ("/opt", vec!["ro".to_string()])
+        );
+        let hooks = out.hooks.as_ref().unwrap();
+        assert_eq!(hooks.create_runtime.len(), 1, "only the appended hook");
+        assert_eq!(hooks.create_runtime[0].path, "/usr/bin/hookhost");
+        assert_eq!(hooks.create_runtime[0].timeout.value, 7);
+        assert_eq!(out.annotations.get("-a").map(String::as_str), Some(""));
+        assert_eq!(out.annotations.get("b").map(String::as_str), Some("2"));
+    }
+
+    #[test]
+    fn an_edit_nri_cannot_carry_refuses_naming_the_hook_and_the_field() {
+        let mut after = before();
+        after["process"]["args"] = json!(["sh", "-c", "evil"]);
+        let adjusted = [("argser".to_string(), diff::diff(&before(), &after))];
+        let err = adjustment(&before(), &after, &adjusted)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("precreate hook argser changed args (process.args)"),
+            "{err}"
+        );
+        assert!(err.contains("NRI cannot carry"), "{err}");
+        let mut user = before();
+        user["process"]["user"] = json!({"uid": 1234});
+        let err = adjustment(&before(), &user, &[]).unwrap_err().to_string();
+        assert!(err.contains("hookhost added /process/user"), "{err}");
+        // A hook removed from a list NRI only appends to.
+        let mut removed = before();
+        removed["hooks"] = json!({});
+        assert!(adjustment(&before(), &removed, &[]).is_err());
+    }
+}

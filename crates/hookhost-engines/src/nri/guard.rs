@@ -109,3 +109,75 @@ pub fn check(state: &State, name: &str, exempt: &[String]) -> Result<(), GuardEr
         name: name.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> GuardEntry {
+        GuardEntry {
+            exe: "/usr/bin/hookhost".into(),
+            name: "hookhost".into(),
+            config: Some("/etc/hookhost/config.json".into()),
+            root: Some("/var/lib/hookhost".into()),
+        }
+    }
+
+    #[test]
+    fn guard_spec_appends_one_guard_and_keeps_the_rest() {
+        let spec = json!({"ociVersion": "1.1.0", "x-vendor": 1,
+                          "hooks": {"createRuntime": [{"path": "/bin/other"}]}});
+        let once = guard_spec(spec, &entry()).unwrap();
+        let twice = guard_spec(once.clone(), &entry()).unwrap();
+        assert_eq!(once, twice);
+        let list = once["hooks"]["createRuntime"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["path"], "/bin/other");
+        assert_eq!(
+            list[1]["args"],
+            json!(["hookhost", "nri", "guard", "--name", "hookhost"])
+        );
+        assert_eq!(
+            list[1]["env"],
+            json!([
+                "HOOKHOST_CONFIG=/etc/hookhost/config.json",
+                "HOOKHOST_ROOT=/var/lib/hookhost"
+            ])
+        );
+        assert_eq!(once["x-vendor"], 1);
+        assert_eq!(guard_spec(json!([]), &entry()), Err(GuardError::BadSpec));
+        assert_eq!(
+            guard_spec(json!({"hooks": 1}), &entry()),
+            Err(GuardError::BadSpec)
+        );
+    }
+
+    fn state(annotations: &[(&str, &str)]) -> State {
+        let mut state = State {
+            id: "c1".into(),
+            ..State::default()
+        };
+        for (k, v) in annotations {
+            state.annotations.insert(k.to_string(), v.to_string());
+        }
+        state
+    }
+
+    #[test]
+    fn the_guard_lets_prepared_and_exempt_containers_through_and_refuses_the_rest() {
+        let exempt = vec!["kube-system".to_string()];
+        let prepared = state(&[(&prepared_annotation("hookhost"), "true")]);
+        assert_eq!(check(&prepared, "hookhost", &[]), Ok(()));
+        // Another plugin's mark is not this one's.
+        assert!(check(&prepared, "other", &[]).is_err());
+        let system = state(&[(SANDBOX_NAMESPACE, "kube-system")]);
+        assert_eq!(check(&system, "hookhost", &exempt), Ok(()));
+        let bare = state(&[(SANDBOX_NAMESPACE, "team-a")]);
+        let err = check(&bare, "hookhost", &exempt).unwrap_err().to_string();
+        assert!(
+            err.starts_with("hookhost: container c1 (namespace team-a) refused"),
+            "{err}"
+        );
+        assert!(err.contains("exemptNamespaces"), "{err}");
+    }
+}

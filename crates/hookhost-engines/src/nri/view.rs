@@ -1,8 +1,9 @@
 //! The OCI config a container's hooks see in NRI mode, built from what NRI describes: process
 //! args, env and rlimits, mounts, OCI hooks, annotations (the pod's, then the container's over
 //! them, as selection reads them), and `linux` devices, namespaces and cgroups path. What NRI
-//! does not give (the user, capabilities, the root filesystem, resources) is absent, so a hook
-//! never decides on a made-up value.
+//! does not give (capabilities, the root filesystem, resources) is absent; the OCI schema
+//! requires `process.user`, which NRI 0.8 does not give: the view says uid 0, gid 0 (a hook
+//! may not rely on it; an edit of it is refused as one NRI cannot carry).
 
 use serde_json::{Map, Value, json};
 
@@ -45,6 +46,7 @@ pub fn config(pod: &PodSandbox, container: &Container) -> Value {
             "args": container.args,
             "env": container.env,
             "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
             "rlimits": rlimits,
         },
         "mounts": container.mounts.iter().map(mount).collect::<Vec<_>>(),
