@@ -19,6 +19,36 @@ use common::engines::wait_for;
 use common::{Host, text};
 use serde_json::{Value, json};
 
+/// containerd's default spec (`ctr oci spec`) with hookhost's guard (`hookhost nri
+/// guard-spec`), written to a file under `dir`.
+fn guarded_base_spec(host: &Host, dir: &std::path::Path) -> PathBuf {
+    let spec = Command::new(common::engines::Engines::Today.require("ctr"))
+        .args(["oci", "spec"])
+        .output()
+        .unwrap();
+    assert!(spec.status.success(), "{}", text(&spec.stderr));
+    let mut guard = host.cmd();
+    guard.args(["nri", "guard-spec"]);
+    let guarded = pipe(guard, &spec.stdout);
+    let file = dir.join("base-spec.json");
+    std::fs::write(&file, guarded).unwrap();
+    file
+}
+
+fn pipe(mut cmd: Command, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out.stdout
+}
+
 /// `hookhost nri` as a child process on the test's registry; killed in Drop.
 struct Plugin {
     child: Child,
@@ -190,7 +220,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         "echo \"$GREETING\"; echo done",
     );
     assert_eq!(output(&cri, &created, &pod), "hello from nri\ndone");
-    let recorded: Vec<Value> = std::fs::read_dir(&states)
+    let recorded: Vec<Value> = std::fs::read_dir(states)
         .unwrap()
         .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
         .collect();
@@ -240,4 +270,70 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
     );
     // greet ran for every container NRI described (4 creates).
     assert_eq!(count("greet"), 4, "{events:?}");
+}
+
+/// The guard in containerd's base runtime spec: with the plugin running, containers start;
+/// with the plugin killed (-9), NRI creates the next container without it and the guard refuses
+/// it, with hookhost's reason; with the plugin started again, containers start again — without
+/// restarting containerd.
+#[test]
+fn the_guard_refuses_containers_while_the_plugin_is_down() {
+    common::require("runc");
+    let host = Host::new();
+    host.ok(&[
+        "create",
+        "--type",
+        "createRuntime",
+        "--when-always",
+        "audit-all",
+        "/bin/true",
+    ]);
+    let spec_dir = tempfile::tempdir().unwrap();
+    let base = guarded_base_spec(&host, spec_dir.path());
+    let spec: Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    let guard = spec["hooks"]["createRuntime"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        guard["args"],
+        json!(["hookhost", "nri", "guard", "--name", "hookhost"])
+    );
+    let containerd = Containerd::start_cri_nri_with(&[], Some(&base));
+    containerd.import_cri_image();
+    let cri = Cri {
+        containerd: &containerd,
+    };
+    let plugin = Plugin::start(&host, &containerd, "hookhost");
+    let (created, pod) = create(&cri, json!({}), "echo up; echo done");
+    assert_eq!(output(&cri, &created, &pod), "up\ndone");
+
+    let mut plugin = plugin;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(plugin.child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = plugin.child.wait();
+    let (created, _) = create(&cri, json!({}), "echo bare; echo done");
+    let id = stdout_ok(&created);
+    let started = cri.call(&["start", &id]);
+    assert!(
+        !started.status.success(),
+        "started without the plugin: {}",
+        text(&started.stdout)
+    );
+    let err = text(&started.stderr);
+    assert!(
+        err.contains("hookhost's NRI plugin \"hookhost\" did not prepare it"),
+        "{err}"
+    );
+    assert!(err.contains("hookhost nri"), "{err}");
+    drop(plugin);
+
+    let _plugin = Plugin::start(&host, &containerd, "hookhost");
+    let (created, pod) = create(&cri, json!({}), "echo back; echo done");
+    assert_eq!(output(&cri, &created, &pod), "back\ndone");
 }

@@ -68,6 +68,15 @@ impl Containerd {
     /// with its own plugin and plugin config dirs; `pre_installed` (NAME, executable) are
     /// linked into the plugin dir, for containerd to start them.
     pub fn start_cri_nri(pre_installed: &[(&str, &Path)]) -> Containerd {
+        Self::start_cri_nri_with(pre_installed, None)
+    }
+
+    /// [`Self::start_cri_nri`], and with `base_spec` (an OCI spec file) as the default runc
+    /// handler's `base_runtime_spec`.
+    pub fn start_cri_nri_with(
+        pre_installed: &[(&str, &Path)],
+        base_spec: Option<&Path>,
+    ) -> Containerd {
         let config = Path::new("/nonexistent/hookhost-config.json");
         Self::start_with(Engines::Today, config, |dir| {
             let p = |name: &str| dir.join(name).display().to_string();
@@ -82,7 +91,14 @@ impl Containerd {
                 p("nri-plugins"),
                 p("nri-conf.d"),
             );
-            cri_config(dir, NRI_DISABLED_PLUGINS, &extra)
+            let runc = "plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc";
+            let base = base_spec.map_or(String::new(), |spec| {
+                format!(
+                    "[{runc}]\n  runtime_type = 'io.containerd.runc.v2'\n  base_runtime_spec = {:?}\n",
+                    spec.display().to_string()
+                )
+            });
+            cri_config(dir, NRI_DISABLED_PLUGINS, &format!("{extra}{base}"))
         })
     }
 

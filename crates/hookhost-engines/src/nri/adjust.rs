@@ -94,8 +94,7 @@ fn env(key: &str, after: &Value, removed: bool) -> KeyValue {
         .flatten()
         .filter_map(Value::as_str)
         .filter_map(|e| e.split_once('='))
-        .filter(|(k, _)| *k == key)
-        .last();
+        .rfind(|(k, _)| *k == key);
     kv.value = value.map_or(String::new(), |(_, v)| v.to_string());
     kv
 }

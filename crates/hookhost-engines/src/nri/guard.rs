@@ -100,7 +100,7 @@ pub fn check(state: &State, name: &str, exempt: &[String]) -> Result<(), GuardEr
         .get(SANDBOX_NAMESPACE)
         .cloned()
         .unwrap_or_default();
-    if exempt.iter().any(|n| *n == namespace) {
+    if exempt.contains(&namespace) {
         return Ok(());
     }
     Err(GuardError::NotPrepared {

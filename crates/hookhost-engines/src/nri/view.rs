@@ -97,8 +97,11 @@ pub fn hook(h: &Hook) -> Value {
     entry
 }
 
+/// One of NRI's hook lists in a `Hooks` message.
+pub type HookList = fn(&mut Hooks) -> &mut Vec<Hook>;
+
 /// NRI's hook lists by their config.json names (NRI has no startRuntime list).
-pub const STAGES: [(&str, fn(&mut Hooks) -> &mut Vec<Hook>); 6] = [
+pub const STAGES: [(&str, HookList); 6] = [
     ("prestart", |h| &mut h.prestart),
     ("createRuntime", |h| &mut h.create_runtime),
     ("createContainer", |h| &mut h.create_container),
