@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh demo
 target="${CARGO_TARGET_DIR:-target}"
-echo "== building hookhost (the demo profile: opt-level 1, no LTO) and the example WASM hooks"
+echo "== building hookhost (the demo profile: unoptimised, no LTO) and the example WASM hooks"
 scripts/cargo-static.sh build --profile demo -q --bin hookhost
 cargo build --release -q --target wasm32-wasip1 -p hosts-entry -p audit-log
 hookhost="$(scripts/cargo-static.sh --print-bin-dir demo)/hookhost"

@@ -73,10 +73,6 @@ impl Host {
         Host { dir, bin }
     }
 
-    pub fn bin(&self) -> &Path {
-        &self.bin
-    }
-
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
