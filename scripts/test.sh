@@ -12,4 +12,4 @@ scripts/cargo-static.sh test --workspace --doc
 # The engine test files again, their runc and Podman now today's (tests/common/forky.rs); the
 # executables are those just built.
 forky_tests=(runc_core start on_failure wrapper hooksd_parity podman precreate)
-HOOKHOST_TEST_STACK=forky scripts/cargo-static.sh test "${forky_tests[@]/#/--test=}"
+HOOKHOST_TEST_STACK=forky scripts/cargo-static.sh test --workspace "${forky_tests[@]/#/--test=}"
