@@ -246,6 +246,11 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
             "--may-adjust mounts=/opt/x",
         ],
     );
+    // A hook that would run past NRI's deadline (2 s): the plugin refuses the container itself
+    // within its budget (75 % of it) instead of being dropped and letting it start bare.
+    host.script_hook("slow", "precreate", "sleep 4");
+    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "slow"}), "echo done");
+    refused(&created, &["hookhost", "did not finish within 1500 ms", "request_timeout"]);
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "argser"}), "echo done");
     refused(
         &created,
@@ -268,8 +273,8 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         (1, 1, 1),
         "{events:?}"
     );
-    // greet ran for every container NRI described (4 creates).
-    assert_eq!(count("greet"), 4, "{events:?}");
+    // greet ran for every container NRI described (5 creates).
+    assert_eq!(count("greet"), 5, "{events:?}");
 }
 
 /// The guard in containerd's base runtime spec: with the plugin running, containers start;
