@@ -250,7 +250,14 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
     // within its budget (75 % of it) instead of being dropped and letting it start bare.
     host.script_hook("slow", "precreate", "sleep 4");
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "slow"}), "echo done");
-    refused(&created, &["hookhost", "did not finish within 1500 ms", "request_timeout"]);
+    refused(
+        &created,
+        &[
+            "hookhost",
+            "did not finish within 1500 ms",
+            "request_timeout",
+        ],
+    );
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "argser"}), "echo done");
     refused(
         &created,
