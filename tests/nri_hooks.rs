@@ -349,3 +349,44 @@ fn the_guard_refuses_containers_while_the_plugin_is_down() {
     let (created, pod) = create(&cri, json!({}), "echo back; echo done");
     assert_eq!(output(&cri, &created, &pod), "back\ndone");
 }
+
+/// Two NRI plugins (two `hookhost nri`, each with its own registry) setting the same variable:
+/// containerd refuses the container with NRI's own conflict error, naming both plugins.
+#[test]
+fn two_plugins_setting_the_same_variable_conflict() {
+    common::require("runc");
+    let (first, second) = (Host::new(), Host::new());
+    for (host, value) in [(&first, "one"), (&second, "two")] {
+        let set = python_hook(
+            host,
+            "set",
+            &format!("c[\"process\"][\"env\"].append(\"SHARED={value}\")"),
+        );
+        host.ok(&[
+            "create",
+            "--type",
+            "precreate",
+            "--may-adjust",
+            "env=SHARED",
+            "--when-always",
+            "set",
+            &set,
+        ]);
+    }
+    let containerd = Containerd::start_cri_nri(&[]);
+    containerd.import_cri_image();
+    let _one = Plugin::start(&first, &containerd, "hookhost");
+    let _two = Plugin::start(&second, &containerd, "other");
+    let cri = Cri {
+        containerd: &containerd,
+    };
+    let (created, _) = create(&cri, json!({}), "echo $SHARED; echo done");
+    refused(
+        &created,
+        &[
+            "\"50-other\"",
+            "\"50-hookhost\"",
+            "both tried to set env SHARED",
+        ],
+    );
+}
