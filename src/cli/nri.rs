@@ -16,7 +16,10 @@ use super::Cli;
 
 /// Run as an NRI plugin (containerd >= 1.7, CRI-O >= 1.26): see every pod and container of the
 /// node. External by default (connects to --socket, reconnects when the runtime restarts);
-/// when the runtime starts it (from /opt/nri/plugins), on the connection the runtime passes
+/// when the runtime starts it (from /opt/nri/plugins), on the connection the runtime passes it.
+/// Every container the runtime creates goes through hookhost's registry as through the runtime
+/// wrapper (global hooks, io.hookhost.hooks annotations of the pod or container, hooks.d); see
+/// `hookhost nri guard-spec` to refuse containers while the plugin is down.
 #[derive(Debug, clap::Args)]
 pub struct NriArgs {
     /// The runtime's NRI socket
