@@ -225,8 +225,16 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
         .collect();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
-    assert_eq!(recorded[0]["id"], stdout_ok(&created));
+    let id = stdout_ok(&created);
+    assert_eq!(recorded[0]["id"], id.as_str());
     assert_eq!(recorded[0]["status"], "creating");
+    // The container's plan is kept in the state directory until the container is removed.
+    let plan_dir = host.root().join("nri").join(&id);
+    assert!(plan_dir.is_dir(), "no plan kept for {id}");
+    stdout_ok(&cri.call(&["remove-all-pods"]));
+    wait_for("the plan's removal", Duration::from_secs(60), || {
+        !plan_dir.exists()
+    });
 
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "policy"}), "echo done");
     refused(
