@@ -283,6 +283,18 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         .collect();
     let count = |hook: &str| events.iter().filter(|e| e["hook"] == hook).count();
     assert_eq!(count("record"), 1, "{events:?}");
+    // Each run names its pod and container, at precreate (the plugin) and at createRuntime
+    // (runc's state).
+    for hook in ["record", "greet"] {
+        let run = events.iter().find(|e| e["hook"] == hook).unwrap();
+        assert_eq!(run["pod"], format!("hookhost-test/{pod}"), "{run}");
+        assert_eq!(run["name"], "app", "{run}");
+    }
+    let text = host.ok(&["events"]);
+    assert!(
+        text.contains(&format!(" pod=hookhost-test/{pod} name=app")),
+        "{text}"
+    );
     assert_eq!(
         (count("policy"), count("mounter"), count("argser")),
         (1, 1, 1),

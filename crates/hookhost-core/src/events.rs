@@ -73,6 +73,29 @@ pub struct Event {
     /// When it failed: what the failure did (`fail` stopped the container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<hookhost_hooks::hook::OnFailure>,
+    /// The Kubernetes pod, `NAMESPACE/NAME`, when the container's annotations say (CRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The container's name in its pod, when the annotations say (CRI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The annotations containerd's and CRI-O's CRI set on every container: its pod's namespace and
+/// name, and its own name.
+const POD_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+const POD_NAME: &str = "io.kubernetes.cri.sandbox-name";
+const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+
+/// The pod (`NAMESPACE/NAME`) and the container's name, from a container's annotations.
+pub fn kubernetes_names(
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> (Option<String>, Option<String>) {
+    let pod = match (annotations.get(POD_NAMESPACE), annotations.get(POD_NAME)) {
+        (Some(namespace), Some(name)) => Some(format!("{namespace}/{name}")),
+        _ => None,
+    };
+    (pod, annotations.get(CONTAINER_NAME).cloned())
 }
 
 /// The kinds of hook failure, as metrics count them.
@@ -139,6 +162,8 @@ impl Event {
             failure: _,
             fuel_used: _,
             on_failure,
+            pod,
+            name,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -152,6 +177,12 @@ impl Event {
             text_field(hook),
             text_field(&kind.to_string()),
         );
+        if let Some(pod) = pod {
+            line.push_str(&format!(" pod={}", text_field(pod)));
+        }
+        if let Some(name) = name {
+            line.push_str(&format!(" name={}", text_field(name)));
+        }
         if let Some(error) = error {
             line.push_str(&format!(" error={}", text_field(error)));
         }
@@ -391,6 +422,8 @@ mod tests {
             failure: None,
             fuel_used: None,
             on_failure: None,
+            pod: None,
+            name: None,
         }
     }
 

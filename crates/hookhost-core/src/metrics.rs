@@ -248,6 +248,8 @@ mod tests {
             }),
             failure,
             fuel_used: Some(10),
+            pod: None,
+            name: None,
         }
     }
 

@@ -72,9 +72,14 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
         max_size: at.events_max_size,
     };
     trail.check(Stage::Precreate, hooks)?;
+    // The config's annotations, so that the audit trail names a Kubernetes pod and container.
+    let annotations = doc.get("annotations").and_then(Value::as_object);
     let state = State {
         id: at.container.to_string(),
         bundle: at.bundle.map(Path::to_path_buf).unwrap_or_default(),
+        annotations: (annotations.into_iter().flatten())
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
         ..State::default()
     };
     let mut edited = Edited {

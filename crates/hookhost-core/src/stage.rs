@@ -218,8 +218,11 @@ fn event(
         }) => Some(*code),
         _ => None,
     };
+    let (pod, name) = events::kubernetes_names(&ctx.state.annotations);
     Event {
         time: Utc::now(),
+        pod,
+        name,
         container: ctx.state.id.clone(),
         stage: ctx.stage,
         hook: hook.name.clone(),
