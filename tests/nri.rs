@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::containerd::{CRI_IMAGE, Containerd, Cri, stdout_ok};
+use common::containerd::{Containerd, Cri, stdout_ok};
 use common::engines::wait_for;
 use hookhost_nri::api::{
     Container, ContainerAdjustment, CreateContainerResponse, KeyValue, PodSandbox,
@@ -71,18 +71,9 @@ impl Handler for Recorder {
 /// The app container's command: prints the variable the handler adds.
 const PRINT_ADDED: &str = "echo NRI_ADDED=$NRI_ADDED";
 
-/// A pod with `annotations` on the default runtime (plain runc); its id, its name, and the
-/// CRI CreateContainer of its container `app` running [`PRINT_ADDED`].
+/// A pod with `annotations` and its container `app` running [`PRINT_ADDED`].
 fn pod_and_app(cri: &Cri, annotations: Value) -> (String, String, std::process::Output) {
-    let (out, pod) = cri.run_pod_on("", &annotations);
-    let pod_id = stdout_ok(&out);
-    let name = serde_json::from_str::<Value>(&pod).unwrap()["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let command = json!(["sh", "-c", PRINT_ADDED]).to_string();
-    let created = cri.call(&["create", &pod_id, "app", CRI_IMAGE, &pod, &command]);
-    (pod_id, name, created)
+    cri.pod_and_app(annotations, PRINT_ADDED)
 }
 
 /// Starts the app container of `pod` and returns the line its command printed (its CRI log).

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::containerd::{CRI_IMAGE, Containerd, Cri, stdout_ok};
+use common::containerd::{Containerd, Cri, stdout_ok};
 use common::engines::wait_for;
 use common::{Host, text};
 use serde_json::{Value, json};
@@ -91,20 +91,11 @@ impl Drop for Plugin {
     }
 }
 
-/// A pod with `annotations` on the default runtime and its container `app` running `script`:
-/// the CRI CreateContainer's output, and the pod's name.
+/// A pod with `annotations` and its container `app` running `script`: the CRI
+/// CreateContainer's output, and the pod's name.
 fn create(cri: &Cri, annotations: Value, script: &str) -> (std::process::Output, String) {
-    let (out, pod) = cri.run_pod_on("", &annotations);
-    let pod_id = stdout_ok(&out);
-    let name = serde_json::from_str::<Value>(&pod).unwrap()["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let command = json!(["sh", "-c", script]).to_string();
-    (
-        cri.call(&["create", &pod_id, "app", CRI_IMAGE, &pod, &command]),
-        name,
-    )
+    let (_, name, created) = cri.pod_and_app(annotations, script);
+    (created, name)
 }
 
 /// Starts the created container and returns what its command printed (its CRI log).
@@ -120,16 +111,6 @@ fn output(cri: &Cri, created: &std::process::Output, pod: &str) -> String {
         .filter_map(|l| l.splitn(4, ' ').nth(3))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn python_hook(host: &Host, name: &str, code: &str) -> String {
-    let body = format!(
-        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n{code}\njson.dump(c, sys.stdout)'"
-    );
-    host.script(&format!("{name}.sh"), &body)
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 fn refused(created: &std::process::Output, wants: &[&str]) {
@@ -149,8 +130,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
     common::require("runc");
     let host = Host::new();
     // A global precreate hook, granted its one variable, on every container.
-    let greet = python_hook(
-        &host,
+    let greet = host.python_precreate(
         "greet",
         "c[\"process\"][\"env\"].append(\"GREETING=hello from nri\")",
     );
@@ -178,9 +158,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         "precreate",
         "echo 'pods of team x are not allowed: ask the platform team' >&2; exit 1",
     );
-    let mounter = python_hook(
-        &host,
-        "mounter",
+    let mounter = host.python_precreate("mounter",
         "c[\"mounts\"].append({\"destination\": \"/opt/x\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"})",
     );
     host.ok(&[
@@ -192,8 +170,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         "mounter",
         &mounter,
     ]);
-    let argser = python_hook(
-        &host,
+    let argser = host.python_precreate(
         "argser",
         "c[\"process\"][\"args\"] = [\"sh\", \"-c\", \"echo evil; echo done\"]",
     );
@@ -377,8 +354,7 @@ fn two_plugins_setting_the_same_variable_conflict() {
     common::require("runc");
     let (first, second) = (Host::new(), Host::new());
     for (host, value) in [(&first, "one"), (&second, "two")] {
-        let set = python_hook(
-            host,
+        let set = host.python_precreate(
             "set",
             &format!("c[\"process\"][\"env\"].append(\"SHARED={value}\")"),
         );

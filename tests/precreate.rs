@@ -15,22 +15,7 @@ use serde_json::{Value, json};
 /// A Podman-style native precreate hook, as people write them today: reads the config, adds
 /// one variable, writes the whole document back (python's json keeps the key order).
 fn add_env_script(host: &Host, name: &str, pair: &str) -> String {
-    python_hook(
-        host,
-        name,
-        &format!("c[\"process\"][\"env\"].append(\"{pair}\")"),
-    )
-}
-
-/// A precreate hook running `python3 -c CODE` with `c` the config (written back after).
-fn python_hook(host: &Host, name: &str, code: &str) -> String {
-    let body = format!(
-        "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n{code}\njson.dump(c, sys.stdout)'"
-    );
-    host.script(&format!("{name}.sh"), &body)
-        .to_str()
-        .unwrap()
-        .to_string()
+    host.python_precreate(name, &format!("c[\"process\"][\"env\"].append(\"{pair}\")"))
 }
 
 /// Registers `program` as the precreate hook `name` granted `grants` (`--may-adjust`).
@@ -89,20 +74,20 @@ fn a_granted_native_precreate_hook_shapes_the_container_through_the_wrapper() {
 #[test]
 fn edits_outside_the_grants_refuse_the_container() {
     let s = Setup::new();
-    let mount = python_hook(
-        &s.host,
+    let mount = s.host.python_precreate(
         "mounter",
         "c[\"mounts\"].append({\"destination\": \"/opt/gpu\", \"type\": \"bind\", \
          \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]})",
     );
     register(&s.host, "mounter", "env=GPU_*", &mount);
-    let args = python_hook(
-        &s.host,
+    let args = s.host.python_precreate(
         "argser",
         "c[\"process\"][\"args\"] = [\"sh\", \"-c\", \"echo evil\"]",
     );
     register(&s.host, "argser", "env", &args);
-    let policy = python_hook(&s.host, "policy", "c[\"hostname\"] = \"changed\"");
+    let policy = s
+        .host
+        .python_precreate("policy", "c[\"hostname\"] = \"changed\"");
     s.host
         .ok(&["create", "--type", "precreate", "policy", &policy]);
     let cases = [
@@ -143,8 +128,7 @@ fn edits_outside_the_grants_refuse_the_container() {
 fn conflicting_precreate_hooks_refuse_the_container_naming_both() {
     let s = Setup::new();
     let first = add_env_script(&s.host, "first", "GPU_VISIBLE=0");
-    let second = python_hook(
-        &s.host,
+    let second = s.host.python_precreate(
         "second",
         "c[\"process\"][\"env\"] = [e for e in c[\"process\"][\"env\"] if not \
          e.startswith(\"GPU_VISIBLE=\")] + [\"GPU_VISIBLE=1\"]",
@@ -176,8 +160,7 @@ fn conflicting_precreate_hooks_refuse_the_container_naming_both() {
 fn a_precreate_edit_can_select_further_hooks() {
     let s = Setup::new();
     let marker = Bundle::new("cat /marker");
-    let selector = python_hook(
-        &s.host,
+    let selector = s.host.python_precreate(
         "selector",
         "c[\"annotations\"][\"io.hookhost.hooks\"] += \",late\"",
     );
@@ -477,8 +460,7 @@ fn apply_keeps_precreate_grants() {
 #[test]
 fn a_precreate_hook_selected_by_an_edit_does_not_run_and_says_so() {
     let host = Host::new();
-    let selector = python_hook(
-        &host,
+    let selector = host.python_precreate(
         "selector",
         "c[\"annotations\"][\"io.hookhost.hooks\"] = \"late\"",
     );

@@ -304,6 +304,25 @@ impl Cri<'_> {
         (out, pod.to_string())
     }
 
+    /// A pod with `annotations` on the default runtime (plain runc) and the CRI
+    /// CreateContainer of its container `app` running `sh -c SCRIPT`: the pod's id, its name,
+    /// and the create's output.
+    pub fn pod_and_app(
+        &self,
+        annotations: serde_json::Value,
+        script: &str,
+    ) -> (String, String, Output) {
+        let (out, pod) = self.run_pod_on("", &annotations);
+        let pod_id = stdout_ok(&out);
+        let name = serde_json::from_str::<serde_json::Value>(&pod).unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let command = json!(["sh", "-c", script]).to_string();
+        let created = self.call(&["create", &pod_id, "app", CRI_IMAGE, &pod, &command]);
+        (pod_id, name, created)
+    }
+
     /// Where the containers of the pod `name` log (CRI's log directory).
     pub fn pod_log_dir(&self, name: &str) -> PathBuf {
         self.containerd.dir.path().join("pods").join(name)

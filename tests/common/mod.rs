@@ -127,6 +127,18 @@ impl Host {
         path
     }
 
+    /// A Podman-style precreate hook running `python3 -c CODE` with `c` the config it got on
+    /// stdin, written back to stdout after CODE; its path.
+    pub fn python_precreate(&self, name: &str, code: &str) -> String {
+        let body = format!(
+            "exec python3 -c 'import json, sys\nc = json.load(sys.stdin)\n{code}\njson.dump(c, sys.stdout)'"
+        );
+        self.script(&format!("{name}.sh"), &body)
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Registers the shell script `body` as the hook `name` at `stage`.
     pub fn script_hook(&self, name: &str, stage: &str, body: &str) {
         let script = self.script(&format!("{name}.sh"), body);
