@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::containerd::{Containerd, Cri, stdout_ok};
+use common::containerd::{Containerd, Cri, NRI_REQUEST_TIMEOUT_SECS, stdout_ok};
 use common::engines::wait_for;
 use common::{Host, text};
 use serde_json::{Value, json};
@@ -231,18 +231,20 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
             "--may-adjust mounts=/opt/x",
         ],
     );
-    // A hook that would run past NRI's deadline (2 s): the plugin refuses the container itself
-    // within its budget (75 % of it) instead of being dropped and letting it start bare.
-    host.script_hook("slow", "precreate", "sleep 4");
-    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "slow"}), "echo done");
-    refused(
-        &created,
-        &[
-            "hookhost",
-            "did not finish within 1500 ms",
-            "request_timeout",
-        ],
+    // A hook that would run past NRI's deadline: the plugin refuses the container itself
+    // within its budget (75 % of the request timeout) instead of being dropped and letting it
+    // start bare.
+    host.script_hook(
+        "slow",
+        "precreate",
+        &format!("sleep {}", NRI_REQUEST_TIMEOUT_SECS + 2),
     );
+    let (created, _) = create(&cri, json!({"io.hookhost.hooks": "slow"}), "echo done");
+    let budget = format!(
+        "did not finish within {} ms",
+        NRI_REQUEST_TIMEOUT_SECS * 750
+    );
+    refused(&created, &["hookhost", &budget, "request_timeout"]);
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "argser"}), "echo done");
     refused(
         &created,

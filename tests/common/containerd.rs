@@ -34,6 +34,10 @@ const CRI_DISABLED_PLUGINS: &str =
 /// With CRI and NRI (on the test's own socket, plugin and config dirs): no opt plugin.
 const NRI_DISABLED_PLUGINS: &str = r#"["io.containerd.internal.v1.opt"]"#;
 
+/// NRI's request timeout in the tests' containerd: 2 s by default, raised so that a plugin's
+/// python hooks fit in its budget on a loaded machine (a plugin that misses it is dropped).
+pub const NRI_REQUEST_TIMEOUT_SECS: u64 = 6;
+
 /// The image the CRI test's pods and containers run (imported, never pulled).
 pub const CRI_IMAGE: &str = "hookhost.test/busybox:1";
 
@@ -86,7 +90,8 @@ impl Containerd {
             }
             let extra = format!(
                 "[plugins.'io.containerd.nri.v1.nri']\n  disable = false\n  socket_path = {:?}\n\
-                 \x20 plugin_path = {:?}\n  plugin_config_path = {:?}\n",
+                 \x20 plugin_path = {:?}\n  plugin_config_path = {:?}\n\
+                 \x20 plugin_request_timeout = '{NRI_REQUEST_TIMEOUT_SECS}s'\n",
                 p("nri.sock"),
                 p("nri-plugins"),
                 p("nri-conf.d"),

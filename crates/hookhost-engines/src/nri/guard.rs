@@ -60,7 +60,7 @@ pub fn guard_spec(mut spec: Value, entry: &GuardEntry) -> Result<Value, GuardErr
     let list = hooks.entry("createRuntime").or_insert_with(|| json!([]));
     let list = list.as_array_mut().ok_or(GuardError::BadSpec)?;
     list.retain(|h| !is_guard(h));
-    let mut args = vec!["hookhost".to_string(), "nri".into(), "guard".into()];
+    let mut args: Vec<String> = GUARD_ARGV.iter().map(|a| a.to_string()).collect();
     args.extend(["--name".into(), entry.name.clone()]);
     let mut env = Vec::new();
     if let Some(config) = &entry.config {
@@ -77,6 +77,10 @@ pub fn guard_spec(mut spec: Value, entry: &GuardEntry) -> Result<Value, GuardErr
     Ok(spec)
 }
 
+/// The guard entry's argv before its flags: argv0, then `hookhost nri guard`'s subcommands
+/// (as the CLI names them); also how an earlier guard entry is recognised.
+const GUARD_ARGV: [&str; 3] = ["hookhost", "nri", "guard"];
+
 /// The guard's own bound: it reads one state and one config file.
 const GUARD_TIMEOUT_SECS: u64 = 5;
 
@@ -87,7 +91,7 @@ fn is_guard(hook: &Value) -> bool {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    args.get(1..3) == Some(&["nri", "guard"][..])
+    args.get(1..3) == Some(&GUARD_ARGV[1..])
 }
 
 /// The guard's decision for the container whose state the runtime passed.
