@@ -14,20 +14,13 @@ mod support;
 
 use std::process::Command;
 
-use common::{Bundle, HOOKHOST, Host, example_wasm, unique};
+use common::{Bundle, HOOKHOST, Host, unique};
 use support::{median, report, timed};
 
 fn main() {
     let rounds = support::rounds(HOOKHOST, 150);
     let host = Host::new();
-    let module = example_wasm("noop");
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "noop",
-        module.to_str().unwrap(),
-    ]);
+    host.noop_precreate(false);
     let wrapper = host.dir.path().join("hookhost-runtime");
     std::os::unix::fs::symlink(HOOKHOST, &wrapper).unwrap();
     let noop_runtime = host.dir.path().join("noop.json");

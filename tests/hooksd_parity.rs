@@ -64,8 +64,10 @@ fn refused(s: &Setup, bundle: &Bundle) -> String {
 
 /// containers/common hooks_test.go `TestBadNew` (`{"version": "-1"}` makes `New` fail, so
 /// Podman refuses the container) and read_test.go `TestHookExecutableDoesNotExit` (a hook
-/// path that does not exist is an error too): the container is refused, naming the file and
-/// the way out; `hooksDirsSkipInvalid` turns it into a warning.
+/// path that does not exist is an error of `ReadDir`): the container is refused, naming the file
+/// and the way out; `hooksDirsSkipInvalid` turns it into a warning. A missing hook path alone
+/// in its directory is the one error `New` ignores (the file is dropped, with a warning here);
+/// beside another bad file it refuses too — under Podman as through the wrapper.
 #[test]
 fn an_invalid_file_refuses_the_container_as_podman_does() {
     let (s, hooksd) = setup(json!({}));
@@ -83,32 +85,66 @@ fn an_invalid_file_refuses_the_container_as_podman_does() {
         json!({"always": true}),
         &["prestart"],
     );
-    let cases = [
-        (
-            "a.json",
-            json!({"version": "-1"}),
-            "unrecognized hook version \"-1\"",
+    let bad_version = json!({"version": "-1"});
+    let a = write(hooksd.path(), "a.json", &bad_version);
+    let stderr = refused(&s, &bundle);
+    let want = format!(
+        "invalid hooks.d file {}: unrecognized hook version \"-1\"",
+        a.display()
+    );
+    assert!(stderr.contains(&want), "{want} not in {stderr}");
+    assert!(
+        stderr.contains("\"hooksDirsSkipInvalid\": true"),
+        "{stderr}"
+    );
+    assert!(!marker.exists(), "a hook ran for a refused container");
+
+    let b = write(hooksd.path(), "b.json", &missing);
+    let stderr = refused(&s, &bundle);
+    for want in [
+        format!(
+            "invalid hooks.d file {}: unrecognized hook version",
+            a.display()
         ),
-        (
-            "b.json",
-            missing,
-            "hook path \"/does/not/exist\" is unusable",
+        format!(
+            "invalid hooks.d file {}: hook path \"/does/not/exist\" is unusable",
+            b.display()
         ),
-    ];
-    for (name, bad, reason) in &cases {
-        let file = write(hooksd.path(), name, bad);
-        let stderr = refused(&s, &bundle);
-        let want = format!("invalid hooks.d file {}: {reason}", file.display());
+    ] {
         assert!(stderr.contains(&want), "{want} not in {stderr}");
-        assert!(
-            stderr.contains("\"hooksDirsSkipInvalid\": true"),
-            "{stderr}"
-        );
-        assert!(!marker.exists(), "a hook ran for a refused container");
-        fs::remove_file(file).unwrap();
     }
+    assert!(!marker.exists(), "a hook ran for a refused container");
+    let podman = Podman::new();
+    let global = [
+        "--runtime",
+        "runc",
+        "--hooks-dir",
+        hooksd.path().to_str().unwrap(),
+    ];
+    let (out, _) = podman.run(&global, &[], &["true"]);
+    assert!(
+        !out.status.success(),
+        "Podman ran it: {}",
+        text(&out.stderr)
+    );
+
+    fs::remove_file(&a).unwrap();
+    assert_eq!(
+        ok(&s.run(&bundle, &unique("dropped"))).trim(),
+        "good createRuntime"
+    );
+    let log = fs::read_to_string(s.log()).unwrap();
+    assert!(
+        log.contains("hooks.d file ignored, as Podman ignores it") && log.contains("b.json"),
+        "{log}"
+    );
+    let (out, _) = podman.run(&global, &[], &["true"]);
+    ok(&out);
+    fs::remove_file(&b).unwrap();
+    fs::remove_file(&marker).unwrap();
+
     // The administrator's choice: skip invalid files with a warning.
-    write(hooksd.path(), "a.json", &cases[0].1);
+    write(hooksd.path(), "a.json", &bad_version);
     s.wrapper
         .set_config(&json!({"runtime": "runc", "root": s.host.root(),
         "hooksDirs": [hooksd.path()], "hooksDirsSkipInvalid": true}));
@@ -278,18 +314,33 @@ fn prestart_files_run_at_create_runtime_in_file_order() {
 
 /// Writes the files of `case` into `dir`.
 fn write_case(dir: &Path, case: &Case) {
+    assert!(case.lower.is_empty(), "{}: use case_dirs", case.mirrors);
     for (name, doc) in &case.files {
         write(dir, name, doc);
     }
 }
 
-/// Runs the case `make` gives (for a recorder) through the wrapper: its files in a fresh
-/// hooks.d directory, a container (`sh`) with its annotations; exactly its hooks run, in order.
+/// The case's hooks.d directories in increasing precedence: its lower files, then its files.
+fn case_dirs(case: &Case) -> [TempDir; 2] {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (dir, files) in dirs.iter().zip([&case.lower, &case.files]) {
+        for (name, doc) in files {
+            write(dir.path(), name, doc);
+        }
+    }
+    dirs
+}
+
+/// Runs the case `make` gives (for a recorder) through the wrapper: its files in fresh
+/// hooks.d directories, a container (`sh`) with its annotations; exactly its hooks run, in order.
 fn through_the_wrapper(make: fn(&str) -> Case) {
-    let (s, hooksd) = setup(json!({}));
+    let s = Setup::new();
     let log = s.host.dir.path().join("ran.log");
     let case = make(&recorder(&s.host, &log));
-    write_case(hooksd.path(), &case);
+    let dirs = case_dirs(&case);
+    s.wrapper
+        .set_config(&json!({"runtime": "runc", "root": s.host.root(),
+        "hooksDirs": [dirs[0].path(), dirs[1].path()]}));
     let bundle = Bundle::new("true");
     bundle.edit(|c| c["annotations"] = case.annotations.clone());
     ok(&s.run(&bundle, &unique("case")));
@@ -315,6 +366,15 @@ fn go_regexp_syntax_matches_as_in_go() {
     through_the_wrapper(hooksd_cases::go_regexp);
 }
 
+/// Issue #21: what containers/common drops without refusing the container (a file whose hook
+/// path does not exist, alone in its directory; `"stages": []`) the wrapper drops too, and a
+/// lower-precedence file of the same name as the dropped one runs (hooksd_cases::dropped_files;
+/// the same files run under Podman in `peer_cases_run_the_same_hooks_under_podman`).
+#[test]
+fn files_podman_drops_are_dropped_not_refused() {
+    through_the_wrapper(hooksd_cases::dropped_files);
+}
+
 /// The peer cases, the same files, under Podman itself (`--hooks-dir`, runc): the reference
 /// runs the hooks the wrapper runs, in the same order — Podman 4.3's older containers/common
 /// where the case says it differs.
@@ -329,10 +389,10 @@ fn peer_cases_run_the_same_hooks_under_podman() {
         hooksd_cases::go_regexp(&rec),
         hooksd_cases::file_order(&rec),
         hooksd_cases::any_name(&rec),
+        hooksd_cases::dropped_files(&rec),
     ];
     for case in cases {
-        let hooksd = tempfile::tempdir().unwrap();
-        write_case(hooksd.path(), &case);
+        let dirs = case_dirs(&case);
         let annotations: Vec<String> = case
             .annotations
             .as_object()
@@ -348,7 +408,9 @@ fn peer_cases_run_the_same_hooks_under_podman() {
             "--runtime",
             "runc",
             "--hooks-dir",
-            hooksd.path().to_str().unwrap(),
+            dirs[0].path().to_str().unwrap(),
+            "--hooks-dir",
+            dirs[1].path().to_str().unwrap(),
         ];
         let (out, _) = podman.run(&global, &run, &["sh", "-c", "true"]);
         ok(&out);

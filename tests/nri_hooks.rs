@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,15 +20,17 @@ use common::{Host, text};
 use serde_json::{Value, json};
 
 /// containerd's default spec (`ctr oci spec`) with hookhost's guard (`hookhost nri
-/// guard-spec`), written to a file under `dir`.
-fn guarded_base_spec(host: &Host, dir: &std::path::Path) -> PathBuf {
+/// guard-spec` with hookhost's config file `config`), written to a file under `dir`.
+fn guarded_base_spec(host: &Host, dir: &Path, config: &Path) -> PathBuf {
     let spec = Command::new(common::engines::Engines::Today.require("ctr"))
         .args(["oci", "spec"])
         .output()
         .unwrap();
     assert!(spec.status.success(), "{}", text(&spec.stderr));
     let mut guard = host.cmd();
-    guard.args(["nri", "guard-spec"]);
+    guard
+        .args(["nri", "guard-spec"])
+        .env("HOOKHOST_CONFIG", config);
     let guarded = pipe(guard, &spec.stdout);
     let file = dir.join("base-spec.json");
     std::fs::write(&file, guarded).unwrap();
@@ -113,6 +115,24 @@ fn output(cri: &Cri, created: &std::process::Output, pod: &str) -> String {
         .join("\n")
 }
 
+/// Registers `greet`: a global precreate hook setting GREETING=`text`, granted that variable.
+fn greeting(host: &Host, text: &str) {
+    let greet = host.python_precreate(
+        "greet",
+        &format!("c[\"process\"][\"env\"].append(\"GREETING={text}\")"),
+    );
+    host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "env=GREETING",
+        "--when-always",
+        "greet",
+        &greet,
+    ]);
+}
+
 fn refused(created: &std::process::Output, wants: &[&str]) {
     assert!(
         !created.status.success(),
@@ -130,20 +150,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
     common::require("runc");
     let host = Host::new();
     // A global precreate hook, granted its one variable, on every container.
-    let greet = host.python_precreate(
-        "greet",
-        "c[\"process\"][\"env\"].append(\"GREETING=hello from nri\")",
-    );
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        "env=GREETING",
-        "--when-always",
-        "greet",
-        &greet,
-    ]);
+    greeting(&host, "hello from nri");
     // A createRuntime hook pods select by annotation: records the state it got.
     let states_dir = tempfile::tempdir().unwrap();
     let states = states_dir.path();
@@ -245,6 +252,7 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         NRI_REQUEST_TIMEOUT_SECS * 750
     );
     refused(&created, &["hookhost", &budget, "request_timeout"]);
+    let slow_run_ms = Duration::from_secs(NRI_REQUEST_TIMEOUT_SECS + 2).as_millis() as f64;
     let (created, _) = create(&cri, json!({"io.hookhost.hooks": "argser"}), "echo done");
     refused(
         &created,
@@ -275,9 +283,21 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
         "{text}"
     );
     assert_eq!(
-        (count("policy"), count("mounter"), count("argser")),
-        (1, 1, 1),
+        (
+            count("policy"),
+            count("mounter"),
+            count("argser"),
+            count("slow")
+        ),
+        (1, 1, 1, 1),
         "{events:?}"
+    );
+    // The slow hook was killed at the plugin's budget, not left to run its own course.
+    let slow = events.iter().find(|e| e["hook"] == "slow").unwrap();
+    assert_eq!(slow["failure"], "timeout", "{slow}");
+    assert!(
+        slow["duration_ms"].as_f64().unwrap() < slow_run_ms,
+        "{slow}"
     );
     // greet ran for every container NRI described (5 creates).
     assert_eq!(count("greet"), 5, "{events:?}");
@@ -285,8 +305,8 @@ fn hooks_reach_every_pod_through_the_nri_plugin() {
 
 /// The guard in containerd's base runtime spec: with the plugin running, containers start;
 /// with the plugin killed (-9), NRI creates the next container without it and the guard refuses
-/// it, with hookhost's reason; with the plugin started again, containers start again — without
-/// restarting containerd.
+/// it, with hookhost's reason — except in a namespace the config file exempts; with the plugin
+/// started again, containers start again — without restarting containerd.
 #[test]
 fn the_guard_refuses_containers_while_the_plugin_is_down() {
     common::require("runc");
@@ -300,7 +320,13 @@ fn the_guard_refuses_containers_while_the_plugin_is_down() {
         "/bin/true",
     ]);
     let spec_dir = tempfile::tempdir().unwrap();
-    let base = guarded_base_spec(&host, spec_dir.path());
+    let config = spec_dir.path().join("hookhost.json");
+    std::fs::write(
+        &config,
+        json!({"nri": {"exemptNamespaces": ["kube-system"]}}).to_string(),
+    )
+    .unwrap();
+    let base = guarded_base_spec(&host, spec_dir.path(), &config);
     let spec: Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
     let guard = spec["hooks"]["createRuntime"]
         .as_array()
@@ -342,6 +368,9 @@ fn the_guard_refuses_containers_while_the_plugin_is_down() {
         "{err}"
     );
     assert!(err.contains("hookhost nri"), "{err}");
+    // The exempt namespace starts without the plugin.
+    let (_, pod, created) = cri.pod_and_app_in("kube-system", json!({}), "echo exempt; echo done");
+    assert_eq!(output(&cri, &created, &pod), "exempt\ndone");
     drop(plugin);
 
     let _plugin = Plugin::start(&host, &containerd, "hookhost");
@@ -387,4 +416,138 @@ fn two_plugins_setting_the_same_variable_conflict() {
             "both tried to set env SHARED",
         ],
     );
+}
+
+/// containerd restarted under the plugin: the plugin sees it go (its health file goes away),
+/// connects again by itself with backoff, and containers created afterwards get their hooks.
+#[test]
+fn the_plugin_reconnects_when_containerd_restarts() {
+    common::require("runc");
+    let host = Host::new();
+    greeting(&host, "after the restart");
+    let mut containerd = Containerd::start_cri_nri(&[]);
+    containerd.import_cri_image();
+    let plugin = Plugin::start(&host, &containerd, "hookhost");
+    containerd.stop_daemon();
+    wait_for(
+        "the plugin to see containerd go",
+        Duration::from_secs(60),
+        || !plugin.health.exists(),
+    );
+    containerd.start_again("containerd-again.log");
+    wait_for(
+        "the plugin to register again",
+        Duration::from_secs(60),
+        || plugin.health.exists(),
+    );
+    let cri = Cri {
+        containerd: &containerd,
+    };
+    let (created, pod) = create(&cri, json!({}), "echo \"$GREETING\"; echo done");
+    assert_eq!(output(&cri, &created, &pod), "after the restart\ndone");
+}
+
+/// 50 pods created and started at once through the plugin: every container got its hooks,
+/// and each run is recorded exactly once — the precreate hook's (in the plugin) and the
+/// createRuntime hook's (runc, through the entry the plugin injected).
+#[test]
+fn fifty_pods_at_once_are_each_recorded_once() {
+    common::require("runc");
+    let host = Host::new();
+    for (stage, name) in [("precreate", "pass"), ("createRuntime", "audit")] {
+        host.ok(&[
+            "create",
+            "--type",
+            stage,
+            "--when-always",
+            name,
+            "/bin/true",
+        ]);
+    }
+    let containerd = Containerd::start_cri_nri(&[]);
+    containerd.import_cri_image();
+    let _plugin = Plugin::start(&host, &containerd, "hookhost");
+    let cri = Cri {
+        containerd: &containerd,
+    };
+    let mut ids: Vec<String> = std::thread::scope(|scope| {
+        let pods: Vec<_> = (0..50)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (_, _, created) = cri.pod_and_app(json!({}), "echo done");
+                    let id = stdout_ok(&created);
+                    stdout_ok(&cri.call(&["start", &id]));
+                    id
+                })
+            })
+            .collect();
+        pods.into_iter().map(|pod| pod.join().unwrap()).collect()
+    });
+    ids.sort();
+    let events = host.ok(&["events", "--format", "json"]);
+    let events: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (hook, stage) in [("pass", "precreate"), ("audit", "createRuntime")] {
+        let mut ran: Vec<String> = events
+            .iter()
+            .filter(|e| e["hook"] == hook)
+            .inspect(|e| {
+                assert_eq!(e["stage"], stage, "{e}");
+                assert_eq!(e["exit"], 0, "{e}");
+            })
+            .map(|e| e["container"].as_str().unwrap().to_string())
+            .collect();
+        ran.sort();
+        assert_eq!(ran, ids, "{hook}: one run per container");
+    }
+}
+
+/// With an `"nri"` section in the config file (the node runs the plugin), `create` refuses a
+/// precreate hook whose timeout cannot fit the plugin's budget, naming it and the fix; one
+/// that fits, and hooks of the other stages, are registered; without the section nothing is
+/// checked (hookhost cannot know the node runs the plugin).
+#[test]
+fn a_precreate_timeout_must_fit_the_nri_budget() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookhost.json");
+    std::fs::write(
+        &config,
+        json!({"nri": {"requestTimeoutMs": 3000}}).to_string(),
+    )
+    .unwrap();
+    let create = |args: &[&str]| {
+        let mut cmd = host.cmd();
+        cmd.env("HOOKHOST_CONFIG", &config).arg("create").args(args);
+        cmd.output().unwrap()
+    };
+    let out = create(&["--type", "precreate", "slow", "/bin/true"]);
+    assert!(!out.status.success(), "registered");
+    let err = text(&out.stderr);
+    for want in [
+        "precreate hook's timeout (30 s)",
+        "budget on this node (2250 ms",
+        "--timeout 1",
+        "nri.requestTimeoutMs",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    assert!(host.ok(&["ls", "-q"]).trim().is_empty());
+    for args in [
+        &["--type", "precreate", "--timeout", "2", "fits", "/bin/true"][..],
+        &[
+            "--type",
+            "createRuntime",
+            "--timeout",
+            "30",
+            "later",
+            "/bin/true",
+        ][..],
+    ] {
+        let out = create(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    host.ok(&["create", "--type", "precreate", "unchecked", "/bin/true"]);
 }

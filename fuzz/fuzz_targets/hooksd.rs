@@ -8,6 +8,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(hook) = hooksd::parse(Path::new("/etc/containers/oci/hooks.d/fuzz.json"), data) {
-        assert!(!hook.stages.is_empty(), "a hook without stages was accepted");
+        // Stages are kept once each, in file order (an empty list is valid: never injected).
+        for (i, stage) in hook.stages.iter().enumerate() {
+            assert!(!hook.stages[..i].contains(stage), "duplicate stage kept");
+        }
     }
 });

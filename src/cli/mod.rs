@@ -113,7 +113,9 @@ impl Cli {
 
     /// The registry, compiling modules under the config file's bounds.
     fn registry(&self) -> anyhow::Result<Registry> {
-        Ok(Registry::open(self.root())?.with_compile_limits(self.settings.compile_limits()))
+        Ok(Registry::open(self.root())?
+            .with_compile_limits(self.settings.compile_limits())
+            .with_nri_budget(self.settings.nri.budget()))
     }
 }
 

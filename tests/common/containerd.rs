@@ -269,6 +269,10 @@ fn oci_archive(dir: &Path) -> std::path::PathBuf {
     archive
 }
 
+/// The Kubernetes namespace of the tests' pods unless one is given (tests/cri/client.py's
+/// default).
+pub const POD_NAMESPACE: &str = "hookhost-test";
+
 /// The CRI client of tests/cri/client.py, on the module scripts/engines.sh generated.
 pub struct Cri<'a> {
     pub containerd: &'a Containerd,
@@ -295,16 +299,28 @@ impl Cri<'_> {
     /// RunPodSandbox with `annotations` and runtime `handler` ("" for the default); the pod's
     /// JSON for create.
     pub fn run_pod_on(&self, handler: &str, annotations: &serde_json::Value) -> (Output, String) {
+        self.run_pod_in(handler, annotations, POD_NAMESPACE)
+    }
+
+    /// [`Self::run_pod_on`] in the Kubernetes namespace `namespace`.
+    pub fn run_pod_in(
+        &self,
+        handler: &str,
+        annotations: &serde_json::Value,
+        namespace: &str,
+    ) -> (Output, String) {
         let name = unique("pod");
         let log_dir = self.pod_log_dir(&name);
         fs::create_dir_all(&log_dir).unwrap();
-        let pod = json!({"name": name, "annotations": annotations, "logDir": log_dir});
+        let pod = json!({"name": name, "annotations": annotations, "logDir": log_dir,
+                         "namespace": namespace});
         let out = self.call(&[
             "run-pod",
             &name,
             handler,
             &annotations.to_string(),
             log_dir.to_str().unwrap(),
+            namespace,
         ]);
         (out, pod.to_string())
     }
@@ -317,7 +333,17 @@ impl Cri<'_> {
         annotations: serde_json::Value,
         script: &str,
     ) -> (String, String, Output) {
-        let (out, pod) = self.run_pod_on("", &annotations);
+        self.pod_and_app_in(POD_NAMESPACE, annotations, script)
+    }
+
+    /// [`Self::pod_and_app`] in the Kubernetes namespace `namespace`.
+    pub fn pod_and_app_in(
+        &self,
+        namespace: &str,
+        annotations: serde_json::Value,
+        script: &str,
+    ) -> (String, String, Output) {
+        let (out, pod) = self.run_pod_in("", &annotations, namespace);
         let pod_id = stdout_ok(&out);
         let name = serde_json::from_str::<serde_json::Value>(&pod).unwrap()["name"]
             .as_str()

@@ -11,6 +11,8 @@ pub struct Case {
     /// The containers/common test (or behaviour) it mirrors.
     pub mirrors: &'static str,
     pub files: Vec<(String, Value)>,
+    /// Files of a directory of lower precedence, given before the other (usually none).
+    pub lower: Vec<(String, Value)>,
     pub annotations: Value,
     pub ran: Vec<&'static str>,
     /// What Podman 4.3 runs instead, where its older containers/common differs.
@@ -64,6 +66,7 @@ pub fn when_conditions(rec: &str) -> Case {
             "unanchored",
         ],
         podman_4_3_ran: None,
+        lower: Vec::new(),
     }
 }
 
@@ -90,6 +93,7 @@ pub fn go_regexp(rec: &str) -> Case {
         annotations: json!({"io.example/gpu": "12", "tag": "v{x}", "set": "a&&b", "num": "\u{663}"}),
         ran: vec!["brace", "class", "octal", "quoted"],
         podman_4_3_ran: None,
+        lower: Vec::new(),
     }
 }
 
@@ -117,6 +121,7 @@ pub fn file_order(rec: &str) -> Case {
         annotations: json!({}),
         ran: vec!["01-my-hook", "01-UPPERCASE", "02-another-hook"],
         podman_4_3_ran: Some(vec!["01-my-hook", "02-another-hook", "01-UPPERCASE"]),
+        lower: Vec::new(),
     }
 }
 
@@ -143,6 +148,47 @@ pub fn any_name(rec: &str) -> Case {
             .collect(),
         annotations: json!({}),
         ran: names.to_vec(),
+        podman_4_3_ran: None,
+        lower: Vec::new(),
+    }
+}
+
+/// What containers/common drops without refusing (issue #21): `New` ignores a directory's error
+/// when it is a single not-exist error, so a file whose hook path does not exist is dropped and
+/// the container runs — and a same-named file of a lower-precedence directory stays in force;
+/// 1.0.0 `Validate` rejects only a missing `stages`, so `"stages": []` is a valid file that never
+/// runs.
+pub fn dropped_files(rec: &str) -> Case {
+    let always = json!({"always": true});
+    let missing = json!({"path": "/does/not/exist", "args": ["rec", "upper-shared"]});
+    let (no_stages, _) = labelled(rec, "no-stages", always.clone());
+    Case {
+        mirrors: "hooks.go New, read.go ReadDir, 1.0.0/hook.go Validate",
+        files: vec![
+            labelled(rec, "kept", always.clone()),
+            (
+                "shared.json".to_string(),
+                doc(missing, always.clone(), &["createRuntime"]),
+            ),
+            (
+                no_stages,
+                doc(
+                    json!({"path": rec, "args": ["rec", "no-stages"]}),
+                    always.clone(),
+                    &[],
+                ),
+            ),
+        ],
+        lower: vec![(
+            "shared.json".to_string(),
+            doc(
+                json!({"path": rec, "args": ["rec", "lower-shared"]}),
+                always,
+                &["createRuntime"],
+            ),
+        )],
+        annotations: json!({}),
+        ran: vec!["kept", "lower-shared"],
         podman_4_3_ran: None,
     }
 }

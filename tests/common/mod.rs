@@ -139,6 +139,17 @@ impl Host {
             .to_string()
     }
 
+    /// Registers the `noop` example module as the precreate hook `noop` (it drains its input and
+    /// changes nothing), global (`--when-always`) or selected by annotation only.
+    pub fn noop_precreate(&self, global: bool) {
+        let module = example_wasm("noop");
+        let mut create = vec!["create", "--type", "precreate"];
+        if global {
+            create.push("--when-always");
+        }
+        self.ok(&[&create[..], &["noop", module.to_str().unwrap()]].concat());
+    }
+
     /// Registers the shell script `body` as the hook `name` at `stage`.
     pub fn script_hook(&self, name: &str, stage: &str, body: &str) {
         let script = self.script(&format!("{name}.sh"), body);

@@ -49,6 +49,9 @@ pub struct Container<'a> {
     /// Its bundle, when there is one (hooks granted `--allow-bundle` see it; precreate hooks
     /// may not rewrite its config.json).
     pub bundle: Option<&'a Path>,
+    /// When the front end must have its answer (the NRI plugin's budget within the runtime's
+    /// request timeout): precreate hooks run at most until then. None: each its own timeout.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Where the pipeline records runs.
@@ -108,6 +111,7 @@ pub fn plan(
             events_max_size: trail.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
             container: container.id.unwrap_or_default(),
             bundle: container.bundle,
+            deadline: container.deadline,
         };
         let edited = precreate::run_chain(&config.doc, &precreate, &at)?;
         planned

@@ -121,6 +121,9 @@ pub struct RunContext<'a> {
     pub root: &'a Path,
     /// How much of the hook's stdout and stderr is kept.
     pub output_limit: usize,
+    /// When the caller must have an answer (the NRI plugin's budget): a hook's time limit is
+    /// its timeout or the time left, whichever is shorter.
+    pub deadline: Option<Instant>,
 }
 
 /// Runs one hook to its end (or its limit).
@@ -142,16 +145,21 @@ fn native_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecErro
         path: &spec.path,
         args: &spec.args,
         env: &env,
-        timeout: run_timeout(hook),
+        timeout: run_timeout(hook, ctx),
         leave_helpers: spec.leave_helpers,
         output_limit: ctx.output_limit,
     };
     Ok(native::run(&command, ctx.state_json)?)
 }
 
-/// A hook's time limit; without a timeout (a hooks.d hook without one) it has none.
-fn run_timeout(hook: &PlannedHook) -> Duration {
-    hook.timeout().map_or(Duration::MAX, Duration::from_secs)
+/// A hook's time limit: its timeout (without one — a hooks.d hook without one — none), cut
+/// to the time left before the caller's deadline.
+fn run_timeout(hook: &PlannedHook, ctx: &RunContext) -> Duration {
+    let own = hook.timeout().map_or(Duration::MAX, Duration::from_secs);
+    match ctx.deadline {
+        Some(deadline) => own.min(deadline.saturating_duration_since(Instant::now())),
+        None => own,
+    }
 }
 
 /// The bounds on compiling a module at a stage (its artifact missing or stale): the hook's own
@@ -159,16 +167,25 @@ fn run_timeout(hook: &PlannedHook) -> Duration {
 /// when the hook has none); and the hook's memory limit but never less than the registration
 /// default: compiling takes more than running (the 1.6 MB gpu-env example runs in 64 MiB and
 /// needs ~150 MB to compile).
-fn stage_compile_limits(hook: &PlannedHook, limits: &WasmLimits) -> CompileLimits {
+fn stage_compile_limits(
+    hook: &PlannedHook,
+    ctx: &RunContext,
+    limits: &WasmLimits,
+) -> CompileLimits {
     let defaults = CompileLimits::default();
     let memory = limits.memory.max(defaults.memory);
+    let left = run_timeout(hook, ctx);
     match hook.timeout() {
-        Some(secs) => CompileLimits {
+        Some(_) => CompileLimits {
             cpu_secs: None,
-            wall: Duration::from_secs(secs),
+            wall: left,
             memory,
         },
-        None => CompileLimits { memory, ..defaults },
+        None => CompileLimits {
+            memory,
+            wall: defaults.wall.min(left),
+            ..defaults
+        },
     }
 }
 
@@ -230,8 +247,8 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         stdin: ctx.state_json,
         preopens: &resolved.preopens,
         limits: &limits,
-        timeout: run_timeout(hook),
-        compile: stage_compile_limits(hook, &limits),
+        timeout: run_timeout(hook, ctx),
+        compile: stage_compile_limits(hook, ctx, &limits),
         output_limit: ctx.output_limit,
     };
     let started = Instant::now();

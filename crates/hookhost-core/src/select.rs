@@ -424,6 +424,11 @@ fn add_hooksd(
             .iter()
             .map(|e| format!("hooks.d file skipped: {e}")),
     );
+    selected.warnings.extend(
+        set.ignored
+            .iter()
+            .map(|e| format!("hooks.d file ignored, as Podman ignores it: {e}")),
+    );
     for (stage, hook) in set.injected(facts) {
         let mut planned = hooksd_planned(hook);
         if stage == Stage::Precreate {

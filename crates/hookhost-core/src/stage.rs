@@ -96,6 +96,7 @@ pub fn run(
         state,
         root: &plan.root,
         output_limit: hookhost_exec::OUTPUT_LIMIT,
+        deadline: None,
     };
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
     let events_file = paths.events_file();

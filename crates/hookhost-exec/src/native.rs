@@ -47,10 +47,13 @@ pub enum NativeError {
         source: io::Error,
     },
     /// It ran past its timeout and was killed with its process group.
-    #[error("ran past its timeout of {secs}s and was killed with its process group{output}")]
+    #[error(
+        "ran past its timeout of {}s and was killed with its process group{output}",
+        timeout.as_secs_f64()
+    )]
     Timeout {
-        /// The timeout, in seconds.
-        secs: u64,
+        /// The time limit it ran past (its timeout, or less when the caller's deadline cut it).
+        timeout: Duration,
         /// `: ` and what it wrote, or nothing.
         output: String,
     },
@@ -120,10 +123,7 @@ fn timeout_error(timeout: Duration, out: &Captured, err: &Captured) -> NativeErr
     } else {
         format!(": {text}")
     };
-    NativeError::Timeout {
-        secs: timeout.as_secs(),
-        output,
-    }
+    NativeError::Timeout { timeout, output }
 }
 
 /// Test support (feature `test-support`): live (not zombie) processes in process group

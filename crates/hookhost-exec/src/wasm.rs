@@ -35,12 +35,13 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use thiserror::Error;
-use wasmtime::{Engine, Linker, Module, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -258,11 +259,8 @@ pub fn remove_foreign_artifacts(cache_dir: &Path) -> std::io::Result<usize> {
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let started = std::time::Instant::now();
     let engine = engine::runtime()?;
-    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir, &inv.compile)?;
+    let pre = instance_pre(inv)?;
     let left = inv.timeout.saturating_sub(started.elapsed());
-    let pre = wasi_linker()?
-        .instantiate_pre(&module)
-        .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
 
     let stdout = BoundedPipe::new(inv.output_limit);
     let stderr = BoundedPipe::new(inv.output_limit);
@@ -299,6 +297,46 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
             fuel_used,
         }),
     }
+}
+
+/// Modules a long-lived process keeps loaded ([`keep_loaded`]), pre-linked with the WASI
+/// functions, by cache directory and digest. A digest names the module's bytes, so an entry
+/// never goes stale; what a run may do is decided per run (its store, limits and preopens).
+type Resident = Mutex<HashMap<(PathBuf, String), InstancePre<Host>>>;
+static RESIDENT: OnceLock<Resident> = OnceLock::new();
+
+/// The most modules kept loaded; past it the set is emptied and fills again with what runs.
+const MAX_RESIDENT: usize = 256;
+
+/// For a long-lived process (the NRI plugin): from now on keep every module a run loads,
+/// pre-linked (wasmtime's `InstancePre`), so that the next run of the same module only
+/// instantiates it — no artifact read, checksum or linking. A one-shot process (a stage) does
+/// not call this: it runs each module once.
+pub fn keep_loaded() {
+    RESIDENT.get_or_init(Resident::default);
+}
+
+/// The module of `inv`, pre-linked: kept from an earlier run, or loaded (compiled when its
+/// artifact is missing or stale) and then kept if this process keeps modules.
+fn instance_pre(inv: &WasmInvocation<'_>) -> Result<InstancePre<Host>, WasmError> {
+    let key = (inv.cache_dir.to_path_buf(), inv.digest.to_string());
+    let resident = RESIDENT.get();
+    let lock = |r: &'static Resident| r.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pre) = resident.and_then(|r| lock(r).get(&key).cloned()) {
+        return Ok(pre);
+    }
+    let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir, &inv.compile)?;
+    let pre = wasi_linker()?
+        .instantiate_pre(&module)
+        .map_err(|e| WasmError::NotACommand(format!("{e:#}")))?;
+    if let Some(resident) = resident {
+        let mut kept = lock(resident);
+        if kept.len() >= MAX_RESIDENT {
+            kept.clear();
+        }
+        kept.insert(key, pre.clone());
+    }
+    Ok(pre)
 }
 
 /// Store data: the WASI context, the memory limiter and the write budget.

@@ -119,6 +119,9 @@ pub struct Config {
     pub nri: NriSettings,
 }
 
+/// NRI's default request timeout (containerd's `plugin_request_timeout`).
+pub const DEFAULT_NRI_REQUEST_TIMEOUT_MS: u64 = 2000;
+
 /// `"nri": {…}` in the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -132,6 +135,11 @@ pub struct NriSettings {
     /// take before it refuses the container itself, in percent (10–90). Default: 75.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_percent: Option<u8>,
+    /// The runtime's NRI request timeout on this node, in milliseconds (containerd's
+    /// `plugin_request_timeout`; default 2000), until the runtime's `Configure` says: what
+    /// `hookhost create` checks precreate hooks' timeouts against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
 }
 
 impl NriSettings {
@@ -142,6 +150,25 @@ impl NriSettings {
     /// The budget's share of the request timeout, in percent.
     pub fn budget_percent(&self) -> u8 {
         self.budget_percent.unwrap_or(75).clamp(10, 90)
+    }
+
+    /// The runtime's request timeout as the config file says it (default NRI's 2 s).
+    pub fn request_timeout_ms(&self) -> u64 {
+        self.request_timeout_ms
+            .unwrap_or(DEFAULT_NRI_REQUEST_TIMEOUT_MS)
+    }
+
+    /// The plugin's budget for one container under a request timeout of `request_timeout_ms`.
+    pub fn budget_for(&self, request_timeout_ms: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            request_timeout_ms * u64::from(self.budget_percent()) / 100,
+        )
+    }
+
+    /// The budget `hookhost create` checks precreate hooks against: only when the config file
+    /// has an `"nri"` section (the node runs the plugin), from its request timeout.
+    pub fn budget(&self) -> Option<std::time::Duration> {
+        (!self.is_default()).then(|| self.budget_for(self.request_timeout_ms()))
     }
 }
 
@@ -233,6 +260,9 @@ impl Config {
         }
         if let Some(size) = &self.compile_memory {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("compileMemory: {e}"))?;
+        }
+        if matches!(self.nri.request_timeout_ms, Some(ms) if !(100..=600_000).contains(&ms)) {
+            return Err("nri.requestTimeoutMs must be between 100 and 600000".into());
         }
         // The same range as a hook's own timeout.
         if matches!(self.compile_cpu_time, Some(secs) if secs == 0 || secs > MAX_TIMEOUT_SECS) {

@@ -68,6 +68,14 @@ pub enum DefineError {
         path: PathBuf,
         stop: hookhost_exec::wasm::CompileStop,
     },
+    #[error(
+        "a precreate hook's timeout ({timeout} s) must fit the NRI plugin's budget on this node \
+         ({budget_ms} ms, from \"nri\" in hookhost's config file): under `hookhost nri` \
+         precreate hooks run while the runtime waits, and one running past the budget refuses \
+         the container. Give it --timeout 1 (a precreate hook should take milliseconds), or \
+         raise the runtime's NRI request timeout and hookhost's nri.requestTimeoutMs with it"
+    )]
+    OverNriBudget { timeout: u64, budget_ms: u128 },
     #[error(transparent)]
     Grant(#[from] crate::grants::GrantError),
     #[error(transparent)]
@@ -167,6 +175,15 @@ fn build_program(
         Some(raw) => raw.validate(TimeoutSource::Flag)?,
         None => DEFAULT_TIMEOUT_SECS,
     };
+    if let Some(budget) = registry.nri_budget()
+        && stages.contains(&Stage::Precreate)
+        && std::time::Duration::from_secs(timeout) > budget
+    {
+        return Err(DefineError::OverNriBudget {
+            timeout,
+            budget_ms: budget.as_millis(),
+        });
+    }
     if let Some(bad) = def
         .env
         .iter()

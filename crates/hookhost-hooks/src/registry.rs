@@ -94,6 +94,10 @@ pub struct Registry {
     /// The bounds on compiling a module that is registered (see
     /// [`hookhost_exec::wasm::compile`]).
     compile_limits: CompileLimits,
+    /// The NRI plugin's budget on this node (`"nri"` in the config file), which a precreate
+    /// hook's timeout must fit when it is registered; None: the node does not say it runs the
+    /// plugin.
+    nri_budget: Option<std::time::Duration>,
 }
 
 /// Held while writing; released on drop.
@@ -138,6 +142,7 @@ impl Registry {
             paths,
             old_layout,
             compile_limits: CompileLimits::default(),
+            nri_budget: None,
         };
         if old_layout {
             // A reader that cannot take the lock still reads every entry.
@@ -160,6 +165,18 @@ impl Registry {
     /// The bounds on compiling a module that is registered.
     pub fn compile_limits(&self) -> &CompileLimits {
         &self.compile_limits
+    }
+
+    /// The registry, refusing precreate hooks whose timeout cannot fit `budget` (the NRI
+    /// plugin's, see [`crate::config::NriSettings::budget`]).
+    pub fn with_nri_budget(mut self, budget: Option<std::time::Duration>) -> Self {
+        self.nri_budget = budget;
+        self
+    }
+
+    /// See [`Registry::with_nri_budget`].
+    pub fn nri_budget(&self) -> Option<std::time::Duration> {
+        self.nri_budget
     }
 
     fn lock(&self) -> Result<WriteLock, RegistryError> {

@@ -66,6 +66,11 @@ pub enum Skipped {
         file.display()
     )]
     NeverRuns { file: PathBuf },
+    #[error(
+        "{}: its \"stages\" list is empty, so it is never injected (as in Podman); name a stage to import it",
+        file.display()
+    )]
+    NoStages { file: PathBuf },
     #[error("{name}: cannot write its plan file")]
     Plan {
         name: String,
@@ -297,7 +302,9 @@ pub fn import(registry: &Registry, dir: &Path) -> Result<ImportReport, BridgeErr
     }
     let set = reader::read_dirs(&[dir.to_path_buf()]);
     let mut report = ImportReport {
-        skipped: set.errors.into_iter().map(Skipped::from).collect(),
+        skipped: (set.errors.into_iter().chain(set.ignored))
+            .map(Skipped::from)
+            .collect(),
         ..ImportReport::default()
     };
     for hook in set.hooks {
@@ -321,6 +328,9 @@ fn import_one(registry: &Registry, hook: &reader::HooksdHook) -> Result<String, 
     }
     if hook.condition.is_empty() {
         return Err(Skipped::NeverRuns { file });
+    }
+    if hook.stages.is_empty() {
+        return Err(Skipped::NoStages { file });
     }
     let when = hook
         .condition

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookhost_core::bundle::{BundleConfig, SelfCall};
 use hookhost_core::pipeline::{self, Container as Described, PrepareError, Trail};
@@ -28,42 +28,91 @@ use hookhost_nri::{Handler, Refusal};
 
 pub use adjust::Uncarried;
 
-/// NRI's default request timeout, until the runtime's `Configure` says.
-const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
-
-/// The plugin's settings.
-#[derive(Debug, Clone)]
+/// hookhost's NRI handler: each CreateContainer is prepared by one long-lived worker thread
+/// (which keeps the WASM executor and the loaded modules of its earlier runs), within the
+/// plugin's budget.
+#[derive(Debug)]
 pub struct NriHooks {
-    pub config: Config,
-    /// The registry root (hooks, modules, the audit trail, NRI plans under `nri/`).
-    pub root: PathBuf,
-    /// hookhost's own executable, written into the OCI hook entries.
-    pub self_exe: PathBuf,
-    /// The plugin's name (the prepared marker carries it).
-    pub name: String,
+    settings: Arc<Settings>,
     /// How long the pipeline may take for one container, in ms, before the plugin refuses it
     /// itself: the config's share of the runtime's request timeout.
-    budget_ms: Arc<AtomicU64>,
+    budget_ms: AtomicU64,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// What the worker needs to prepare a container.
+#[derive(Debug)]
+struct Settings {
+    config: Config,
+    /// The registry root (hooks, modules, the audit trail, NRI plans under `nri/`).
+    root: PathBuf,
+    /// hookhost's own executable, written into the OCI hook entries.
+    self_exe: PathBuf,
+    /// The plugin's name (the prepared marker carries it).
+    name: String,
+}
+
+/// One container to prepare, and where its answer goes.
+struct Job {
+    pod: PodSandbox,
+    container: Container,
+    /// When its precreate hooks must be done.
+    hooks_until: Instant,
+    reply: mpsc::Sender<Result<CreateContainerResponse, String>>,
 }
 
 impl NriHooks {
+    /// The plugin's handler. The plugin is long-lived: from here on, WASM modules stay loaded
+    /// and pre-linked after their first run ([`hookhost_exec::wasm::keep_loaded`]).
     pub fn new(config: Config, root: PathBuf, self_exe: PathBuf, name: String) -> NriHooks {
-        let budget = budget_ms(&config, DEFAULT_REQUEST_TIMEOUT_MS);
-        NriHooks {
+        hookhost_exec::wasm::keep_loaded();
+        let budget = config.nri.budget_for(config.nri.request_timeout_ms());
+        let settings = Arc::new(Settings {
             config,
             root,
             self_exe,
             name,
-            budget_ms: Arc::new(AtomicU64::new(budget)),
+        });
+        let (jobs, queue) = mpsc::channel();
+        let worker = settings.clone();
+        std::thread::Builder::new()
+            .name("hookhost-nri-worker".into())
+            .spawn(move || work(&worker, queue))
+            .expect("a thread can be started at the plugin's start");
+        NriHooks {
+            settings,
+            budget_ms: AtomicU64::new(budget.as_millis() as u64),
+            jobs,
         }
     }
 
     fn budget(&self) -> Duration {
         Duration::from_millis(self.budget_ms.load(Ordering::Relaxed))
     }
+}
 
+/// The worker: prepares each container in turn. One whose turn comes after its hooks' time is
+/// up (an earlier container's hooks still ran) is refused unprepared; a panic is a refusal.
+fn work(settings: &Settings, queue: mpsc::Receiver<Job>) {
+    for job in queue {
+        let result = match Instant::now() < job.hooks_until {
+            true => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                settings.prepare(&job.pod, &job.container, job.hooks_until)
+            }))
+            .unwrap_or_else(|_| Err("hookhost's preparation failed unexpectedly (a bug)".into())),
+            false => Err(
+                "its turn came after its time was up (earlier containers' hooks \
+                 were still running)"
+                    .into(),
+            ),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+impl Settings {
     /// Where the plan of container `id` is kept.
-    pub fn plan_dir(&self, id: &str) -> PathBuf {
+    fn plan_dir(&self, id: &str) -> PathBuf {
         self.root.join("nri").join(id)
     }
 
@@ -72,6 +121,7 @@ impl NriHooks {
         &self,
         pod: &PodSandbox,
         container: &Container,
+        deadline: Instant,
     ) -> Result<CreateContainerResponse, String> {
         let doc = view::config(pod, container);
         let dir = self.plan_dir(&container.id);
@@ -89,6 +139,7 @@ impl NriHooks {
         let described = Described {
             id: Some(&container.id),
             bundle: None,
+            deadline: Some(deadline),
         };
         let planned = pipeline::plan(
             &mut config,
@@ -122,11 +173,6 @@ impl NriHooks {
     }
 }
 
-/// The config's share of the runtime's request timeout.
-fn budget_ms(config: &Config, request_timeout_ms: u64) -> u64 {
-    request_timeout_ms * u64::from(config.nri.budget_percent()) / 100
-}
-
 fn refusal_text(error: &PrepareError) -> String {
     hookhost_hooks::error_chain(error)
 }
@@ -136,8 +182,8 @@ impl Handler for NriHooks {
         let timeout = u64::try_from(request.request_timeout)
             .ok()
             .filter(|t| *t > 0)
-            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
-        let budget = budget_ms(&self.config, timeout);
+            .unwrap_or(self.settings.config.nri.request_timeout_ms());
+        let budget = self.settings.config.nri.budget_for(timeout).as_millis() as u64;
         self.budget_ms.store(budget, Ordering::Relaxed);
         tracing::info!(
             runtime = %request.runtime_name,
@@ -154,23 +200,41 @@ impl Handler for NriHooks {
         pod: &PodSandbox,
         container: &Container,
     ) -> Result<CreateContainerResponse, Refusal> {
-        let (tx, rx) = mpsc::channel();
-        let this = self.clone();
-        let (pod, container) = (pod.clone(), container.clone());
+        let (reply, answer) = mpsc::channel();
         let name = format!("{}/{} {}", pod.namespace, pod.name, container.name);
-        std::thread::spawn(move || {
-            let _ = tx.send(this.prepare(&pod, &container));
-        });
         let budget = self.budget();
-        match rx.recv_timeout(budget) {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(message)) => Err(Refusal::new(format!("hookhost: {message}"))),
-            Err(_) => Err(Refusal::new(format!(
-                "hookhost: container {name} refused: its hooks did not finish within {} ms, \
-                 the part of NRI's request timeout hookhost may use; give its precreate hooks \
-                 shorter timeouts, or raise the runtime's NRI request_timeout",
+        // The hooks are cut at the budget less a tenth (what follows them — the plan, the
+        // adjustment — must fit too); the budget itself is the backstop.
+        let hooks_until = Instant::now() + budget * 9 / 10;
+        let job = Job {
+            pod: pod.clone(),
+            container: container.clone(),
+            hooks_until,
+            reply,
+        };
+        if self.jobs.send(job).is_err() {
+            return Err(Refusal::new(format!(
+                "hookhost: container {name} refused: the plugin's worker is gone (a bug: \
+                 restart the plugin)"
+            )));
+        }
+        let over = |what: &str| {
+            format!(
+                "hookhost: container {name} refused: {what} within {} ms, the part of NRI's \
+                 request timeout hookhost may use; give its precreate hooks shorter timeouts, or \
+                 raise the runtime's NRI request_timeout (and hookhost's \"nri\": \
+                 {{\"requestTimeout\"}} with it)",
                 budget.as_millis()
+            )
+        };
+        match answer.recv_timeout(budget) {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(message)) if Instant::now() >= hooks_until => Err(Refusal::new(format!(
+                "{}: {message}",
+                over("its hooks did not finish")
             ))),
+            Ok(Err(message)) => Err(Refusal::new(format!("hookhost: {message}"))),
+            Err(_) => Err(Refusal::new(over("its preparation did not finish"))),
         }
     }
 
@@ -181,7 +245,7 @@ impl Handler for NriHooks {
         container: Option<&Container>,
     ) -> Result<(), Refusal> {
         if let (Event::REMOVE_CONTAINER, Some(container)) = (event, container) {
-            remove_plan(&self.plan_dir(&container.id));
+            remove_plan(&self.settings.plan_dir(&container.id));
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ impl Wrapper {
                 let container = Container {
                     id: Some(checked_id(call)?),
                     bundle: Some(bundle),
+                    deadline: None,
                 };
                 self.inject(bundle, at_start, log, container).map(Some)
             }

@@ -7,12 +7,17 @@
 //!   replacing the same name from an earlier one — only when the later file is valid (an invalid
 //!   file is never added, so it does not mask anything);
 //! - an invalid file is an error of the whole set (containers/common's `New` fails, and Podman
-//!   refuses the container); [`HooksdSet::errors`] carries them for the caller to refuse;
+//!   refuses the container); [`HooksdSet::errors`] carries them for the caller to refuse —
+//!   except where `New` ignores the error: when the only problem in a directory is a hook path
+//!   that does not exist (`ReadDir` returns that one error unwrapped and `New` skips any
+//!   not-exist error), the file is dropped, the other files are used, and a same-named file of a
+//!   lower-precedence directory stays in force ([`HooksdSet::ignored`] names it);
 //! - `version` `"1.0.0"` is the current format, absent/`""`/`"0.1.0"` the legacy one;
 //! - JSON property names match case-insensitively (Go's `encoding/json`); stage names do not;
 //! - regexes are Go's ([`crate::re2`]);
-//! - a hook path that does not exist makes the file invalid;
-//! - a file without conditions is valid and never matches;
+//! - a hook path that does not exist makes the file invalid (and dropped, as above);
+//! - a file without conditions is valid and never matches; so is one with `"stages": []`
+//!   (containers/common rejects only a missing `stages`);
 //! - matching hooks are ordered by lower-cased file name, and `prestart` files are injected at
 //!   createRuntime in that one order with the createRuntime files ([`HooksdSet::injected`]);
 //! - a hook without `timeout` has none;
@@ -141,12 +146,23 @@ pub enum ErrorKind {
     Unrunnable(#[from] Unrunnable),
 }
 
+impl ErrorKind {
+    /// The hook's path does not exist (ENOENT): the one error containers/common's `New`
+    /// ignores when it is alone in its directory.
+    pub fn is_missing_hook_path(&self) -> bool {
+        matches!(self, ErrorKind::PathNotFound { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
 /// Everything read from a list of directories: the valid hooks, ordered by lower-cased file name,
 /// and the problems, each naming its file.
 #[derive(Debug, Default)]
 pub struct HooksdSet {
     pub hooks: Vec<HooksdHook>,
     pub errors: Vec<HooksdError>,
+    /// Files dropped as containers/common drops them (see the module documentation): not an
+    /// error of the set, but worth a warning.
+    pub ignored: Vec<HooksdError>,
 }
 
 impl HooksdSet {
@@ -182,14 +198,21 @@ pub fn injected_stage(stage: Stage) -> Stage {
 pub fn read_dirs(dirs: &[PathBuf]) -> HooksdSet {
     let mut by_file_name = BTreeMap::new();
     let mut errors = Vec::new();
+    let mut ignored = Vec::new();
     for dir in dirs {
-        read_dir_into(dir, &mut by_file_name, &mut errors);
+        let mut in_dir = Vec::new();
+        read_dir_into(dir, &mut by_file_name, &mut in_dir);
+        match in_dir.as_slice() {
+            [only] if only.kind.is_missing_hook_path() => ignored.append(&mut in_dir),
+            _ => errors.append(&mut in_dir),
+        }
     }
     let mut hooks: Vec<(String, HooksdHook)> = by_file_name.into_iter().collect();
     hooks.sort_by(|(a, _), (b, _)| name_order(a, b));
     HooksdSet {
         hooks: hooks.into_iter().map(|(_, hook)| hook).collect(),
         errors,
+        ignored,
     }
 }
 
@@ -375,10 +398,8 @@ fn parse_stages(names: Vec<String>) -> Result<Vec<Stage>, ErrorKind> {
             stages.push(stage);
         }
     }
-    // A hook with no stage could never run (found by fuzzing: `"stages": []` was accepted).
-    if stages.is_empty() {
-        return Err(ErrorKind::Missing("stages"));
-    }
+    // `"stages": []` is valid in containers/common (only a missing `stages` is an error): the
+    // file is read and never injected.
     Ok(stages)
 }
 

@@ -444,14 +444,80 @@ fn matching_filters_by_stage_and_condition_in_file_name_order() {
     assert_eq!(names(&bind, Stage::Prestart), ["05-legacy", "10-all"]);
 }
 
-/// Fuzzing found `"stages": []` accepted (fuzz/artifacts crash-ec9870b7…): a hook that could
-/// never run. Both formats now refuse an empty stage list.
+/// containers/common rejects only a *missing* `stages` (`hook.Stages == nil`): an empty list is
+/// a valid file that is never injected (issue #21; fuzzing had once made hookhost refuse it).
 #[test]
-fn an_empty_stage_list_is_refused() {
+fn an_empty_stage_list_is_valid_and_never_injected() {
+    let all = facts(&[], Some("/bin/sh"), true);
     let v1 = json!({"version": "1.0.0", "hook": {"path": "/bin/true"},
                     "when": {"always": true}, "stages": []});
-    let err = parse_json(v1).unwrap_err().to_string();
-    assert_eq!(err, "missing required property: stages");
     let legacy = json!({"hook": "/bin/true", "stages": [], "cmds": [".*"]});
-    assert!(parse_json(legacy).is_err());
+    let legacy_stage = json!({"hook": "/bin/true", "stage": [], "cmds": [".*"]});
+    for doc in [v1, legacy, legacy_stage] {
+        let hook = parse_json(doc.clone()).unwrap();
+        assert!(hook.stages.is_empty(), "{doc}");
+        assert!(hook.condition.matches(&all), "{doc}");
+        let set = HooksdSet {
+            hooks: vec![hook],
+            ..HooksdSet::default()
+        };
+        assert!(set.injected(&all).is_empty(), "{doc}");
+        assert!(Stage::ALL.iter().all(|&s| set.matching(&all, s).is_empty()));
+    }
+    let missing =
+        json!({"version": "1.0.0", "hook": {"path": "/bin/true"}, "when": {"always": true}});
+    let err = parse_json(missing).unwrap_err().to_string();
+    assert_eq!(err, "missing required property: stages");
+}
+
+/// containers/common `New` ignores a directory's error when it is a not-exist error, and
+/// `ReadDir` returns the single error of a directory unwrapped: a file whose hook path does not
+/// exist is dropped (the other files and a lower-precedence file of the same name stay in
+/// force), but not when another file of that directory is invalid too (the errors are then
+/// wrapped together and `New` fails).
+#[test]
+fn a_missing_hook_path_alone_in_its_directory_is_dropped_as_containers_common_does() {
+    let low = TempDir::new().unwrap();
+    let high = TempDir::new().unwrap();
+    write(low.path(), "shared.json", always("/bin/sh", &["prestart"]));
+    write(
+        high.path(),
+        "shared.json",
+        always("/nonexistent/hookhost-test-hook", &["poststop"]),
+    );
+    write(
+        high.path(),
+        "other.json",
+        always("/bin/true", &["poststop"]),
+    );
+    let set = read_dirs(&[low.path().into(), high.path().into()]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    assert_eq!(set.ignored.len(), 1);
+    assert_eq!(set.ignored[0].path, high.path().join("shared.json"));
+    let files: Vec<&Path> = set.hooks.iter().map(|h| h.file.as_path()).collect();
+    assert_eq!(
+        files,
+        [
+            high.path().join("other.json").as_path(),
+            low.path().join("shared.json").as_path()
+        ]
+    );
+
+    // A second problem in the same directory: both are errors of the set.
+    write(high.path(), "broken.json", json!({"version": "-1"}));
+    let set = read_dirs(&[low.path().into(), high.path().into()]);
+    assert!(set.ignored.is_empty());
+    assert_eq!(set.errors.len(), 2);
+
+    // Any other problem alone is still an error (containers/common fails on it).
+    fs::remove_file(high.path().join("broken.json")).unwrap();
+    fs::remove_file(high.path().join("shared.json")).unwrap();
+    write(
+        high.path(),
+        "relative.json",
+        always("bin/sh", &["prestart"]),
+    );
+    let set = read_dirs(&[high.path().into()]);
+    assert!(set.ignored.is_empty());
+    assert_eq!(set.errors.len(), 1);
 }
