@@ -470,6 +470,25 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
         &registry.oci("unsigned:v1"),
         "it is unsigned: no cosign signature was found",
     );
+    // The advice is a command the real cosign runs, offline, as printed (in the directory of
+    // the key pair): then the artifact verifies.
+    registry.oras_push("advice:v1", &example_wasm("hosts-entry"));
+    let err = refused_with_key(&host, public, &registry.oci("advice:v1"), "it is unsigned");
+    let advice = err.split('`').nth(1).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        advice.starts_with("cosign sign --key cosign.key "),
+        "{advice}"
+    );
+    assert!(!advice.contains("oci://"), "{advice}");
+    let words: Vec<&str> = advice.split_whitespace().skip(1).collect();
+    tool("cosign", keys.path(), &words);
+    host.ok(&[
+        "create",
+        "--verify-key",
+        public,
+        "advised",
+        &registry.oci("advice:v1"),
+    ]);
 
     // The signed manifest is intact; its module blob is rewritten in the registry's storage.
     let layer = sha256_of(&example_wasm("deny-privileged"));
