@@ -45,6 +45,10 @@ pub struct CreateArgs {
     /// Replace the hook of that name if there is one (keeping nothing of it); create it if not
     #[arg(long)]
     replace: bool,
+    /// For an oci:// artifact carrying a hook definition: grant what it asks for (without
+    /// this, or grant flags of your own, such an artifact is refused)
+    #[arg(long)]
+    accept_grants: bool,
     #[command(flatten)]
     verify: super::oci::VerifyFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
@@ -333,7 +337,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let def = args
         .flags
         .definition(&args.name, program_path(&args.path)?)?;
-    let hook = build(cli, def, &registry, &args.verify)?;
+    let hook = build(cli, def, &registry, &args.verify, args.accept_grants)?;
     match args.replace {
         true => registry.put(&hook)?,
         false => registry.create(&hook)?,
@@ -350,7 +354,7 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
         def.path = program_path(path)?;
     }
     let def = args.flags.overlay(def)?;
-    let hook = build(cli, def, &registry, &args.verify)?;
+    let hook = build(cli, def, &registry, &args.verify, false)?;
     registry.put(&hook)?;
     println!("{}", hook.name);
     match hookhost_hooks::apply::diff(&old, &hook) {
@@ -381,9 +385,10 @@ pub fn build(
     def: Definition,
     registry: &hookhost_hooks::registry::Registry,
     verify: &super::oci::VerifyFlags,
+    accept_grants: bool,
 ) -> anyhow::Result<Hook> {
     if hookhost_oci::is_reference(&def.path.to_string_lossy()) {
-        return super::oci::build(cli, def, registry, verify);
+        return super::oci::build(cli, def, registry, verify, accept_grants);
     }
     anyhow::ensure!(
         verify.verify_key.is_empty(),

@@ -384,6 +384,9 @@ pub struct Source {
     /// The key whose signature was verified, when one was required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<Signer>,
+    /// The definition the artifact carries (`hookhost push` of a registered hook records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<crate::published::Published>,
 }
 
 /// A verified signature: which public key, and in which format it was found.

@@ -20,6 +20,7 @@ pub mod hooksd;
 pub mod listarg;
 pub mod may_adjust;
 pub mod paths;
+pub mod published;
 pub mod re2;
 pub mod recompile;
 pub mod registry;
