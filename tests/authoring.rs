@@ -90,6 +90,7 @@ fn new_hook_built_and_tested(
             .current_dir(&krate)
             .args(args)
             .env("CARGO_TARGET_DIR", &target)
+            .env("HOOKHOST_BIN", common::HOOKHOST)
             .output()
             .unwrap();
         assert!(
@@ -247,11 +248,36 @@ fn a_new_precreate_hook_builds_and_passes_its_own_tests() {
     let out = host.run(&["try", "shaper"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
+
     assert!(
         shown.contains(r#"+ env HELLO_FROM: "HELLO_FROM=shaper""#),
         "{shown}"
     );
     assert!(shown.contains("accepted"), "{shown}");
+
+    // Trap 12: an edit outside the grant fails the crate's own native test, before any build.
+    edit_main(
+        &krate,
+        "config.set_env(",
+        "config.set_env(\"OTHER\", \"x\")?;\n    config.set_env(",
+    );
+    let out = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .current_dir(&krate)
+        .arg("test-native")
+        .env("CARGO_TARGET_DIR", hooks_target(dir.path()))
+        .env("HOOKHOST_BIN", common::HOOKHOST)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the out-of-grant edit passed its test"
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("the_edit_is_within_its_grant"), "{said}");
+    assert!(
+        said.contains("[refused: needs --may-adjust env=OTHER]"),
+        "{said}"
+    );
 }
 
 /// Writes the WAT fixture `fixture`'s module to `file` (a "rebuild" of the module there).

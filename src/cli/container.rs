@@ -105,8 +105,9 @@ pub struct EventsArgs {
 /// `target/wasm32-wasip1/release/hook.wasm`, `/usr/libexec/hook`) defined on this command line
 /// with `create`'s flags (--type, --allow-rootfs, --may-adjust, …): it is checked as `create`
 /// would check it and run without being registered, so the edit–build–try loop needs no
-/// registry. The hook gets a sample OCI state (or the one given) on stdin, exactly as a
-/// runtime would send it (a precreate hook: a sample config.json, and the diff of its output
+/// registry. With a registered NAME, --stage S is the stage to run it as (default: its first)
+/// and the other flags are refused. The hook gets a sample OCI state (or the one given) on
+/// stdin, exactly as a runtime would send it (a precreate hook: a sample config.json, and the diff of its output
 /// is shown, accepted or refused); its output, exit status, duration and, for WASM, fuel used
 /// are printed. Nothing is recorded in the audit trail.
 #[derive(Debug, Args)]
@@ -130,8 +131,6 @@ pub struct TryArgs {
     /// wrote; its path is printed
     #[arg(long)]
     keep: bool,
-    /// With a registered NAME: --type/--stage is the stage to run it as [default: its first];
-    /// with a file, the hook is defined by these flags as `create` takes them
     #[command(flatten)]
     flags: super::hooks::HookFlags,
 }

@@ -56,12 +56,9 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
         "next: cd {} && cargo build --release",
         args.dir.join(&args.name).display()
     );
+    println!("try:  {}", scaffold::try_command(args.stage, &module));
     println!(
-        "      {}        # run it, registered nowhere",
-        scaffold::try_command(args.stage, &module)
-    );
-    println!(
-        "      {}        # register it",
+        "then: {}",
         scaffold::create_command_for(&args.name, args.stage, &module)
     );
     if let Some(hint) = scaffold::grant_hint(args.stage) {

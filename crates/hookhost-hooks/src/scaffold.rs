@@ -125,10 +125,14 @@ pub fn grant_hint(stage: Stage) -> Option<&'static str> {
 /// The flags a scaffolded hook needs for what its code does: a precreate template sets one
 /// variable, which it must be granted.
 fn template_grants(stage: Stage) -> String {
-    match stage.edits_config() {
-        true => format!(" --may-adjust env={PRECREATE_VARIABLE}"),
-        false => String::new(),
-    }
+    template_may_adjust(stage).map_or(String::new(), |grant| format!(" --may-adjust {grant}"))
+}
+
+/// The `--may-adjust` a scaffolded precreate hook needs: the one variable it sets.
+fn template_may_adjust(stage: Stage) -> Option<String> {
+    stage
+        .edits_config()
+        .then(|| format!("env={PRECREATE_VARIABLE}"))
 }
 
 /// Where `cargo build --release` puts the scaffolded hook's module: under `target_dir`
@@ -164,6 +168,7 @@ fn main_rs(name: &str, stage: Stage) -> String {
     if stage.edits_config() {
         return PRECREATE_MAIN_RS
             .replace("{CREATE}", &create)
+            .replace("{GRANT}", &template_may_adjust(stage).unwrap_or_default())
             .replace("{VARIABLE}", PRECREATE_VARIABLE)
             .replace("{NAME}", name);
     }
@@ -255,6 +260,19 @@ mod tests {
         assert_eq!(config.container_env("{VARIABLE}"), Some("{NAME}"));
         assert_eq!(config.container_env("PATH"), Some("/bin"));
         assert_eq!(config.document()["x-engine"]["kept"], true);
+    }
+
+    /// The edit is within the grant the header registers the hook with, checked by hookhost
+    /// itself (the `hookhost` on PATH, or $HOOKHOST_BIN): an edit outside it fails here,
+    /// before the module is built.
+    #[test]
+    fn the_edit_is_within_its_grant() {
+        let mut config = Precreate::parse(CONFIG).unwrap();
+        shape(&mut config).unwrap();
+        let checked = hookhost_guest::testing::check_edit(CONFIG, &config.to_json(), "{GRANT}");
+        if let Err(refused) = checked {
+            panic!("{refused}");
+        }
     }
 
     #[test]
