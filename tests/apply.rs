@@ -159,7 +159,7 @@ fn a_bad_file_is_one_line_naming_the_field_and_changes_nothing() {
         ),
         (
             format!("[{good},{{\"Name\":\"x\",\"Path\":\"/bin/true\",\"Timeout\":0}}]"),
-            "timeout",
+            "entry 1 (x): invalid Timeout 0: a hook timeout must be",
         ),
         (
             format!(

@@ -470,6 +470,25 @@ fn wrong_keys_unsigned_artifacts_and_tampered_layers_are_refused_and_nothing_is_
         &registry.oci("unsigned:v1"),
         "it is unsigned: no cosign signature was found",
     );
+    // The advice is a command the real cosign runs, offline, as printed (in the directory of
+    // the key pair): then the artifact verifies.
+    registry.oras_push("advice:v1", &example_wasm("hosts-entry"));
+    let err = refused_with_key(&host, public, &registry.oci("advice:v1"), "it is unsigned");
+    let advice = err.split('`').nth(1).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        advice.starts_with("cosign sign --key cosign.key "),
+        "{advice}"
+    );
+    assert!(!advice.contains("oci://"), "{advice}");
+    let words: Vec<&str> = advice.split_whitespace().skip(1).collect();
+    tool("cosign", keys.path(), &words);
+    host.ok(&[
+        "create",
+        "--verify-key",
+        public,
+        "advised",
+        &registry.oci("advice:v1"),
+    ]);
 
     // The signed manifest is intact; its module blob is rewritten in the registry's storage.
     let layer = sha256_of(&example_wasm("deny-privileged"));
@@ -815,4 +834,78 @@ fn apply_pulls_oci_hooks_from_inspect_output() {
     assert_eq!(strip(inspect(&a, "hosts")), strip(inspect(&b, "hosts")));
     let second = b.ok(&["apply", "-f", file.to_str().unwrap()]);
     assert!(second.contains("no changes"), "{second}");
+}
+
+/// Issue 22, trap 11: a pushed hook's definition travels with its module (never its
+/// variables' values); `pull` and `inspect` show it; `create NAME oci://…` takes what its
+/// flags do not give, grants only with --accept-grants (or grants of the administrator's
+/// own); a module file can be pushed too, with no definition.
+#[test]
+fn a_pushed_definition_travels_and_its_grants_need_the_administrators_yes() {
+    let registry = Registry::start();
+    let host = Host::new();
+    let module = example_wasm("noop");
+    let module = module.to_str().unwrap();
+    host.ok(&[
+        "create",
+        "--type",
+        "poststart,poststop",
+        "--timeout",
+        "7",
+        "--env",
+        "TOKEN=secret",
+        "--allow-rootfs=rw",
+        "audit",
+        module,
+    ]);
+    let reference = registry.oci("defined:v1");
+    host.ok(&["push", "audit", &reference]);
+
+    let other = Host::new();
+    let pulled = other.ok(&["pull", &reference]);
+    assert!(!pulled.contains("secret"), "{pulled}");
+    let pulled: Value = serde_json::from_str(&pulled).unwrap();
+    let definition = &pulled["Definition"];
+    assert_eq!(
+        definition["Stages"],
+        serde_json::json!(["poststart", "poststop"])
+    );
+    assert_eq!(definition["EnvNames"], serde_json::json!(["TOKEN"]));
+    assert_eq!(definition["Grants"]["rootfs"], "rw");
+
+    let err = refused(&other, &["create", "a", &reference], "--accept-grants");
+    assert!(err.contains(r#""rootfs":"rw""#), "{err}");
+    other.ok(&["create", "--accept-grants", "a", &reference]);
+    let a = inspect(&other, "a");
+    assert_eq!(a["Stages"], serde_json::json!(["poststart", "poststop"]));
+    assert_eq!(a["Timeout"], 7);
+    assert_eq!(a["Grants"]["rootfs"], "rw");
+    assert_eq!(a["Env"], serde_json::json!([]), "values never travel");
+    assert_eq!(a["Source"]["Definition"], *definition);
+    // Grants of the administrator's own: the artifact's are not taken; given flags win.
+    other.ok(&[
+        "create",
+        "--allow-bundle",
+        "--type",
+        "poststop",
+        "b",
+        &reference,
+    ]);
+    let b = inspect(&other, "b");
+    assert_eq!(b["Grants"]["rootfs"], Value::Null);
+    assert_eq!(b["Grants"]["bundle"], "ro");
+    assert_eq!(b["Stages"], serde_json::json!(["poststop"]));
+
+    // A module file: pushed alone, registered as any artifact without a definition.
+    let file_ref = registry.oci("file:v1");
+    host.ok(&["push", module, &file_ref]);
+    let pulled: Value = serde_json::from_str(&other.ok(&["pull", &file_ref])).unwrap();
+    assert_eq!(pulled.get("Definition"), None);
+    other.ok(&["create", "c", &file_ref]);
+    assert_eq!(
+        inspect(&other, "c")["Stages"],
+        serde_json::json!(["prestart"])
+    );
+    let err = host.fails(&["push", "/bin/true", &file_ref]);
+    assert!(err.contains("not a WebAssembly module"), "{err}");
 }

@@ -309,3 +309,53 @@ fn entries_of_an_older_hookhost_still_run_and_are_carried_over() {
         "old poststop\nnew poststop\n"
     );
 }
+
+/// Trap 9: a config.json copied from a bundle hookhost injected names a plan file the new
+/// bundle does not have. runc's hook says what happened and how to fix it; injecting the new
+/// bundle replaces hookhost's entries (with a warning) and its container then runs its hooks.
+#[test]
+fn a_copied_config_json_is_explained_and_injected_again_cleanly() {
+    let host = common::Host::new();
+    let runc = common::Runc::new();
+    let log = host.dir.path().join("ran.log");
+    let script = host.script("mark.sh", &format!("echo ran >> {}", log.display()));
+    host.ok(&[
+        "create",
+        "--type",
+        "createRuntime",
+        "mark",
+        script.to_str().unwrap(),
+    ]);
+    let first = Bundle::new("true");
+    host.inject(&first, &["mark"]);
+    let copy = Bundle::new("true");
+    fs::copy(first.config_file(), copy.config_file()).unwrap();
+    copy.edit(|c| c["root"]["path"] = copy.rootfs().to_str().unwrap().into());
+
+    let out = runc.run(&copy, &unique("copied"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("is not in the bundle"), "{err}");
+    assert!(err.contains("Inject this bundle again"), "{err}");
+    assert!(!log.exists(), "no hook ran");
+
+    let out = host
+        .cmd()
+        .args(["inject", "--bundle", copy.path_str(), "--add-hook", "mark"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("which this bundle does not have (copied from another bundle?)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(plan_files(copy.path()).len(), 1);
+    let out = runc.run(&copy, &unique("copied"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "ran\n",
+        "the hook ran once"
+    );
+}

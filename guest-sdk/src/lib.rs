@@ -17,12 +17,20 @@
 //! Precreate hooks ([`precreate`], [`Precreate`]) get the proposed `config.json` on stdin
 //! instead and write the whole, possibly edited, document on stdout.
 //!
+//! Log with [`info!`] (`hookhost_guest::info!("msg", key = value)`; also `debug!`, `warn!`,
+//! `error!`, and functions in [`log`]): bounded `logfmt` lines on
+//! stderr, whose end hookhost keeps in every run's audit event (`hookhost events --hook NAME`).
+//!
 //! The crate also builds natively, so hook logic can be unit-tested with `cargo test` by building
-//! a [`Hook`] by hand and pointing it at temporary directories.
+//! a [`Hook`] by hand and pointing it at temporary directories; `testing::check_edit` checks a
+//! precreate hook's edit against its `--may-adjust` grants with hookhost's own checker.
 
 mod hook;
 mod invocation;
+pub mod log;
 mod precreate;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod time;
 
 use std::process::ExitCode;

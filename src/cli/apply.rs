@@ -18,7 +18,7 @@ use super::Cli;
 /// 10 s of CPU time, 512 MiB).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-    hookhost inspect $(hookhost ls -q) > hooks.json      # on one node\n  \
+    hookhost inspect > hooks.json                         # on one node: every hook\n  \
     hookhost apply -f hooks.json                          # on the others\n  \
     hookhost apply -f hooks.json --prune --dry-run        # show what would change")]
 pub struct ApplyArgs {

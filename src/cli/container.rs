@@ -66,11 +66,28 @@ enum EventFormat {
 }
 
 /// Show the audit trail: one line per hook run.
+///
+/// Each line: time, container, stage, hook, kind, `refused` for a precreate edit outside the
+/// hook's grants (with `needs=` the grant that would allow it), exit status, duration, the
+/// error, and `stderr=` the end of what the hook wrote on stderr (its last 4 KiB, kept also
+/// when it succeeded: how a hook tells its author what it did).
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    hookhost events --hook motd --failed\n  \
+    hookhost events --hook gpu-env --stage precreate --since 10m --format json")]
 pub struct EventsArgs {
     /// Only this container's hook runs
     #[arg(long, value_name = "ID")]
     container: Option<String>,
+    /// Only this hook's runs
+    #[arg(long, value_name = "NAME")]
+    hook: Option<String>,
+    /// Only runs at this stage
+    #[arg(long, value_parser = parse_stage)]
+    stage: Option<Stage>,
+    /// Only runs that failed (refused precreate edits included)
+    #[arg(long)]
+    failed: bool,
     /// Only runs since this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)
     #[arg(long, value_parser = parse::since, value_name = "TIME")]
     since: Option<DateTime<Utc>>,
@@ -82,28 +99,40 @@ pub struct EventsArgs {
     format: EventFormat,
 }
 
-/// Run one registered hook outside any container: the authoring loop.
+/// Run one hook outside any container: the authoring loop.
 ///
-/// The hook gets a sample OCI state (or the one given) on stdin, exactly as a runtime would
-/// send it; its output, exit status, duration and, for WASM, fuel used are printed.
+/// HOOK is a registered hook's name, or a file (any path with a `/`: `./hook.wasm`,
+/// `target/wasm32-wasip1/release/hook.wasm`, `/usr/libexec/hook`) defined on this command line
+/// with `create`'s flags (--type, --allow-rootfs, --may-adjust, …): it is checked as `create`
+/// would check it and run without being registered, so the edit–build–try loop needs no
+/// registry. With a registered NAME, --stage S is the stage to run it as (default: its first)
+/// and the other flags are refused. The hook gets a sample OCI state (or the one given) on
+/// stdin, exactly as a runtime would send it (a precreate hook: a sample config.json, and the diff of its output
+/// is shown, accepted or refused); its output, exit status, duration and, for WASM, fuel used
+/// are printed. Nothing is recorded in the audit trail.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  hookhost try deny-privileged --stage createRuntime --bundle ./mycontainer\n  \
+    after_help = "Examples:\n  hookhost try ./target/wasm32-wasip1/release/motd.wasm --type createContainer --allow-rootfs=rw --keep\n  \
+    hookhost try deny-privileged --stage createRuntime --bundle ./mycontainer\n  \
     hookhost try 'myFirstHook:[\"/tmp/b\"]'\n  runc state mycontainer | hookhost try audit --state -"
 )]
 pub struct TryArgs {
-    /// The hook, with optional extra arguments
-    #[arg(value_name = "NAME[:JSON-ARGS]")]
+    /// The hook (registered NAME, or a file PATH containing a `/`), with optional extra
+    /// arguments
+    #[arg(value_name = "NAME|PATH[:JSON-ARGS]")]
     hook: String,
-    /// Stage to run it as [default: the hook's first stage]
-    #[arg(long, value_parser = parse_stage)]
-    stage: Option<Stage>,
     /// OCI state JSON to feed it: a file, or - for stdin [default: a sample state]
     #[arg(long, value_name = "FILE|-")]
     state: Option<PathBuf>,
     /// Bundle directory for the sample state (what --allow-bundle/--allow-rootfs see)
     #[arg(long, value_name = "DIR")]
     bundle: Option<PathBuf>,
+    /// Keep the sample bundle the hook was given (no --bundle or --state), to look at what it
+    /// wrote; its path is printed
+    #[arg(long)]
+    keep: bool,
+    #[command(flatten)]
+    flags: super::hooks::HookFlags,
 }
 
 pub(super) fn parse_stage(value: &str) -> Result<Stage, String> {
@@ -233,16 +262,6 @@ fn run_precreate(source: &PlanSource) -> anyhow::Result<ExitCode> {
 }
 
 pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
-    let registry = cli.registry()?;
-    let root = std::path::absolute(cli.root())?;
-    let sources = Sources {
-        registry: Some(&registry),
-        root: &root,
-        hooks_dirs: &[],
-        skip_invalid_hooksd: false,
-        allow_inline: true,
-        env_selects: true,
-    };
     let state = match &args.state {
         Some(path) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
@@ -255,24 +274,76 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    // A file is defined here and tried from a scratch registry; a name from the real one.
+    let (registry, root, scratch, hook, stage);
+    if args.hook.contains('/') {
+        let (path, extra) = match args.hook.find(":[") {
+            Some(at) => args.hook.split_at(at),
+            None => (args.hook.as_str(), ""),
+        };
+        let path = std::path::absolute(path).with_context(|| format!("cannot resolve {path}"))?;
+        let def = args.flags.definition("try", path)?;
+        let built = trial::Scratch::build(def, cli.settings.compile_limits())?;
+        hook = format!("{}{extra}", built.name);
+        root = built.root().to_path_buf();
+        stage = None;
+        scratch = Some(built);
+        registry = None;
+    } else {
+        anyhow::ensure!(
+            !args.flags.defines(),
+            "{} is a registered hook: it runs with what it was registered with. Flags other \
+             than --stage define a file to try (a path with a `/`, such as ./hook.wasm); to \
+             change the hook, `hookhost update {0} …`",
+            args.hook.split(':').next().unwrap_or_default()
+        );
+        let stages = super::hooks::parse_stages(&args.flags.stages)?;
+        anyhow::ensure!(
+            stages.len() <= 1,
+            "--stage: give one stage to try the hook at"
+        );
+        stage = stages.first().copied();
+        let opened = cli.registry()?;
+        if let Ok(found) = opened.get(args.hook.split(':').next().unwrap_or_default()) {
+            super::hooks::warn_drift([&found]);
+        }
+        registry = Some(opened);
+        root = std::path::absolute(cli.root())?;
+        hook = args.hook.clone();
+        scratch = None;
+    }
+    let sources = Sources {
+        registry: scratch.as_ref().map(|s| &s.registry).or(registry.as_ref()),
+        root: &root,
+        hooks_dirs: &[],
+        skip_invalid_hooksd: false,
+        allow_inline: true,
+        env_selects: true,
+    };
     let request = trial::Request {
-        hook: &args.hook,
-        stage: args.stage,
+        hook: &hook,
+        stage,
         state,
         bundle: args.bundle.as_deref(),
     };
-    let tried = trial::try_hook(&sources, &request)?;
-    if let Some(dir) = &tried.sample {
+    let mut tried = trial::try_hook(&sources, &request)?;
+    let code = print_tried(&tried);
+    if let Some(dir) = tried.sample.take() {
         let sees = match tried.stage {
-            Stage::Precreate => "gets the config.json of a sample bundle at",
-            _ => "sees a sample bundle at",
+            Stage::Precreate => "got the config.json of a sample bundle at",
+            _ => "saw a sample bundle at",
+        };
+        let (path, fate) = match args.keep {
+            true => (dir.keep(), "kept"),
+            false => (dir.path().to_path_buf(), "removed; --keep keeps it"),
         };
         eprintln!(
-            "(no --bundle given: the hook {sees} {}, a default config.json and an empty rootfs)",
-            dir.path().display()
+            "(no --bundle given: the hook {sees} {}, a default config.json and an empty \
+             rootfs; {fate})",
+            path.display()
         );
     }
-    Ok(print_tried(&tried))
+    Ok(code)
 }
 
 fn print_tried(tried: &trial::Tried) -> ExitCode {
@@ -308,8 +379,32 @@ fn print_tried(tried: &trial::Tried) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Verdict::Rejected { out, reason } => {
+        Verdict::Rejected {
+            out,
+            reason,
+            before,
+            after,
+            attempted,
+        } => {
             stderr(out);
+            if !attempted.is_empty() {
+                println!("--- changes (refused: the container would not be created)");
+            }
+            for tried in attempted {
+                let line = hookhost_exec::printable(&tried.change.diff_line(before, after));
+                let mark = match (tried.refused, &tried.needs) {
+                    (false, _) => String::new(),
+                    (true, Some(needs)) => format!("   [refused: needs {needs}]"),
+                    (true, None) => "   [refused: no grant allows it]".into(),
+                };
+                println!("{line}{mark}");
+            }
+            println!(
+                "--- hook {} (precreate, {}): refused in {:.2} ms",
+                hook.name,
+                hook.spec.kind,
+                out.duration.as_secs_f64() * 1000.0
+            );
             let reason = hookhost_exec::printable(reason);
             eprintln!("Error: hook {} (precreate): {reason}", hook.name);
             ExitCode::FAILURE
@@ -364,6 +459,9 @@ pub fn events(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let filter = Filter {
         container: args.container.clone(),
         since: args.since,
+        hook: args.hook.clone(),
+        stage: args.stage,
+        failed: args.failed,
     };
     events::read(&file, &filter, args.follow, |event| {
         print_event(event, args.format)

@@ -57,8 +57,8 @@ fn each_event(
 ) -> anyhow::Result<()> {
     let file = Paths::new(cli.root()).events_file();
     let filter = Filter {
-        container: None,
         since,
+        ..Filter::default()
     };
     events::read(&file, &filter, false, |event| {
         add(event);
@@ -90,7 +90,8 @@ pub fn stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<ExitCode> {
                 .map(|r| {
                     serde_json::json!({
                         "Hook": r.hook, "Stage": r.stage, "Runs": r.runs,
-                        "Failures": r.failures, "P50Ms": r.p50, "P95Ms": r.p95, "MaxMs": r.max,
+                        "Failures": r.failures, "Refused": r.refused, "P50Ms": r.p50,
+                        "P95Ms": r.p95, "MaxMs": r.max,
                     })
                 })
                 .collect();
@@ -98,16 +99,17 @@ pub fn stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<ExitCode> {
         }
         StatsFormat::Table => {
             println!(
-                "{:<24} {:<16} {:>8} {:>8} {:>10} {:>10} {:>10}",
-                "HOOK", "STAGE", "RUNS", "FAILED", "P50", "P95", "MAX"
+                "{:<24} {:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
+                "HOOK", "STAGE", "RUNS", "FAILED", "REFUSED", "P50", "P95", "MAX"
             );
             for r in &rows {
                 println!(
-                    "{:<24} {:<16} {:>8} {:>8} {:>8.1}ms {:>8.1}ms {:>8.1}ms",
+                    "{:<24} {:<16} {:>8} {:>8} {:>8} {:>8.1}ms {:>8.1}ms {:>8.1}ms",
                     events::text_field(&r.hook),
                     r.stage.as_str(),
                     r.runs,
                     r.failures,
+                    r.refused,
                     r.p50,
                     r.p95,
                     r.max

@@ -70,6 +70,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Create(Box<hooks::CreateArgs>),
+    Update(Box<hooks::UpdateArgs>),
     Inspect(hooks::InspectArgs),
     #[command(alias = "list")]
     Ls(hooks::LsArgs),
@@ -80,7 +81,7 @@ enum Command {
     Pull(oci::PullArgs),
     Recompile(recompile::RecompileArgs),
     Inject(container::InjectArgs),
-    Try(container::TryArgs),
+    Try(Box<container::TryArgs>),
     Stage(container::StageArgs),
     Events(container::EventsArgs),
     Metrics(metrics::MetricsArgs),
@@ -157,6 +158,7 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Create(args) => hooks::create(cli, args),
+        Command::Update(args) => hooks::update(cli, args),
         Command::Inspect(args) => hooks::inspect(cli, args),
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),

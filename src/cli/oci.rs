@@ -12,18 +12,24 @@ use hookhost_hooks::hook::Hook;
 use hookhost_hooks::registry::Registry;
 use hookhost_oci::{Options, Policy};
 
-/// Publish a registered WebAssembly hook's module to an OCI registry
+/// Publish a WebAssembly hook's module to an OCI registry
 ///
 /// The CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
 /// application/wasm layer titled NAME.wasm) that `oras pull` and other Wasm tooling read.
+/// A registered hook's definition travels with it (annotation io.hookhost.definition: stages,
+/// args, limits, grants, the names of its variables but never their values): `pull` and
+/// `inspect` show it, and `create NAME oci://…` takes from it what its flags do not give —
+/// grants only with --accept-grants. A module file (a path with a `/`) is pushed alone.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n\n\
+    after_help = "Examples:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n  \
+    hookhost push ./target/wasm32-wasip1/release/audit.wasm oci://registry.example.com/hooks/audit:dev\n\n\
     Credentials come from the Docker config file ($DOCKER_CONFIG/config.json or \
     ~/.docker/config.json) as `docker login` wrote them."
 )]
 pub struct PushArgs {
-    /// The registered WebAssembly hook
+    /// The registered WebAssembly hook, or a module file (a path with a `/`)
+    #[arg(value_name = "NAME|FILE")]
     name: String,
     /// oci://HOST/REPO:TAG
     reference: String,
@@ -63,6 +69,7 @@ pub fn build(
     def: Definition,
     registry: &Registry,
     verify: &VerifyFlags,
+    accept_grants: bool,
 ) -> anyhow::Result<Hook> {
     let progress = Progress::start(format!("pulling {}", def.path.display()));
     let options = Options {
@@ -71,6 +78,7 @@ pub fn build(
             keys: verify.verify_key.clone(),
         },
         progress: &progress,
+        accept_grants,
     };
     Ok(hookhost_oci::build(def, registry, &options)?)
 }
@@ -89,6 +97,7 @@ pub fn fetch(
         config: &cli.settings,
         policy: Policy { keys: Vec::new() },
         progress: &hookhost_oci::Quiet,
+        accept_grants: false,
     };
     Some(
         hookhost_oci::pull(&text, &options)
@@ -102,7 +111,11 @@ pub fn fetch(
 
 pub fn push(cli: &Cli, args: &PushArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
-    let digest = hookhost_oci::push(&args.name, &args.reference, &registry, &cli.settings)?;
+    let what = match args.name.contains('/') {
+        true => hookhost_oci::Pushed::File(std::path::Path::new(&args.name)),
+        false => hookhost_oci::Pushed::Hook(&args.name),
+    };
+    let digest = hookhost_oci::push(what, &args.reference, &registry, &cli.settings)?;
     println!("{}@{digest}", args.reference);
     Ok(ExitCode::SUCCESS)
 }
@@ -116,6 +129,7 @@ pub fn pull(cli: &Cli, args: &PullArgs) -> anyhow::Result<ExitCode> {
             keys: args.verify.verify_key.clone(),
         },
         progress: &progress,
+        accept_grants: false,
     };
     let source = hookhost_oci::pull_into_store(&args.reference, &registry, &options)?;
     drop(progress);

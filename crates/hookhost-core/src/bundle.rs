@@ -71,6 +71,14 @@ pub enum InjectError {
 /// Why a stage (or a second injection) could not read the plan a bundle's entries name.
 #[derive(Debug, Error)]
 pub enum PlanLoadError {
+    #[error(
+        "hookhost's plan file {} is not in the bundle: config.json has hookhost's stage entries, \
+         but not the plan they name (a config.json copied from a bundle hookhost injected, or \
+         a plan file removed). Inject this bundle again (`hookhost inject --bundle DIR`, or \
+         create the container through hookhost-runtime): hookhost's entries are then replaced \
+         with this bundle's own", file.display()
+    )]
+    Missing { file: PathBuf },
     #[error("cannot read hookhost's plan file {}", file.display())]
     Read {
         file: PathBuf,
@@ -143,11 +151,17 @@ pub fn load_plan(call: &StageCall, bundle: &Path) -> Result<PlanFile, PlanLoadEr
         file: file.clone(),
         source,
     };
-    let mut handle = std::fs::OpenOptions::new()
+    let mut handle = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&file)
-        .map_err(read_err)?;
+    {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PlanLoadError::Missing { file });
+        }
+        Err(e) => return Err(read_err(e)),
+    };
     let meta = handle.metadata().map_err(read_err)?;
     fsutil::check_trusted_meta(&file, &meta)?;
     let limit = crate::plan::MAX_PLAN_BYTES as u64;
@@ -190,6 +204,9 @@ pub struct BundleConfig {
     /// Whether the saved file must be readable by its owner only (it carries a startContainer
     /// hook's registered environment).
     private: bool,
+    /// The plan file hookhost's entries named but this bundle does not have (a config.json
+    /// copied from another bundle), once [`BundleConfig::inject`] replaced those entries.
+    pub replaced_missing_plan: Option<PathBuf>,
 }
 
 /// The OCI bundle's configuration file name.
@@ -214,6 +231,7 @@ impl BundleConfig {
             file,
             doc,
             private: false,
+            replaced_missing_plan: None,
         })
     }
 
@@ -223,6 +241,7 @@ impl BundleConfig {
             file,
             doc,
             private: false,
+            replaced_missing_plan: None,
         };
         config.typed()?;
         Ok(config)
@@ -278,11 +297,18 @@ impl BundleConfig {
 
     /// Adds the plan's hooks to those already injected: writes the combined plan file, then
     /// points hookhost's entry of each stage with work at it (after the engine's own hooks).
-    /// Injecting the same hooks again changes nothing. The caller saves config.json.
+    /// Injecting the same hooks again changes nothing. Entries naming a plan this bundle does
+    /// not have (a config.json copied from another bundle) are replaced, and
+    /// `replaced_missing_plan` says so. The caller saves config.json.
     pub fn inject(&mut self, plan: &ContainerPlan, call: &SelfCall) -> Result<(), InjectError> {
-        let mut combined = match self.injected_plan()? {
-            Some(existing) => existing.plan,
-            None => ContainerPlan::default(),
+        let mut combined = match self.injected_plan() {
+            Ok(Some(existing)) => existing.plan,
+            Ok(None) => ContainerPlan::default(),
+            Err(InjectError::Existing(PlanLoadError::Missing { file })) => {
+                self.replaced_missing_plan = Some(file);
+                ContainerPlan::default()
+            }
+            Err(e) => return Err(e),
         };
         combined.extend(plan.clone());
         combined.check()?;

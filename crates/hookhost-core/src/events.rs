@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 /// At most this much of a failure's text is stored in one event.
 pub const MAX_ERROR_BYTES: usize = 4096;
 
+/// At most this much of the end of a run's stderr (escaped) is stored in its event: what a
+/// hook said, kept also when it succeeded (the runtime discards a succeeding hook's stderr).
+pub const MAX_STDERR_BYTES: usize = 4096;
+
 /// Free space (and inodes) the state directory must have for hooks to run at a fatal stage:
 /// room for the events of a stage (one keeps at most a few KiB; a rotation is a rename).
 pub const MIN_FREE_BYTES: u64 = 256 << 10;
@@ -79,6 +83,51 @@ pub struct Event {
     /// The container's name in its pod, when the annotations say (CRI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `refused` when the hook exited 0 but what it returned was refused (a precreate edit
+    /// outside its grants, or output that is not a config): the run failed, whatever `exit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// A refused precreate edit: the grant that would have allowed it
+    /// (`--may-adjust env=GPU_*`), when one would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<String>,
+    /// The end of what the hook wrote on stderr, escaped, at most [`MAX_STDERR_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+/// What became of a run that exited by itself with 0 but is not a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// What it returned was refused: a precreate hook's edit outside its grants (or in
+    /// conflict with an earlier hook's), or output that is not a usable config.json.
+    Refused,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Refused => "refused",
+        }
+    }
+}
+
+/// The last [`MAX_STDERR_BYTES`] of `stderr`, escaped as hook output is shown (control
+/// characters as text), on a character boundary; none when it is empty.
+pub fn stderr_tail(stderr: &[u8]) -> Option<String> {
+    // Escaping at most quadruples a byte: escape only what can be kept.
+    let start = stderr.len().saturating_sub(4 * MAX_STDERR_BYTES);
+    let text = hookhost_exec::printable(&String::from_utf8_lossy(&stderr[start..]));
+    let text = text.trim_end();
+    if text.is_empty() {
+        return None;
+    }
+    let mut cut = text.len().saturating_sub(MAX_STDERR_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    Some(text[cut..].to_string())
 }
 
 /// The annotations containerd's and CRI-O's CRI set on every container: its pod's namespace and
@@ -164,6 +213,9 @@ impl Event {
             on_failure,
             pod,
             name,
+            verdict,
+            needs,
+            stderr,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -171,8 +223,10 @@ impl Event {
             false => text_field(container),
         };
         let exit = exit.map_or("-".to_string(), |c| c.to_string());
+        // A refused edit exited 0: the verdict comes first, so that it cannot read as a success.
+        let verdict = verdict.map_or(String::new(), |v| format!("{} ", v.as_str()));
         let mut line = format!(
-            "{time} {container} {} {} ({}) exit={exit} {duration_ms:.1}ms",
+            "{time} {container} {} {} ({}) {verdict}exit={exit} {duration_ms:.1}ms",
             text_field(stage.as_str()),
             text_field(hook),
             text_field(&kind.to_string()),
@@ -183,11 +237,17 @@ impl Event {
         if let Some(name) = name {
             line.push_str(&format!(" name={}", text_field(name)));
         }
+        if let Some(needs) = needs {
+            line.push_str(&format!(" needs={}", text_field(needs)));
+        }
         if let Some(error) = error {
             line.push_str(&format!(" error={}", text_field(error)));
         }
         if let Some(policy) = on_failure.filter(|p| *p != hookhost_hooks::hook::OnFailure::Fail) {
             line.push_str(&format!(" on-failure={}", text_field(policy.as_str())));
+        }
+        if let Some(stderr) = stderr {
+            line.push_str(&format!(" stderr={}", text_field(stderr)));
         }
         line
     }
@@ -305,6 +365,11 @@ fn open_for_append(file: &Path) -> io::Result<File> {
 pub struct Filter {
     pub container: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only this hook's runs.
+    pub hook: Option<String>,
+    pub stage: Option<Stage>,
+    /// Only runs that failed (refused edits included).
+    pub failed: bool,
 }
 
 impl Filter {
@@ -313,6 +378,9 @@ impl Filter {
             .as_ref()
             .is_none_or(|c| &event.container == c)
             && self.since.is_none_or(|since| event.time >= since)
+            && self.hook.as_ref().is_none_or(|h| &event.hook == h)
+            && self.stage.is_none_or(|s| event.stage == s)
+            && (!self.failed || event.error.is_some())
     }
 }
 
@@ -424,7 +492,69 @@ mod tests {
             on_failure: None,
             pod: None,
             name: None,
+            verdict: None,
+            needs: None,
+            stderr: None,
         }
+    }
+
+    /// A refused precreate edit exited 0: its line says `refused` first, and which grant
+    /// would have allowed it; `--hook`, `--stage` and `--failed` pick runs.
+    #[test]
+    fn a_refused_edit_reads_as_refused_and_filters_pick_runs() {
+        let mut refused = event("c", 100);
+        refused.stage = Stage::Precreate;
+        refused.hook = "gpu".into();
+        refused.error = Some("it added env FOO".into());
+        refused.failure = Some(Failure::Adjust);
+        refused.verdict = Some(Verdict::Refused);
+        refused.needs = Some("--may-adjust env=FOO".into());
+        refused.stderr = stderr_tail(b"warn: shaping\n");
+        let line = refused.text_line();
+        assert!(
+            line.contains(" precreate gpu (native) refused exit=0 "),
+            "{line}"
+        );
+        assert!(line.contains(r#"needs="--may-adjust env=FOO""#), "{line}");
+        assert!(line.ends_with(r#"stderr="warn: shaping""#), "{line}");
+        let json = serde_json::to_value(&refused).unwrap();
+        assert_eq!(json["verdict"], "refused");
+
+        let ok = event("c", 101);
+        let pick = |filter: Filter| [&refused, &ok].iter().filter(|e| filter.accepts(e)).count();
+        let hook = |h: &str| Filter {
+            hook: Some(h.into()),
+            ..Filter::default()
+        };
+        assert_eq!((pick(hook("gpu")), pick(hook("h"))), (1, 1));
+        let stage = Filter {
+            stage: Some(Stage::Prestart),
+            ..Filter::default()
+        };
+        assert_eq!(pick(stage), 1);
+        assert_eq!(
+            pick(Filter {
+                failed: true,
+                ..Filter::default()
+            }),
+            1
+        );
+    }
+
+    /// A run's stderr is kept to its last 4 KiB, escaped, cut on a character boundary.
+    #[test]
+    fn the_stderr_tail_is_bounded_and_escaped() {
+        assert_eq!(stderr_tail(b""), None);
+        assert_eq!(stderr_tail(b"\n \n"), None);
+        let tail = stderr_tail(b"\x1b[2Jhi\n").unwrap();
+        assert!(!tail.contains('\x1b'), "{tail:?}");
+        assert!(tail.ends_with("hi"), "{tail:?}");
+        let long = format!("start{}é-end", "x".repeat(10_000)).repeat(3);
+        let tail = stderr_tail(long.as_bytes()).unwrap();
+        assert!(tail.len() <= MAX_STDERR_BYTES, "{}", tail.len());
+        assert!(tail.ends_with("é-end"), "{tail:?}");
+        let noisy = vec![0x07u8; 100_000];
+        assert!(stderr_tail(&noisy).unwrap().len() <= MAX_STDERR_BYTES);
     }
 
     #[test]
@@ -444,6 +574,7 @@ mod tests {
         let filter = Filter {
             container: Some("a".into()),
             since: DateTime::from_timestamp(150, 0),
+            ..Filter::default()
         };
         read(&file, &filter, false, |e| {
             seen.push(e.clone());

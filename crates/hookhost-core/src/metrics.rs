@@ -57,10 +57,11 @@ fn kind_label(kind: HookKind) -> &'static str {
 impl Metrics {
     /// Counts one hook run.
     pub fn add(&mut self, event: &Event) {
-        let result = if event.error.is_some() {
-            "failure"
-        } else {
-            "success"
+        // A refused precreate edit exited 0 but failed: it is counted as what it was.
+        let result = match (event.verdict, &event.error) {
+            (Some(verdict), _) => verdict.as_str(),
+            (None, Some(_)) => "failure",
+            (None, None) => "success",
         };
         let key = (event.hook.clone(), event.stage);
         let run = (key.0.clone(), key.1, kind_label(event.kind), result);
@@ -91,7 +92,8 @@ impl Metrics {
             &mut out,
             "hookhost_hook_runs_total",
             "counter",
-            "Hook runs, by hook, stage, kind and result.",
+            "Hook runs, by hook, stage, kind and result (success, failure, or refused: a \
+             precreate edit outside the hook's grants).",
         );
         for ((hook, stage, kind, result), n) in &self.runs {
             let labels = labels(&[
@@ -173,7 +175,10 @@ pub struct Row {
     pub hook: String,
     pub stage: Stage,
     pub runs: u64,
+    /// Failed runs, refused edits included.
     pub failures: u64,
+    /// Precreate runs whose edit was refused (exited 0, outside the hook's grants).
+    pub refused: u64,
     /// Milliseconds.
     pub p50: f64,
     pub p95: f64,
@@ -183,30 +188,40 @@ pub struct Row {
 /// Runs, failures and duration percentiles per hook and stage.
 #[derive(Debug, Default)]
 pub struct Stats {
-    groups: BTreeMap<(String, Stage), (u64, Vec<f64>)>,
+    groups: BTreeMap<(String, Stage), Group>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    failures: u64,
+    refused: u64,
+    durations: Vec<f64>,
 }
 
 impl Stats {
     pub fn add(&mut self, event: &Event) {
-        let (failures, durations) = self
+        let group = self
             .groups
             .entry((event.hook.clone(), event.stage))
             .or_default();
-        *failures += u64::from(event.error.is_some());
-        durations.push(event.duration_ms);
+        group.failures += u64::from(event.error.is_some());
+        group.refused += u64::from(event.verdict.is_some());
+        group.durations.push(event.duration_ms);
     }
 
     /// The rows, by hook then stage.
     pub fn rows(self) -> Vec<Row> {
         self.groups
             .into_iter()
-            .map(|((hook, stage), (failures, mut durations))| {
+            .map(|((hook, stage), group)| {
+                let mut durations = group.durations;
                 durations.sort_by(f64::total_cmp);
                 Row {
                     hook,
                     stage,
                     runs: durations.len() as u64,
-                    failures,
+                    failures: group.failures,
+                    refused: group.refused,
                     p50: percentile(&durations, 50),
                     p95: percentile(&durations, 95),
                     max: durations.last().copied().unwrap_or(0.0),
@@ -250,6 +265,9 @@ mod tests {
             fuel_used: Some(10),
             pod: None,
             name: None,
+            verdict: None,
+            needs: None,
+            stderr: None,
         }
     }
 
@@ -280,6 +298,29 @@ mod tests {
         // Only the fatal stage's failure refused a container.
         assert!(text.contains("hookhost_container_refusals_total{reason=\"timeout\"} 1"));
         assert!(!text.contains("reason=\"exit\""), "{text}");
+    }
+
+    /// A refused precreate edit is a run with result `refused`, a refusal of its container,
+    /// and a refused row in stats.
+    #[test]
+    fn a_refused_edit_counts_as_refused() {
+        let mut refused = event("gpu", Stage::Precreate, 1.0, Some(Failure::Adjust));
+        refused.verdict = Some(crate::events::Verdict::Refused);
+        let mut m = Metrics::default();
+        m.add(&refused);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "hookhost_hook_runs_total{hook=\"gpu\",stage=\"precreate\",kind=\"wasm\",result=\"refused\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hookhost_container_refusals_total{reason=\"adjust\"} 1"));
+        let mut s = Stats::default();
+        s.add(&refused);
+        s.add(&event("gpu", Stage::Precreate, 1.0, None));
+        let r = &s.rows()[0];
+        assert_eq!((r.runs, r.failures, r.refused), (2, 1, 1));
     }
 
     #[test]

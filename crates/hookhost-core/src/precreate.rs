@@ -157,6 +157,7 @@ impl OnDisk {
                     self.file.display()
                 ),
                 kind: Failure::Adjust,
+                needs: None,
             }),
         }
     }
@@ -215,6 +216,7 @@ fn check_output(
     let output = |reason: String| Rejected {
         reason,
         kind: Failure::Output,
+        needs: None,
     };
     if out.truncated {
         return Err(output(format!(
@@ -256,6 +258,7 @@ fn check_output(
                 later = c.later,
             ),
             kind: Failure::Adjust,
+            needs: Some("--may-adjust all".into()),
         })?;
     Ok((after, changes))
 }
@@ -275,16 +278,20 @@ fn check_grants(
                  container"
             .to_string(),
     };
-    let reason = match denied.needed_grant() {
+    let needs = denied
+        .needed_grant()
+        .map(|grant| format!("--may-adjust {grant}"));
+    let reason = match &needs {
         Some(needed) => format!(
             "it {denied}, which it may not change: {registered} (allowing this change needs \
-             --may-adjust {needed})"
+             {needed})"
         ),
         None => format!("it {denied}, which no grant allows ({registered})"),
     };
     Err(Rejected {
         reason,
         kind: Failure::Adjust,
+        needs,
     })
 }
 

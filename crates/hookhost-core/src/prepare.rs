@@ -45,9 +45,16 @@ pub fn prepare(
         bundle: Some(bundle),
         ..container
     };
-    let planned = pipeline::plan(&mut config, sources, command_line, trail, container)?;
+    let mut planned = pipeline::plan(&mut config, sources, command_line, trail, container)?;
     if !planned.plan.is_empty() {
         config.inject(&planned.plan, call)?;
+    }
+    if let Some(file) = &config.replaced_missing_plan {
+        planned.warnings.push(format!(
+            "config.json named hookhost's plan file {}, which this bundle does not have (copied \
+             from another bundle?): hookhost's entries were replaced with this bundle's own",
+            file.display()
+        ));
     }
     let saved = !planned.plan.is_empty() || planned.config_changed || planned.precreate_ran;
     if saved {

@@ -140,6 +140,17 @@ impl Trail<'_> {
 pub(crate) struct Rejected {
     pub reason: String,
     pub kind: Failure,
+    /// The grant that would have allowed the refused edit, when one would.
+    pub needs: Option<String>,
+}
+
+/// A failed run, as its event records it.
+struct Failed {
+    reason: String,
+    kind: Failure,
+    /// It exited 0, but what it returned was refused.
+    refused: bool,
+    needs: Option<String>,
 }
 
 /// Runs one hook, checks a successful run with `check`, records the run in the audit trail
@@ -159,10 +170,31 @@ pub(crate) fn run_recorded<T>(
     tracing::debug!(container = %ctx.state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
     report.ran += 1;
     let (checked, failure) = match failure_reason(&result) {
-        Some(reason) => (None, Some((reason, failure_kind(&result)))),
+        Some(reason) => {
+            let kind = failure_kind(&result);
+            let failed = Failed {
+                reason,
+                kind,
+                refused: false,
+                needs: None,
+            };
+            (None, Some(failed))
+        }
         None => match check(result.as_ref().expect("a success has an outcome")) {
             Ok(value) => (Some(value), None),
-            Err(Rejected { reason, kind }) => (None, Some((reason, kind))),
+            Err(Rejected {
+                reason,
+                kind,
+                needs,
+            }) => {
+                let failed = Failed {
+                    reason,
+                    kind,
+                    refused: true,
+                    needs,
+                };
+                (None, Some(failed))
+            }
         },
     };
     let event = event(hook, ctx, &result, took, &failure);
@@ -173,13 +205,13 @@ pub(crate) fn run_recorded<T>(
         Err(e) => report.warnings.push(crate::error_chain(&e)),
         Ok(()) => {}
     }
-    let Some((reason, _)) = failure else {
+    let Some(failed) = failure else {
         return Ok(checked);
     };
     let error = StageError::HookFailed {
         name: hook.name.clone(),
         stage,
-        reason,
+        reason: failed.reason,
     };
     match hook.spec.failure_policy(stage) {
         OnFailure::Fail if stage.is_fatal() => return Err(error),
@@ -210,7 +242,7 @@ fn event(
     ctx: &RunContext,
     result: &Result<Outcome, ExecError>,
     took: Duration,
-    failure: &Option<(String, Failure)>,
+    failure: &Option<Failed>,
 ) -> Event {
     let exit = match result {
         Ok(Outcome {
@@ -230,12 +262,21 @@ fn event(
         kind: hook.spec.kind,
         exit,
         duration_ms: took.as_secs_f64() * 1000.0,
-        error: failure.as_ref().map(|(reason, _)| reason.clone()),
-        failure: failure.as_ref().map(|(_, kind)| *kind),
+        error: failure.as_ref().map(|f| f.reason.clone()),
+        failure: failure.as_ref().map(|f| f.kind),
         fuel_used: result.as_ref().ok().and_then(|out| out.fuel_used),
         on_failure: failure
             .as_ref()
             .map(|_| hook.spec.failure_policy(ctx.stage)),
+        verdict: failure
+            .as_ref()
+            .filter(|f| f.refused)
+            .map(|_| events::Verdict::Refused),
+        needs: failure.as_ref().and_then(|f| f.needs.clone()),
+        stderr: result
+            .as_ref()
+            .ok()
+            .and_then(|out| events::stderr_tail(&out.stderr)),
     }
 }
 

@@ -15,8 +15,12 @@ use crate::precreate::{self, MAX_CONFIG_BYTES};
 use crate::run::{self, ExecError, RunContext};
 use crate::select::{self, Origin, SelectError, Sources};
 use hookhost_exec::Outcome;
+use hookhost_exec::wasm::CompileLimits;
+use hookhost_hooks::define::{DefineError, Definition};
 use hookhost_hooks::diff::Change;
 use hookhost_hooks::hook::Stage;
+use hookhost_hooks::may_adjust;
+use hookhost_hooks::registry::{Registry, RegistryError};
 use hookhost_types::{State, StateError};
 
 /// The container id a tried hook sees.
@@ -43,6 +47,72 @@ pub enum TrialError {
     Sample(#[source] std::io::Error),
     #[error("cannot resolve the bundle directory {}", .0.display())]
     Bundle(PathBuf, #[source] std::io::Error),
+    #[error("cannot make a scratch registry to try {}", .0.display())]
+    Scratch(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Define(#[from] DefineError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// A hook defined from a file for one try (`hookhost try ./hook.wasm --type STAGE …`): built
+/// with every check `create` makes, but in a scratch registry (a temporary root, removed when
+/// this is dropped), so that the edit–build–try loop writes nothing to the real registry.
+#[derive(Debug)]
+pub struct Scratch {
+    pub registry: Registry,
+    /// The name the hook has there: the file's stem, made a valid hook name.
+    pub name: String,
+    dir: TempDir,
+}
+
+impl Scratch {
+    /// Builds `def` (its name is replaced by one made from its path) in a new scratch
+    /// registry, compiling a module under `limits`.
+    pub fn build(mut def: Definition, limits: CompileLimits) -> Result<Scratch, TrialError> {
+        def.name = name_of_file(&def.path);
+        let dir = tempfile::Builder::new()
+            .prefix("hookhost-try-")
+            .tempdir()
+            .map_err(|e| TrialError::Scratch(def.path.clone(), e))?;
+        let registry = Registry::open(dir.path())?.with_compile_limits(limits);
+        let hook = hookhost_hooks::define::build(def, &registry)?;
+        registry.create(&hook)?;
+        Ok(Scratch {
+            registry,
+            name: hook.name,
+            dir,
+        })
+    }
+
+    /// The scratch registry's root (its modules and compile cache).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A valid hook name made from a file's stem (`hello-world` for `./hello-world.wasm`):
+/// characters a name may not hold become `-`; `hook` when nothing is left.
+pub fn name_of_file(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                true => c,
+                false => '-',
+            },
+        )
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(128)
+        .collect();
+    match name.is_empty() {
+        true => "hook".into(),
+        false => name,
+    }
 }
 
 /// What to try.
@@ -82,8 +152,50 @@ pub enum Verdict {
         after: Value,
         changes: Vec<Change>,
     },
-    /// A precreate hook's result that would refuse the container, and why.
-    Rejected { out: Outcome, reason: String },
+    /// A precreate hook's result that would refuse the container, and why; with what it
+    /// tried to change when its output was a JSON document (each change refused or not).
+    Rejected {
+        out: Outcome,
+        reason: String,
+        before: Value,
+        after: Value,
+        attempted: Vec<Attempted>,
+    },
+}
+
+/// One change a refused precreate hook tried to make.
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    pub change: Change,
+    /// Outside the hook's grants.
+    pub refused: bool,
+    /// The grant that would allow it (`--may-adjust env=FOO`), when one would.
+    pub needs: Option<String>,
+}
+
+/// What a refused hook's output changed, each change checked alone against its grants.
+fn attempted(hook: &PlannedHook, before: &Value, out: &Outcome) -> (Value, Vec<Attempted>) {
+    let after = serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .filter(Value::is_object);
+    let Some(after) = after else {
+        return (before.clone(), Vec::new());
+    };
+    let grants = hook.spec.may_adjust.as_ref();
+    let changes = hookhost_hooks::diff::diff(before, &after)
+        .into_iter()
+        .map(|change| {
+            let denied = may_adjust::check(grants, std::slice::from_ref(&change), &after).err();
+            Attempted {
+                refused: denied.is_some(),
+                needs: denied
+                    .and_then(|d| d.needed_grant())
+                    .map(|grant| format!("--may-adjust {grant}")),
+                change,
+            }
+        })
+        .collect();
+    (after, changes)
 }
 
 /// Runs one hook, registered or inline, as `request` says.
@@ -179,7 +291,16 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
                 after,
                 changes,
             },
-            Err(reason) => Verdict::Rejected { out, reason },
+            Err(reason) => {
+                let (after, attempted) = attempted(&hook, &config.doc, &out);
+                Verdict::Rejected {
+                    out,
+                    reason,
+                    before: config.doc,
+                    after,
+                    attempted,
+                }
+            }
         },
         Err(e) => Verdict::Ran(Err(e)),
     };
@@ -189,4 +310,23 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
         sample,
         verdict,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tried_file_is_named_by_its_stem() {
+        for (path, name) in [
+            ("./target/wasm32-wasip1/release/motd.wasm", "motd"),
+            ("/x/hello world.wasm", "hello-world"),
+            ("/x/.hidden.wasm", "hidden"),
+            ("/x/_.wasm", "hook"),
+            ("/usr/libexec/oci-hook", "oci-hook"),
+        ] {
+            assert_eq!(name_of_file(Path::new(path)), name, "{path}");
+            hookhost_hooks::hook::validate_name(&name_of_file(Path::new(path))).unwrap();
+        }
+    }
 }

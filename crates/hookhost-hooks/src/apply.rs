@@ -1,7 +1,7 @@
 //! `hookhost apply -f FILE`: converge the registry to a file of hooks.
 //!
 //! The file is what `hookhost inspect` prints — a JSON array of hook objects with the same
-//! keys — so `hookhost inspect $(hookhost ls -q) > hooks.json` on one node and `hookhost apply
+//! keys — so `hookhost inspect > hooks.json` on one node and `hookhost apply
 //! -f hooks.json` on another is the round trip. Keys that inspect computes (`Type`, `Kind`,
 //! `Digest`, `Created`) are checked when present rather than required. The whole file is read
 //! and every hook built (modules validated and stored) before the registry is changed, so a
@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::define::{self, DefineError, Definition, Fetched};
 use crate::grants::Grants;
-use crate::hook::{Hook, HookKind, RawTimeout, Stage};
+use crate::hook::{Hook, HookKind, RawTimeout, Stage, TimeoutSource};
 use crate::registry::{Registry, RegistryError};
 use crate::when::When;
 use hookhost_exec::limits::WasmLimits;
@@ -255,6 +255,11 @@ fn build(
     };
     let name = entry.name.clone();
     let stages = stages(entry).map_err(|reason| bad(&name, reason))?;
+    // Named by the file's field, not by create's flag (define checks it again, as --timeout).
+    if let Some(raw) = &entry.timeout {
+        raw.validate(TimeoutSource::Field)
+            .map_err(|e| bad(&name, e.to_string()))?;
+    }
     let def = Definition {
         name: entry.name.clone(),
         path: entry.path.clone(),
@@ -342,8 +347,9 @@ fn pin_if_digest(
     Ok(def)
 }
 
-/// The keys (as inspect names them) whose values differ, ignoring `Created`.
-fn diff(old: &Hook, new: &Hook) -> Action {
+/// The keys (as inspect names them) whose values differ, ignoring `Created`: what `apply`
+/// and `hookhost update` report.
+pub fn diff(old: &Hook, new: &Hook) -> Action {
     let view = |hook: &Hook| -> BTreeMap<String, Value> {
         match hook.inspect_view() {
             Value::Object(map) => map.into_iter().filter(|(k, _)| k != "Created").collect(),

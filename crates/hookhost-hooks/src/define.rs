@@ -114,6 +114,30 @@ pub struct Definition {
     pub pin: bool,
 }
 
+impl Definition {
+    /// What `hook` was registered with, as a definition that builds it again from its Path
+    /// (`hookhost update`: a rebuilt module at the same Path is read anew). A pinned native
+    /// hook stays pinned; a WASM hook's limits and grants are kept as they are.
+    pub fn from_hook(hook: &Hook) -> Definition {
+        let spec = &hook.spec;
+        Definition {
+            name: hook.name.clone(),
+            path: spec.path.clone(),
+            stages: hook.stages.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            timeout: Some(RawTimeout::from(spec.timeout)),
+            limits: spec.limits.clone(),
+            grants: spec.grants.clone(),
+            leave_helpers: spec.leave_helpers,
+            on_failure: spec.on_failure,
+            may_adjust: spec.may_adjust.clone(),
+            when: hook.when.clone(),
+            pin: spec.kind == HookKind::Native && spec.digest.is_some(),
+        }
+    }
+}
+
 /// A module that was not read from a local file (pulled from an OCI registry), and where it
 /// came from. `Definition::path` then holds the reference.
 #[derive(Debug, Clone)]

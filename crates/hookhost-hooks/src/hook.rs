@@ -131,6 +131,8 @@ pub enum TimeoutSource {
     HooksD,
     /// A registry entry or stage plan read back from disk.
     Stored,
+    /// The `Timeout` field of a file of hooks (`hookhost apply -f`).
+    Field,
 }
 
 impl fmt::Display for TimeoutSource {
@@ -140,6 +142,7 @@ impl fmt::Display for TimeoutSource {
             TimeoutSource::HookSpec => "hook spec timeout",
             TimeoutSource::HooksD => "hooks.d timeout",
             TimeoutSource::Stored => "stored timeout",
+            TimeoutSource::Field => "Timeout",
         })
     }
 }
@@ -381,6 +384,9 @@ pub struct Source {
     /// The key whose signature was verified, when one was required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<Signer>,
+    /// The definition the artifact carries (`hookhost push` of a registered hook records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<crate::published::Published>,
 }
 
 /// A verified signature: which public key, and in which format it was found.
@@ -435,6 +441,31 @@ pub fn validate_name(name: &str) -> Result<(), InvalidName> {
         Ok(())
     } else {
         Err(InvalidName(name.to_string()))
+    }
+}
+
+/// A native prestart hook running `/bin/true`, for tests to change what they need.
+#[cfg(test)]
+pub(crate) fn sample(name: &str) -> Hook {
+    Hook {
+        name: name.into(),
+        stages: vec![Stage::Prestart],
+        spec: HookSpec {
+            kind: HookKind::Native,
+            path: "/bin/true".into(),
+            args: vec!["true".into()],
+            env: vec![],
+            timeout: 5,
+            digest: None,
+            limits: None,
+            grants: None,
+            leave_helpers: false,
+            on_failure: None,
+            may_adjust: None,
+        },
+        when: None,
+        created: chrono::Utc::now(),
+        source: None,
     }
 }
 

@@ -244,6 +244,18 @@ impl Registry {
         fsutil::sync_dir(root).map_err(io_err("sync", root))
     }
 
+    /// Fails if the name is taken (a cheap check before building a hook: [`Registry::create`]
+    /// checks again under the writers' lock).
+    pub fn check_free(&self, name: &str) -> Result<(), RegistryError> {
+        hook::validate_name(name)?;
+        let taken =
+            self.paths.hook_file(name).exists() || self.paths.global_hook_file(name).exists();
+        match taken {
+            true => Err(RegistryError::AlreadyExists(name.to_string())),
+            false => Ok(()),
+        }
+    }
+
     /// Adds a new hook, to `global/` if it has `when` conditions; fails if the name is taken.
     pub fn create(&self, hook: &Hook) -> Result<(), RegistryError> {
         hook::validate_name(&hook.name)?;
@@ -505,29 +517,9 @@ fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::{HookKind, HookSpec, Stage};
 
     fn sample(name: &str) -> Hook {
-        Hook {
-            name: name.into(),
-            stages: vec![Stage::Prestart],
-            spec: HookSpec {
-                kind: HookKind::Native,
-                path: "/bin/true".into(),
-                args: vec!["true".into()],
-                env: vec![],
-                timeout: 5,
-                digest: None,
-                limits: None,
-                grants: None,
-                leave_helpers: false,
-                on_failure: None,
-                may_adjust: None,
-            },
-            when: None,
-            created: chrono::Utc::now(),
-            source: None,
-        }
+        crate::hook::sample(name)
     }
 
     #[test]

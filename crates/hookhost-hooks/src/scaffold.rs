@@ -27,21 +27,14 @@ pub enum ScaffoldError {
     },
 }
 
-/// Where the guest SDK comes from.
-#[derive(Debug, Clone)]
-pub enum Sdk<'a> {
-    /// A local checkout of `guest-sdk/` (absolute).
-    Path(&'a Path),
-    /// The published crate.
-    Registry,
-}
-
-/// Writes the crate `NAME/` under `parent`; returns the files written.
+/// Writes the crate `NAME/` under `parent`, depending on the guest SDK at `sdk` (the absolute
+/// path of a `guest-sdk/` directory: hookhost-guest is not published to a registry); returns
+/// the files written.
 pub fn new_hook(
     parent: &Path,
     name: &str,
     stage: Stage,
-    sdk: Sdk<'_>,
+    sdk: &Path,
 ) -> Result<Vec<PathBuf>, ScaffoldError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name
@@ -56,11 +49,8 @@ pub fn new_hook(
         return Err(ScaffoldError::Exists(dir));
     }
     let files = [
-        ("Cargo.toml", cargo_toml(name, &sdk)),
-        (
-            ".cargo/config.toml",
-            CARGO_CONFIG.replace("{ARCH}", std::env::consts::ARCH),
-        ),
+        ("Cargo.toml", cargo_toml(name, sdk)),
+        (".cargo/config.toml", CARGO_CONFIG.to_string()),
         ("src/main.rs", main_rs(name, stage)),
         (".gitignore", "/target\n".to_string()),
     ];
@@ -80,11 +70,8 @@ pub fn new_hook(
     Ok(written)
 }
 
-fn cargo_toml(name: &str, sdk: &Sdk<'_>) -> String {
-    let dependency = match sdk {
-        Sdk::Path(path) => format!("{{ path = {:?} }}", path.display().to_string()),
-        Sdk::Registry => "\"0.1\"".to_string(),
-    };
+fn cargo_toml(name: &str, sdk: &Path) -> String {
+    let dependency = format!("{{ path = {:?} }}", sdk.display().to_string());
     format!(
         r#"[package]
 name = "{name}"
@@ -107,27 +94,73 @@ strip = true
 }
 
 const CARGO_CONFIG: &str = r#"# Hooks are WebAssembly modules: `cargo build --release` makes
-# target/wasm32-wasip1/release/NAME.wasm.
+# target/wasm32-wasip1/release/NAME.wasm ($CARGO_TARGET_DIR/… when that is set: one target
+# directory shared by all your hooks builds their common dependencies once).
 [build]
 target = "wasm32-wasip1"
 
-# `cargo test-native` runs the unit tests on this machine.
+# `cargo test-native` runs the unit tests on this machine, whatever its architecture.
 [alias]
-test-native = ["test", "--target", "{ARCH}-unknown-linux-gnu"]
+test-native = ["test", "--target", "host-tuple"]
 "#;
 
 /// The variable a scaffolded precreate hook sets, and so the grant it is registered with.
 const PRECREATE_VARIABLE: &str = "HELLO_FROM";
 
+/// What a hook at `stage` is usually granted beyond what its template needs, as a hint for
+/// the author: the container's files, or its config.
+pub fn grant_hint(stage: Stage) -> Option<&'static str> {
+    match stage {
+        Stage::Precreate => None,
+        Stage::CreateContainer | Stage::CreateRuntime | Stage::Prestart => Some(
+            "to read or write the container's files add --allow-rootfs (=rw to write, as a \
+             hook writing /rootfs/etc/motd needs); --allow-bundle gives config.json",
+        ),
+        _ => {
+            Some("--allow-bundle gives the hook config.json; --allow-rootfs the container's files")
+        }
+    }
+}
+
+/// The flags a scaffolded hook needs for what its code does: a precreate template sets one
+/// variable, which it must be granted.
+fn template_grants(stage: Stage) -> String {
+    template_may_adjust(stage).map_or(String::new(), |grant| format!(" --may-adjust {grant}"))
+}
+
+/// The `--may-adjust` a scaffolded precreate hook needs: the one variable it sets.
+fn template_may_adjust(stage: Stage) -> Option<String> {
+    stage
+        .edits_config()
+        .then(|| format!("env={PRECREATE_VARIABLE}"))
+}
+
+/// Where `cargo build --release` puts the scaffolded hook's module: under `target_dir`
+/// (`$CARGO_TARGET_DIR`) when given, else under the crate's `target/`.
+pub fn module_path(name: &str, target_dir: Option<&Path>) -> PathBuf {
+    target_dir
+        .unwrap_or(Path::new("target"))
+        .join(format!("wasm32-wasip1/release/{name}.wasm"))
+}
+
 /// The `hookhost create` line that registers a scaffolded hook, with the grant its code needs.
 pub fn create_command(name: &str, stage: Stage) -> String {
-    let grants = match stage.edits_config() {
-        true => format!(" --may-adjust env={PRECREATE_VARIABLE}"),
-        false => String::new(),
-    };
+    create_command_for(name, stage, &module_path(name, None))
+}
+
+/// [`create_command`] for the module at `module`.
+pub fn create_command_for(name: &str, stage: Stage, module: &Path) -> String {
+    let grants = template_grants(stage);
     format!(
-        "hookhost create --type {stage}{grants} {name} target/wasm32-wasip1/release/{name}.wasm"
+        "hookhost create --type {stage}{grants} {name} {}",
+        module.display()
     )
+}
+
+/// The `hookhost try` line that runs a scaffolded hook's module without registering it.
+pub fn try_command(stage: Stage, module: &Path) -> String {
+    let grants = template_grants(stage);
+    format!("hookhost try {} --type {stage}{grants}", module.display())
 }
 
 fn main_rs(name: &str, stage: Stage) -> String {
@@ -135,6 +168,7 @@ fn main_rs(name: &str, stage: Stage) -> String {
     if stage.edits_config() {
         return PRECREATE_MAIN_RS
             .replace("{CREATE}", &create)
+            .replace("{GRANT}", &template_may_adjust(stage).unwrap_or_default())
             .replace("{VARIABLE}", PRECREATE_VARIABLE)
             .replace("{NAME}", name);
     }
@@ -226,6 +260,19 @@ mod tests {
         assert_eq!(config.container_env("{VARIABLE}"), Some("{NAME}"));
         assert_eq!(config.container_env("PATH"), Some("/bin"));
         assert_eq!(config.document()["x-engine"]["kept"], true);
+    }
+
+    /// The edit is within the grant the header registers the hook with, checked by hookhost
+    /// itself (the `hookhost` on PATH, or $HOOKHOST_BIN): an edit outside it fails here,
+    /// before the module is built.
+    #[test]
+    fn the_edit_is_within_its_grant() {
+        let mut config = Precreate::parse(CONFIG).unwrap();
+        shape(&mut config).unwrap();
+        let checked = hookhost_guest::testing::check_edit(CONFIG, &config.to_json(), "{GRANT}");
+        if let Err(refused) = checked {
+            panic!("{refused}");
+        }
     }
 
     #[test]

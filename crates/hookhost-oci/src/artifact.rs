@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use hookhost_hooks::published::{self, Published};
 use serde::{Deserialize, Serialize};
 
 /// The media type of an OCI image manifest.
@@ -63,6 +64,8 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An OCI image index (the fields hookhost reads).
@@ -73,10 +76,20 @@ pub struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
-/// The module layer of a Wasm artifact manifest, or what makes it something else.
-pub fn module_layer(manifest: &[u8]) -> Result<Descriptor, String> {
+/// The module layer of a Wasm artifact manifest and the hook definition it carries, or what
+/// makes it something else.
+pub fn module_layer(manifest: &[u8]) -> Result<(Descriptor, Option<Published>), String> {
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| format!("its manifest is not an OCI image manifest ({e})"))?;
+    let published = match manifest.annotations.get(published::ANNOTATION) {
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            format!(
+                "its {} annotation is not a hook definition ({e})",
+                published::ANNOTATION
+            )
+        })?),
+        None => None,
+    };
     if let Some(other) = manifest
         .media_type
         .as_deref()
@@ -103,11 +116,16 @@ pub fn module_layer(manifest: &[u8]) -> Result<Descriptor, String> {
             "its layer names external URLs; hookhost fetches from the registry only".into(),
         );
     }
-    Ok(layer)
+    Ok((layer, published))
 }
 
-/// The config blob and manifest of a module, as `hookhost push` writes them.
-pub fn for_module(module: &[u8], title: &str) -> (Vec<u8>, Manifest) {
+/// The config blob and manifest of a module, as `hookhost push` writes them, with the hook
+/// definition it publishes, if any.
+pub fn for_module(
+    module: &[u8],
+    title: &str,
+    definition: Option<&Published>,
+) -> (Vec<u8>, Manifest) {
     let mut layer = Descriptor::of(WASM_LAYER_MEDIA_TYPE, module);
     layer
         .annotations
@@ -125,6 +143,12 @@ pub fn for_module(module: &[u8], title: &str) -> (Vec<u8>, Manifest) {
         config: Descriptor::of(WASM_CONFIG_MEDIA_TYPE, &config),
         layers: vec![layer],
         subject: None,
+        annotations: definition
+            .map(|d| {
+                let json = serde_json::to_string(d).expect("a definition serialises");
+                BTreeMap::from([(published::ANNOTATION.to_string(), json)])
+            })
+            .unwrap_or_default(),
     };
     (config, manifest)
 }
@@ -135,11 +159,24 @@ mod tests {
 
     #[test]
     fn what_push_writes_is_what_pull_accepts() {
-        let (_, manifest) = for_module(b"\0asm\x01\0\0\0", "noop.wasm");
+        let (_, manifest) = for_module(b"\0asm\x01\0\0\0", "noop.wasm", None);
         let text = serde_json::to_vec(&manifest).unwrap();
-        let layer = module_layer(&text).unwrap();
+        let (layer, published) = module_layer(&text).unwrap();
         assert_eq!(layer.size, 8);
         assert_eq!(layer.annotations[TITLE_ANNOTATION], "noop.wasm");
+        assert_eq!(published, None);
+        let definition = Published {
+            args: vec!["noop".into()],
+            ..Published::default()
+        };
+        let (_, manifest) = for_module(b"\0asm\x01\0\0\0", "noop.wasm", Some(&definition));
+        let text = serde_json::to_vec(&manifest).unwrap();
+        assert_eq!(module_layer(&text).unwrap().1, Some(definition));
+        let mut bad = manifest;
+        bad.annotations
+            .insert(published::ANNOTATION.into(), "{\"Grants\":1}".into());
+        let err = module_layer(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        assert!(err.contains("annotation is not a hook definition"), "{err}");
     }
 
     #[test]

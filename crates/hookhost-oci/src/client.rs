@@ -51,6 +51,11 @@ impl Session {
         }
     }
 
+    /// Whether the registry is reached over plain HTTP.
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+
     /// The error of a failed registry call.
     pub fn failed(
         &self,

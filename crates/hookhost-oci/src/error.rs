@@ -128,4 +128,15 @@ pub enum OciError {
     /// Reading the registry failed.
     #[error(transparent)]
     Store(#[from] hookhost_hooks::registry::RegistryError),
+    /// The artifact's definition asks for grants nobody accepted.
+    #[error(transparent)]
+    Grants(#[from] hookhost_hooks::published::GrantsNotAccepted),
+    /// A module file to push cannot be read, or is not a WebAssembly module.
+    #[error("cannot push {}: {reason}", path.display())]
+    NotAModule {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

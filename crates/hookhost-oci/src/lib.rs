@@ -19,7 +19,7 @@ mod verify;
 
 pub use error::OciError;
 pub use pull::{Pulled, pull, pull_into_store};
-pub use push::push;
+pub use push::{Pushed, push};
 pub use reference::{SCHEME, is_reference};
 pub use verify::{Policy, Signature};
 
@@ -50,16 +50,25 @@ pub struct Options<'a> {
     pub policy: Policy,
     /// Told as the module's bytes arrive and when precompilation starts.
     pub progress: &'a dyn Progress,
+    /// Whether the grants the artifact's definition asks for are accepted (`create
+    /// --accept-grants`).
+    pub accept_grants: bool,
 }
 
 /// "Register NAME from this reference with these flags": `def.path` is the `oci://`
-/// reference. Pulls and verifies the module (nothing is written when that fails), then builds
+/// reference. Pulls and verifies the module (nothing is written when that fails); what the
+/// flags do not give is taken from the definition the artifact carries, if any (grants only
+/// when accepted, see [`Published::fill`](hookhost_hooks::published::Published::fill)); then builds
 /// the hook like a local module (validated, precompiled, stored by digest) with its
 /// [`Source`](hookhost_hooks::hook::Source) recorded. The caller registers the returned hook, as with [`define::build`].
 /// This is what `hookhost create` and `hookhost apply` call for an `oci://` path.
 pub fn build(def: Definition, registry: &Registry, options: &Options) -> Result<Hook, OciError> {
     let reference = def.path.to_string_lossy().into_owned();
     let Pulled { bytes, source } = pull(&reference, options)?;
+    let def = match &source.definition {
+        Some(published) => published.fill(def, options.accept_grants)?,
+        None => def,
+    };
     options.progress.precompiling();
     Ok(define::build_fetched(
         def,

@@ -23,10 +23,11 @@ pub fn pull(text: &str, options: &Options) -> Result<Pulled, OciError> {
     let session = Session::new(&reference, &options.config.insecure_registries);
     block_on(async {
         let (manifest, digest) = session.manifest(&reference, &[MANIFEST_MEDIA_TYPE]).await?;
-        let layer = artifact::module_layer(&manifest).map_err(|reason| OciError::NotWasm {
-            reference: text.to_string(),
-            reason,
-        })?;
+        let (layer, definition) =
+            artifact::module_layer(&manifest).map_err(|reason| OciError::NotWasm {
+                reference: text.to_string(),
+                reason,
+            })?;
         if layer.size > MAX_MODULE_BYTES {
             return Err(too_large(text, layer.size));
         }
@@ -51,6 +52,7 @@ pub fn pull(text: &str, options: &Options) -> Result<Pulled, OciError> {
                 manifest_digest: digest,
                 module_digest: layer.digest,
                 signer,
+                definition,
             },
         })
     })

@@ -118,6 +118,23 @@ fn load_key(file: &Path) -> Result<Key, OciError> {
     })
 }
 
+/// The cosign 3 command that signs the manifest `digest` of `reference` with the key file
+/// `cosign.key`, offline: a plain `HOST/REPO@DIGEST` (cosign takes no `oci://`), no
+/// transparency-log upload, no signing config fetched from the public TUF root, plain HTTP
+/// allowed when hookhost used it.
+pub fn sign_command(reference: &Reference, digest: &str, plain_http: bool) -> String {
+    let http = match plain_http {
+        true => " --allow-http-registry",
+        false => "",
+    };
+    format!(
+        "cosign sign --key cosign.key --tlog-upload=false --use-signing-config=false{http} \
+         {}/{}@{digest}",
+        reference.registry(),
+        reference.repository()
+    )
+}
+
 /// Finds a signature of `digest` by one of `keys`, in either format.
 pub async fn verify(
     session: &Session,
@@ -144,8 +161,10 @@ pub async fn verify(
     let reason = if found.is_empty() {
         format!(
             "it is unsigned: no cosign signature was found (neither a Sigstore bundle referrer, \
-             nor the tag {}.sig); sign it with `cosign sign --key cosign.key {text}@{digest}`",
-            fallback_tag(digest)
+             nor the tag {}.sig); sign it, offline, with the private key of the pair whose \
+             public key is given here: `{}`",
+            fallback_tag(digest),
+            sign_command(reference, digest, session.plain_http())
         )
     } else {
         let keys: Vec<_> = keys.iter().map(|k| k.file.display().to_string()).collect();
@@ -505,5 +524,24 @@ mod dsse {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The advice is a cosign 3 command: no `oci://`, the digest not the tag, offline.
+    #[test]
+    fn the_sign_command_names_the_digest_offline() {
+        let reference: oci_client::Reference = "127.0.0.1:5000/hooks/audit:v1".parse().unwrap();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let command = super::sign_command(&reference, &digest, true);
+        assert_eq!(
+            command,
+            format!(
+                "cosign sign --key cosign.key --tlog-upload=false --use-signing-config=false \
+                 --allow-http-registry 127.0.0.1:5000/hooks/audit@{digest}"
+            )
+        );
+        assert!(!super::sign_command(&reference, &digest, false).contains("http"));
     }
 }
