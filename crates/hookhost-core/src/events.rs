@@ -79,6 +79,20 @@ pub struct Event {
     /// The container's name in its pod, when the annotations say (CRI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Not a hook run but a CDI device hookhost resolved for the container after its precreate
+    /// hooks: `hook` is the precreate hook that requested it (empty when the container's own
+    /// annotations did), and this what it brought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdi: Option<CdiRecord>,
+}
+
+/// A CDI device applied to a container: its name, the spec file that defines it, and its edits
+/// (`env GPU=0`, `device /dev/gpu0 c 195:0 allow "rwm"`, `mount …`, `hook …`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CdiRecord {
+    pub device: String,
+    pub spec: PathBuf,
+    pub edits: Vec<String>,
 }
 
 /// The annotations containerd's and CRI-O's CRI set on every container: its pod's namespace and
@@ -164,6 +178,7 @@ impl Event {
             on_failure,
             pod,
             name,
+            cdi,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -188,6 +203,14 @@ impl Event {
         }
         if let Some(policy) = on_failure.filter(|p| *p != hookhost_hooks::hook::OnFailure::Fail) {
             line.push_str(&format!(" on-failure={}", text_field(policy.as_str())));
+        }
+        if let Some(cdi) = cdi {
+            line.push_str(&format!(
+                " cdi={} spec={} edits={}",
+                text_field(&cdi.device),
+                text_field(&cdi.spec.to_string_lossy()),
+                text_field(&cdi.edits.join("; "))
+            ));
         }
         line
     }
@@ -424,6 +447,7 @@ mod tests {
             on_failure: None,
             pod: None,
             name: None,
+            cdi: None,
         }
     }
 

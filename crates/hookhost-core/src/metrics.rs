@@ -55,8 +55,11 @@ fn kind_label(kind: HookKind) -> &'static str {
 }
 
 impl Metrics {
-    /// Counts one hook run.
+    /// Counts one hook run (a CDI record is none).
     pub fn add(&mut self, event: &Event) {
+        if event.cdi.is_some() {
+            return;
+        }
         let result = if event.error.is_some() {
             "failure"
         } else {
@@ -188,6 +191,9 @@ pub struct Stats {
 
 impl Stats {
     pub fn add(&mut self, event: &Event) {
+        if event.cdi.is_some() {
+            return;
+        }
         let (failures, durations) = self
             .groups
             .entry((event.hook.clone(), event.stage))
@@ -250,6 +256,7 @@ mod tests {
             fuel_used: Some(10),
             pod: None,
             name: None,
+            cdi: None,
         }
     }
 

@@ -235,6 +235,7 @@ fn event(
         on_failure: failure
             .as_ref()
             .map(|_| hook.spec.failure_policy(ctx.stage)),
+        cdi: None,
     }
 }
 
