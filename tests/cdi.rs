@@ -9,6 +9,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use common::engines::{Dockerd, Engines, Setup, Wrapper};
 use common::podman::Podman;
@@ -94,7 +95,7 @@ impl Vendor {
 /// `add_cdi_device` writes `cdi.k8s.io/hookhost`).
 fn with_requester(vendor: &Vendor, name: &str, grant: &str, devices: &str) -> Setup {
     let s = Setup::with_config(json!({"cdiSpecDirs": [vendor.specs()]}));
-    requester(&s, name, grant, devices);
+    requester(&s.host, name, grant, devices);
     s
 }
 
@@ -110,12 +111,12 @@ fn gpu_picker(vendor: &Vendor) -> Setup {
 }
 
 /// Registers a precreate hook `name` granted `grant` that asks for `devices`.
-fn requester(s: &Setup, name: &str, grant: &str, devices: &str) {
-    let script = s.host.python_precreate(
+fn requester(host: &Host, name: &str, grant: &str, devices: &str) {
+    let script = host.python_precreate(
         name,
         &format!("c.setdefault(\"annotations\", {{}})[\"cdi.k8s.io/{name}\"] = \"{devices}\""),
     );
-    s.host.ok(&[
+    host.ok(&[
         "create",
         "--type",
         "precreate",
@@ -292,7 +293,7 @@ fn requests_outside_the_grant_or_the_specs_refuse_the_container() {
     );
     assert!(!text(&out.stdout).contains("started"));
 
-    requester(&s, "gpu9", "cdi", "example.com/gpu=9");
+    requester(&s.host, "gpu9", "cdi", "example.com/gpu=9");
     select(&bundle, "gpu9");
     let out = s.run(&bundle, &unique("cdi"));
     let err = text(&out.stderr);
@@ -448,10 +449,14 @@ fn podman_and_hookhost_apply_a_cdi_device_alike() {
     assert_eq!(cdi_parts(&ours, &spec), cdi_parts(&podman_config, &spec));
 }
 
+/// One dockerd of this file at a time.
+static ONE_DAEMON: Mutex<()> = Mutex::new(());
+
 /// Docker 28 (CDI on) `--device example.com/gpu=0` and hookhost make the same CDI-derived
 /// config.json parts, additional groups included.
 #[test]
 fn docker_28_and_hookhost_apply_a_cdi_device_alike() {
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
     let vendor = Vendor::new(true);
     let host = Host::new();
     let dir = tempfile::tempdir().unwrap();
@@ -514,4 +519,72 @@ fn docker_28_and_hookhost_apply_a_cdi_device_alike() {
     ours["gids"] = Value::Null;
     docker["gids"] = Value::Null;
     assert_eq!(ours, docker);
+}
+
+/// Docker 20.10 knows nothing of CDI: through the wrapper, a precreate hook selected with
+/// HOOKHOST_HOOKS gives its container the device, and the CDI-derived parts of the config.json
+/// the runtime gets are those of plain runc's.
+#[test]
+fn docker_20_10_gets_a_cdi_device_through_the_wrapper() {
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let vendor = Vendor::new(true);
+    let host = Host::new();
+    requester(
+        &host,
+        "gpu-picker",
+        "cdi=example.com/gpu=*",
+        "example.com/gpu=0",
+    );
+    let (daemon, wrapper) = Dockerd::with_hookhost(Engines::Debian12, &host, &["--bridge=none"]);
+    wrapper.set_config(&json!({
+        "runtime": "runc", "root": host.root(), "cdiSpecDirs": [vendor.specs()]
+    }));
+    let run = daemon
+        .docker(&[
+            "run",
+            "-d",
+            "--runtime",
+            "hookhost",
+            "--network",
+            "none",
+            "-e",
+            "HOOKHOST_HOOKS=gpu-picker",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "docker run: {}", text(&run.stderr));
+    let id = text(&run.stdout).trim().to_string();
+    let probe = daemon
+        .docker(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep -ao GPU_VISIBLE=0 /proc/1/environ; grep Groups /proc/1/status; \
+             cat /opt/gpu/libgpu.so; test -c /dev/gpu0 && echo char-device",
+        ])
+        .output()
+        .unwrap();
+    let config = daemon.bundle_config(&id);
+    let rm = daemon.docker(&["rm", "-f", &id]).output().unwrap();
+    assert!(rm.status.success(), "docker rm: {}", text(&rm.stderr));
+    assert!(
+        probe.status.success(),
+        "docker exec: {}",
+        text(&probe.stderr)
+    );
+    // The container's own process: an exec'd one gets Docker's env and groups, not the config's.
+    let says = text(&probe.stdout);
+    assert!(
+        says.starts_with("GPU_VISIBLE=0\nGroups:")
+            && says.contains(" 44 4242")
+            && says.ends_with("driver\nchar-device\n"),
+        "{says}"
+    );
+    let (ours, _) = through_hookhost(&vendor, "true");
+    let spec = vendor.spec();
+    assert_eq!(cdi_parts(&config, &spec), cdi_parts(&ours, &spec));
 }
