@@ -13,7 +13,7 @@ use oci_spec::runtime::{LinuxDevice, Mount, Spec};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use hookhost_types::Stage;
+use hookhost_types::{CDI_ANNOTATION_PREFIX, CDI_SDK_ANNOTATION, Stage};
 
 use crate::invocation;
 
@@ -48,6 +48,11 @@ pub enum PrecreateError {
     NoProcess(String),
     #[error("invalid environment variable name {0:?}: it must be non-empty and contain no '='")]
     BadEnvName(String),
+    #[error(
+        "invalid CDI device name {0:?}: a device is named by vendor, class and name, \
+         vendor.com/class=name"
+    )]
+    BadCdiName(String),
     #[error("cannot encode the {0} to add")]
     Encode(&'static str, #[source] serde_json::Error),
     #[error("cannot write the config to stdout")]
@@ -221,6 +226,50 @@ impl Precreate {
             })?;
         }
         Ok(present)
+    }
+
+    /// Requests a CDI device by its fully qualified name (`example.com/gpu=0`): hookhost resolves
+    /// it from the host's CDI spec files after the precreate hooks and applies its edits
+    /// (device nodes, env, mounts, hooks, groups). It is added to the `cdi.k8s.io/hookhost`
+    /// annotation (comma-separated names), once. The hook needs `--may-adjust cdi[=GLOB]`
+    /// naming the device.
+    pub fn add_cdi_device(&mut self, name: &str) -> Result<&mut Precreate, PrecreateError> {
+        if name.is_empty() || name.contains(',') || !name.contains('=') || !name.contains('/') {
+            return Err(PrecreateError::BadCdiName(name.to_string()));
+        }
+        let present = self.cdi_devices().iter().any(|d| d == name);
+        if present {
+            return Ok(self);
+        }
+        self.edit(|doc| {
+            let annotations = object_at(doc, "annotations", "annotations")?;
+            let entry = annotations
+                .entry(CDI_SDK_ANNOTATION)
+                .or_insert(Value::String(String::new()));
+            let list = match entry.as_str() {
+                Some("") => name.to_string(),
+                Some(list) => format!("{list},{name}"),
+                None => return Err(shape("annotations", "string values")),
+            };
+            *entry = Value::String(list);
+            Ok(())
+        })
+    }
+
+    /// The CDI devices the config requests (every `cdi.k8s.io/` annotation), in order.
+    pub fn cdi_devices(&self) -> Vec<String> {
+        let annotations = self.spec.annotations().as_ref();
+        let mut names: Vec<String> = Vec::new();
+        for (key, value) in annotations.into_iter().flatten() {
+            if key.starts_with(CDI_ANNOTATION_PREFIX) {
+                let new: Vec<String> = (value.split(','))
+                    .filter(|n| !n.is_empty() && !names.iter().any(|k| k == n))
+                    .map(str::to_string)
+                    .collect();
+                names.extend(new);
+            }
+        }
+        names
     }
 
     /// Any other change, made to the JSON document directly; the result must still be an OCI

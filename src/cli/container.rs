@@ -185,6 +185,20 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
         let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
         println!("  {hook} {}", changes.join(", "));
     }
+    for device in &injected.cdi {
+        let by = device
+            .by
+            .as_ref()
+            .map_or("the container".to_string(), |(hook, _)| {
+                format!("precreate hook {hook}")
+            });
+        println!(
+            "cdi: {} from {} (requested by {by}): {}",
+            device.applied.device,
+            device.applied.spec.display(),
+            device.applied.edits.join("; ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -319,6 +333,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         skip_invalid_hooksd: false,
         allow_inline: true,
         env_selects: true,
+        cdi_spec_dirs: &[],
     };
     let request = trial::Request {
         hook: &hook,

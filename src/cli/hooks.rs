@@ -124,7 +124,8 @@ pub struct HookFlags {
     /// env=GPU_*,mounts=/opt/gpu/**:from=/usr/lib/gpu/**,devices=/dev/gpu*. Areas:
     /// env[=NAME-GLOB], mounts[=DESTINATION-GLOB[:from=SOURCE-GLOB[:rw]]] (a mount of a host
     /// path needs its source granted; read-only unless :rw), devices[=PATH-GLOB],
-    /// annotations[=KEY-GLOB], rlimits, hooks, resources, args, all. Paths match in normal form
+    /// annotations[=KEY-GLOB], cdi[=NAME-GLOB] (CDI devices by name, cdi=example.com/gpu=*),
+    /// rlimits, hooks, resources, args, all. Paths match in normal form
     /// only (no `.`, `..`, `//`). Any other change refuses the container [default: none: the
     /// hook may only accept or refuse]
     #[arg(long, value_name = "AREA[=GLOB],…")]

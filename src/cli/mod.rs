@@ -1,6 +1,7 @@
 //! The command line: parsing, and the only place that prints.
 
 mod apply;
+mod cdi;
 mod container;
 mod docker;
 mod docs;
@@ -98,6 +99,9 @@ enum Command {
     #[command(subcommand)]
     Import(hooksd::ImportCommand),
     Nri(nri::NriArgs),
+    /// CDI devices: `hookhost cdi list`
+    #[command(subcommand)]
+    Cdi(cdi::CdiCommand),
     Runtime(runtime::RuntimeArgs),
     Completions(docs::CompletionsArgs),
     Man(docs::ManArgs),
@@ -178,6 +182,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Export(command) => hooksd::export(cli, command),
         Command::Import(command) => hooksd::import(cli, command),
         Command::Nri(args) => nri::nri(cli, args),
+        Command::Cdi(command) => cdi::cdi(cli, command),
         Command::Runtime(args) => Ok(runtime::main(args.args.clone())),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),

@@ -94,6 +94,20 @@ pub struct Event {
     /// The end of what the hook wrote on stderr, escaped, at most [`MAX_STDERR_BYTES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// Not a hook run but a CDI device hookhost resolved for the container after its precreate
+    /// hooks: `hook` is the precreate hook that requested it (empty when the container's own
+    /// annotations did), and this what it brought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdi: Option<CdiRecord>,
+}
+
+/// A CDI device applied to a container: its name, the spec file that defines it, and its edits
+/// (`env GPU=0`, `device /dev/gpu0 c 195:0 allow "rwm"`, `mount …`, `hook …`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CdiRecord {
+    pub device: String,
+    pub spec: PathBuf,
+    pub edits: Vec<String>,
 }
 
 /// What became of a run that exited by itself with 0 but is not a success.
@@ -216,6 +230,7 @@ impl Event {
             verdict,
             needs,
             stderr,
+            cdi,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -248,6 +263,14 @@ impl Event {
         }
         if let Some(stderr) = stderr {
             line.push_str(&format!(" stderr={}", text_field(stderr)));
+        }
+        if let Some(cdi) = cdi {
+            line.push_str(&format!(
+                " cdi={} spec={} edits={}",
+                text_field(&cdi.device),
+                text_field(&cdi.spec.to_string_lossy()),
+                text_field(&cdi.edits.join("; "))
+            ));
         }
         line
     }
@@ -495,6 +518,7 @@ mod tests {
             verdict: None,
             needs: None,
             stderr: None,
+            cdi: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! hookhost's container pipeline: which hooks a container gets ([`select`], one engine for
 //! every source, and the [`plan`] it builds), its precreate hooks' chain ([`precreate`], with
 //! the conflict [`owners`]), what a front end hands the runtime ([`pipeline`]: a container
-//! description in, the edited config and the plan out; [`prepare`] for a bundle), how a bundle
-//! carries them ([`bundle`]: config.json and the plan file), how a stage runs them ([`stage`],
-//! [`run`]), and the audit trail they leave ([`events`], [`metrics`]).
+//! description in, the edited config and the plan out; [`prepare`] for a bundle, with its
+//! [`cdi`] devices), how a bundle carries them ([`bundle`]: config.json and the plan file), how
+//! a stage runs them ([`stage`], [`run`]), and the audit trail they leave ([`events`],
+//! [`metrics`]).
 //!
 //! The hooks themselves (definitions, registry, grants, config file) are `hookhost-hooks`,
 //! below this crate. Dependencies point one way: `hookhost-types` ← `hookhost-exec` ←
@@ -11,6 +12,7 @@
 //! prints.
 
 pub mod bundle;
+pub mod cdi;
 pub mod events;
 pub mod metrics;
 pub mod owners;

@@ -55,8 +55,11 @@ fn kind_label(kind: HookKind) -> &'static str {
 }
 
 impl Metrics {
-    /// Counts one hook run.
+    /// Counts one hook run (a CDI record is none).
     pub fn add(&mut self, event: &Event) {
+        if event.cdi.is_some() {
+            return;
+        }
         // A refused precreate edit exited 0 but failed: it is counted as what it was.
         let result = match (event.verdict, &event.error) {
             (Some(verdict), _) => verdict.as_str(),
@@ -200,6 +203,9 @@ struct Group {
 
 impl Stats {
     pub fn add(&mut self, event: &Event) {
+        if event.cdi.is_some() {
+            return;
+        }
         let group = self
             .groups
             .entry((event.hook.clone(), event.stage))
@@ -268,6 +274,7 @@ mod tests {
             verdict: None,
             needs: None,
             stderr: None,
+            cdi: None,
         }
     }
 

@@ -24,6 +24,7 @@ use hookhost_exec::fs as fsutil;
 use hookhost_hooks::diff::Change;
 use hookhost_hooks::hook::Stage;
 use hookhost_hooks::paths::Paths;
+use hookhost_types::HookKind;
 
 #[derive(Debug, Error)]
 pub enum PrepareError {
@@ -33,6 +34,10 @@ pub enum PrepareError {
     Refused(#[from] SelectError),
     #[error("container refused: {0}")]
     Precreate(#[from] StageError),
+    #[error("container refused: {0}")]
+    Cdi(#[from] hookhost_hooks::cdi::CdiError),
+    #[error("container refused: its CDI devices could not be recorded in the audit trail")]
+    CdiAudit(#[source] events::EventsError),
     #[error(
         "container refused: hookhost's state directory {} is not usable, so its hooks \
          could not record their runs: {reason}. Make it writable for the user the runtime runs \
@@ -78,6 +83,8 @@ pub struct Planned {
     pub config_changed: bool,
     /// Whether precreate hooks ran (the config must then be written as checked).
     pub precreate_ran: bool,
+    /// The precreate hooks that ran, with their kinds (for the audit of what they requested).
+    pub precreate_kinds: Vec<(String, HookKind)>,
 }
 
 /// Runs the pipeline on `config` (edited in place by precreate hooks and selection).
@@ -122,6 +129,9 @@ pub fn plan(
             precreate.iter().map(|h| h.name.clone()).collect(),
         ));
         planned.precreate_ran = true;
+        planned.precreate_kinds = (precreate.iter())
+            .map(|h| (h.name.clone(), h.spec.kind))
+            .collect();
         if edited.changed() {
             // Each hook's output was checked as an OCI config (precreate::run_chain).
             config.doc = edited.doc;
@@ -170,7 +180,7 @@ fn reselect(
 /// Every hook run is recorded in `ROOT/events.jsonl`; a container whose hooks could not be
 /// recorded is refused rather than started unaudited. A missing root is created (0700), as
 /// `hookhost create` would; one that cannot be created or written is the refusal.
-fn check_state_dir(root: &Path) -> Result<(), PrepareError> {
+pub(crate) fn check_state_dir(root: &Path) -> Result<(), PrepareError> {
     let refuse = |reason: String| PrepareError::StateDir {
         root: root.to_path_buf(),
         reason,

@@ -1,11 +1,13 @@
 //! Preparing a bundle for its container: the [`pipeline`](crate::pipeline) on the bundle's
-//! config.json, then the plan file and hookhost's entries written into the bundle and
-//! config.json saved. What the runtime wrapper does when an engine creates a container, and
+//! config.json, then its CDI devices resolved and applied ([`crate::cdi`]), then the plan file
+//! and hookhost's entries written into the bundle and config.json saved. What the runtime wrapper does when an engine creates a container, and
 //! `hookhost inject` by hand.
 
 use std::path::Path;
 
 use crate::bundle::{BundleConfig, SelfCall};
+use crate::cdi::{self, Audit, Brought};
+use crate::events;
 use crate::pipeline::{self, Trail};
 use crate::select::{CommandLine, Sources};
 use hookhost_hooks::diff::Change;
@@ -24,11 +26,15 @@ pub struct Injected {
     pub saved: bool,
     /// What each precreate hook changed, in run order.
     pub adjusted: Vec<(String, Vec<Change>)>,
+    /// The CDI devices applied, in order.
+    pub cdi: Vec<Brought>,
 }
 
-/// Selects and injects; config.json is only written when something changed (or precreate
-/// hooks ran: then it is always the document they were checked on), atomically, and never
-/// when selection fails. `container.bundle` is set to `bundle`.
+/// Selects, applies CDI devices and injects; config.json is only written when something changed
+/// (or precreate hooks ran: then it is always the document they were checked on), atomically,
+/// and never when selection or a CDI device fails. `container.bundle` is set to `bundle`.
+/// The CDI devices are applied before hookhost's entries, so that their hooks run before
+/// hookhost's as they do when the engine applies them.
 pub fn prepare(
     bundle: &Path,
     sources: &Sources,
@@ -46,6 +52,22 @@ pub fn prepare(
         ..container
     };
     let mut planned = pipeline::plan(&mut config, sources, command_line, trail, container)?;
+    let brought = cdi::apply(
+        &mut config.doc,
+        sources.cdi_spec_dirs,
+        &planned.adjusted,
+        &planned.precreate_kinds,
+    )?;
+    if !brought.is_empty() {
+        pipeline::check_state_dir(&call.root)?;
+        let audit = Audit {
+            root: &call.root,
+            max_size: call.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+            container: container.id.unwrap_or_default(),
+            doc: &config.doc,
+        };
+        cdi::record(&audit, &brought).map_err(PrepareError::CdiAudit)?;
+    }
     if !planned.plan.is_empty() {
         config.inject(&planned.plan, call)?;
     }
@@ -56,7 +78,10 @@ pub fn prepare(
             file.display()
         ));
     }
-    let saved = !planned.plan.is_empty() || planned.config_changed || planned.precreate_ran;
+    let saved = !planned.plan.is_empty()
+        || planned.config_changed
+        || planned.precreate_ran
+        || !brought.is_empty();
     if saved {
         config.save()?;
     }
@@ -65,5 +90,6 @@ pub fn prepare(
         warnings: planned.warnings,
         saved,
         adjusted: planned.adjusted,
+        cdi: brought,
     })
 }

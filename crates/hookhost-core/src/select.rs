@@ -145,6 +145,9 @@ pub struct Sources<'a> {
     pub allow_inline: bool,
     /// Whether the process environment may select hooks (the config file's `selectFromEnv`).
     pub env_selects: bool,
+    /// The CDI spec directories (the config file's `cdiSpecDirs`; empty: the defaults), for
+    /// the front ends that resolve CDI devices themselves ([`crate::prepare`]).
+    pub cdi_spec_dirs: &'a [PathBuf],
 }
 
 impl<'a> Sources<'a> {
@@ -161,6 +164,7 @@ impl<'a> Sources<'a> {
             skip_invalid_hooksd: config.hooks_dirs_skip_invalid,
             allow_inline: config.allow_inline_specs,
             env_selects: config.select_from_env(),
+            cdi_spec_dirs: &config.cdi_spec_dirs,
         }
     }
 }

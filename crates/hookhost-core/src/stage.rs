@@ -277,6 +277,7 @@ fn event(
             .as_ref()
             .ok()
             .and_then(|out| events::stderr_tail(&out.stderr)),
+        cdi: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //!   "runtime": "/usr/bin/runc",
 //!   "hooksDirs": ["/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"],
 //!   "hooksDirsSkipInvalid": false,
+//!   "cdiSpecDirs": ["/etc/cdi", "/var/run/cdi"],
 //!   "allowInlineSpecs": false,
 //!   "logLevel": "warn",
 //!   "root": "/var/lib/hookhost",
@@ -71,6 +72,11 @@ pub struct Config {
     /// administrator put there never silently stops running.
     #[serde(default)]
     pub hooks_dirs_skip_invalid: bool,
+    /// CDI spec directories the wrapper, `inject` and `run` resolve a container's CDI devices
+    /// from, in increasing priority. Default: `/etc/cdi`, `/var/run/cdi` (the CDI
+    /// specification's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// Whether containers may bring their own hook paths (an inline path in
     /// `io.hookhost.hooks`/`HOOKHOST_HOOKS`, or an `io.hookhost.hook-spec`). Default: false —
     /// whoever starts a container would otherwise run any program as root on the host.

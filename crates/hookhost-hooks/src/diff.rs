@@ -1,11 +1,13 @@
 //! What a precreate hook changed: the difference between the config.json it was given and
 //! the one it returned, by the fields grants name ([`crate::may_adjust`]): variables, mounts by
-//! destination, devices by path, annotations by key, a few parts as a whole, and everything
-//! else by JSON pointer.
+//! destination, devices by path, annotations by key, CDI devices by name (the `cdi.k8s.io/`
+//! annotations, compared as the set of device names they request), a few parts as a whole,
+//! and everything else by JSON pointer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use hookhost_types::CDI_ANNOTATION_PREFIX;
 use serde_json::Value;
 
 /// Something a precreate hook changed.
@@ -15,6 +17,9 @@ pub enum Field {
     Mount(String),
     Device(String),
     Annotation(String),
+    /// A CDI device requested (or no longer requested) through the `cdi.k8s.io/` annotations,
+    /// by its fully qualified name as written.
+    Cdi(String),
     Rlimits,
     Hooks,
     Resources,
@@ -30,6 +35,7 @@ impl fmt::Display for Field {
             Field::Mount(k) => write!(f, "mounts {k}"),
             Field::Device(k) => write!(f, "devices {k}"),
             Field::Annotation(k) => write!(f, "annotations {k}"),
+            Field::Cdi(name) => write!(f, "cdi device {name}"),
             Field::Rlimits => f.write_str("rlimits (process.rlimits)"),
             Field::Hooks => f.write_str("hooks"),
             Field::Resources => f.write_str("resources (linux.resources)"),
@@ -100,6 +106,12 @@ fn value_of(doc: &Value, field: &Field) -> String {
     }
     match field {
         Field::Annotation(k) => json(doc.pointer(ANNOTATIONS).and_then(|a| a.get(k))),
+        Field::Cdi(name) => json(
+            cdi_names(doc)
+                .contains(name)
+                .then(|| Value::String(name.clone()))
+                .as_ref(),
+        ),
         Field::Other(pointer) => json(doc.pointer(pointer)),
         whole => json(
             WHOLE
@@ -274,6 +286,8 @@ fn diff_keyed(keyed: &Keyed, before: &Value, after: &Value, changes: &mut Vec<Ch
     }
 }
 
+/// Annotations by key, except the CDI ones: those by the device names they request (a
+/// rearrangement of the same names among keys changes nothing).
 fn diff_annotations(before: &Value, after: &Value, changes: &mut Vec<Change>) {
     let map = |doc: &Value| -> BTreeMap<String, Value> {
         doc.pointer(ANNOTATIONS)
@@ -282,8 +296,11 @@ fn diff_annotations(before: &Value, after: &Value, changes: &mut Vec<Change>) {
             .unwrap_or_default()
     };
     let (old, new) = (map(before), map(after));
-    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    for key in keys {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys
+        .into_iter()
+        .filter(|k| !k.starts_with(CDI_ANNOTATION_PREFIX))
+    {
         if let Some(kind) = kind_of(old.get(key), new.get(key)) {
             changes.push(Change {
                 field: Field::Annotation(key.clone()),
@@ -291,6 +308,24 @@ fn diff_annotations(before: &Value, after: &Value, changes: &mut Vec<Change>) {
             });
         }
     }
+    let (old, new) = (cdi_names(before), cdi_names(after));
+    for (names, other, kind) in [
+        (&new, &old, ChangeKind::Added),
+        (&old, &new, ChangeKind::Removed),
+    ] {
+        changes.extend(names.difference(other).map(|name| Change {
+            field: Field::Cdi(name.clone()),
+            kind,
+        }));
+    }
+}
+
+/// The CDI device names a document's annotations request.
+fn cdi_names(doc: &Value) -> BTreeSet<String> {
+    crate::cdi::requested(doc)
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
 }
 
 fn remove_pointer(doc: &mut Value, pointer: &str) {

@@ -1,7 +1,8 @@
 //! hookhost's hook definitions: what a hook is ([`hook`], [`when`] with Go's [`re2`] syntax,
 //! [`grants`] for WASM hooks, [`may_adjust`] for precreate hooks and the config [`diff`] they
 //! are checked on), where hooks are kept ([`registry`], [`paths`], [`define`], [`apply`]),
-//! hookhost's [`config`] file, and hooks.d files ([`hooksd`], read and written here).
+//! hookhost's [`config`] file, hooks.d files ([`hooksd`], read and written here), and CDI
+//! device specs ([`cdi`]).
 //!
 //! Nothing here knows a container: the per-container pipeline (selection, the precreate chain,
 //! plans, bundles, stages, the audit trail) is `hookhost-core`, above this crate.
@@ -10,6 +11,7 @@
 //! here prints.
 
 pub mod apply;
+pub mod cdi;
 pub mod config;
 pub mod define;
 pub mod diff;

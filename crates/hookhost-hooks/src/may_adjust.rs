@@ -12,7 +12,10 @@
 //!                            mounts, by destination; bind mounts (and every other mount of a
 //!                            host path) also by host source, read-only unless `:rw`
 //! devices[=PATH-GLOB]        linux.devices, by path
-//! annotations[=KEY-GLOB]     annotations, by key
+//! annotations[=KEY-GLOB]     annotations, by key (not the cdi.k8s.io/ ones: see cdi)
+//! cdi[=NAME-GLOB]            CDI devices requested through the cdi.k8s.io/ annotations, by
+//!                            fully qualified name (cdi=example.com/gpu=*); hookhost resolves
+//!                            them from the CDI spec files (crate::cdi)
 //! rlimits                    process.rlimits
 //! hooks                      the OCI hooks lists
 //! resources                  linux.resources (cgroup limits and device rules)
@@ -49,6 +52,7 @@ pub enum Area {
     Mounts,
     Devices,
     Annotations,
+    Cdi,
     Rlimits,
     Hooks,
     Resources,
@@ -57,11 +61,12 @@ pub enum Area {
 }
 
 impl Area {
-    const ALL: [Area; 9] = [
+    const ALL: [Area; 10] = [
         Area::Env,
         Area::Mounts,
         Area::Devices,
         Area::Annotations,
+        Area::Cdi,
         Area::Rlimits,
         Area::Hooks,
         Area::Resources,
@@ -75,6 +80,7 @@ impl Area {
             Area::Mounts => "mounts",
             Area::Devices => "devices",
             Area::Annotations => "annotations",
+            Area::Cdi => "cdi",
             Area::Rlimits => "rlimits",
             Area::Hooks => "hooks",
             Area::Resources => "resources",
@@ -87,7 +93,7 @@ impl Area {
     fn keyed(self) -> bool {
         matches!(
             self,
-            Area::Env | Area::Mounts | Area::Devices | Area::Annotations
+            Area::Env | Area::Mounts | Area::Devices | Area::Annotations | Area::Cdi
         )
     }
 
@@ -105,7 +111,7 @@ pub enum AdjustError {
     )]
     UnknownArea { given: String },
     #[error(
-        "--may-adjust {area}={pattern}: {area} takes no pattern (only env, mounts, devices and annotations do)"
+        "--may-adjust {area}={pattern}: {area} takes no pattern (only env, mounts, devices, annotations and cdi do)"
     )]
     NoPattern { area: &'static str, pattern: String },
     #[error(
@@ -553,6 +559,7 @@ impl Field {
             Field::Mount(k) => (Area::Mounts, Some(k.as_str())),
             Field::Device(k) => (Area::Devices, Some(k.as_str())),
             Field::Annotation(k) => (Area::Annotations, Some(k.as_str())),
+            Field::Cdi(name) => (Area::Cdi, Some(name.as_str())),
             Field::Rlimits => (Area::Rlimits, None),
             Field::Hooks => (Area::Hooks, None),
             Field::Resources => (Area::Resources, None),

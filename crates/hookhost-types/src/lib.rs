@@ -13,7 +13,9 @@ mod stage;
 mod state;
 
 pub use call::{START_ANNOTATION, StageCall, StartCalls};
-pub use contract::{BUNDLE_GUEST, ROOTFS_GUEST, STAGE_ENV};
+pub use contract::{
+    BUNDLE_GUEST, CDI_ANNOTATION_PREFIX, CDI_SDK_ANNOTATION, ROOTFS_GUEST, STAGE_ENV,
+};
 pub use kind::HookKind;
 pub use stage::{Stage, UnknownStage};
 pub use state::{State, StateError};

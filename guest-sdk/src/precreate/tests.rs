@@ -247,3 +247,29 @@ fn args_and_the_hooks_own_environment() {
     assert_eq!(config.var("X"), Some("1"));
     assert_eq!(config.spec().version(), "1.2.0");
 }
+
+#[test]
+fn add_cdi_device_appends_each_name_once_to_the_sdk_annotation() {
+    let mut config = config();
+    config.add_cdi_device("example.com/gpu=0").unwrap();
+    config.add_cdi_device("example.com/gpu=1").unwrap();
+    config.add_cdi_device("example.com/gpu=0").unwrap();
+    let out = output(&config);
+    assert_eq!(
+        out["annotations"][CDI_SDK_ANNOTATION],
+        json!("example.com/gpu=0,example.com/gpu=1")
+    );
+    // The other annotations keep their places.
+    assert_eq!(
+        keys(out["annotations"].as_object().unwrap()),
+        ["b", "a", CDI_SDK_ANNOTATION]
+    );
+    assert_eq!(
+        config.cdi_devices(),
+        ["example.com/gpu=0", "example.com/gpu=1"]
+    );
+    for bad in ["", "gpu0", "example.com/gpu", "a/b=c,d/e=f"] {
+        let err = config.add_cdi_device(bad).unwrap_err().to_string();
+        assert!(err.contains("vendor.com/class=name"), "{err}");
+    }
+}

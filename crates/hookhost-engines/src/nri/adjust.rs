@@ -75,7 +75,9 @@ pub fn adjustment(
             Field::Hooks => {
                 out.hooks = Some(added_hooks(before, after).ok_or_else(uncarried)?).into()
             }
-            Field::Resources | Field::Args | Field::Other(_) => return Err(uncarried()),
+            Field::Resources | Field::Args | Field::Cdi(_) | Field::Other(_) => {
+                return Err(uncarried());
+            }
         }
     }
     Ok(out)

@@ -195,3 +195,41 @@ fn a_symlink_under_a_granted_source_does_not_lead_out_of_it() {
         "{denied}"
     );
 }
+
+#[test]
+fn cdi_requests_are_changes_of_device_names_that_only_cdi_grants_allow() {
+    let before = json!({"annotations": {"a": "1", "cdi.k8s.io/ctr": "example.com/gpu=0"}});
+    let after = json!({"annotations": {
+        "a": "1",
+        "cdi.k8s.io/ctr": "example.com/gpu=0",
+        "cdi.k8s.io/hookhost": "example.com/gpu=1,other.com/nic=eth0"
+    }});
+    let changes = crate::diff::diff(&before, &after);
+    assert_eq!(
+        changes,
+        [
+            change(Field::Cdi("example.com/gpu=1".into()), ChangeKind::Added),
+            change(Field::Cdi("other.com/nic=eth0".into()), ChangeKind::Added),
+        ]
+    );
+    let gpu = MayAdjust::parse_all(&["cdi=example.com/gpu=*".into()]).unwrap();
+    assert!(gpu.allows(&Field::Cdi("example.com/gpu=1".into())));
+    let denied = check(Some(&gpu), &changes, &after).unwrap_err();
+    assert_eq!(denied.to_string(), "added cdi device other.com/nic=eth0");
+    assert_eq!(denied.needed_grant().unwrap(), "cdi=other.com/nic=eth0");
+    let annotations = MayAdjust::parse_all(&["annotations".into()]).unwrap();
+    assert!(check(Some(&annotations), &changes, &after).is_err());
+    let cdi = MayAdjust::parse_all(&["cdi".into()]).unwrap();
+    check(Some(&cdi), &changes, &after).unwrap();
+    // The same names under other keys: no change; dropping one: a removal.
+    let moved = json!({"annotations": {"a": "1", "cdi.k8s.io/x": "example.com/gpu=0"}});
+    assert!(crate::diff::diff(&before, &moved).is_empty());
+    let dropped = json!({"annotations": {"a": "1"}});
+    assert_eq!(
+        crate::diff::diff(&before, &dropped),
+        [change(
+            Field::Cdi("example.com/gpu=0".into()),
+            ChangeKind::Removed
+        )]
+    );
+}
