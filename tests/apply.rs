@@ -54,14 +54,16 @@ fn populate(host: &Host, dir: &std::path::Path) {
     ]);
 }
 
-/// `inspect` of every hook, without `Created`.
+/// `inspect` of every hook, without `Created` and the registry's `Generation`.
 fn inspected(host: &Host) -> Vec<Value> {
     let names = host.ok(&["ls", "-q"]);
     let mut args = vec!["inspect"];
     args.extend(names.lines());
     let mut all: Vec<Value> = serde_json::from_str(&host.ok(&args)).unwrap();
     for hook in &mut all {
-        hook.as_object_mut().unwrap().remove("Created");
+        let hook = hook.as_object_mut().unwrap();
+        hook.remove("Created");
+        hook.remove("Generation");
     }
     all
 }

@@ -41,7 +41,8 @@ pub fn apply(cli: &Cli, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
     };
     let fetch = |path: &std::path::Path| super::oci::fetch(cli, path);
-    let changes = apply::apply(&args.file, &registry, options, &fetch)?;
+    let applied = apply::apply(&args.file, &registry, options, &fetch)?;
+    let changes = applied.changes;
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
     let mut changed = false;
     for change in &changes {

@@ -259,9 +259,19 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let mut found = Vec::new();
     let mut code = ExitCode::SUCCESS;
+    let generation = registry
+        .generation()
+        .map(serde_json::to_value)
+        .transpose()?;
     for name in &args.names {
         match registry.get(name) {
-            Ok(hook) => found.push(hook.inspect_view()),
+            Ok(hook) => {
+                let mut view = hook.inspect_view();
+                if let (Some(generation), Some(map)) = (&generation, view.as_object_mut()) {
+                    map.insert("Generation".into(), generation.clone());
+                }
+                found.push(view);
+            }
             Err(e) => {
                 report(&e.into());
                 code = ExitCode::FAILURE;

@@ -79,6 +79,10 @@ pub struct Event {
     /// The container's name in its pod, when the annotations say (CRI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The registry generation (what `apply` last applied: an artifact's digest) the hook
+    /// was planned from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
 }
 
 /// The annotations containerd's and CRI-O's CRI set on every container: its pod's namespace and
@@ -164,6 +168,7 @@ impl Event {
             on_failure,
             pod,
             name,
+            generation,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -182,6 +187,9 @@ impl Event {
         }
         if let Some(name) = name {
             line.push_str(&format!(" name={}", text_field(name)));
+        }
+        if let Some(generation) = generation {
+            line.push_str(&format!(" generation={}", text_field(generation)));
         }
         if let Some(error) = error {
             line.push_str(&format!(" error={}", text_field(error)));
@@ -423,6 +431,7 @@ mod tests {
             fuel_used: None,
             on_failure: None,
             pod: None,
+            generation: None,
             name: None,
         }
     }

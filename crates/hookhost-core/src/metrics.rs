@@ -249,6 +249,7 @@ mod tests {
             failure,
             fuel_used: Some(10),
             pod: None,
+            generation: None,
             name: None,
         }
     }

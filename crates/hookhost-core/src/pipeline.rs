@@ -108,6 +108,7 @@ pub fn plan(
             events_max_size: trail.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
             container: container.id.unwrap_or_default(),
             bundle: container.bundle,
+            generation: selected.plan.generation.as_ref().map(|g| g.id.as_str()),
         };
         let edited = precreate::run_chain(&config.doc, &precreate, &at)?;
         planned

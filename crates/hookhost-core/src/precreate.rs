@@ -46,6 +46,8 @@ pub struct Precreate<'a> {
     pub container: &'a str,
     /// The bundle, for hooks granted `--allow-bundle` (none under Podman's protocol).
     pub bundle: Option<&'a Path>,
+    /// The registry generation the hooks were planned from.
+    pub generation: Option<&'a str>,
 }
 
 /// A config after its precreate hooks.
@@ -98,6 +100,7 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
             state: &state,
             root: at.root,
             output_limit: MAX_CONFIG_BYTES,
+            generation: at.generation,
         };
         let current = &edited.doc;
         let checked = run_recorded(hook, &ctx, &trail, &mut edited.report, |out| {
@@ -309,6 +312,7 @@ pub fn run_call(
         events_max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
         container: "",
         bundle: None,
+        generation: plan.plan.generation.as_ref().map(|g| g.id.as_str()),
     };
     let edited = run_chain(&config.doc, hooks, &at)?;
     let mut bytes = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");

@@ -121,6 +121,8 @@ pub struct RunContext<'a> {
     pub root: &'a Path,
     /// How much of the hook's stdout and stderr is kept.
     pub output_limit: usize,
+    /// The registry generation the hook was planned from, for the audit trail.
+    pub generation: Option<&'a str>,
 }
 
 /// Runs one hook to its end (or its limit).

@@ -120,6 +120,7 @@ pub fn try_hook(sources: &Sources, request: &Request) -> Result<Tried, TrialErro
         state: &state,
         root: sources.root,
         output_limit: hookhost_exec::OUTPUT_LIMIT,
+        generation: None,
     };
     let verdict = Verdict::Ran(run::run(&hook, &ctx));
     Ok(Tried {
@@ -163,6 +164,7 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
         state: &state,
         root,
         output_limit: MAX_CONFIG_BYTES,
+        generation: None,
     };
     let verdict = match run::run(&hook, &ctx) {
         // A refusal: its stderr and status, not the config it was given back.

@@ -59,6 +59,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Untrusted(#[from] fsutil::Untrusted),
+    #[error(transparent)]
+    Generation(#[from] crate::generation::GenerationError),
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -94,10 +96,12 @@ pub struct Registry {
     /// The bounds on compiling a module that is registered (see
     /// [`hookhost_exec::wasm::compile`]).
     compile_limits: CompileLimits,
+    /// The generation whose entries this handle reads (see [`crate::generation`]).
+    generation: Option<std::sync::Arc<crate::generation::Pinned>>,
 }
 
 /// Held while writing; released on drop.
-struct WriteLock {
+pub(crate) struct WriteLock {
     _file: File,
 }
 
@@ -112,8 +116,11 @@ impl Registry {
     /// read (a killed writer may have left it stale). An upgrade cut short is resumed by the
     /// next `open`; one that cannot run (a read-only registry) leaves every entry readable but
     /// makes [`Registry::global_hooks`] fail until it is done.
+    ///
+    /// The handle reads the entries of the generation current when it was opened, whatever
+    /// applies switch meanwhile ([`crate::generation`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
-        let paths = Paths::new(root);
+        let (paths, generation) = crate::generation::pin(&root.into())?;
         let old_layout = has_old_layout(&paths);
         let global = paths.global_dir();
         let root = paths.root();
@@ -138,6 +145,7 @@ impl Registry {
             paths,
             old_layout,
             compile_limits: CompileLimits::default(),
+            generation: generation.map(std::sync::Arc::new),
         };
         if old_layout {
             // A reader that cannot take the lock still reads every entry.
@@ -162,7 +170,12 @@ impl Registry {
         &self.compile_limits
     }
 
-    fn lock(&self) -> Result<WriteLock, RegistryError> {
+    /// The generation this handle reads; `None` on a registry never applied to.
+    pub fn generation(&self) -> Option<&crate::generation::Record> {
+        self.generation.as_ref().map(|pinned| &pinned.record)
+    }
+
+    pub(crate) fn lock(&self) -> Result<WriteLock, RegistryError> {
         let path = self.paths.lock_file();
         let file = OpenOptions::new()
             .create(true)
@@ -474,9 +487,14 @@ fn remove_old_temps(dir: &Path, age: Duration) {
 
 /// Writes `hook`'s entry to `file`, atomically and owner-only.
 fn write_entry(hook: &Hook, file: &Path) -> Result<(), RegistryError> {
+    fsutil::write_atomic(file, &entry_bytes(hook), 0o600).map_err(io_err("write", file))
+}
+
+/// An entry's document.
+pub(crate) fn entry_bytes(hook: &Hook) -> Vec<u8> {
     let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
     doc.push(b'\n');
-    fsutil::write_atomic(file, &doc, 0o600).map_err(io_err("write", file))
+    doc
 }
 fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
     serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {

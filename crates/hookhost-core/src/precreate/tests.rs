@@ -54,6 +54,7 @@ impl Setup {
             events_max_size: events::DEFAULT_MAX_SIZE,
             container: "c1",
             bundle: None,
+            generation: None,
         };
         run_chain(&proposed(), hooks, &at)
     }
