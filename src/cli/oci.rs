@@ -12,21 +12,32 @@ use hookhost_hooks::hook::Hook;
 use hookhost_hooks::registry::Registry;
 use hookhost_oci::{Options, Policy};
 
-/// Publish a registered WebAssembly hook's module to an OCI registry
+/// Publish a registered WebAssembly hook's module, or a hook set, to an OCI registry
 ///
-/// The CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
+/// A module: the CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
 /// application/wasm layer titled NAME.wasm) that `oras pull` and other Wasm tooling read.
+///
+/// A hook set (--set FILE): the apply file and every WebAssembly module it references, as one
+/// artifact (artifactType application/vnd.hookhost.set.v1+json; the file, then one
+/// application/wasm layer per module, each named by digest in the file). Nodes apply it with
+/// `hookhost apply -f REFERENCE` or `--watch REFERENCE`. Sign it as a module is signed:
+/// `cosign sign --key cosign.key REFERENCE@DIGEST`. Native hooks keep their paths, which must
+/// exist on the nodes.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n\n\
+    after_help = "Examples:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n  \
+    hookhost push --set hooks.json oci://registry.example.com/fleet/hooks:v7\n\n\
     Credentials come from the Docker config file ($DOCKER_CONFIG/config.json or \
     ~/.docker/config.json) as `docker login` wrote them."
 )]
 pub struct PushArgs {
-    /// The registered WebAssembly hook
-    name: String,
-    /// oci://HOST/REPO:TAG
-    reference: String,
+    /// NAME (the registered WebAssembly hook) and oci://HOST/REPO:TAG; with --set, only the
+    /// reference
+    #[arg(value_name = "[NAME] REFERENCE", num_args = 1..=2, required = true)]
+    operands: Vec<String>,
+    /// Publish this apply file and the modules it references as one hook set
+    #[arg(long, value_name = "FILE")]
+    set: Option<PathBuf>,
 }
 
 /// Fetch a WebAssembly module from an OCI registry into the module store
@@ -65,13 +76,7 @@ pub fn build(
     verify: &VerifyFlags,
 ) -> anyhow::Result<Hook> {
     let progress = Progress::start(format!("pulling {}", def.path.display()));
-    let options = Options {
-        config: &cli.settings,
-        policy: Policy {
-            keys: verify.verify_key.clone(),
-        },
-        progress: &progress,
-    };
+    let options = options(cli, verify, &progress);
     Ok(hookhost_oci::build(def, registry, &options)?)
 }
 
@@ -101,22 +106,42 @@ pub fn fetch(
 }
 
 pub fn push(cli: &Cli, args: &PushArgs) -> anyhow::Result<ExitCode> {
-    let registry = cli.registry()?;
-    let digest = hookhost_oci::push(&args.name, &args.reference, &registry, &cli.settings)?;
-    println!("{}@{digest}", args.reference);
+    let (reference, digest) = match (&args.set, args.operands.as_slice()) {
+        (Some(file), [reference]) => (
+            reference,
+            hookhost_oci::set::push_set(file, reference, &cli.settings)?,
+        ),
+        (None, [name, reference]) => {
+            let registry = cli.registry()?;
+            let pushed = hookhost_oci::push(name, reference, &registry, &cli.settings)?;
+            (reference, pushed)
+        }
+        (Some(_), _) => anyhow::bail!("with --set, give only the reference: push --set FILE REF"),
+        (None, _) => anyhow::bail!("give the hook and the reference: push NAME REF"),
+    };
+    println!("{reference}@{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pull options of `--verify-key` (else the config file's keys), reporting to `progress`.
+pub fn options<'a>(
+    cli: &'a Cli,
+    verify: &VerifyFlags,
+    progress: &'a dyn hookhost_oci::Progress,
+) -> Options<'a> {
+    Options {
+        config: &cli.settings,
+        policy: Policy {
+            keys: verify.verify_key.clone(),
+        },
+        progress,
+    }
 }
 
 pub fn pull(cli: &Cli, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let progress = Progress::start(format!("pulling {}", args.reference));
-    let options = Options {
-        config: &cli.settings,
-        policy: Policy {
-            keys: args.verify.verify_key.clone(),
-        },
-        progress: &progress,
-    };
+    let options = options(cli, &args.verify, &progress);
     let source = hookhost_oci::pull_into_store(&args.reference, &registry, &options)?;
     drop(progress);
     println!("{}", serde_json::to_string_pretty(&source)?);

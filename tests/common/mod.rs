@@ -15,6 +15,7 @@ pub mod containerd;
 pub mod engines;
 pub mod forky;
 pub mod hooksd_cases;
+pub mod oci;
 pub mod podman;
 
 use forky::Stack;

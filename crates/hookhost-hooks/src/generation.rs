@@ -69,6 +69,11 @@ pub enum GenerationError {
          read); try again", link.display()
     )]
     Moving { link: PathBuf },
+    #[error(
+        "an apply switched the registry from generation {pinned} while this command ran; \
+         run it again"
+    )]
+    Superseded { pinned: u64 },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> GenerationError {
@@ -137,6 +142,19 @@ pub fn pin(root: &Path) -> Result<(Paths, Option<Pinned>), GenerationError> {
     Err(GenerationError::Moving { link })
 }
 
+/// Fails when `current` no longer names `pinned`: a write into a superseded generation would
+/// be lost. Call with the writers' lock held (no switch can happen then).
+pub(crate) fn check_current(root: &Path, pinned: &Pinned) -> Result<(), GenerationError> {
+    let link = Paths::new(root).current_link();
+    let target = fs::read_link(&link).map_err(io_err("read the link", &link))?;
+    match root.join(target) == pinned.dir {
+        true => Ok(()),
+        false => Err(GenerationError::Superseded {
+            pinned: pinned.record.number,
+        }),
+    }
+}
+
 /// The record of the generation in `dir`; `None` when it is gone or being removed.
 pub fn read_record(dir: &Path) -> Result<Option<Record>, GenerationError> {
     let file = dir.join(RECORD_FILE);
@@ -171,8 +189,10 @@ pub fn commit<E: From<RegistryError>>(
     next: Next,
     make: impl FnOnce(Vec<Hook>, Option<&Record>) -> Result<Option<Vec<Hook>>, E>,
 ) -> Result<Option<Record>, E> {
-    let _lock = registry.lock()?;
+    // Whichever generation the caller's handle pinned: the current set is read again here.
+    let _lock = registry.lock_root()?;
     let root = registry.paths().root();
+    remove_temps(root, &Paths::new(root).generations_dir());
     let now = Registry::open(root)?;
     let (hooks, errors) = now.list()?;
     if let Some(error) = errors.into_iter().next() {
@@ -187,14 +207,12 @@ pub fn commit<E: From<RegistryError>>(
     ))
 }
 
-/// Writes `hooks` as the next generation and makes it current; then removes what killed
-/// applies left and the generations no handle holds. Call with the registry's writers' lock
-/// held.
+/// Writes `hooks` as the next generation and makes it current; then removes the generations
+/// no handle holds. Call with the registry's writers' lock held, after [`remove_temps`].
 fn switch(root: &Path, hooks: &[Hook], next: Next) -> Result<Record, GenerationError> {
     let paths = Paths::new(root);
     let generations = paths.generations_dir();
     mkdir(&generations)?;
-    remove_temps(root, &generations);
     let number = numbers(&generations)?.last().copied().unwrap_or(0) + 1;
     let record = Record {
         id: next.id,
@@ -396,6 +414,31 @@ mod tests {
     }
 
     #[test]
+    fn a_write_into_a_superseded_generation_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        switch(root, &[], next("a")).unwrap();
+        let registry = Registry::open(root).unwrap();
+        let (_, pinned) = pin(root).unwrap();
+        let pinned = pinned.unwrap();
+        check_current(root, &pinned).unwrap();
+        commit(&registry, next("b"), |hooks, now| {
+            assert_eq!(now.unwrap().id, "a");
+            Ok::<_, RegistryError>(Some(hooks))
+        })
+        .unwrap();
+        let err = check_current(root, &pinned).unwrap_err();
+        assert!(err.to_string().contains("run it again"), "{err}");
+        // A handle opened before the switch cannot write into the old generation.
+        let err = registry.remove("x").unwrap_err();
+        assert!(matches!(err, RegistryError::Generation(_)), "{err}");
+        assert!(matches!(
+            Registry::open(root).unwrap().remove("x"),
+            Err(RegistryError::NotFound(_))
+        ));
+    }
+
+    #[test]
     fn what_a_killed_apply_left_is_removed_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -403,7 +446,11 @@ mod tests {
         let generations = root.join("generations");
         fs::create_dir_all(generations.join(".tmp-2-1/hooks")).unwrap();
         symlink("generations/2", root.join(".tmp-current")).unwrap();
-        switch(root, &[], next("b")).unwrap();
+        let registry = Registry::open(root).unwrap();
+        commit(&registry, next("b"), |hooks, _| {
+            Ok::<_, RegistryError>(Some(hooks))
+        })
+        .unwrap();
         assert!(!generations.join(".tmp-2-1").exists());
         assert!(fs::symlink_metadata(root.join(".tmp-current")).is_err());
         assert_eq!(current(root).unwrap().unwrap().number, 2);

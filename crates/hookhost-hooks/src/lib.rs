@@ -13,6 +13,7 @@ pub mod apply;
 pub mod config;
 pub mod define;
 pub mod diff;
+pub mod fleet;
 pub mod generation;
 pub mod grants;
 pub mod hook;

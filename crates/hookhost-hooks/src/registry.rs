@@ -175,7 +175,18 @@ impl Registry {
         self.generation.as_ref().map(|pinned| &pinned.record)
     }
 
-    pub(crate) fn lock(&self) -> Result<WriteLock, RegistryError> {
+    /// The writers' lock, for a write into this handle's generation: refused when an apply
+    /// switched to another one since the handle was opened.
+    fn lock(&self) -> Result<WriteLock, RegistryError> {
+        let lock = self.lock_root()?;
+        if let Some(pinned) = &self.generation {
+            crate::generation::check_current(self.paths.root(), pinned)?;
+        }
+        Ok(lock)
+    }
+
+    /// The writers' lock, whatever generation this handle reads.
+    pub(crate) fn lock_root(&self) -> Result<WriteLock, RegistryError> {
         let path = self.paths.lock_file();
         let file = OpenOptions::new()
             .create(true)
@@ -415,7 +426,7 @@ impl Registry {
         let digest = sha256_hex(bytes);
         let file = self.paths.module_file(&digest);
         // Under the lock: writers remove the temp files they find in `modules/`.
-        let _lock = self.lock()?;
+        let _lock = self.lock_root()?;
         if fs::read(&file).is_ok_and(|stored| sha256_hex(&stored) == digest) {
             return Ok(digest);
         }

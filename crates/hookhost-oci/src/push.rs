@@ -4,7 +4,7 @@ use hookhost_hooks::hook::HookKind;
 use hookhost_hooks::registry::Registry;
 use http::HeaderValue;
 
-use crate::artifact::{self, MANIFEST_MEDIA_TYPE};
+use crate::artifact::{self, MANIFEST_MEDIA_TYPE, Manifest};
 use crate::client::{Session, block_on};
 use crate::{OciError, reference};
 use hookhost_hooks::config::Config;
@@ -18,7 +18,7 @@ pub fn push(
     registry: &Registry,
     config: &Config,
 ) -> Result<String, OciError> {
-    let reference = reference::parse(text)?;
+    reference::parse(text)?;
     let hook = registry.get(name)?;
     let digest = match (hook.spec.kind, &hook.spec.digest) {
         (HookKind::Wasm, Some(digest)) => digest.clone(),
@@ -26,20 +26,25 @@ pub fn push(
     };
     let module = read_module(registry, &digest)?;
     let (config_blob, manifest) = artifact::for_module(&module, &format!("{name}.wasm"));
-    let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let blobs = vec![
+        (config_blob, manifest.config.digest.clone()),
+        (module, manifest.layers[0].digest.clone()),
+    ];
+    push_artifact(text, blobs, &manifest, config)
+}
+
+/// Pushes `blobs` (bytes, digest; each digest once) then `manifest` to `text`; returns the
+/// manifest digest.
+pub(crate) fn push_artifact(
+    text: &str,
+    blobs: Vec<(Vec<u8>, String)>,
+    manifest: &Manifest,
+    config: &Config,
+) -> Result<String, OciError> {
+    let reference = reference::parse(text)?;
+    let body = serde_json::to_vec(manifest).expect("a manifest serialises");
     let session = Session::new(&reference, &config.insecure_registries);
     block_on(async {
-        let push_blob = |bytes: Vec<u8>, digest: String| {
-            let session = &session;
-            let reference = &reference;
-            async move {
-                session
-                    .client
-                    .push_blob(reference, bytes, &digest)
-                    .await
-                    .map_err(session.failed(format!("push {digest} to {reference}")))
-            }
-        };
         session
             .client
             .auth(
@@ -49,8 +54,17 @@ pub fn push(
             )
             .await
             .map_err(session.failed(format!("log in to push to {reference}")))?;
-        push_blob(config_blob, manifest.config.digest.clone()).await?;
-        push_blob(module, manifest.layers[0].digest.clone()).await?;
+        let mut pushed = std::collections::BTreeSet::new();
+        for (bytes, digest) in blobs {
+            if !pushed.insert(digest.clone()) {
+                continue;
+            }
+            session
+                .client
+                .push_blob(&reference, bytes, &digest)
+                .await
+                .map_err(session.failed(format!("push {digest} to {reference}")))?;
+        }
         session
             .client
             .push_manifest_raw(
