@@ -296,6 +296,7 @@ fn a_signed_set_reaches_every_node_within_two_intervals_and_later_containers_nam
             metrics.contains("hookhost_fleet_consecutive_failures{"),
             "{metrics}"
         );
+        common::check_metrics(&metrics);
     }
 }
 
@@ -645,20 +646,11 @@ fn an_apply_killed_at_random_points_leaves_the_node_on_a_whole_generation() {
     for _ in 0..100 {
         let before = on_a_whole_generation(&host, &sets);
         let target = 1 - before;
-        let mut child = host
-            .cmd()
-            .args(["apply", "-f", files[target].to_str().unwrap(), "--prune"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let delay = rng.below(bound);
-        std::thread::sleep(Duration::from_micros(delay));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
+        kill_apply_at(
+            &host,
+            &files[target],
+            Duration::from_micros(rng.below(bound)),
         );
-        let _ = child.wait();
         let after = on_a_whole_generation(&host, &sets);
         switched += usize::from(after != before);
         bound = match after != before {
@@ -680,6 +672,79 @@ fn an_apply_killed_at_random_points_leaves_the_node_on_a_whole_generation() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(on_a_whole_generation(&host, &sets), 0);
+}
+
+/// Starts `apply -f FILE --prune` and kills it with SIGKILL after `delay`.
+fn kill_apply_at(host: &Host, file: &Path, delay: Duration) {
+    let mut child = host
+        .cmd()
+        .args(["apply", "-f", file.to_str().unwrap(), "--prune"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+/// The first apply to a registry also turns `hooks/` and `global/` into links to `current`:
+/// killed anywhere in it, the registry lists its old hooks (no generation yet) or the whole
+/// new set, and the next apply completes the change.
+#[test]
+fn a_first_apply_killed_at_random_points_leaves_the_old_hooks_or_the_whole_new_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks: Vec<Value> = (0..40)
+        .map(|i| json!({"Name": format!("n{i}"), "Path": "/bin/true", "When": {"always": true}}))
+        .collect();
+    let file = dir.path().join("set.json");
+    fs::write(&file, serde_json::to_vec(&hooks).unwrap()).unwrap();
+    let new: BTreeSet<String> = (0..40).map(|i| format!("n{i}")).collect();
+    let old = BTreeSet::from(["global-old".to_string(), "plain-old".to_string()]);
+    let legacy = || {
+        let host = Host::new();
+        host.ok(&["create", "plain-old", "/bin/true"]);
+        host.ok(&["create", "--when-always", "global-old", "/bin/true"]);
+        host
+    };
+    let timed = legacy();
+    let started = Instant::now();
+    timed.ok(&["apply", "-f", file.to_str().unwrap(), "--prune"]);
+    let one_apply = started.elapsed();
+    let mut rng = Rng::seeded();
+    let mut switched = 0;
+    for _ in 0..20 {
+        let host = legacy();
+        kill_apply_at(
+            &host,
+            &file,
+            Duration::from_micros(rng.below(one_apply.as_micros() as u64 * 3 / 2 + 1)),
+        );
+        let listed: BTreeSet<String> = host.ok(&["ls", "-q"]).lines().map(String::from).collect();
+        let generation = host.root().join("current").exists();
+        match generation {
+            true => assert_eq!(listed, new),
+            false => assert_eq!(listed, old),
+        }
+        switched += usize::from(generation);
+        host.ok(&["apply", "-f", file.to_str().unwrap(), "--prune"]);
+        let listed: BTreeSet<String> = host.ok(&["ls", "-q"]).lines().map(String::from).collect();
+        assert_eq!(listed, new);
+        for name in ["hooks", "global"] {
+            let meta = fs::symlink_metadata(host.root().join(name)).unwrap();
+            assert!(meta.is_symlink(), "{name}");
+        }
+        let temps: Vec<_> = fs::read_dir(host.root())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+    }
+    eprintln!("20 killed first applies: {switched} had switched");
 }
 
 /// A module: `noop` with a custom section naming `tag`, so that each is its own module.

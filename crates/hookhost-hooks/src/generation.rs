@@ -192,7 +192,12 @@ pub fn commit<E: From<RegistryError>>(
     // Whichever generation the caller's handle pinned: the current set is read again here.
     let _lock = registry.lock_root()?;
     let root = registry.paths().root();
-    remove_temps(root, &Paths::new(root).generations_dir());
+    let paths = Paths::new(root);
+    remove_temps(root, &paths.generations_dir());
+    // A first switch cut short between `current` and the links: finish it.
+    if fs::symlink_metadata(paths.current_link()).is_ok() {
+        link_entry_dirs(&paths).map_err(RegistryError::from)?;
+    }
     let now = Registry::open(root)?;
     let (hooks, errors) = now.list()?;
     if let Some(error) = errors.into_iter().next() {
@@ -446,7 +451,16 @@ mod tests {
         let generations = root.join("generations");
         fs::create_dir_all(generations.join(".tmp-2-1/hooks")).unwrap();
         symlink("generations/2", root.join(".tmp-current")).unwrap();
+        // Killed after the first switch, before `hooks/` became a link.
+        fs::remove_file(root.join("hooks")).unwrap();
+        fs::create_dir(root.join("hooks")).unwrap();
         let registry = Registry::open(root).unwrap();
+        commit(&registry, next("a"), |_, _| Ok::<_, RegistryError>(None)).unwrap();
+        assert!(
+            fs::symlink_metadata(root.join("hooks"))
+                .unwrap()
+                .is_symlink()
+        );
         commit(&registry, next("b"), |hooks, _| {
             Ok::<_, RegistryError>(Some(hooks))
         })
