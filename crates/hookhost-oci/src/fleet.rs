@@ -7,6 +7,7 @@
 //! applied as a new generation. A failed attempt changes nothing on the node (the apply is one
 //! switch, [`hookhost_hooks::generation`]): the node keeps its generation, the status file says
 //! why, and the next attempt waits longer (doubling up to [`MAX_BACKOFF_FACTOR`] intervals).
+//! Every wait is spread by up to a tenth, so that a fleet's requests do not arrive together.
 
 use std::path::Path;
 use std::time::Duration;
@@ -191,7 +192,7 @@ fn update(before: Option<&Status>, watch: &Watch, attempt: &Attempt) -> Status {
         consecutive_failures: 0,
         verification_failures,
         last_error: None,
-        next_attempt: now + watch.interval,
+        next_attempt: now + spread(watch.interval),
     };
     match attempt {
         Attempt::Unchanged(record) => status.generation = Some(record.clone()),
@@ -212,7 +213,7 @@ fn update(before: Option<&Status>, watch: &Watch, attempt: &Attempt) -> Status {
             status.consecutive_failures = failures;
             status.verification_failures += u64::from(verification);
             status.last_error = Some(hookhost_hooks::error_chain(error));
-            status.next_attempt = now + backoff(watch.interval, failures);
+            status.next_attempt = now + spread(backoff(watch.interval, failures));
         }
     }
     status
@@ -225,14 +226,34 @@ pub fn backoff(interval: Duration, failures: u64) -> Duration {
     interval * factor.min(MAX_BACKOFF_FACTOR)
 }
 
+/// `wait` and up to a tenth more, drawn anew each time: the nodes of a fleet started together
+/// (or failing together, at a registry outage) spread their requests instead of arriving at
+/// the registry in the same second, interval after interval.
+fn spread(wait: Duration) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = u64::from(now.subsec_nanos()) ^ (u64::from(std::process::id()) << 32);
+    // One round of splitmix64: enough to decorrelate nodes, nothing secret.
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    wait + wait.mul_f64((x % 1000) as f64 / 10_000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn failures_back_off_up_to_eight_intervals() {
+    fn failures_back_off_up_to_eight_intervals_and_every_wait_is_spread() {
         let s = Duration::from_secs(30);
         let waits: Vec<u64> = (1..=6).map(|n| backoff(s, n).as_secs()).collect();
         assert_eq!(waits, [30, 60, 120, 240, 240, 240]);
+        for _ in 0..100 {
+            let spread = spread(s);
+            assert!(spread >= s && spread < s + s / 10, "{spread:?}");
+        }
     }
 }
