@@ -67,6 +67,11 @@ pub enum ApplyError {
     },
     #[error("hook {0} was removed while the file was being applied; apply it again")]
     Raced(String),
+    #[error(
+        "the registry holds an entry that cannot be read, which a new generation could not \
+         keep: remove it (`hookhost rm NAME`), or apply with --prune to leave it out"
+    )]
+    Unreadable(#[source] RegistryError),
 }
 
 /// Fetches a hook's program from somewhere other than a local file (an `oci://` reference),
@@ -257,9 +262,10 @@ pub fn apply_document(
     }
     let listed: Vec<&str> = entries.iter().map(|(_, e)| e.name.as_str()).collect();
     let next_id = doc.next.id.clone();
-    let generation = generation::commit(registry, doc.next, |current, now| {
-        next_set(current, built, &listed, options.prune)
-            .map(|(set, changed)| (changed || now.is_none_or(|r| r.id != next_id)).then_some(set))
+    let generation = generation::commit(registry, doc.next, |now| {
+        let same = now.generation.is_some_and(|r| r.id == next_id);
+        next_set(now.hooks, now.unreadable, built, &listed, options.prune)
+            .map(|(set, changed)| (changed || !same).then_some(set))
     })?;
     Ok(Applied {
         changes,
@@ -268,20 +274,26 @@ pub fn apply_document(
 }
 
 /// The new set from the current one (read under the writers' lock): the file's hooks, built
-/// or as registered, and unless `prune` the others; and whether any hook changed.
+/// or as registered, and unless `prune` the others; and whether any hook changed. An entry
+/// that cannot be read cannot be carried over: `prune` drops it, otherwise it is refused.
 fn next_set(
     current: Vec<Hook>,
+    unreadable: Vec<RegistryError>,
     built: BTreeMap<String, Hook>,
     listed: &[&str],
     prune: bool,
 ) -> Result<(Vec<Hook>, bool), ApplyError> {
+    let dropped = !unreadable.is_empty();
+    if let Some(source) = unreadable.into_iter().find(|_| !prune) {
+        return Err(ApplyError::Unreadable(source));
+    }
     let mut set: BTreeMap<String, Hook> =
         current.into_iter().map(|h| (h.name.clone(), h)).collect();
     let before = set.len();
     if prune {
         set.retain(|name, _| listed.contains(&name.as_str()));
     }
-    let changed = set.len() != before || !built.is_empty();
+    let changed = dropped || set.len() != before || !built.is_empty();
     if let Some(gone) = listed
         .iter()
         .find(|name| !set.contains_key(**name) && !built.contains_key(**name))

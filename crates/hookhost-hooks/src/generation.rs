@@ -180,14 +180,24 @@ pub struct Next {
     pub source: String,
 }
 
-/// Under the registry's writers' lock: hands `make` the hooks of the current set (read then,
-/// so that no concurrent `create` is lost) and the current generation, and unless it returns
-/// `None` (nothing to change),
+/// What the registry holds when an apply commits.
+pub struct Current<'a> {
+    /// Every entry that could be read.
+    pub hooks: Vec<Hook>,
+    /// The entries that could not (each names its file): they cannot be carried into the next
+    /// generation.
+    pub unreadable: Vec<RegistryError>,
+    /// The generation they are in.
+    pub generation: Option<&'a Record>,
+}
+
+/// Under the registry's writers' lock: hands `make` the current set (read then, so that no
+/// concurrent `create` is lost), and unless it returns `None` (nothing to change),
 /// writes what it returns as the next generation and switches to it.
 pub fn commit<E: From<RegistryError>>(
     registry: &Registry,
     next: Next,
-    make: impl FnOnce(Vec<Hook>, Option<&Record>) -> Result<Option<Vec<Hook>>, E>,
+    make: impl FnOnce(Current) -> Result<Option<Vec<Hook>>, E>,
 ) -> Result<Option<Record>, E> {
     // Whichever generation the caller's handle pinned: the current set is read again here.
     let _lock = registry.lock_root()?;
@@ -199,11 +209,13 @@ pub fn commit<E: From<RegistryError>>(
         link_entry_dirs(&paths).map_err(RegistryError::from)?;
     }
     let now = Registry::open(root)?;
-    let (hooks, errors) = now.list()?;
-    if let Some(error) = errors.into_iter().next() {
-        return Err(error.into());
-    }
-    let Some(hooks) = make(hooks, now.generation())? else {
+    let (hooks, unreadable) = now.list()?;
+    let current = Current {
+        hooks,
+        unreadable,
+        generation: now.generation(),
+    };
+    let Some(hooks) = make(current)? else {
         return Ok(None);
     };
     drop(now);
@@ -427,9 +439,9 @@ mod tests {
         let (_, pinned) = pin(root).unwrap();
         let pinned = pinned.unwrap();
         check_current(root, &pinned).unwrap();
-        commit(&registry, next("b"), |hooks, now| {
-            assert_eq!(now.unwrap().id, "a");
-            Ok::<_, RegistryError>(Some(hooks))
+        commit(&registry, next("b"), |now| {
+            assert_eq!(now.generation.unwrap().id, "a");
+            Ok::<_, RegistryError>(Some(now.hooks))
         })
         .unwrap();
         let err = check_current(root, &pinned).unwrap_err();
@@ -455,14 +467,14 @@ mod tests {
         fs::remove_file(root.join("hooks")).unwrap();
         fs::create_dir(root.join("hooks")).unwrap();
         let registry = Registry::open(root).unwrap();
-        commit(&registry, next("a"), |_, _| Ok::<_, RegistryError>(None)).unwrap();
+        commit(&registry, next("a"), |_| Ok::<_, RegistryError>(None)).unwrap();
         assert!(
             fs::symlink_metadata(root.join("hooks"))
                 .unwrap()
                 .is_symlink()
         );
-        commit(&registry, next("b"), |hooks, _| {
-            Ok::<_, RegistryError>(Some(hooks))
+        commit(&registry, next("b"), |now| {
+            Ok::<_, RegistryError>(Some(now.hooks))
         })
         .unwrap();
         assert!(!generations.join(".tmp-2-1").exists());
