@@ -155,7 +155,7 @@ impl Node {
     }
 
     fn status(&self) -> Value {
-        let file = self.host().root().join("fleet-status.json");
+        let file = self.host().root().join("fleet/status.json");
         fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())

@@ -28,7 +28,7 @@ use super::{Cli, parse};
 ///
 /// With --watch, the node converges on the set the reference names at start and every
 /// interval (a DaemonSet's loop): a failed attempt keeps the node's generation and waits
-/// longer (up to 8 intervals); each attempt is recorded in ROOT/fleet-status.json, which
+/// longer (up to 8 intervals); each attempt is recorded in ROOT/fleet/status.json, which
 /// `hookhost metrics` reports.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -57,7 +57,7 @@ pub struct ApplyArgs {
     /// With --watch: one attempt, then exit (non-zero when it failed); for cron and CI
     #[arg(long, requires = "watch")]
     once: bool,
-    /// With --watch: where to keep the status [default: ROOT/fleet-status.json]
+    /// With --watch: where to keep the status [default: ROOT/fleet/status.json]
     #[arg(long, value_name = "FILE", requires = "watch")]
     status_file: Option<PathBuf>,
     /// Also remove registered hooks the file does not list

@@ -1,4 +1,4 @@
-//! What `hookhost apply --watch` last did, kept in `ROOT/fleet-status.json` (one atomic write
+//! What `hookhost apply --watch` last did, kept in `ROOT/fleet/status.json` (one atomic write
 //! per attempt) for people, `hookhost metrics` and whatever checks a fleet: which generation the
 //! node runs, when it last converged, and how many attempts since have failed.
 
@@ -94,6 +94,13 @@ impl Status {
     /// Writes the status to `file` atomically, readable by all (it says nothing secret, and
     /// monitoring agents read it).
     pub fn write(&self, file: &Path) -> Result<(), StatusError> {
+        if let Some(dir) = file.parent() {
+            hookhost_exec::fs::create_dir_all(dir, 0o755).map_err(|source| StatusError::Io {
+                action: "create the directory of",
+                file: file.to_path_buf(),
+                source,
+            })?;
+        }
         let mut doc = serde_json::to_vec_pretty(self).expect("a status serialises");
         doc.push(b'\n');
         hookhost_exec::fs::write_atomic(file, &doc, 0o644).map_err(|source| StatusError::Io {

@@ -9,7 +9,8 @@
 //! ROOT/lock                     serialises registry writers
 //! ROOT/generations/N/           a whole hook set written by `apply` (see [`crate::generation`])
 //! ROOT/current                  the symlink naming the generation in use
-//! ROOT/fleet-status.json        what `apply --watch` last did
+//! ROOT/fleet/status.json        what `apply --watch` last did (a directory of its own: the
+//!                               writers' lock does not cover it, and no writer cleans it)
 //! ```
 //!
 //! Once an `apply` has run, `hooks/` and `global/` are symlinks into `current`, and a
@@ -116,7 +117,7 @@ impl Paths {
 
     /// What `apply --watch` last did (see `hookhost_hooks::generation::Status`).
     pub fn fleet_status_file(&self) -> PathBuf {
-        self.root.join("fleet-status.json")
+        self.root.join("fleet").join("status.json")
     }
 
     /// The old layout's index of global hooks; now only the mark of an unfinished upgrade.
