@@ -1,6 +1,7 @@
 //! hookhost's hook definitions: what a hook is ([`hook`], [`when`] with Go's [`re2`] syntax,
 //! [`grants`] for WASM hooks, [`may_adjust`] for precreate hooks and the config [`diff`] they
-//! are checked on), where hooks are kept ([`registry`], [`paths`], [`define`], [`apply`]),
+//! are checked on), where hooks are kept ([`registry`], [`paths`], [`define`], [`apply`] and the
+//! [`generation`]s it switches between, the watch loop's [`fleet`] status),
 //! hookhost's [`config`] file, and hooks.d files ([`hooksd`], read and written here).
 //!
 //! Nothing here knows a container: the per-container pipeline (selection, the precreate chain,
