@@ -54,14 +54,16 @@ fn populate(host: &Host, dir: &std::path::Path) {
     ]);
 }
 
-/// `inspect` of every hook, without `Created`.
+/// `inspect` of every hook, without `Created` and the registry's `Generation`.
 fn inspected(host: &Host) -> Vec<Value> {
     let names = host.ok(&["ls", "-q"]);
     let mut args = vec!["inspect"];
     args.extend(names.lines());
     let mut all: Vec<Value> = serde_json::from_str(&host.ok(&args)).unwrap();
     for hook in &mut all {
-        hook.as_object_mut().unwrap().remove("Created");
+        let hook = hook.as_object_mut().unwrap();
+        hook.remove("Created");
+        hook.remove("Generation");
     }
     all
 }
@@ -195,4 +197,30 @@ fn a_bad_file_is_one_line_naming_the_field_and_changes_nothing() {
         assert!(host.snapshot() == before, "{body}: the registry changed");
     }
     assert!(text(&host.run(&["ls", "-q"]).stdout).contains("kept"));
+}
+
+/// A corrupt entry cannot be carried into the next generation: apply refuses, naming the entry
+/// and the fix, and changes nothing; with --prune it is left out.
+#[test]
+fn an_unreadable_entry_is_refused_or_pruned_never_carried_over() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hooks.json");
+    fs::write(&file, r#"[{"Name":"good","Path":"/bin/true"}]"#).unwrap();
+    apply(&host, &file, &[]);
+    fs::write(host.root().join("hooks/bad.json"), "{not json").unwrap();
+    fs::write(&file, r#"[{"Name":"good","Path":"/bin/true","Timeout":9}]"#).unwrap();
+    let before = host.snapshot();
+    let err = host.fails(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        err.contains("bad.json") && err.contains("--prune") && err.contains("hookhost rm"),
+        "{err}"
+    );
+    assert!(host.snapshot() == before, "the registry changed");
+    let done = apply(&host, &file, &["--prune"]);
+    assert!(
+        done.contains("removed bad") && done.contains("updated good"),
+        "{done}"
+    );
+    assert_eq!(host.ok(&["ls", "-q"]), "good\n");
 }

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::{Bundle, Host, Runc, require, text, unique, wat_module};
 
 #[test]
@@ -55,26 +52,7 @@ fn metrics_count_a_run_of_known_hooks_and_pass_promtool() {
         .unwrap_or_else(|| panic!("no fuel line:\n{metrics}"));
     assert!(!fuel.ends_with(" 0"), "{fuel}");
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool: {}{}",
-        text(&checked.stdout),
-        text(&checked.stderr)
-    );
+    common::check_metrics(&metrics);
 
     // The textfile is written atomically, with the same content.
     let file = dir.path().join("hookhost.prom");

@@ -432,7 +432,20 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let views: Vec<_> = found.iter().map(Hook::inspect_view).collect();
+    let generation = registry
+        .generation()
+        .map(serde_json::to_value)
+        .transpose()?;
+    let views: Vec<_> = found
+        .iter()
+        .map(|hook| {
+            let mut view = hook.inspect_view();
+            if let (Some(generation), Some(map)) = (&generation, view.as_object_mut()) {
+                map.insert("Generation".into(), generation.clone());
+            }
+            view
+        })
+        .collect();
     println!("{}", serde_json::to_string_pretty(&views)?);
     warn_drift(&found);
     Ok(code)

@@ -16,7 +16,9 @@ use super::{Cli, parse};
 /// Prometheus metrics computed from the audit trail.
 ///
 /// Runs by hook, stage, kind and result; a duration histogram per hook and stage; fuel used by
-/// WebAssembly hooks; containers refused by a failing hook, by kind of failure. Printed on
+/// WebAssembly hooks; containers refused by a failing hook, by kind of failure; the registry
+/// generation the node is on and how `apply --watch` fares (last success, consecutive
+/// failures, verification failures). Printed on
 /// stdout, or written atomically for node_exporter's textfile collector.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -70,7 +72,11 @@ fn each_event(
 pub fn metrics(cli: &Cli, args: &MetricsArgs) -> anyhow::Result<ExitCode> {
     let mut metrics = Metrics::default();
     each_event(cli, args.since, |e| metrics.add(e))?;
-    let text = metrics.render();
+    let paths = Paths::new(cli.root());
+    let current = hookhost_hooks::generation::current(paths.root())?;
+    let status = hookhost_hooks::fleet::Status::read(&paths.fleet_status_file())?;
+    let text =
+        metrics.render() + &hookhost_core::metrics::render_fleet(current.as_ref(), status.as_ref());
     match &args.textfile {
         Some(file) => hookhost_exec::fs::write_atomic(file, text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", file.display()))?,

@@ -12,27 +12,37 @@ use hookhost_hooks::hook::Hook;
 use hookhost_hooks::registry::Registry;
 use hookhost_oci::{Options, Policy};
 
-/// Publish a WebAssembly hook's module to an OCI registry
+/// Publish a registered WebAssembly hook's module, or a hook set, to an OCI registry
 ///
-/// The CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
+/// A module: the CNCF Wasm artifact layout (config application/vnd.wasm.config.v0+json, one
 /// application/wasm layer titled NAME.wasm) that `oras pull` and other Wasm tooling read.
 /// A registered hook's definition travels with it (annotation io.hookhost.definition: stages,
 /// args, limits, grants, the names of its variables but never their values): `pull` and
 /// `inspect` show it, and `create NAME oci://…` takes from it what its flags do not give —
 /// grants only with --accept-grants. A module file (a path with a `/`) is pushed alone.
+///
+/// A hook set (--set FILE): the apply file and every WebAssembly module it references, as one
+/// artifact (artifactType application/vnd.hookhost.set.v1+json; the file, then one
+/// application/wasm layer per module, each named by digest in the file). Nodes apply it with
+/// `hookhost apply -f REFERENCE` or `--watch REFERENCE`. Sign it as a module is signed:
+/// `cosign sign --key cosign.key REFERENCE@DIGEST`. Native hooks keep their paths, which must
+/// exist on the nodes.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  hookhost push audit oci://registry.example.com/hooks/audit:v1\n  \
-    hookhost push ./target/wasm32-wasip1/release/audit.wasm oci://registry.example.com/hooks/audit:dev\n\n\
+    hookhost push ./target/wasm32-wasip1/release/audit.wasm oci://registry.example.com/hooks/audit:dev\n  \
+    hookhost push --set hooks.json oci://registry.example.com/fleet/hooks:v7\n\n\
     Credentials come from the Docker config file ($DOCKER_CONFIG/config.json or \
     ~/.docker/config.json) as `docker login` wrote them."
 )]
 pub struct PushArgs {
-    /// The registered WebAssembly hook, or a module file (a path with a `/`)
-    #[arg(value_name = "NAME|FILE")]
-    name: String,
-    /// oci://HOST/REPO:TAG
-    reference: String,
+    /// NAME (the registered WebAssembly hook, or a module file: a path with a `/`) and
+    /// oci://HOST/REPO:TAG; with --set, only the reference
+    #[arg(value_name = "[NAME|FILE] REFERENCE", num_args = 1..=2, required = true)]
+    operands: Vec<String>,
+    /// Publish this apply file and the modules it references as one hook set
+    #[arg(long, value_name = "FILE")]
+    set: Option<PathBuf>,
 }
 
 /// Fetch a WebAssembly module from an OCI registry into the module store
@@ -72,14 +82,7 @@ pub fn build(
     accept_grants: bool,
 ) -> anyhow::Result<Hook> {
     let progress = Progress::start(format!("pulling {}", def.path.display()));
-    let options = Options {
-        config: &cli.settings,
-        policy: Policy {
-            keys: verify.verify_key.clone(),
-        },
-        progress: &progress,
-        accept_grants,
-    };
+    let options = options(cli, verify, &progress, accept_grants);
     Ok(hookhost_oci::build(def, registry, &options)?)
 }
 
@@ -110,27 +113,48 @@ pub fn fetch(
 }
 
 pub fn push(cli: &Cli, args: &PushArgs) -> anyhow::Result<ExitCode> {
-    let registry = cli.registry()?;
-    let what = match args.name.contains('/') {
-        true => hookhost_oci::Pushed::File(std::path::Path::new(&args.name)),
-        false => hookhost_oci::Pushed::Hook(&args.name),
+    let (reference, digest) = match (&args.set, args.operands.as_slice()) {
+        (Some(file), [reference]) => (
+            reference,
+            hookhost_oci::set::push_set(file, reference, &cli.settings)?,
+        ),
+        (None, [name, reference]) => {
+            let registry = cli.registry()?;
+            let what = match name.contains('/') {
+                true => hookhost_oci::Pushed::File(std::path::Path::new(name)),
+                false => hookhost_oci::Pushed::Hook(name),
+            };
+            let pushed = hookhost_oci::push(what, reference, &registry, &cli.settings)?;
+            (reference, pushed)
+        }
+        (Some(_), _) => anyhow::bail!("with --set, give only the reference: push --set FILE REF"),
+        (None, _) => anyhow::bail!("give the hook and the reference: push NAME REF"),
     };
-    let digest = hookhost_oci::push(what, &args.reference, &registry, &cli.settings)?;
-    println!("{}@{digest}", args.reference);
+    println!("{reference}@{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pull options of `--verify-key` (else the config file's keys), reporting to `progress`.
+pub fn options<'a>(
+    cli: &'a Cli,
+    verify: &VerifyFlags,
+    progress: &'a dyn hookhost_oci::Progress,
+    accept_grants: bool,
+) -> Options<'a> {
+    Options {
+        config: &cli.settings,
+        policy: Policy {
+            keys: verify.verify_key.clone(),
+        },
+        progress,
+        accept_grants,
+    }
 }
 
 pub fn pull(cli: &Cli, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let progress = Progress::start(format!("pulling {}", args.reference));
-    let options = Options {
-        config: &cli.settings,
-        policy: Policy {
-            keys: args.verify.verify_key.clone(),
-        },
-        progress: &progress,
-        accept_grants: false,
-    };
+    let options = options(cli, &args.verify, &progress, false);
     let source = hookhost_oci::pull_into_store(&args.reference, &registry, &options)?;
     drop(progress);
     println!("{}", serde_json::to_string_pretty(&source)?);

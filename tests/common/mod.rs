@@ -15,6 +15,7 @@ pub mod containerd;
 pub mod engines;
 pub mod forky;
 pub mod hooksd_cases;
+pub mod oci;
 pub mod podman;
 
 use forky::Stack;
@@ -555,4 +556,31 @@ pub fn plan_files(bundle: &Path) -> Vec<PathBuf> {
             name.starts_with("hookhost-plan-") && name.ends_with(".json")
         })
         .collect()
+}
+
+/// Passes Prometheus text through `promtool check metrics`; panics with what it says otherwise.
+pub fn check_metrics(metrics: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    require("promtool");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
 }

@@ -104,6 +104,10 @@ pub fn record(audit: &Audit, brought: &[Brought]) -> Result<(), EventsError> {
             on_failure: None,
             pod: pod.clone(),
             name: name.clone(),
+            generation: None,
+            verdict: None,
+            needs: None,
+            stderr: None,
             cdi: Some(CdiRecord {
                 device: device.applied.device.clone(),
                 spec: device.applied.spec.clone(),

@@ -94,6 +94,10 @@ pub struct Event {
     /// The end of what the hook wrote on stderr, escaped, at most [`MAX_STDERR_BYTES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// The registry generation (what `apply` last applied: an artifact's digest) the hook
+    /// was planned from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
     /// Not a hook run but a CDI device hookhost resolved for the container after its precreate
     /// hooks: `hook` is the precreate hook that requested it (empty when the container's own
     /// annotations did), and this what it brought.
@@ -231,6 +235,7 @@ impl Event {
             needs,
             stderr,
             cdi,
+            generation,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -254,6 +259,9 @@ impl Event {
         }
         if let Some(needs) = needs {
             line.push_str(&format!(" needs={}", text_field(needs)));
+        }
+        if let Some(generation) = generation {
+            line.push_str(&format!(" generation={}", text_field(generation)));
         }
         if let Some(error) = error {
             line.push_str(&format!(" error={}", text_field(error)));
@@ -514,6 +522,7 @@ mod tests {
             fuel_used: None,
             on_failure: None,
             pod: None,
+            generation: None,
             name: None,
             verdict: None,
             needs: None,

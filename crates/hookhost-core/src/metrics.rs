@@ -150,6 +150,74 @@ impl Metrics {
     }
 }
 
+/// The node's generation and, when `apply --watch` runs, how its attempts go: gauges (and one
+/// counter) for alerting on a node that is stuck on an old generation.
+pub fn render_fleet(
+    current: Option<&hookhost_hooks::generation::Record>,
+    status: Option<&hookhost_hooks::fleet::Status>,
+) -> String {
+    let mut out = String::new();
+    if let Some(record) = current {
+        let name = "hookhost_generation";
+        header(
+            &mut out,
+            name,
+            "gauge",
+            "The registry generation the node is on (its number; the labels name what was applied).",
+        );
+        let labels = labels(&[("id", &record.id), ("source", &record.source)]);
+        let _ = writeln!(out, "{name}{{{labels}}} {}", record.number);
+        gauge(
+            &mut out,
+            "hookhost_generation_applied_timestamp_seconds",
+            "When the current generation was switched to (Unix time).",
+            record.applied.timestamp(),
+        );
+    }
+    let Some(status) = status else {
+        return out;
+    };
+    let reference = labels(&[("reference", &status.reference)]);
+    let with = |value: String| format!("{{{reference}}} {value}");
+    let last_success = status.last_success.map_or(0, |t| t.timestamp());
+    let rows = [
+        (
+            "hookhost_fleet_last_success_timestamp_seconds",
+            "gauge",
+            "When apply --watch last found the node on the watched set (Unix time; 0: never).",
+            last_success.to_string(),
+        ),
+        (
+            "hookhost_fleet_last_attempt_timestamp_seconds",
+            "gauge",
+            "When apply --watch last tried (Unix time).",
+            status.last_attempt.timestamp().to_string(),
+        ),
+        (
+            "hookhost_fleet_consecutive_failures",
+            "gauge",
+            "Failed apply --watch attempts since the last success.",
+            status.consecutive_failures.to_string(),
+        ),
+        (
+            "hookhost_fleet_verification_failures_total",
+            "counter",
+            "apply --watch attempts refused because a signature or a digest did not verify.",
+            status.verification_failures.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name}{}", with(value));
+    }
+    out
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -270,6 +338,7 @@ mod tests {
             failure,
             fuel_used: Some(10),
             pod: None,
+            generation: None,
             name: None,
             verdict: None,
             needs: None,

@@ -119,6 +119,7 @@ pub fn plan(
             container: container.id.unwrap_or_default(),
             bundle: container.bundle,
             deadline: container.deadline,
+            generation: selected.plan.generation.as_ref().map(|g| g.id.as_str()),
         };
         let edited = precreate::run_chain(&config.doc, &precreate, &at)?;
         planned

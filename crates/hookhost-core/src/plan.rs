@@ -14,6 +14,7 @@ use hookhost_types::HookKind;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use hookhost_hooks::generation::Record;
 use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Hook, HookSpec, Stage};
 use hookhost_hooks::listarg::{self, ListError, Split};
 
@@ -100,6 +101,10 @@ impl PlannedHook {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerPlan {
     pub stages: BTreeMap<Stage, Vec<PlannedHook>>,
+    /// The registry generation its registered hooks were read from (none before the node's
+    /// first `apply`): the one whole set they belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Record>,
 }
 
 impl ContainerPlan {
@@ -123,8 +128,11 @@ impl ContainerPlan {
         }
     }
 
-    /// Adds every hook of `other`, after this plan's own.
+    /// Adds every hook of `other`, after this plan's own (and its generation, if it has one).
     pub fn extend(&mut self, other: ContainerPlan) {
+        if other.generation.is_some() {
+            self.generation = other.generation;
+        }
         for (stage, hooks) in other.stages {
             for hook in hooks {
                 self.push(stage, hook);

@@ -48,6 +48,8 @@ pub struct Precreate<'a> {
     pub bundle: Option<&'a Path>,
     /// When the chain must be done (the NRI plugin's budget): each hook runs at most until then.
     pub deadline: Option<std::time::Instant>,
+    /// The registry generation the hooks were planned from.
+    pub generation: Option<&'a str>,
 }
 
 /// A config after its precreate hooks.
@@ -101,6 +103,7 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
             root: at.root,
             output_limit: MAX_CONFIG_BYTES,
             deadline: at.deadline,
+            generation: at.generation,
         };
         let current = &edited.doc;
         let checked = run_recorded(hook, &ctx, &trail, &mut edited.report, |out| {
@@ -320,6 +323,7 @@ pub fn run_call(
         container: "",
         bundle: None,
         deadline: None,
+        generation: plan.plan.generation.as_ref().map(|g| g.id.as_str()),
     };
     let edited = run_chain(&config.doc, hooks, &at)?;
     let mut bytes = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");

@@ -124,6 +124,8 @@ pub struct RunContext<'a> {
     /// When the caller must have an answer (the NRI plugin's budget): a hook's time limit is
     /// its timeout or the time left, whichever is shorter.
     pub deadline: Option<Instant>,
+    /// The registry generation the hook was planned from, for the audit trail.
+    pub generation: Option<&'a str>,
 }
 
 /// Runs one hook to its end (or its limit).

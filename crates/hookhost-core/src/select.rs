@@ -351,6 +351,9 @@ fn select_with(
     if let Some(file) = command_line.spec {
         add_spec(&mut selected.plan, Origin::CommandLine, file, true)?;
     }
+    if !selected.plan.is_empty() {
+        selected.plan.generation = sources.registry.and_then(|r| r.generation()).cloned();
+    }
     selected.plan.check().map_err(SelectError::NotRunnable)?;
     Ok(selected)
 }

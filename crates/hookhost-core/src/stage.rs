@@ -97,6 +97,7 @@ pub fn run(
         root: &plan.root,
         output_limit: hookhost_exec::OUTPUT_LIMIT,
         deadline: None,
+        generation: plan.plan.generation.as_ref().map(|g| g.id.as_str()),
     };
     let hooks = plan.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
     let events_file = paths.events_file();
@@ -256,6 +257,7 @@ fn event(
         time: Utc::now(),
         pod,
         name,
+        generation: ctx.generation.map(str::to_string),
         container: ctx.state.id.clone(),
         stage: ctx.stage,
         hook: hook.name.clone(),

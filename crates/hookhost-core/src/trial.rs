@@ -233,6 +233,7 @@ pub fn try_hook(sources: &Sources, request: &Request) -> Result<Tried, TrialErro
         root: sources.root,
         output_limit: hookhost_exec::OUTPUT_LIMIT,
         deadline: None,
+        generation: None,
     };
     let verdict = Verdict::Ran(run::run(&hook, &ctx));
     Ok(Tried {
@@ -277,6 +278,7 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
         root,
         output_limit: MAX_CONFIG_BYTES,
         deadline: None,
+        generation: None,
     };
     let verdict = match run::run(&hook, &ctx) {
         // A refusal: its stderr and status, not the config it was given back.

@@ -6,6 +6,11 @@
 //! `Digest`, `Created`) are checked when present rather than required. The whole file is read
 //! and every hook built (modules validated and stored) before the registry is changed, so a
 //! bad file changes nothing; a second run with the same file changes nothing and says so.
+//!
+//! The registry is changed in one step: the new set (the file's hooks, and unless `--prune`
+//! the other hooks registered) is written as the node's next generation and switched to
+//! ([`crate::generation`]), named by the file's digest, or by the artifact's when the file came
+//! from a hook set in an OCI registry.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::define::{self, DefineError, Definition, Fetched};
+use crate::generation::{self, Next, Record};
 use crate::grants::Grants;
 use crate::hook::{Hook, HookKind, RawTimeout, Stage, TimeoutSource};
 use crate::registry::{Registry, RegistryError};
@@ -59,6 +65,13 @@ pub enum ApplyError {
         path: String,
         reason: String,
     },
+    #[error("hook {0} was removed while the file was being applied; apply it again")]
+    Raced(String),
+    #[error(
+        "the registry holds an entry that cannot be read, which a new generation could not \
+         keep: remove it (`hookhost rm NAME`), or apply with --prune to leave it out"
+    )]
+    Unreadable(#[source] RegistryError),
 }
 
 /// Fetches a hook's program from somewhere other than a local file (an `oci://` reference),
@@ -110,6 +123,10 @@ struct Entry {
     #[serde(default)]
     #[allow(dead_code)]
     source: Option<crate::hook::Source>,
+    /// The generation inspect found it in; ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    generation: Option<Value>,
 }
 
 /// What apply does (or, dry, would do) to one hook.
@@ -138,14 +155,59 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+/// What an apply did: each hook's change, and the generation switched to (`None` when
+/// nothing changed, and when dry).
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    pub generation: Option<Record>,
+}
+
+/// A file to apply: its bytes, the name errors give it, and the generation it makes.
+pub struct Document {
+    pub file: PathBuf,
+    pub bytes: Vec<u8>,
+    pub next: Next,
+}
+
+impl Document {
+    /// A local file; its generation is named by its sha256.
+    pub fn read(file: &Path) -> Result<Document, ApplyError> {
+        let bytes = std::fs::read(file).map_err(|source| ApplyError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        let source = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        Ok(Document {
+            file: file.to_path_buf(),
+            next: Next {
+                id: format!("sha256:{}", hookhost_exec::fs::sha256_hex(&bytes)),
+                source: source.display().to_string(),
+            },
+            bytes,
+        })
+    }
+}
+
 /// Reads `file`, builds every hook in it, then (unless dry) makes the registry match.
 pub fn apply(
     file: &Path,
     registry: &Registry,
     options: Options,
     fetch: Fetch<'_>,
-) -> Result<Vec<Change>, ApplyError> {
-    let entries = read(file)?;
+) -> Result<Applied, ApplyError> {
+    apply_document(Document::read(file)?, registry, options, fetch)
+}
+
+/// [`apply`] of a file already read (from a hook set, say).
+pub fn apply_document(
+    doc: Document,
+    registry: &Registry,
+    options: Options,
+    fetch: Fetch<'_>,
+) -> Result<Applied, ApplyError> {
+    let file = doc.file.as_path();
+    let entries = parse(file, &doc.bytes)?;
     // Fetched once: the dry pass and the real one build from the same bytes.
     let mut fetched = Vec::with_capacity(entries.len());
     for (_, entry) in &entries {
@@ -184,33 +246,68 @@ pub fn apply(
         }
     }
     if options.dry_run {
-        return Ok(changes);
+        return Ok(Applied {
+            changes,
+            generation: None,
+        });
     }
     // Only what changes is built for real (modules validated, precompiled, stored), all of it
-    // before the first entry is written: an invalid module registers nothing.
-    let mut built = Vec::new();
+    // before the new generation is written: an invalid module registers nothing.
+    let mut built = BTreeMap::new();
     for (((index, entry), change), got) in entries.iter().zip(&changes).zip(fetched) {
         if matches!(change.action, Action::Create | Action::Update(_)) {
-            built.push(build(entry, *index, file, registry, got, false)?);
+            let hook = build(entry, *index, file, registry, got, false)?;
+            built.insert(hook.name.clone(), hook);
         }
     }
-    for hook in &built {
-        registry.put(hook)?;
+    let listed: Vec<&str> = entries.iter().map(|(_, e)| e.name.as_str()).collect();
+    let next_id = doc.next.id.clone();
+    let generation = generation::commit(registry, doc.next, |now| {
+        let same = now.generation.is_some_and(|r| r.id == next_id);
+        next_set(now.hooks, now.unreadable, built, &listed, options.prune)
+            .map(|(set, changed)| (changed || !same).then_some(set))
+    })?;
+    Ok(Applied {
+        changes,
+        generation,
+    })
+}
+
+/// The new set from the current one (read under the writers' lock): the file's hooks, built
+/// or as registered, and unless `prune` the others; and whether any hook changed. An entry
+/// that cannot be read cannot be carried over: `prune` drops it, otherwise it is refused.
+fn next_set(
+    current: Vec<Hook>,
+    unreadable: Vec<RegistryError>,
+    built: BTreeMap<String, Hook>,
+    listed: &[&str],
+    prune: bool,
+) -> Result<(Vec<Hook>, bool), ApplyError> {
+    let dropped = !unreadable.is_empty();
+    if let Some(source) = unreadable.into_iter().find(|_| !prune) {
+        return Err(ApplyError::Unreadable(source));
     }
-    for change in changes.iter().filter(|c| c.action == Action::Remove) {
-        registry.remove(&change.name)?;
+    let mut set: BTreeMap<String, Hook> =
+        current.into_iter().map(|h| (h.name.clone(), h)).collect();
+    let before = set.len();
+    if prune {
+        set.retain(|name, _| listed.contains(&name.as_str()));
     }
-    Ok(changes)
+    let changed = dropped || set.len() != before || !built.is_empty();
+    if let Some(gone) = listed
+        .iter()
+        .find(|name| !set.contains_key(**name) && !built.contains_key(**name))
+    {
+        return Err(ApplyError::Raced(gone.to_string()));
+    }
+    set.extend(built);
+    Ok((set.into_values().collect(), changed))
 }
 
 /// Parses the whole file: a JSON array of entries, each named in errors by its index and name.
-fn read(file: &Path) -> Result<Vec<(usize, Entry)>, ApplyError> {
-    let text = std::fs::read(file).map_err(|source| ApplyError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+fn parse(file: &Path, text: &[u8]) -> Result<Vec<(usize, Entry)>, ApplyError> {
     let values: Vec<Value> =
-        serde_json::from_slice(&text).map_err(|source| ApplyError::NotAList {
+        serde_json::from_slice(text).map_err(|source| ApplyError::NotAList {
             file: file.to_path_buf(),
             source,
         })?;

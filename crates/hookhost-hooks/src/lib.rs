@@ -1,6 +1,7 @@
 //! hookhost's hook definitions: what a hook is ([`hook`], [`when`] with Go's [`re2`] syntax,
 //! [`grants`] for WASM hooks, [`may_adjust`] for precreate hooks and the config [`diff`] they
-//! are checked on), where hooks are kept ([`registry`], [`paths`], [`define`], [`apply`]),
+//! are checked on), where hooks are kept ([`registry`], [`paths`], [`define`], [`apply`] and the
+//! [`generation`]s it switches between, the watch loop's [`fleet`] status),
 //! hookhost's [`config`] file, hooks.d files ([`hooksd`], read and written here), and CDI
 //! device specs ([`cdi`]).
 //!
@@ -16,6 +17,8 @@ pub mod config;
 pub mod define;
 pub mod diff;
 pub mod drift;
+pub mod fleet;
+pub mod generation;
 pub mod grants;
 pub mod hook;
 pub mod hooksd;

@@ -59,6 +59,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Untrusted(#[from] fsutil::Untrusted),
+    #[error(transparent)]
+    Generation(#[from] crate::generation::GenerationError),
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -98,10 +100,12 @@ pub struct Registry {
     /// hook's timeout must fit when it is registered; None: the node does not say it runs the
     /// plugin.
     nri_budget: Option<std::time::Duration>,
+    /// The generation whose entries this handle reads (see [`crate::generation`]).
+    generation: Option<std::sync::Arc<crate::generation::Pinned>>,
 }
 
 /// Held while writing; released on drop.
-struct WriteLock {
+pub(crate) struct WriteLock {
     _file: File,
 }
 
@@ -116,8 +120,11 @@ impl Registry {
     /// read (a killed writer may have left it stale). An upgrade cut short is resumed by the
     /// next `open`; one that cannot run (a read-only registry) leaves every entry readable but
     /// makes [`Registry::global_hooks`] fail until it is done.
+    ///
+    /// The handle reads the entries of the generation current when it was opened, whatever
+    /// applies switch meanwhile ([`crate::generation`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
-        let paths = Paths::new(root);
+        let (paths, generation) = crate::generation::pin(&root.into())?;
         let old_layout = has_old_layout(&paths);
         let global = paths.global_dir();
         let root = paths.root();
@@ -143,6 +150,7 @@ impl Registry {
             old_layout,
             compile_limits: CompileLimits::default(),
             nri_budget: None,
+            generation: generation.map(std::sync::Arc::new),
         };
         if old_layout {
             // A reader that cannot take the lock still reads every entry.
@@ -179,7 +187,23 @@ impl Registry {
         self.nri_budget
     }
 
+    /// The generation this handle reads; `None` on a registry never applied to.
+    pub fn generation(&self) -> Option<&crate::generation::Record> {
+        self.generation.as_ref().map(|pinned| &pinned.record)
+    }
+
+    /// The writers' lock, for a write into this handle's generation: refused when an apply
+    /// switched to another one since the handle was opened.
     fn lock(&self) -> Result<WriteLock, RegistryError> {
+        let lock = self.lock_root()?;
+        if let Some(pinned) = &self.generation {
+            crate::generation::check_current(self.paths.root(), pinned)?;
+        }
+        Ok(lock)
+    }
+
+    /// The writers' lock, whatever generation this handle reads.
+    pub(crate) fn lock_root(&self) -> Result<WriteLock, RegistryError> {
         let path = self.paths.lock_file();
         let file = OpenOptions::new()
             .create(true)
@@ -431,7 +455,7 @@ impl Registry {
         let digest = sha256_hex(bytes);
         let file = self.paths.module_file(&digest);
         // Under the lock: writers remove the temp files they find in `modules/`.
-        let _lock = self.lock()?;
+        let _lock = self.lock_root()?;
         if fs::read(&file).is_ok_and(|stored| sha256_hex(&stored) == digest) {
             return Ok(digest);
         }
@@ -503,9 +527,14 @@ fn remove_old_temps(dir: &Path, age: Duration) {
 
 /// Writes `hook`'s entry to `file`, atomically and owner-only.
 fn write_entry(hook: &Hook, file: &Path) -> Result<(), RegistryError> {
+    fsutil::write_atomic(file, &entry_bytes(hook), 0o600).map_err(io_err("write", file))
+}
+
+/// An entry's document.
+pub(crate) fn entry_bytes(hook: &Hook) -> Vec<u8> {
     let mut doc = serde_json::to_vec_pretty(hook).expect("a hook always serialises");
     doc.push(b'\n');
-    fsutil::write_atomic(file, &doc, 0o600).map_err(io_err("write", file))
+    doc
 }
 fn parse_entry(file: &Path, bytes: &[u8]) -> Result<Hook, RegistryError> {
     serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {

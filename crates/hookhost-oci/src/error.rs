@@ -83,6 +83,28 @@ pub enum OciError {
         /// What arrived.
         actual: String,
     },
+    /// The manifest is not a hook set.
+    #[error(
+        "{reference} is not a hookhost hook set: {reason} (publish one with `hookhost push \
+         --set FILE {reference}`)"
+    )]
+    NotSet {
+        /// The reference.
+        reference: String,
+        /// What in the manifest does not fit.
+        reason: String,
+    },
+    /// An apply file that cannot be published as a set.
+    #[error("cannot publish {} as a hook set: {reason}", file.display())]
+    BadSet {
+        /// The apply file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Applying a pulled set failed.
+    #[error(transparent)]
+    Apply(#[from] hookhost_hooks::apply::ApplyError),
     /// A public key file that is not a cosign (ECDSA P-256) key.
     #[error("cannot use the verification key {}: {reason}", file.display())]
     Key {

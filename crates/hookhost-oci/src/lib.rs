@@ -1,7 +1,8 @@
 //! WebAssembly hooks from OCI registries: `oci://HOST/REPO:TAG` references pulled in the CNCF
 //! Wasm OCI artifact layout, verified against cosign public keys (offline, both of cosign's
 //! signature formats), registered exactly like a local module; and `push`, which writes the
-//! same layout.
+//! same layout. Hook sets ([`set`]): an apply file and its modules as one signed artifact,
+//! applied by nodes as one generation ([`fleet`]).
 //!
 //! This crate holds the network and crypto dependencies, so that the container-start path
 //! (hookhost-core, hookhost-exec) carries none of them. hookhost-core only records the plain
@@ -12,9 +13,11 @@ mod artifact;
 mod auth;
 mod client;
 mod error;
+pub mod fleet;
 mod pull;
 mod push;
 mod reference;
+pub mod set;
 mod verify;
 
 pub use error::OciError;

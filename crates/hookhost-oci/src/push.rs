@@ -6,7 +6,7 @@ use hookhost_hooks::published::Published;
 use hookhost_hooks::registry::Registry;
 use http::HeaderValue;
 
-use crate::artifact::{self, MANIFEST_MEDIA_TYPE};
+use crate::artifact::{self, MANIFEST_MEDIA_TYPE, Manifest};
 use crate::client::{Session, block_on};
 use crate::{OciError, reference};
 use hookhost_hooks::config::Config;
@@ -29,7 +29,7 @@ pub fn push(
     registry: &Registry,
     config: &Config,
 ) -> Result<String, OciError> {
-    let reference = reference::parse(text)?;
+    reference::parse(text)?;
     let (module, title, definition) = match what {
         Pushed::Hook(name) => {
             let hook = registry.get(name)?;
@@ -43,20 +43,25 @@ pub fn push(
         Pushed::File(path) => (read_file(path)?, file_title(path), None),
     };
     let (config_blob, manifest) = artifact::for_module(&module, &title, definition.as_ref());
-    let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    let blobs = vec![
+        (config_blob, manifest.config.digest.clone()),
+        (module, manifest.layers[0].digest.clone()),
+    ];
+    push_artifact(text, blobs, &manifest, config)
+}
+
+/// Pushes `blobs` (bytes, digest; each digest once) then `manifest` to `text`; returns the
+/// manifest digest.
+pub(crate) fn push_artifact(
+    text: &str,
+    blobs: Vec<(Vec<u8>, String)>,
+    manifest: &Manifest,
+    config: &Config,
+) -> Result<String, OciError> {
+    let reference = reference::parse(text)?;
+    let body = serde_json::to_vec(manifest).expect("a manifest serialises");
     let session = Session::new(&reference, &config.insecure_registries);
     block_on(async {
-        let push_blob = |bytes: Vec<u8>, digest: String| {
-            let session = &session;
-            let reference = &reference;
-            async move {
-                session
-                    .client
-                    .push_blob(reference, bytes, &digest)
-                    .await
-                    .map_err(session.failed(format!("push {digest} to {reference}")))
-            }
-        };
         session
             .client
             .auth(
@@ -66,8 +71,17 @@ pub fn push(
             )
             .await
             .map_err(session.failed(format!("log in to push to {reference}")))?;
-        push_blob(config_blob, manifest.config.digest.clone()).await?;
-        push_blob(module, manifest.layers[0].digest.clone()).await?;
+        let mut pushed = std::collections::BTreeSet::new();
+        for (bytes, digest) in blobs {
+            if !pushed.insert(digest.clone()) {
+                continue;
+            }
+            session
+                .client
+                .push_blob(&reference, bytes, &digest)
+                .await
+                .map_err(session.failed(format!("push {digest} to {reference}")))?;
+        }
         session
             .client
             .push_manifest_raw(

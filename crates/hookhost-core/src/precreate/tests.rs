@@ -55,6 +55,7 @@ impl Setup {
             container: "c1",
             bundle: None,
             deadline: None,
+            generation: None,
         };
         run_chain(&proposed(), hooks, &at)
     }
