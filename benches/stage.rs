@@ -9,13 +9,18 @@
 //! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
 //!    pays for ten native hooks): what each further WASM hook of a stage costs;
 //! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
-//!    1, and `hookhost ls` of 10,000 hooks.
+//!    1, and `hookhost ls` of 10,000 hooks;
+//! 5. a hook as users write it (`examples/sdk-minimal`: the guest SDK reads and parses the
+//!    state; ~180 KB of WASM against the noop's few bytes): its stage vs exec of `/bin/true`
+//!    and vs the noop's stage, and ten distinct such modules in one stage vs ten execs.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 mod support;
 use support::median;
 
@@ -181,11 +186,7 @@ fn main() {
     let (w, t) = compare(
         rounds,
         || run_once(&mut stage(&root, &ten_plan)),
-        || {
-            (0..TEN)
-                .map(|_| run_once(&mut Command::new("/bin/true")))
-                .sum()
-        },
+        ten_execs_of_true,
     );
     report(
         "3. stage with ten different WASM hooks vs ten execs of /bin/true",
@@ -193,9 +194,76 @@ fn main() {
         ("10 x /bin/true", t),
     );
     registry_scale(dir.path(), rounds, hooks);
+    sdk_hooks(dir.path(), &root, rounds, &wasm_plan);
+}
+
+/// Case 5, the SDK hook: one in a stage, and ten distinct copies in one stage (a custom section
+/// of its own gives each its own digest, artifact and compiled code).
+fn sdk_hooks(dir: &Path, root: &Path, rounds: usize, noop_plan: &[String]) {
+    let module = std::fs::read(common::example_wasm("sdk-minimal")).unwrap();
+    let names: Vec<String> = (0..TEN).map(|i| format!("sdk{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let path = dir.join(format!("{name}.wasm"));
+        std::fs::write(&path, distinct(&module, i)).unwrap();
+        let path = path.to_str().unwrap();
+        create(root, &["create", "--type", "createRuntime", name, path]);
+    }
+    let one = plan_for(root, &["sdk0"]);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let ten = plan_for(root, &names);
+    let (w, t) = compare(
+        rounds,
+        || run_once(&mut stage(root, &one)),
+        || run_once(&mut Command::new("/bin/true")),
+    );
+    report(
+        "5a. stage with the SDK hook vs exec /bin/true",
+        ("sdk stage", w),
+        ("/bin/true", t),
+    );
+    let (w, n) = compare(
+        rounds,
+        || run_once(&mut stage(root, &one)),
+        || run_once(&mut stage(root, noop_plan)),
+    );
+    report(
+        "5b. stage: the SDK hook vs the noop",
+        ("sdk", w),
+        ("noop", n),
+    );
+    let (w, t) = compare(
+        rounds,
+        || run_once(&mut stage(root, &ten)),
+        ten_execs_of_true,
+    );
+    report(
+        "5c. stage with ten different SDK hooks vs ten execs of /bin/true",
+        ("sdk stage", w),
+        ("10 x /bin/true", t),
+    );
+}
+
+/// `module` with a custom section naming copy `i` appended: the same code, another digest.
+fn distinct(module: &[u8], i: usize) -> Vec<u8> {
+    let name = b"hookhost-bench";
+    let payload = i.to_le_bytes();
+    let size = 1 + name.len() + payload.len();
+    let mut out = module.to_vec();
+    out.extend([0u8, u8::try_from(size).unwrap()]);
+    out.push(u8::try_from(name.len()).unwrap());
+    out.extend(name);
+    out.extend(payload);
+    out
 }
 
 const TEN: usize = 10;
+
+/// What a runtime pays for ten native hooks: ten execs of `/bin/true`.
+fn ten_execs_of_true() -> Duration {
+    (0..TEN)
+        .map(|_| run_once(&mut Command::new("/bin/true")))
+        .sum()
+}
 
 /// Registers ten trivial WASM hooks, `w0`…`w9`, each a distinct module (an export of its own
 /// gives each its own digest, cache entry and compiled code), and returns the stage call of a

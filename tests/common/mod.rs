@@ -324,6 +324,8 @@ pub fn example_wasm(name: &str) -> PathBuf {
                 "noop",
                 "-p",
                 "gpu-env",
+                "-p",
+                "sdk-minimal",
             ])
             .arg("--target-dir")
             .arg(&target)

@@ -103,6 +103,7 @@ impl From<WasmError> for ExecError {
                 ExecError::WasmStopped { stop, output }
             }
             WasmError::CompileBound(stop) => ExecError::CompileAtStage { stop },
+            WasmError::Untrusted(untrusted) => ExecError::Untrusted(untrusted),
             other => ExecError::Wasm(other),
         }
     }
@@ -210,17 +211,6 @@ fn verify_pinned(path: &Path, digest: &str) -> Result<(), ExecError> {
     Ok(())
 }
 
-/// The module and the compile cache decide what code runs: refuse them when another user could
-/// have written them (missing ones are reported by the WASM runner itself).
-fn check_wasm_files(module: &Path, cache: &Path) -> Result<(), ExecError> {
-    for path in [module, cache] {
-        if path.exists() {
-            hfs::check_trusted_path(path)?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs a WASM hook with the grants its registration fixed, resolved against this container.
 fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
     let spec = &hook.spec;
@@ -239,7 +229,6 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
     let paths = Paths::new(ctx.root);
     let module_path = paths.module_file(digest);
     let cache_dir = paths.cache_dir();
-    check_wasm_files(&module_path, &cache_dir)?;
     let invocation = WasmInvocation {
         module_path: &module_path,
         digest,

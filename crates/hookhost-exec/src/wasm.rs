@@ -201,6 +201,9 @@ pub enum WasmError {
         "argument or environment value {value:?} holds a NUL byte, which a hook cannot receive"
     )]
     Nul { value: String },
+    /// The module or the compile cache is writable by others.
+    #[error(transparent)]
+    Untrusted(#[from] crate::fs::Untrusted),
     /// The guest was stopped; whatever it wrote before is kept for the report.
     #[error("{stop}")]
     Stopped {
@@ -313,6 +316,7 @@ const MAX_RESIDENT: usize = 256;
 /// instantiates it — no artifact read, checksum or linking. A one-shot process (a stage) does
 /// not call this: it runs each module once.
 pub fn keep_loaded() {
+    engine::pool_instances();
     RESIDENT.get_or_init(Resident::default);
 }
 
@@ -325,6 +329,7 @@ fn instance_pre(inv: &WasmInvocation<'_>) -> Result<InstancePre<Host>, WasmError
     if let Some(pre) = resident.and_then(|r| lock(r).get(&key).cloned()) {
         return Ok(pre);
     }
+    check_files(inv.module_path, inv.cache_dir)?;
     let module = cache::load_or_compile(inv.module_path, inv.digest, inv.cache_dir, &inv.compile)?;
     let pre = wasi_linker()?
         .instantiate_pre(&module)
@@ -337,6 +342,18 @@ fn instance_pre(inv: &WasmInvocation<'_>) -> Result<InstancePre<Host>, WasmError
         kept.insert(key, pre.clone());
     }
     Ok(pre)
+}
+
+/// The module and the compile cache decide what code runs: refuse them when another user could
+/// have written them (a missing one is reported by the load itself). Checked whenever they are
+/// read; a module kept loaded is not read again, so it is not checked again.
+fn check_files(module: &Path, cache_dir: &Path) -> Result<(), WasmError> {
+    for path in [module, cache_dir] {
+        if path.exists() {
+            crate::fs::check_trusted_path(path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Store data: the WASI context, the memory limiter and the write budget.

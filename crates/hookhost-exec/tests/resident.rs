@@ -45,3 +45,31 @@ fn a_kept_module_runs_from_memory_with_each_runs_own_limits() {
         }
     }
 }
+
+/// A process that keeps modules loaded takes instances from wasmtime's pool: the memory limit
+/// still holds there, every instance goes back to the pool (more runs than the pool has
+/// slots), and a module the one-shot engine runs — several memories, a large table — is not
+/// refused for the pool's sake.
+#[test]
+fn the_pool_keeps_each_runs_limits_and_refuses_nothing_a_stage_runs() {
+    wasm::keep_loaded();
+    let grow = Blob::new(include_str!("../../../tests/fixtures/wasm/grow.wat"));
+    for _ in 0..3 {
+        match run_blob(&grow, &Params::default()).unwrap_err() {
+            WasmError::Stopped {
+                stop: Stop::MemoryLimit { limit },
+                ..
+            } => assert_eq!(limit, Params::default().limits.memory),
+            other => panic!("expected the memory limit, got {other}"),
+        }
+    }
+    let big = Blob::new(
+        r#"(module
+             (memory (export "memory") 1) (memory 2) (memory 3)
+             (table 200000 funcref)
+             (func (export "_start")))"#,
+    );
+    for _ in 0..40 {
+        run_blob(&big, &Params::default()).expect("runs as it does in a stage");
+    }
+}

@@ -13,9 +13,12 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, ModuleVersionStrategy};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, ModuleVersionStrategy, PoolingAllocationConfig,
+};
 
 use super::WasmError;
 
@@ -26,6 +29,45 @@ const SETTINGS: &str = "consume_fuel";
 static COMPILER: OnceLock<Result<Engine, String>> = OnceLock::new();
 static RUNTIME: OnceLock<Result<Engine, String>> = OnceLock::new();
 static FINGERPRINT: OnceLock<String> = OnceLock::new();
+/// Whether the runtime engine keeps instances' memories, tables and stacks in a pool.
+static POOLED: AtomicBool = AtomicBool::new(false);
+
+/// For a long-lived process, before its first run: the runtime engine takes each instance's
+/// memories, tables and async stack from a pool reserved once, and gives them back reset,
+/// instead of mapping a 4 GiB reservation and a fiber stack for every run and unmapping them
+/// after (an `munmap` that interrupts every core to flush its TLB). A one-shot stage runs a
+/// few instances and would pay for reserving the pool instead. Artifacts are the same either
+/// way (wasmtime: "usage of the pooling allocator does not affect compiled code").
+pub(crate) fn pool_instances() {
+    POOLED.store(true, Ordering::Relaxed);
+}
+
+/// The pool of a long-lived process. Sized so that no module the on-demand engine runs is
+/// refused for the pool's sake: the limiter ([`super::MemoryGuard`]) still decides how much
+/// memory and how many table elements a run may have; the pool only bounds how many
+/// instances live at once (the NRI plugin runs one at a time) and what one instance may hold.
+fn pool() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(POOL_INSTANCES)
+        .total_stacks(POOL_INSTANCES)
+        .total_gc_heaps(POOL_INSTANCES)
+        .max_memories_per_module(POOL_PER_MODULE)
+        .total_memories(POOL_INSTANCES * POOL_PER_MODULE)
+        .max_tables_per_module(POOL_PER_MODULE)
+        .total_tables(POOL_INSTANCES * POOL_PER_MODULE)
+        .table_elements(POOL_TABLE_ELEMENTS)
+        .max_core_instance_size(POOL_INSTANCE_SIZE);
+    pool
+}
+
+/// Instances alive at once in a pooled process.
+const POOL_INSTANCES: u32 = 16;
+/// Linear memories, and tables, one module may define.
+const POOL_PER_MODULE: u32 = 8;
+/// Elements one table may hold (each is a reserved pointer, virtual memory only).
+const POOL_TABLE_ELEMENTS: usize = 1 << 20;
+/// Bytes of one instance's `VMContext` (wasmtime's default is 1 MiB).
+const POOL_INSTANCE_SIZE: usize = 16 << 20;
 
 /// The configuration every hookhost engine uses.
 fn config() -> Config {
@@ -45,6 +87,9 @@ fn build(
     cell.get_or_init(|| {
         let mut config = config();
         config.enable_compiler(compiler);
+        if !compiler && POOLED.load(Ordering::Relaxed) {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
+        }
         Engine::new(&config).map_err(|e| format!("{e:#}"))
     })
     .as_ref()
