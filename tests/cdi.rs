@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::engines::{Dockerd, Engines, Setup, Wrapper};
+use common::forky::Stack;
 use common::podman::Podman;
 use common::{Bundle, Host, text, unique};
 use serde_json::{Value, json};
@@ -587,4 +588,74 @@ fn docker_20_10_gets_a_cdi_device_through_the_wrapper() {
     let (ours, _) = through_hookhost(&vendor, "true");
     let spec = vendor.spec();
     assert_eq!(cdi_parts(&config, &spec), cdi_parts(&ours, &spec));
+}
+
+/// Under Podman's hooks.d precreate export (`hookhost export hooks.d`, Podman running
+/// `hookhost stage precreate` itself, runc its runtime): Podman resolves its own `--device`
+/// names before it runs precreate hooks and never the `cdi.k8s.io/` annotations (measured with
+/// 4.3 and 5.8), so hookhost resolves the names the exported hook requested — from the
+/// directories of the config the export was made with — and the container starts with the
+/// device nodes, env, mount and groups, the spec's hook runs, and the audit trail says which
+/// hook asked for which device.
+fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
+    let vendor = Vendor::new(true);
+    let s = Setup::on(stack, json!({"cdiSpecDirs": [vendor.specs()]}));
+    let script = s.host.python_precreate(
+        "gpu-picker",
+        "c.setdefault(\"annotations\", {})[\"cdi.k8s.io/gpu-picker\"] = \"example.com/gpu=0\"",
+    );
+    s.host.ok(&[
+        "create",
+        "--type",
+        "precreate",
+        "--may-adjust",
+        "cdi=example.com/gpu=*",
+        "--when-annotation",
+        "pick=gpu",
+        "gpu-picker",
+        &script,
+    ]);
+    let hooksd = tempfile::tempdir().unwrap();
+    let hooks_dir = hooksd.path().to_str().unwrap();
+    let mut export = s.host.cmd();
+    export.env("HOOKHOST_CONFIG", s.wrapper.config());
+    let out = export
+        .args(["export", "hooks.d", hooks_dir])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let podman = Podman::on(stack);
+    let (out, _) = podman.run(
+        &["--runtime", "runc", "--hooks-dir", hooks_dir],
+        &["--annotation", "pick=gpu"],
+        &["sh", "-c", &format!("{}; id -G", common::GPU_PROBE)],
+    );
+    assert!(out.status.success(), "podman: {}", text(&out.stderr));
+    let says = text(&out.stdout);
+    assert!(
+        says.starts_with(common::GPU_PROBE_SAYS) && says.contains(" 44 4242"),
+        "{says}"
+    );
+    assert_eq!(
+        fs::read_to_string(vendor.marker()).unwrap(),
+        "cdi-hook gpu0\n"
+    );
+    let events = s.host.ok(&["events", "--format", "json"]);
+    let cdi: Vec<Value> = (events.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e.get("cdi").is_some())
+        .collect();
+    assert_eq!(cdi.len(), 1, "{events}");
+    assert_eq!(cdi[0]["hook"], "gpu-picker");
+    assert_eq!(cdi[0]["cdi"]["device"], "example.com/gpu=0");
+}
+
+#[test]
+fn an_exported_precreate_hook_gives_a_podman_4_container_a_cdi_device() {
+    exported_precreate_hook_gets_a_cdi_device(Stack::Debian12);
+}
+
+#[test]
+fn an_exported_precreate_hook_gives_a_podman_5_container_a_cdi_device() {
+    exported_precreate_hook_gets_a_cdi_device(Stack::Forky);
 }

@@ -24,15 +24,31 @@ pub struct Brought {
     pub by: Option<(String, HookKind)>,
 }
 
-/// Resolves and applies the devices `doc` requests; `adjusted` (each precreate hook's changes)
-/// tells who asked. Nothing is read when nothing is requested.
+/// Which of a config's requests hookhost resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every `cdi.k8s.io/` request, the container's own and its hooks' (the runtime wrapper,
+    /// `inject`, `run`: the engines there do not resolve the annotations).
+    All,
+    /// Only the names the precreate hooks of this call added (`hookhost stage precreate` under
+    /// Podman's hooks.d export: Podman resolved its own `--device` names before, and the
+    /// hooks of other exported files resolve their own requests).
+    HooksOnly,
+}
+
+/// Resolves and applies the devices `doc` requests (within `scope`); `adjusted` (each
+/// precreate hook's changes) tells who asked. Nothing is read when nothing is requested.
 pub fn apply(
     doc: &mut Value,
     dirs: &[PathBuf],
+    scope: Scope,
     adjusted: &[(String, Vec<Change>)],
     kinds: &[(String, HookKind)],
 ) -> Result<Vec<Brought>, CdiError> {
-    let requests = cdi::requested(doc);
+    let mut requests = cdi::requested(doc);
+    if scope == Scope::HooksOnly {
+        requests.retain(|r| requester(&r.name, adjusted).is_some());
+    }
     if requests.is_empty() {
         return Ok(Vec::new());
     }
