@@ -113,19 +113,7 @@ fn gpu_picker(vendor: &Vendor) -> Setup {
 
 /// Registers a precreate hook `name` granted `grant` that asks for `devices`.
 fn requester(host: &Host, name: &str, grant: &str, devices: &str) {
-    let script = host.python_precreate(
-        name,
-        &format!("c.setdefault(\"annotations\", {{}})[\"cdi.k8s.io/{name}\"] = \"{devices}\""),
-    );
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        grant,
-        name,
-        &script,
-    ]);
+    host.cdi_requester(name, grant, devices, &[]);
 }
 
 fn select(bundle: &Bundle, hooks: &str) {
@@ -600,21 +588,12 @@ fn docker_20_10_gets_a_cdi_device_through_the_wrapper() {
 fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
     let vendor = Vendor::new(true);
     let s = Setup::on(stack, json!({"cdiSpecDirs": [vendor.specs()]}));
-    let script = s.host.python_precreate(
+    s.host.cdi_requester(
         "gpu-picker",
-        "c.setdefault(\"annotations\", {})[\"cdi.k8s.io/gpu-picker\"] = \"example.com/gpu=0\"",
-    );
-    s.host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
         "cdi=example.com/gpu=*",
-        "--when-annotation",
-        "pick=gpu",
-        "gpu-picker",
-        &script,
-    ]);
+        "example.com/gpu=0",
+        &["--when-annotation", "pick=gpu"],
+    );
     let hooksd = tempfile::tempdir().unwrap();
     let hooks_dir = hooksd.path().to_str().unwrap();
     let mut export = s.host.cmd();
