@@ -638,3 +638,39 @@ fn an_exported_precreate_hook_gives_a_podman_4_container_a_cdi_device() {
 fn an_exported_precreate_hook_gives_a_podman_5_container_a_cdi_device() {
     exported_precreate_hook_gets_a_cdi_device(Stack::Forky);
 }
+
+/// `hookhost try` on a precreate hook that requests a CDI device shows, after the hook's
+/// changes, the device's spec file and every edit it would bring; an unknown device is the
+/// refusal the container would get.
+#[test]
+fn try_shows_the_cdi_edits_a_hooks_request_brings() {
+    let vendor = Vendor::new(true);
+    let s = gpu_picker(&vendor);
+    requester(&s.host, "gpu9", "cdi", "example.com/gpu=9");
+    let try_hook = |name: &str| {
+        let mut cmd = s.host.cmd();
+        cmd.env("HOOKHOST_CONFIG", s.wrapper.config());
+        cmd.args(["try", name]).output().unwrap()
+    };
+    let out = try_hook("gpu-picker");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let spec = vendor.specs().join("example.json");
+    for line in [
+        "+ cdi device example.com/gpu=0".to_string(),
+        format!("--- CDI device example.com/gpu=0 ({})", spec.display()),
+        "env GPU_VISIBLE=0".to_string(),
+        "device /dev/gpu0 c 1:3 allow \"rwm\"".to_string(),
+        "additionalGid 4242".to_string(),
+        "--- hook gpu-picker (precreate, native): accepted".to_string(),
+    ] {
+        assert!(shown.contains(&line), "{line:?} not in:\n{shown}");
+    }
+    let out = try_hook("gpu9");
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown CDI device example.com/gpu=9"),
+        "{err}"
+    );
+}
