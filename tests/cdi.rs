@@ -1,8 +1,10 @@
 //! CDI devices (issue "Devices the ecosystem's way: CDI"): a precreate hook granted
 //! `--may-adjust cdi=example.com/gpu=*` requests a device of a fake vendor's spec, hookhost
 //! resolves it through the runtime wrapper on plain runc — and the engines that resolve CDI
-//! themselves are the reference: the CDI-derived parts of the config.json Podman 4.3 and
-//! Docker 28 hand their runtime for `--device example.com/gpu=0` must be what hookhost makes.
+//! themselves are the reference: the CDI-derived parts of the config.json Podman 4.3 and 5.8
+//! and Docker 28 hand their runtime for `--device example.com/gpu=0` must be what hookhost
+//! makes. Under Podman's hooks.d export hookhost resolves a hook's request itself (Podman does
+//! not), under Podman 4.3 and 5.8.
 
 mod common;
 
@@ -422,20 +424,44 @@ fn recording_runtime(dir: &Path, saved: &Path) -> PathBuf {
 fn podman_and_hookhost_apply_a_cdi_device_alike() {
     let vendor = Vendor::new(false);
     let _installed = InVarRunCdi::new(&vendor.spec());
-    let podman = Podman::new();
+    podman_device_alike(&vendor, &Podman::new(), &[]);
+}
+
+/// `podman GLOBAL… --runtime (recording) run --device example.com/gpu=0`: the container sees
+/// the env and the mount, and the config.json Podman handed the runtime is alike hookhost's
+/// ([`alike_hookhost`]).
+fn podman_device_alike(vendor: &Vendor, podman: &Podman, global: &[&str]) {
     let saved = podman.dir.path().join("podman-config.json");
     let runtime = recording_runtime(podman.dir.path(), &saved);
+    let global = [&["--runtime", runtime.to_str().unwrap()], global].concat();
     let (out, _) = podman.run(
-        &["--runtime", runtime.to_str().unwrap()],
+        &global,
         &["--device", "example.com/gpu=0"],
         &["sh", "-c", "echo $GPU_VISIBLE; cat /opt/gpu/libgpu.so"],
     );
     assert!(out.status.success(), "podman: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "0\ndriver\n");
-    let podman_config: Value = serde_json::from_slice(&fs::read(&saved).unwrap()).unwrap();
-    let (ours, _) = through_hookhost(&vendor, "true");
+    alike_hookhost(vendor, &saved);
+}
+
+/// The config.json a recording runtime saved at `saved` has the CDI-derived parts hookhost
+/// makes through the wrapper for the vendor's device.
+fn alike_hookhost(vendor: &Vendor, saved: &Path) {
+    let engine: Value = serde_json::from_slice(&fs::read(saved).unwrap()).unwrap();
+    let (ours, _) = through_hookhost(vendor, "true");
     let spec = vendor.spec();
-    assert_eq!(cdi_parts(&ours, &spec), cdi_parts(&podman_config, &spec));
+    assert_eq!(cdi_parts(&ours, &spec), cdi_parts(&engine, &spec));
+}
+
+/// Podman 5.8 (forky) `--device example.com/gpu=0`, the vendor's directory its
+/// `--cdi-spec-dir`, and hookhost make the same CDI-derived config.json parts, additional
+/// groups included (its CDI library reads CDI 0.7.0).
+#[test]
+fn podman_5_and_hookhost_apply_a_cdi_device_alike() {
+    let vendor = Vendor::new(true);
+    let specs = vendor.specs();
+    let dir = ["--cdi-spec-dir", specs.to_str().unwrap()];
+    podman_device_alike(&vendor, &Podman::on(Stack::Forky), &dir);
 }
 
 /// One dockerd of this file at a time.
@@ -583,8 +609,9 @@ fn docker_20_10_gets_a_cdi_device_through_the_wrapper() {
 /// names before it runs precreate hooks and never the `cdi.k8s.io/` annotations (measured with
 /// 4.3 and 5.8), so hookhost resolves the names the exported hook requested — from the
 /// directories of the config the export was made with — and the container starts with the
-/// device nodes, env, mount and groups, the spec's hook runs, and the audit trail says which
-/// hook asked for which device.
+/// device nodes, env, mount and groups, the spec's hook runs, the audit trail says which
+/// hook asked for which device, and the CDI-derived parts of the config.json Podman hands
+/// the runtime are those the wrapper makes.
 fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
     let vendor = Vendor::new(true);
     let s = Setup::on(stack, json!({"cdiSpecDirs": [vendor.specs()]}));
@@ -604,8 +631,11 @@ fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let podman = Podman::on(stack);
+    let saved = podman.dir.path().join("podman-config.json");
+    let runtime = recording_runtime(podman.dir.path(), &saved);
+    let runtime = runtime.to_str().unwrap();
     let (out, _) = podman.run(
-        &["--runtime", "runc", "--hooks-dir", hooks_dir],
+        &["--runtime", runtime, "--hooks-dir", hooks_dir],
         &["--annotation", "pick=gpu"],
         &["sh", "-c", &format!("{}; id -G", common::GPU_PROBE)],
     );
@@ -627,6 +657,8 @@ fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
     assert_eq!(cdi.len(), 1, "{events}");
     assert_eq!(cdi[0]["hook"], "gpu-picker");
     assert_eq!(cdi[0]["cdi"]["device"], "example.com/gpu=0");
+    // The same resolution as through the wrapper.
+    alike_hookhost(&vendor, &saved);
 }
 
 #[test]
