@@ -621,6 +621,12 @@ fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
         "example.com/gpu=0",
         &["--when-annotation", "pick=gpu"],
     );
+    s.host.cdi_requester(
+        "gpu9",
+        "cdi",
+        "example.com/gpu=9",
+        &["--when-annotation", "pick=gpu9"],
+    );
     let hooksd = tempfile::tempdir().unwrap();
     let hooks_dir = hooksd.path().to_str().unwrap();
     let mut export = s.host.cmd();
@@ -659,6 +665,27 @@ fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
     assert_eq!(cdi[0]["cdi"]["device"], "example.com/gpu=0");
     // The same resolution as through the wrapper.
     alike_hookhost(&vendor, &saved);
+
+    // A device no spec defines refuses `podman run`, which shows only the call's exit status:
+    // the reason is in the audit trail, with the hook that asked.
+    let (out, _) = podman.run(
+        &["--runtime", runtime, "--hooks-dir", hooks_dir],
+        &["--annotation", "pick=gpu9"],
+        &["sh", "-c", "echo started"],
+    );
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("hookhost stage precreate"));
+    let failed = s.host.ok(&["events", "--failed", "--format", "json"]);
+    let refusal: Value = (failed.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["hook"] == "gpu9")
+        .unwrap_or_else(|| panic!("no refusal of gpu9 in {failed}"));
+    assert_eq!(refusal["cdi"]["device"], "example.com/gpu=9", "{refusal}");
+    let reason = refusal["error"].as_str().unwrap();
+    assert!(
+        reason.contains("unknown CDI device example.com/gpu=9"),
+        "{reason}"
+    );
 }
 
 #[test]

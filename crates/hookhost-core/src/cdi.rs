@@ -58,16 +58,25 @@ pub fn apply(
     Ok(applied
         .into_iter()
         .map(|applied| {
-            let by = requester(&applied.device, adjusted).map(|hook| {
-                let kind = kinds
-                    .iter()
-                    .find(|(name, _)| name == hook)
-                    .map_or(HookKind::Native, |(_, kind)| *kind);
-                (hook.to_string(), kind)
-            });
+            let by = requester(&applied.device, adjusted)
+                .map(|hook| (hook.to_string(), kind_of(hook, kinds)));
             Brought { applied, by }
         })
         .collect())
+}
+
+fn kind_of(hook: &str, kinds: &[(String, HookKind)]) -> HookKind {
+    (kinds.iter())
+        .find(|(name, _)| name == hook)
+        .map_or(HookKind::Native, |(_, kind)| *kind)
+}
+
+/// The names a precreate hook's changes added to the requests.
+fn added(changes: &[Change]) -> impl Iterator<Item = &str> {
+    changes.iter().filter_map(|c| match &c.field {
+        Field::Cdi(name) if c.kind == ChangeKind::Added => Some(name.as_str()),
+        _ => None,
+    })
 }
 
 /// The last precreate hook that added `device` to the requests.
@@ -75,11 +84,7 @@ fn requester<'a>(device: &str, adjusted: &'a [(String, Vec<Change>)]) -> Option<
     adjusted
         .iter()
         .rev()
-        .find(|(_, changes)| {
-            changes.iter().any(|c| {
-                c.kind == ChangeKind::Added && matches!(&c.field, Field::Cdi(n) if n == device)
-            })
-        })
+        .find(|(_, changes)| added(changes).any(|n| n == device))
         .map(|(hook, _)| hook.as_str())
 }
 
@@ -94,43 +99,74 @@ pub struct Audit<'a> {
 /// One event per device: stage precreate, the requesting hook (empty: the container), and
 /// [`CdiRecord`].
 pub fn record(audit: &Audit, brought: &[Brought]) -> Result<(), EventsError> {
+    let file = Paths::new(audit.root).events_file();
+    for device in brought {
+        let by = (device.by.clone()).unwrap_or((String::new(), HookKind::Native));
+        let record = CdiRecord {
+            device: device.applied.device.clone(),
+            spec: device.applied.spec.clone(),
+            edits: device.applied.edits.clone(),
+        };
+        events::append(&file, &event(audit, by, record, None), audit.max_size)?;
+    }
+    Ok(())
+}
+
+/// A refused resolution, for `hookhost stage precreate` (whose stderr Podman discards): one
+/// event per precreate hook that requested devices, with the names it requested (no spec, no
+/// edits) and the reason.
+pub fn record_refusal(
+    audit: &Audit,
+    adjusted: &[(String, Vec<Change>)],
+    kinds: &[(String, HookKind)],
+    error: &CdiError,
+) -> Result<(), EventsError> {
+    let file = Paths::new(audit.root).events_file();
+    let reason = crate::error_chain(error);
+    for (hook, changes) in adjusted {
+        let names: Vec<&str> = added(changes).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let record = CdiRecord {
+            device: names.join(","),
+            spec: PathBuf::new(),
+            edits: Vec::new(),
+        };
+        let by = (hook.clone(), kind_of(hook, kinds));
+        let event = event(audit, by, record, Some(reason.clone()));
+        events::append(&file, &event, audit.max_size)?;
+    }
+    Ok(())
+}
+
+/// The event of one CDI record: stage precreate, `by` the requesting hook.
+fn event(audit: &Audit, by: (String, HookKind), cdi: CdiRecord, error: Option<String>) -> Event {
     let annotations = (audit.doc.get("annotations").and_then(Value::as_object))
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
     let (pod, name) = events::kubernetes_names(&annotations);
-    let file = Paths::new(audit.root).events_file();
-    for device in brought {
-        let (hook, kind) = device
-            .by
-            .clone()
-            .unwrap_or((String::new(), HookKind::Native));
-        let event = Event {
-            time: Utc::now(),
-            container: audit.container.to_string(),
-            stage: Stage::Precreate,
-            hook,
-            kind,
-            exit: None,
-            duration_ms: 0.0,
-            error: None,
-            failure: None,
-            fuel_used: None,
-            on_failure: None,
-            pod: pod.clone(),
-            name: name.clone(),
-            generation: None,
-            verdict: None,
-            needs: None,
-            stderr: None,
-            cdi: Some(CdiRecord {
-                device: device.applied.device.clone(),
-                spec: device.applied.spec.clone(),
-                edits: device.applied.edits.clone(),
-            }),
-        };
-        events::append(&file, &event, audit.max_size)?;
+    let (hook, kind) = by;
+    Event {
+        time: Utc::now(),
+        container: audit.container.to_string(),
+        stage: Stage::Precreate,
+        hook,
+        kind,
+        exit: None,
+        duration_ms: 0.0,
+        error,
+        failure: None,
+        fuel_used: None,
+        on_failure: None,
+        pod,
+        name,
+        generation: None,
+        verdict: None,
+        needs: None,
+        stderr: None,
+        cdi: Some(cdi),
     }
-    Ok(())
 }

@@ -336,7 +336,8 @@ pub fn run_call(
 /// The CDI devices the hooks of a stage call requested, resolved and applied as the runtime
 /// wrapper does ([`crate::cdi`]): Podman resolves its own `--device` names before it runs
 /// precreate hooks, and never the `cdi.k8s.io/` annotations (measured with 4.3 and 5.8), so
-/// only those the hooks added are resolved here, each recorded in the audit trail.
+/// only those the hooks added are resolved here, each recorded in the audit trail — and so is
+/// a refusal, since Podman discards this call's stderr.
 fn resolve_cdi(
     edited: &mut Edited,
     hooks: &[PlannedHook],
@@ -345,26 +346,36 @@ fn resolve_cdi(
     let kinds: Vec<_> = (hooks.iter())
         .map(|h| (h.name.clone(), h.spec.kind))
         .collect();
-    let brought = cdi::apply(
-        &mut edited.doc,
+    let mut doc = edited.doc.clone();
+    let resolved = cdi::apply(
+        &mut doc,
         &plan.cdi_spec_dirs,
         cdi::Scope::HooksOnly,
         &edited.changes,
         &kinds,
-    )?;
-    if brought.is_empty() {
-        return Ok(());
-    }
+    );
     let audit = cdi::Audit {
         root: &plan.root,
         max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
         container: "",
         doc: &edited.doc,
     };
-    cdi::record(&audit, &brought).map_err(|source| StageError::Unrecorded {
-        stage: Stage::Precreate,
-        source,
-    })
+    let brought = match resolved {
+        Ok(brought) => brought,
+        Err(e) => {
+            // The container is refused either way; the reason is recorded when it can be.
+            let _ = cdi::record_refusal(&audit, &edited.changes, &kinds, &e);
+            return Err(e.into());
+        }
+    };
+    if !brought.is_empty() {
+        cdi::record(&audit, &brought).map_err(|source| StageError::Unrecorded {
+            stage: Stage::Precreate,
+            source,
+        })?;
+    }
+    edited.doc = doc;
+    Ok(())
 }
 
 /// How the config on stdin is named in errors.
