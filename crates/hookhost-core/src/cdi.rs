@@ -170,3 +170,59 @@ fn event(audit: &Audit, by: (String, HookKind), cdi: CdiRecord, error: Option<St
         cdi: Some(cdi),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A spec directory defining `example.com/gpu=0` and `=1`, each setting `GPUN=1`.
+    fn specs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let device = |n: &str| json!({"name": n, "containerEdits": {"env": [format!("GPU{n}=1")]}});
+        let spec = json!({"cdiVersion": "0.6.0", "kind": "example.com/gpu",
+                          "devices": [device("0"), device("1")]});
+        let file = dir.path().join("gpu.json");
+        std::fs::write(&file, spec.to_string()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        dir
+    }
+
+    /// The container asks for gpu=1, a precreate hook adds gpu=0: `All` resolves both,
+    /// `HooksOnly` (Podman's hooks.d export) only the hook's, which it names.
+    #[test]
+    fn hooks_only_resolves_what_the_hooks_added() {
+        let dir = specs();
+        let before = json!({"ociVersion": "1.0.2", "process": {"env": []},
+                            "annotations": {"cdi.k8s.io/ctr": "example.com/gpu=1"}});
+        let mut after = before.clone();
+        after["annotations"]["cdi.k8s.io/picker"] = json!("example.com/gpu=0");
+        let adjusted = [(
+            "picker".to_string(),
+            hookhost_hooks::diff::diff(&before, &after),
+        )];
+        let kinds = [("picker".to_string(), HookKind::Wasm)];
+        let dirs = [dir.path().to_path_buf()];
+        for (scope, want) in [
+            (Scope::All, json!(["GPU1=1", "GPU0=1"])),
+            (Scope::HooksOnly, json!(["GPU0=1"])),
+        ] {
+            let mut doc = after.clone();
+            let brought = apply(&mut doc, &dirs, scope, &adjusted, &kinds).unwrap();
+            assert_eq!(doc["process"]["env"], want, "{scope:?}");
+            let picked = brought
+                .iter()
+                .find(|b| b.applied.device == "example.com/gpu=0");
+            let by = picked.and_then(|b| b.by.clone());
+            assert_eq!(
+                by,
+                Some(("picker".to_string(), HookKind::Wasm)),
+                "{scope:?}"
+            );
+        }
+    }
+}
