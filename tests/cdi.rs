@@ -1,8 +1,10 @@
 //! CDI devices (issue "Devices the ecosystem's way: CDI"): a precreate hook granted
 //! `--may-adjust cdi=example.com/gpu=*` requests a device of a fake vendor's spec, hookhost
 //! resolves it through the runtime wrapper on plain runc — and the engines that resolve CDI
-//! themselves are the reference: the CDI-derived parts of the config.json Podman 4.3 and
-//! Docker 28 hand their runtime for `--device example.com/gpu=0` must be what hookhost makes.
+//! themselves are the reference: the CDI-derived parts of the config.json Podman 4.3 and 5.8
+//! and Docker 28 hand their runtime for `--device example.com/gpu=0` must be what hookhost
+//! makes. Under Podman's hooks.d export hookhost resolves a hook's request itself (Podman does
+//! not), under Podman 4.3 and 5.8.
 
 mod common;
 
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::engines::{Dockerd, Engines, Setup, Wrapper};
+use common::forky::Stack;
 use common::podman::Podman;
 use common::{Bundle, Host, text, unique};
 use serde_json::{Value, json};
@@ -112,19 +115,7 @@ fn gpu_picker(vendor: &Vendor) -> Setup {
 
 /// Registers a precreate hook `name` granted `grant` that asks for `devices`.
 fn requester(host: &Host, name: &str, grant: &str, devices: &str) {
-    let script = host.python_precreate(
-        name,
-        &format!("c.setdefault(\"annotations\", {{}})[\"cdi.k8s.io/{name}\"] = \"{devices}\""),
-    );
-    host.ok(&[
-        "create",
-        "--type",
-        "precreate",
-        "--may-adjust",
-        grant,
-        name,
-        &script,
-    ]);
+    host.cdi_requester(name, grant, devices, &[]);
 }
 
 fn select(bundle: &Bundle, hooks: &str) {
@@ -433,20 +424,44 @@ fn recording_runtime(dir: &Path, saved: &Path) -> PathBuf {
 fn podman_and_hookhost_apply_a_cdi_device_alike() {
     let vendor = Vendor::new(false);
     let _installed = InVarRunCdi::new(&vendor.spec());
-    let podman = Podman::new();
+    podman_device_alike(&vendor, &Podman::new(), &[]);
+}
+
+/// `podman GLOBAL… --runtime (recording) run --device example.com/gpu=0`: the container sees
+/// the env and the mount, and the config.json Podman handed the runtime is alike hookhost's
+/// ([`alike_hookhost`]).
+fn podman_device_alike(vendor: &Vendor, podman: &Podman, global: &[&str]) {
     let saved = podman.dir.path().join("podman-config.json");
     let runtime = recording_runtime(podman.dir.path(), &saved);
+    let global = [&["--runtime", runtime.to_str().unwrap()], global].concat();
     let (out, _) = podman.run(
-        &["--runtime", runtime.to_str().unwrap()],
+        &global,
         &["--device", "example.com/gpu=0"],
         &["sh", "-c", "echo $GPU_VISIBLE; cat /opt/gpu/libgpu.so"],
     );
     assert!(out.status.success(), "podman: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "0\ndriver\n");
-    let podman_config: Value = serde_json::from_slice(&fs::read(&saved).unwrap()).unwrap();
-    let (ours, _) = through_hookhost(&vendor, "true");
+    alike_hookhost(vendor, &saved);
+}
+
+/// The config.json a recording runtime saved at `saved` has the CDI-derived parts hookhost
+/// makes through the wrapper for the vendor's device.
+fn alike_hookhost(vendor: &Vendor, saved: &Path) {
+    let engine: Value = serde_json::from_slice(&fs::read(saved).unwrap()).unwrap();
+    let (ours, _) = through_hookhost(vendor, "true");
     let spec = vendor.spec();
-    assert_eq!(cdi_parts(&ours, &spec), cdi_parts(&podman_config, &spec));
+    assert_eq!(cdi_parts(&ours, &spec), cdi_parts(&engine, &spec));
+}
+
+/// Podman 5.8 (forky) `--device example.com/gpu=0`, the vendor's directory its
+/// `--cdi-spec-dir`, and hookhost make the same CDI-derived config.json parts, additional
+/// groups included (its CDI library reads CDI 0.7.0).
+#[test]
+fn podman_5_and_hookhost_apply_a_cdi_device_alike() {
+    let vendor = Vendor::new(true);
+    let specs = vendor.specs();
+    let dir = ["--cdi-spec-dir", specs.to_str().unwrap()];
+    podman_device_alike(&vendor, &Podman::on(Stack::Forky), &dir);
 }
 
 /// One dockerd of this file at a time.
@@ -587,4 +602,134 @@ fn docker_20_10_gets_a_cdi_device_through_the_wrapper() {
     let (ours, _) = through_hookhost(&vendor, "true");
     let spec = vendor.spec();
     assert_eq!(cdi_parts(&config, &spec), cdi_parts(&ours, &spec));
+}
+
+/// Under Podman's hooks.d precreate export (`hookhost export hooks.d`, Podman running
+/// `hookhost stage precreate` itself, runc its runtime): Podman resolves its own `--device`
+/// names before it runs precreate hooks and never the `cdi.k8s.io/` annotations (measured with
+/// 4.3 and 5.8), so hookhost resolves the names the exported hook requested — from the
+/// directories of the config the export was made with — and the container starts with the
+/// device nodes, env, mount and groups, the spec's hook runs, the audit trail says which
+/// hook asked for which device, and the CDI-derived parts of the config.json Podman hands
+/// the runtime are those the wrapper makes.
+fn exported_precreate_hook_gets_a_cdi_device(stack: Stack) {
+    let vendor = Vendor::new(true);
+    let s = Setup::on(stack, json!({"cdiSpecDirs": [vendor.specs()]}));
+    s.host.cdi_requester(
+        "gpu-picker",
+        "cdi=example.com/gpu=*",
+        "example.com/gpu=0",
+        &["--when-annotation", "pick=gpu"],
+    );
+    s.host.cdi_requester(
+        "gpu9",
+        "cdi",
+        "example.com/gpu=9",
+        &["--when-annotation", "pick=gpu9"],
+    );
+    let hooksd = tempfile::tempdir().unwrap();
+    let hooks_dir = hooksd.path().to_str().unwrap();
+    let mut export = s.host.cmd();
+    export.env("HOOKHOST_CONFIG", s.wrapper.config());
+    let out = export
+        .args(["export", "hooks.d", hooks_dir])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let podman = Podman::on(stack);
+    let saved = podman.dir.path().join("podman-config.json");
+    let runtime = recording_runtime(podman.dir.path(), &saved);
+    let runtime = runtime.to_str().unwrap();
+    let (out, _) = podman.run(
+        &["--runtime", runtime, "--hooks-dir", hooks_dir],
+        &["--annotation", "pick=gpu"],
+        &["sh", "-c", &format!("{}; id -G", common::GPU_PROBE)],
+    );
+    assert!(out.status.success(), "podman: {}", text(&out.stderr));
+    let says = text(&out.stdout);
+    assert!(
+        says.starts_with(common::GPU_PROBE_SAYS) && says.contains(" 44 4242"),
+        "{says}"
+    );
+    assert_eq!(
+        fs::read_to_string(vendor.marker()).unwrap(),
+        "cdi-hook gpu0\n"
+    );
+    let events = s.host.ok(&["events", "--format", "json"]);
+    let cdi: Vec<Value> = (events.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e.get("cdi").is_some())
+        .collect();
+    assert_eq!(cdi.len(), 1, "{events}");
+    assert_eq!(cdi[0]["hook"], "gpu-picker");
+    assert_eq!(cdi[0]["cdi"]["device"], "example.com/gpu=0");
+    // The same resolution as through the wrapper.
+    alike_hookhost(&vendor, &saved);
+
+    // A device no spec defines refuses `podman run`, which shows only the call's exit status:
+    // the reason is in the audit trail, with the hook that asked.
+    let (out, _) = podman.run(
+        &["--runtime", runtime, "--hooks-dir", hooks_dir],
+        &["--annotation", "pick=gpu9"],
+        &["sh", "-c", "echo started"],
+    );
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("hookhost stage precreate"));
+    let failed = s.host.ok(&["events", "--failed", "--format", "json"]);
+    let refusal: Value = (failed.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["hook"] == "gpu9")
+        .unwrap_or_else(|| panic!("no refusal of gpu9 in {failed}"));
+    assert_eq!(refusal["cdi"]["device"], "example.com/gpu=9", "{refusal}");
+    let reason = refusal["error"].as_str().unwrap();
+    assert!(
+        reason.contains("unknown CDI device example.com/gpu=9"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn an_exported_precreate_hook_gives_a_podman_4_container_a_cdi_device() {
+    exported_precreate_hook_gets_a_cdi_device(Stack::Debian12);
+}
+
+#[test]
+fn an_exported_precreate_hook_gives_a_podman_5_container_a_cdi_device() {
+    exported_precreate_hook_gets_a_cdi_device(Stack::Forky);
+}
+
+/// `hookhost try` on a precreate hook that requests a CDI device shows, after the hook's
+/// changes, the device's spec file and every edit it would bring; an unknown device is the
+/// refusal the container would get.
+#[test]
+fn try_shows_the_cdi_edits_a_hooks_request_brings() {
+    let vendor = Vendor::new(true);
+    let s = gpu_picker(&vendor);
+    requester(&s.host, "gpu9", "cdi", "example.com/gpu=9");
+    let try_hook = |name: &str| {
+        let mut cmd = s.host.cmd();
+        cmd.env("HOOKHOST_CONFIG", s.wrapper.config());
+        cmd.args(["try", name]).output().unwrap()
+    };
+    let out = try_hook("gpu-picker");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let spec = vendor.specs().join("example.json");
+    for line in [
+        "+ cdi device example.com/gpu=0".to_string(),
+        format!("--- CDI device example.com/gpu=0 ({})", spec.display()),
+        "env GPU_VISIBLE=0".to_string(),
+        "device /dev/gpu0 c 1:3 allow \"rwm\"".to_string(),
+        "additionalGid 4242".to_string(),
+        "--- hook gpu-picker (precreate, native): accepted".to_string(),
+    ] {
+        assert!(shown.contains(&line), "{line:?} not in:\n{shown}");
+    }
+    let out = try_hook("gpu9");
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown CDI device example.com/gpu=9"),
+        "{err}"
+    );
 }

@@ -5,6 +5,7 @@
 //! command; a pod annotation selects a createRuntime hook that runs with the container's state;
 //! a refusing policy hook fails CRI CreateContainer with its message; an out-of-grant edit is
 //! refused naming the field; an edit NRI cannot carry (process.args) is refused, never dropped;
+//! a CDI request goes to containerd, which resolves it;
 //! and every run is in `hookhost events`. Needs root, runc and python3-grpcio
 //! (scripts/setup.sh).
 
@@ -550,4 +551,65 @@ fn a_precreate_timeout_must_fit_the_nri_budget() {
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
     }
     host.ok(&["create", "--type", "precreate", "unchecked", "/bin/true"]);
+}
+
+/// A precreate hook's CDI request (`cdi.k8s.io/` annotation, granted `cdi=example.com/gpu=*`)
+/// goes to containerd as the NRI adjustment's CDI device (NRI 0.8 has them), and containerd
+/// resolves it from its own spec directories: the container sees the device node, the env and
+/// the mount; a device no spec defines fails the create with containerd's own error.
+#[test]
+fn containerd_resolves_a_precreate_hooks_cdi_request() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require("runc");
+    let host = Host::new();
+    let vendor = tempfile::tempdir().unwrap();
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(vendor.path(), 0o755);
+    let (driver, specs) = (vendor.path().join("driver"), vendor.path().join("cdi"));
+    for dir in [&driver, &specs] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    std::fs::write(driver.join("libgpu.so"), "driver\n").unwrap();
+    let spec = json!({
+        "cdiVersion": "0.6.0",
+        "kind": "example.com/gpu",
+        "devices": [{"name": "0", "containerEdits": {
+            "env": ["GPU_VISIBLE=0"],
+            "deviceNodes": [{"path": "/dev/gpu0", "hostPath": "/dev/null"}],
+            "mounts": [{"hostPath": driver, "containerPath": "/opt/gpu",
+                        "options": ["ro", "nosuid", "nodev", "bind"]}]
+        }}]
+    });
+    let file = specs.join("example.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    mode(&file, 0o644);
+    for (name, device) in [("gpu0", "example.com/gpu=0"), ("gpu9", "example.com/gpu=9")] {
+        let when = format!("pick={name}");
+        host.cdi_requester(
+            name,
+            "cdi=example.com/gpu=*",
+            device,
+            &["--when-annotation", &when],
+        );
+    }
+    let containerd = Containerd::start_cri_nri_cdi(&specs);
+    containerd.import_cri_image();
+    let _plugin = Plugin::start(&host, &containerd, "hookhost");
+    let cri = Cri {
+        containerd: &containerd,
+    };
+    let (created, pod) = create(
+        &cri,
+        json!({"pick": "gpu0"}),
+        "echo \"$GPU_VISIBLE\"; cat /opt/gpu/libgpu.so; test -c /dev/gpu0 && echo char-device; \
+         echo done",
+    );
+    assert_eq!(output(&cri, &created, &pod), "0\ndriver\nchar-device\ndone");
+    let (created, _) = create(&cri, json!({"pick": "gpu9"}), "echo done");
+    refused(
+        &created,
+        &["CDI device injection failed: unresolvable CDI devices example.com/gpu=9"],
+    );
 }

@@ -16,7 +16,8 @@ pub enum CdiCommand {
 ///
 /// These are the devices a container may request with a `cdi.k8s.io/…` annotation, or a
 /// precreate hook granted --may-adjust cdi[=GLOB] on its behalf; the runtime wrapper, `inject`
-/// and `run` resolve them. The directories are the config file's cdiSpecDirs (default
+/// and `run` resolve them, and so does a hooks.d file `export hooks.d` wrote, for its hook's
+/// requests under Podman (in NRI mode containerd resolves them). The directories are the config file's cdiSpecDirs (default
 /// /etc/cdi, then /var/run/cdi, which wins for a device both define). A problem in any spec
 /// file (invalid, writable by others, a device two files of one directory define) refuses
 /// every container that requests a CDI device until it is fixed: the command then exits 1.

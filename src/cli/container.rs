@@ -108,7 +108,7 @@ pub struct EventsArgs {
 /// registry. With a registered NAME, --stage S is the stage to run it as (default: its first)
 /// and the other flags are refused. The hook gets a sample OCI state (or the one given) on
 /// stdin, exactly as a runtime would send it (a precreate hook: a sample config.json, and the diff of its output
-/// is shown, accepted or refused); its output, exit status, duration and, for WASM, fuel used
+/// is shown, accepted or refused, with the edits of the CDI devices it requests); its output, exit status, duration and, for WASM, fuel used
 /// are printed. Nothing is recorded in the audit trail.
 #[derive(Debug, Args)]
 #[command(
@@ -333,7 +333,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         skip_invalid_hooksd: false,
         allow_inline: true,
         env_selects: true,
-        cdi_spec_dirs: &[],
+        cdi_spec_dirs: &cli.settings.cdi_spec_dirs,
     };
     let request = trial::Request {
         hook: &hook,
@@ -376,6 +376,7 @@ fn print_tried(tried: &trial::Tried) -> ExitCode {
             before,
             after,
             changes,
+            cdi,
         } => {
             stderr(out);
             println!("--- changes");
@@ -385,6 +386,13 @@ fn print_tried(tried: &trial::Tried) -> ExitCode {
             for change in changes {
                 let line = change.diff_line(before, after);
                 println!("{}", hookhost_exec::printable(&line));
+            }
+            for device in cdi {
+                let spec = device.spec.display();
+                println!("--- CDI device {} ({spec})", device.device);
+                for edit in &device.edits {
+                    println!("{}", hookhost_exec::printable(edit));
+                }
             }
             println!(
                 "--- hook {} (precreate, {}): accepted in {:.2} ms",

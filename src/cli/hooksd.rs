@@ -59,7 +59,12 @@ pub fn export(cli: &Cli, command: &ExportCommand) -> anyhow::Result<ExitCode> {
     let registry = cli.registry()?;
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let root = std::path::absolute(cli.root()).context("cannot resolve the registry root")?;
-    let report = hookhost_engines::hooksd::export(&registry, &args.dir, &exe, &root)?;
+    let to = hookhost_engines::hooksd::ExportTo {
+        exe: &exe,
+        root: &root,
+        cdi_spec_dirs: &cli.settings.cdi_spec_dirs,
+    };
+    let report = hookhost_engines::hooksd::export(&registry, &args.dir, to)?;
     for file in &report.written {
         println!("{}", file.display());
     }

@@ -64,7 +64,7 @@ impl Containerd {
                  [{handler}.options]\n  BinaryName = {:?}\n",
                 wrapper.display().to_string(),
             );
-            cri_config(dir, CRI_DISABLED_PLUGINS, &extra)
+            cri_config(dir, CRI_DISABLED_PLUGINS, "", &extra)
         })
     }
 
@@ -80,6 +80,22 @@ impl Containerd {
     pub fn start_cri_nri_with(
         pre_installed: &[(&str, &Path)],
         base_spec: Option<&Path>,
+    ) -> Containerd {
+        Self::start_cri_nri_keyed(pre_installed, base_spec, "")
+    }
+
+    /// [`Self::start_cri_nri`], CRI resolving CDI devices (on by default in containerd 2)
+    /// from the spec directory `cdi` only.
+    pub fn start_cri_nri_cdi(cdi: &Path) -> Containerd {
+        let keys = format!("  cdi_spec_dirs = [{:?}]\n", cdi.display().to_string());
+        Self::start_cri_nri_keyed(&[], None, &keys)
+    }
+
+    /// [`Self::start_cri_nri_with`], with `runtime_keys` (TOML lines) in CRI's runtime table.
+    fn start_cri_nri_keyed(
+        pre_installed: &[(&str, &Path)],
+        base_spec: Option<&Path>,
+        runtime_keys: &str,
     ) -> Containerd {
         let config = Path::new("/nonexistent/hookhost-config.json");
         Self::start_with(Engines::Today, config, |dir| {
@@ -103,7 +119,8 @@ impl Containerd {
                     spec.display().to_string()
                 )
             });
-            cri_config(dir, NRI_DISABLED_PLUGINS, &format!("{extra}{base}"))
+            let extra = format!("{extra}{base}");
+            cri_config(dir, NRI_DISABLED_PLUGINS, runtime_keys, &extra)
         })
     }
 
@@ -204,12 +221,13 @@ impl Drop for Containerd {
     }
 }
 
-/// A CRI config: the machine's `restrict_oom_score_adj`, the pinned sandbox image, no CNI
-/// (host-network pods), then `extra` tables.
-fn cri_config(dir: &Path, disabled: &str, extra: &str) -> String {
+/// A CRI config: the machine's `restrict_oom_score_adj` (and `runtime_keys`), the pinned
+/// sandbox image, no CNI (host-network pods), then `extra` tables.
+fn cri_config(dir: &Path, disabled: &str, runtime_keys: &str, extra: &str) -> String {
     format!(
         "version = 3\ndisabled_plugins = {disabled}\n\
          [plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n\
+         {runtime_keys}\
          [plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = '{CRI_IMAGE}'\n\
          [plugins.'io.containerd.grpc.v1.cri']\n  stream_server_address = '127.0.0.1'\n\
          \x20 stream_server_port = '0'\n\

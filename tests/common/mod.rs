@@ -151,6 +151,19 @@ impl Host {
         self.ok(&[&create[..], &["noop", module.to_str().unwrap()]].concat());
     }
 
+    /// Registers a precreate hook `name` granted `grant` that asks for the CDI `devices` with
+    /// the standard annotation key `cdi.k8s.io/NAME`, as a native hook would (the SDK's
+    /// `add_cdi_device` writes `cdi.k8s.io/hookhost`); `extra`: more `create` flags
+    /// (conditions).
+    pub fn cdi_requester(&self, name: &str, grant: &str, devices: &str, extra: &[&str]) {
+        let script = self.python_precreate(
+            name,
+            &format!("c.setdefault(\"annotations\", {{}})[\"cdi.k8s.io/{name}\"] = \"{devices}\""),
+        );
+        let create = ["create", "--type", "precreate", "--may-adjust", grant];
+        self.ok(&[&create[..], extra, &[name, &script]].concat());
+    }
+
     /// Registers the shell script `body` as the hook `name` at `stage`.
     pub fn script_hook(&self, name: &str, stage: &str, body: &str) {
         let script = self.script(&format!("{name}.sh"), body);

@@ -285,6 +285,7 @@ impl BundleConfig {
                     root: legacy.root.clone(),
                     events_max_size: None,
                     runtime_log: None,
+                    cdi_spec_dirs: Vec::new(),
                     plan: ContainerPlan::default(),
                 });
                 for hook in legacy.hooks {
@@ -316,6 +317,7 @@ impl BundleConfig {
             root: call.root.clone(),
             events_max_size: call.events_max_size,
             runtime_log: call.runtime_log.clone(),
+            cdi_spec_dirs: Vec::new(),
             plan: combined,
         };
         let (path, sha256) = write_plan(&file, self.bundle_dir())?;

@@ -189,6 +189,11 @@ pub struct PlanFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub runtime_log: Option<crate::runtime_log::RuntimeLog>,
+    /// The CDI spec directories (the config file's `cdiSpecDirs`; empty: the defaults) that
+    /// `hookhost stage precreate` resolves its hooks' CDI requests from, under Podman's hooks.d
+    /// export (see [`crate::precreate::run_call`]).
+    #[serde(default, rename = "cdiSpecDirs", skip_serializing_if = "Vec::is_empty")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// The hooks, per stage.
     #[serde(flatten)]
     pub plan: ContainerPlan,
@@ -242,6 +247,7 @@ impl LegacyStagePlan {
             root: self.root,
             events_max_size: None,
             runtime_log: None,
+            cdi_spec_dirs: Vec::new(),
             plan,
         }
     }
@@ -435,6 +441,7 @@ mod tests {
             root: "/var/lib/hookhost".into(),
             events_max_size: Some(1 << 20),
             runtime_log: None,
+            cdi_spec_dirs: Vec::new(),
             plan: native(vec!["x".into()], vec!["SECRET=1".into()]),
         };
         let bytes = file.encode().unwrap();
@@ -443,6 +450,7 @@ mod tests {
             root: "/r".into(),
             events_max_size: None,
             runtime_log: None,
+            cdi_spec_dirs: Vec::new(),
             plan: native(vec!["a".repeat(MAX_PLAN_BYTES)], vec![]),
         };
         assert!(matches!(huge.encode(), Err(PlanError::PlanTooLarge { .. })));

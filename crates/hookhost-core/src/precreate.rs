@@ -23,6 +23,7 @@ use hookhost_types::{Stage, StageCall, State};
 use serde_json::Value;
 
 use crate::bundle::{BundleConfig, load_plan};
+use crate::cdi;
 use crate::events::{self, Failure};
 use crate::owners::Owners;
 use crate::plan::{PlanFile, PlannedHook};
@@ -325,10 +326,56 @@ pub fn run_call(
         deadline: None,
         generation: plan.plan.generation.as_ref().map(|g| g.id.as_str()),
     };
-    let edited = run_chain(&config.doc, hooks, &at)?;
+    let mut edited = run_chain(&config.doc, hooks, &at)?;
+    resolve_cdi(&mut edited, hooks, &plan)?;
     let mut bytes = serde_json::to_vec(&edited.doc).expect("a JSON value serialises");
     bytes.push(b'\n');
     Ok((bytes, edited.report))
+}
+
+/// The CDI devices the hooks of a stage call requested, resolved and applied as the runtime
+/// wrapper does ([`crate::cdi`]): Podman resolves its own `--device` names before it runs
+/// precreate hooks, and never the `cdi.k8s.io/` annotations (measured with 4.3 and 5.8), so
+/// only those the hooks added are resolved here, each recorded in the audit trail — and so is
+/// a refusal, since Podman discards this call's stderr.
+fn resolve_cdi(
+    edited: &mut Edited,
+    hooks: &[PlannedHook],
+    plan: &PlanFile,
+) -> Result<(), StageError> {
+    let kinds: Vec<_> = (hooks.iter())
+        .map(|h| (h.name.clone(), h.spec.kind))
+        .collect();
+    let mut doc = edited.doc.clone();
+    let resolved = cdi::apply(
+        &mut doc,
+        &plan.cdi_spec_dirs,
+        cdi::Scope::HooksOnly,
+        &edited.changes,
+        &kinds,
+    );
+    let audit = cdi::Audit {
+        root: &plan.root,
+        max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+        container: "",
+        doc: &edited.doc,
+    };
+    let brought = match resolved {
+        Ok(brought) => brought,
+        Err(e) => {
+            // The container is refused either way; the reason is recorded when it can be.
+            let _ = cdi::record_refusal(&audit, &edited.changes, &kinds, &e);
+            return Err(e.into());
+        }
+    };
+    if !brought.is_empty() {
+        cdi::record(&audit, &brought).map_err(|source| StageError::Unrecorded {
+            stage: Stage::Precreate,
+            source,
+        })?;
+    }
+    edited.doc = doc;
+    Ok(())
 }
 
 /// How the config on stdin is named in errors.

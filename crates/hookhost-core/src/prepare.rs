@@ -55,6 +55,7 @@ pub fn prepare(
     let brought = cdi::apply(
         &mut config.doc,
         sources.cdi_spec_dirs,
+        cdi::Scope::All,
         &planned.adjusted,
         &planned.precreate_kinds,
     )?;

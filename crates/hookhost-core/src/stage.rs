@@ -37,6 +37,9 @@ pub enum StageError {
         #[source]
         source: events::EventsError,
     },
+    /// The CDI devices a precreate hook requested (`hookhost stage precreate`).
+    #[error(transparent)]
+    Cdi(#[from] hookhost_hooks::cdi::CdiError),
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
         name: String,

@@ -10,12 +10,14 @@ use tempfile::TempDir;
 use thiserror::Error;
 
 use crate::bundle::{self, BundleConfig, InjectError};
+use crate::cdi;
 use crate::plan::{PlannedHook, split_top_level};
 use crate::precreate::{self, MAX_CONFIG_BYTES};
 use crate::run::{self, ExecError, RunContext};
 use crate::select::{self, Origin, SelectError, Sources};
 use hookhost_exec::Outcome;
 use hookhost_exec::wasm::CompileLimits;
+use hookhost_hooks::cdi::Applied;
 use hookhost_hooks::define::{DefineError, Definition};
 use hookhost_hooks::diff::Change;
 use hookhost_hooks::hook::Stage;
@@ -145,12 +147,15 @@ pub enum Verdict {
     /// It ran (or could not run) at an OCI stage; or it refused at precreate (its stdout,
     /// the config it was given back, is dropped).
     Ran(Result<Outcome, ExecError>),
-    /// A precreate hook's result within its grants: what it changed.
+    /// A precreate hook's result within its grants: what it changed, and the CDI devices its
+    /// request would bring (each with its spec file and edits), resolved from the spec
+    /// directories as the runtime wrapper would.
     Accepted {
         out: Outcome,
         before: Value,
         after: Value,
         changes: Vec<Change>,
+        cdi: Vec<Applied>,
     },
     /// A precreate hook's result that would refuse the container, and why; with what it
     /// tried to change when its output was a JSON document (each change refused or not).
@@ -208,7 +213,7 @@ pub fn try_hook(sources: &Sources, request: &Request) -> Result<Tried, TrialErro
     let stage = request.stage.unwrap_or(*first);
     let hook = hooks[0].clone();
     if stage == Stage::Precreate {
-        return try_precreate(hook, request, sources.root);
+        return try_precreate(hook, request, sources);
     }
     let needs_sample = request.bundle.is_none()
         && request.state.is_none()
@@ -253,7 +258,11 @@ fn sample_state(stage: Stage, bundle: &Path) -> Result<Vec<u8>, TrialError> {
 
 /// Runs a precreate hook on the config.json of the bundle (or of a sample bundle) and checks
 /// its result as the container's precreate chain would.
-fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tried, TrialError> {
+fn try_precreate(
+    hook: PlannedHook,
+    request: &Request,
+    sources: &Sources,
+) -> Result<Tried, TrialError> {
     if request.state.is_some() {
         return Err(TrialError::StateForPrecreate);
     }
@@ -275,7 +284,7 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
         stage: Stage::Precreate,
         state_json: &input,
         state: &state,
-        root,
+        root: sources.root,
         output_limit: MAX_CONFIG_BYTES,
         deadline: None,
         generation: None,
@@ -287,12 +296,10 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
             ..out
         })),
         Ok(out) => match precreate::check_one(&hook, &config.doc, &out) {
-            Ok((after, changes)) => Verdict::Accepted {
-                out,
-                before: config.doc,
-                after,
-                changes,
-            },
+            Ok((after, changes)) => {
+                let edited = (config.doc, after, changes);
+                with_cdi(&hook, out, edited, sources.cdi_spec_dirs)
+            }
             Err(reason) => {
                 let (after, attempted) = attempted(&hook, &config.doc, &out);
                 Verdict::Rejected {
@@ -312,6 +319,48 @@ fn try_precreate(hook: PlannedHook, request: &Request, root: &Path) -> Result<Tr
         sample,
         verdict,
     })
+}
+
+/// The verdict on a precreate hook's result within its grants (`before` → `after`): accepted,
+/// with the CDI devices the hook's request brings; or, when their resolution fails (an
+/// unknown device, a bad spec file), the refusal the container would get.
+fn with_cdi(
+    hook: &PlannedHook,
+    out: Outcome,
+    (before, after, changes): (Value, Value, Vec<Change>),
+    dirs: &[PathBuf],
+) -> Verdict {
+    let adjusted = [(hook.name.clone(), changes.clone())];
+    let kinds = [(hook.name.clone(), hook.spec.kind)];
+    let mut resolved = after.clone();
+    match cdi::apply(
+        &mut resolved,
+        dirs,
+        cdi::Scope::HooksOnly,
+        &adjusted,
+        &kinds,
+    ) {
+        Ok(brought) => Verdict::Accepted {
+            out,
+            before,
+            after,
+            changes,
+            cdi: brought.into_iter().map(|b| b.applied).collect(),
+        },
+        Err(e) => Verdict::Rejected {
+            out,
+            reason: crate::error_chain(&e),
+            before,
+            after,
+            attempted: (changes.into_iter())
+                .map(|change| Attempted {
+                    change,
+                    refused: false,
+                    needs: None,
+                })
+                .collect(),
+        },
+    }
 }
 
 #[cfg(test)]

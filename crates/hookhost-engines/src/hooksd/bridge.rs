@@ -101,13 +101,18 @@ pub struct ExportReport {
     pub errors: Vec<RegistryError>,
 }
 
+/// Where exported files send Podman: hookhost's executable, the registry root, and the CDI
+/// spec directories a precreate hook's CDI requests are resolved from (the config file's
+/// `cdiSpecDirs`; empty: the defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct ExportTo<'a> {
+    pub exe: &'a Path,
+    pub root: &'a Path,
+    pub cdi_spec_dirs: &'a [PathBuf],
+}
+
 /// Writes the hooks.d files of every global hook into `dir` and removes stale ones.
-pub fn export(
-    registry: &Registry,
-    dir: &Path,
-    exe: &Path,
-    root: &Path,
-) -> Result<ExportReport, BridgeError> {
+pub fn export(registry: &Registry, dir: &Path, to: ExportTo) -> Result<ExportReport, BridgeError> {
     let (hooks, errors) = registry.global_hooks()?;
     let mut report = ExportReport {
         errors,
@@ -116,7 +121,7 @@ pub fn export(
     for hook in &hooks {
         let when = hook.when.as_ref().expect("global hooks have conditions");
         for &stage in &hook.stages {
-            let oci = match exported_hook(hook, stage, exe, root, dir) {
+            let oci = match exported_hook(hook, stage, to, dir) {
                 Ok(oci) => oci,
                 Err(skip) => {
                     report.skipped.push(skip);
@@ -129,7 +134,7 @@ pub fn export(
                 .push(write_file(dir, &file_stem(hook, stage), &document)?);
         }
     }
-    report.removed = remove_stale(dir, root, &report.written)?;
+    report.removed = remove_stale(dir, to.root, &report.written)?;
     Ok(report)
 }
 
@@ -148,13 +153,7 @@ pub const PLAN_DIR: &str = ".hookhost";
 
 /// The OCI hook Podman runs: `hookhost stage STAGE --plan DIR/.hookhost/SHA.json --sha256 SHA`
 /// (the plan file written here), or the native hook itself at startContainer.
-fn exported_hook(
-    hook: &Hook,
-    stage: Stage,
-    exe: &Path,
-    root: &Path,
-    dir: &Path,
-) -> Result<OciHook, Skipped> {
+fn exported_hook(hook: &Hook, stage: Stage, to: ExportTo, dir: &Path) -> Result<OciHook, Skipped> {
     let spec = &hook.spec;
     let mut oci = OciHook::default();
     if stage == Stage::StartRuntime {
@@ -183,16 +182,17 @@ fn exported_hook(
     plan.push_registered(hook, &[]);
     plan.stages.retain(|s, _| *s == stage);
     let file = PlanFile {
-        root: root.to_path_buf(),
+        root: to.root.to_path_buf(),
         events_max_size: None,
         runtime_log: None,
+        cdi_spec_dirs: to.cdi_spec_dirs.to_vec(),
         plan,
     };
     let call = write_plan(&file, stage, dir).map_err(|source| Skipped::Plan {
         name: hook.name.clone(),
         source: Box::new(source),
     })?;
-    oci.set_path(exe.to_path_buf());
+    oci.set_path(to.exe.to_path_buf());
     oci.set_args(Some(call.to_args()));
     let hooks = &file.plan.stages[&stage];
     oci.set_timeout(bundle::outer_timeout(hooks).map(|t| t as i64));

@@ -4,4 +4,6 @@
 
 mod bridge;
 
-pub use bridge::{BridgeError, ExportReport, ImportReport, Skipped, export, import, registry_name};
+pub use bridge::{
+    BridgeError, ExportReport, ExportTo, ImportReport, Skipped, export, import, registry_name,
+};

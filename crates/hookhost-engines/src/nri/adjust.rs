@@ -1,15 +1,16 @@
 //! The NRI adjustment that makes the runtime's config what the pipeline decided: the
 //! difference between the container as NRI described it and as its precreate hooks (and
 //! hookhost's own OCI hook entries) left it. NRI 0.8 carries env, mounts, annotations, OCI
-//! hooks (appended), rlimits and linux devices; any other change refuses the container.
+//! hooks (appended), rlimits, linux devices and CDI devices (a hook's `cdi.k8s.io/` request,
+//! resolved by the runtime); any other change refuses the container.
 
 use serde_json::Value;
 use thiserror::Error;
 
 use hookhost_hooks::diff::{self, Change, ChangeKind, Field};
 use hookhost_nri::api::{
-    ContainerAdjustment, Hook, Hooks, KeyValue, LinuxDevice, Mount, OptionalFileMode, OptionalInt,
-    OptionalUInt32, POSIXRlimit,
+    CDIDevice, ContainerAdjustment, Hook, Hooks, KeyValue, LinuxDevice, Mount, OptionalFileMode,
+    OptionalInt, OptionalUInt32, POSIXRlimit,
 };
 
 use super::view::STAGES;
@@ -18,8 +19,9 @@ use super::view::STAGES;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
     "container refused: {who} {change}, which NRI cannot carry to the runtime (NRI adjusts \
-     env, mounts, annotations, OCI hooks, rlimits and linux devices): register the hook without \
-     that edit, or give this container hookhost's runtime wrapper (RuntimeClass) instead"
+     env, mounts, annotations, OCI hooks, rlimits and linux devices, and adds CDI devices): \
+     register the hook without that edit, or give this container hookhost's runtime wrapper \
+     (RuntimeClass) instead"
 )]
 pub struct Uncarried {
     who: String,
@@ -75,12 +77,30 @@ pub fn adjustment(
             Field::Hooks => {
                 out.hooks = Some(added_hooks(before, after).ok_or_else(uncarried)?).into()
             }
+            Field::Cdi(name) if !removed => out.CDI_devices.push(cdi_device(name)),
             Field::Resources | Field::Args | Field::Cdi(_) | Field::Other(_) => {
                 return Err(uncarried());
             }
         }
     }
     Ok(out)
+}
+
+/// Whether the runtime NRI's Configure named applies an adjustment's CDI devices: containerd
+/// ≥ 2 (its NRI ≥ 0.8 hands them to its CDI injector; measured with 2.1.9). A runtime whose
+/// NRI predates the field would drop it unread, and one may have no injector: for those
+/// hookhost refuses the container rather than start it without its devices.
+pub fn applies_cdi_devices(name: &str, version: &str) -> bool {
+    let major = version.trim_start_matches('v').split('.').next();
+    name == "containerd" && major.and_then(|m| m.parse::<u32>().ok()) >= Some(2)
+}
+
+/// A CDI device for the runtime to resolve (NRI 0.8 has them; containerd 2.1 applies them
+/// from its own CDI spec directories).
+fn cdi_device(name: &str) -> CDIDevice {
+    let mut device = CDIDevice::new();
+    device.name = name.to_string();
+    device
 }
 
 fn env(key: &str, after: &Value, removed: bool) -> KeyValue {
@@ -309,5 +329,40 @@ mod tests {
         let mut removed = before();
         removed["hooks"] = json!({});
         assert!(adjustment(&before(), &removed, &[]).is_err());
+    }
+
+    #[test]
+    fn cdi_devices_go_only_to_runtimes_known_to_apply_them() {
+        for (name, version, applies) in [
+            ("containerd", "v2.1.9", true),
+            ("containerd", "2.0.0", true),
+            ("containerd", "v1.7.24", false),
+            ("containerd", "", false),
+            ("cri-o", "1.33.0", false),
+        ] {
+            assert_eq!(
+                applies_cdi_devices(name, version),
+                applies,
+                "{name} {version}"
+            );
+        }
+    }
+
+    /// A precreate hook's CDI request (the `cdi.k8s.io/` annotations) is passed on for the
+    /// runtime to resolve, as the adjustment's CDI devices; withdrawing a device the container
+    /// asked for cannot be carried.
+    #[test]
+    fn cdi_requests_become_the_adjustments_cdi_devices() {
+        let mut after = before();
+        after["annotations"]["cdi.k8s.io/picker"] = json!("example.com/gpu=0,example.com/gpu=1");
+        let out = adjustment(&before(), &after, &[]).unwrap();
+        let names: Vec<&str> = out.CDI_devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["example.com/gpu=0", "example.com/gpu=1"]);
+        assert!(out.annotations.is_empty(), "{:?}", out.annotations);
+        let err = adjustment(&after, &before(), &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("removed cdi device example.com/gpu=0"),
+            "{err}"
+        );
     }
 }

@@ -11,9 +11,9 @@ pub mod guard;
 mod view;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookhost_core::bundle::{BundleConfig, SelfCall};
@@ -38,6 +38,8 @@ pub struct NriHooks {
     /// itself: the config's share of the runtime's request timeout.
     budget_ms: AtomicU64,
     jobs: mpsc::Sender<Job>,
+    /// The runtime's name and version (NRI's Configure), for what its NRI applies.
+    runtime: Mutex<(String, String)>,
 }
 
 /// What the worker needs to prepare a container.
@@ -83,11 +85,35 @@ impl NriHooks {
             settings,
             budget_ms: AtomicU64::new(budget.as_millis() as u64),
             jobs,
+            runtime: Mutex::default(),
         }
     }
 
     fn budget(&self) -> Duration {
         Duration::from_millis(self.budget_ms.load(Ordering::Relaxed))
+    }
+
+    /// `response`, unless it has CDI devices the runtime may not apply.
+    fn cdi_carried(
+        &self,
+        name: &str,
+        response: CreateContainerResponse,
+    ) -> Result<CreateContainerResponse, Refusal> {
+        let devices = response.adjust.as_ref().map_or(&[][..], |a| &a.CDI_devices);
+        let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        if devices.is_empty() || adjust::applies_cdi_devices(&runtime.0, &runtime.1) {
+            return Ok(response);
+        }
+        let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
+        Err(Refusal::new(format!(
+            "hookhost: container {name} refused: its precreate hooks requested CDI devices \
+             ({}), which hookhost passes through NRI only to runtimes known to apply them \
+             (containerd >= 2), not to {} {}; give this container hookhost's runtime wrapper \
+             (RuntimeClass), which resolves them itself",
+            names.join(", "),
+            runtime.0,
+            runtime.1
+        )))
     }
 }
 
@@ -185,6 +211,10 @@ impl Handler for NriHooks {
             .unwrap_or(self.settings.config.nri.request_timeout_ms());
         let budget = self.settings.config.nri.budget_for(timeout).as_millis() as u64;
         self.budget_ms.store(budget, Ordering::Relaxed);
+        *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = (
+            request.runtime_name.clone(),
+            request.runtime_version.clone(),
+        );
         tracing::info!(
             runtime = %request.runtime_name,
             version = %request.runtime_version,
@@ -228,7 +258,7 @@ impl Handler for NriHooks {
             )
         };
         match answer.recv_timeout(budget) {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => self.cdi_carried(&name, response),
             Ok(Err(message)) if Instant::now() >= hooks_until => Err(Refusal::new(format!(
                 "{}: {message}",
                 over("its hooks did not finish")
