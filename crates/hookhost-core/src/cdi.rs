@@ -113,6 +113,7 @@ pub fn record(audit: &Audit, brought: &[Brought]) -> Result<(), EventsError> {
                 spec: device.applied.spec.clone(),
                 edits: device.applied.edits.clone(),
             }),
+            shadow: None,
         };
         events::append(&file, &event, audit.max_size)?;
     }
