@@ -293,3 +293,70 @@ fn bad_shadows_are_refused_with_clear_errors() {
     let err = host.fails(&["inject", "--bundle", bundle.path_str()]);
     assert!(err.contains("v2 is a shadow of policy"), "{err}");
 }
+
+/// What `inspect` prints of a hook and its shadow, applied on another node, registers the same
+/// pair; applied again, it changes nothing. A file whose shadow has no hook to shadow is
+/// refused and changes nothing.
+#[test]
+fn apply_files_carry_shadows() {
+    let host = Host::new();
+    let noop = common::example_wasm("noop");
+    let deny = common::example_wasm("deny-privileged");
+    host.ok(&["create", "--type", "precreate", "policy", s(&noop)]);
+    host.ok(&[
+        "create",
+        "--shadow-of",
+        "policy",
+        "--shadow-budget",
+        "150",
+        "policy-v2",
+        s(&deny),
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("hooks.json");
+    fs::write(&file, host.ok(&["inspect"])).unwrap();
+    let other = Host::new();
+    let applied = other.ok(&["apply", "-f", s(&file)]);
+    assert!(applied.contains("created policy-v2"), "{applied}");
+    let ls = other.ok(&["ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("policy-v2") && l.contains("shadow of policy")),
+        "{ls}"
+    );
+    let again = other.ok(&["apply", "-f", s(&file)]);
+    assert!(again.contains("unchanged policy-v2"), "{again}");
+    let shadow: Value = serde_json::from_str(&other.ok(&["inspect", "policy-v2"])).unwrap();
+    assert_eq!(
+        shadow[0]["Shadow"],
+        json!({"Of": "policy", "BudgetMs": 150})
+    );
+
+    // A hand-written file: the shadow without stages or grants takes its enforced hook's.
+    let short = files.path().join("short.json");
+    let doc = json!([
+        {"Name": "gate", "Type": "createRuntime", "Path": s(&noop)},
+        {"Name": "gate-v2", "Path": s(&deny), "Shadow": {"Of": "gate"}}
+    ]);
+    fs::write(&short, doc.to_string()).unwrap();
+    other.ok(&["apply", "-f", s(&short)]);
+    let gate: Value = serde_json::from_str(&other.ok(&["inspect", "gate-v2"])).unwrap();
+    assert_eq!(gate[0]["Type"], "createRuntime");
+
+    let orphan = files.path().join("orphan.json");
+    let doc = json!([{"Name": "lonely", "Path": s(&deny), "Shadow": {"Of": "missing"}}]);
+    fs::write(&orphan, doc.to_string()).unwrap();
+    let before = other.snapshot();
+    let err = other.fails(&["apply", "-f", s(&orphan)]);
+    assert!(
+        err.contains("shadow hook lonely: cannot shadow missing: no such hook: missing"),
+        "{err}"
+    );
+    // Pruned, the hook a listed shadow shadows would be gone.
+    let alone = files.path().join("alone.json");
+    let doc = json!([{"Name": "policy-v2", "Path": s(&deny), "Shadow": {"Of": "policy"}}]);
+    fs::write(&alone, doc.to_string()).unwrap();
+    let err = other.fails(&["apply", "--prune", "-f", s(&alone)]);
+    assert!(err.contains("cannot shadow policy: no such hook"), "{err}");
+    assert_eq!(other.snapshot(), before);
+}
