@@ -9,7 +9,9 @@
 //! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
 //!    pays for ten native hooks): what each further WASM hook of a stage costs;
 //! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
-//!    1, and `hookhost ls` of 10,000 hooks.
+//!    1, and `hookhost ls` of 10,000 hooks;
+//! 5. a shadow hook's cost: a stage of a WASM hook with a shadow vs the same hook followed by
+//!    a second, ordinary WASM hook (at most one extra WASM run on the stage: ratio ≤ ~1).
 
 use std::io::Write;
 use std::path::Path;
@@ -192,7 +194,43 @@ fn main() {
         ("wasm stage", w),
         ("10 x /bin/true", t),
     );
+    shadow_cost(dir.path(), rounds);
     registry_scale(dir.path(), rounds, hooks);
+}
+
+/// A distinct trivial module (its own digest and compiled code), registered as `name` at
+/// createRuntime with `extra` flags.
+fn distinct_wasm(dir: &Path, root: &Path, name: &str, extra: &[&str]) {
+    let wat = format!(
+        r#"(module (memory (export "memory") 1) (func (export "_start")) (global (export "{name}") i32 (i32.const 0)))"#
+    );
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::write(&wasm, wat::parse_str(wat).unwrap()).unwrap();
+    let mut args = vec!["create"];
+    args.extend(extra);
+    args.extend([name, wasm.to_str().unwrap()]);
+    create(root, &args);
+}
+
+/// 5: a hook with a shadow against the hook and a second hook, in one registry.
+fn shadow_cost(dir: &Path, rounds: usize) {
+    let root = dir.join("shadowed");
+    let at = ["--type", "createRuntime"];
+    distinct_wasm(dir, &root, "enforced", &at);
+    distinct_wasm(dir, &root, "second", &at);
+    distinct_wasm(dir, &root, "candidate", &["--shadow-of", "enforced"]);
+    let shadowed = plan_for(&root, &["enforced"]);
+    let two = plan_for(&root, &["enforced", "second"]);
+    let (s, t) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &shadowed)),
+        || run_once(&mut stage(&root, &two)),
+    );
+    report(
+        "5. stage: a WASM hook with a shadow vs the hook and a second WASM hook",
+        ("with shadow", s),
+        ("two hooks", t),
+    );
 }
 
 const TEN: usize = 10;
