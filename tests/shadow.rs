@@ -312,6 +312,9 @@ fn apply_files_carry_shadows() {
         "policy-v2",
         s(&deny),
     ]);
+    // The enforced hook changes stage: what inspect prints of the shadow is what it took at
+    // registration, and an apply takes the enforced hook's again.
+    host.ok(&["update", "policy", "--type", "createRuntime"]);
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join("hooks.json");
     fs::write(&file, host.ok(&["inspect"])).unwrap();

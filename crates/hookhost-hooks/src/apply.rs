@@ -501,21 +501,14 @@ fn build(
     Ok(hook)
 }
 
-/// A shadow's entry as inspect prints it carries its enforced hook's stages, grants and
-/// `MayAdjust` (what it took at registration): those are dropped when they are the enforced
-/// hook's (a hand-written entry may leave them out), and [`crate::shadow::inherit`] refuses
-/// any other.
+/// A shadow's entry as inspect prints it carries the stages, grants and `MayAdjust` it took
+/// from its enforced hook when it was registered, which may have changed since: they are
+/// replaced by the enforced hook's, as each run takes them ([`crate::shadow::inherit`] refuses
+/// `When` and `OnFailure`).
 fn shadow_fields(def: &mut Definition, enforced: &Hook) -> Result<(), crate::shadow::ShadowError> {
-    if def.stages == enforced.stages {
-        def.stages.clear();
-    }
-    let grants = def.grants.as_ref().filter(|g| !g.is_empty());
-    if grants.is_none() || grants == enforced.spec.grants.as_ref() {
-        def.grants = None;
-    }
-    if def.may_adjust == enforced.spec.may_adjust {
-        def.may_adjust = None;
-    }
+    def.stages.clear();
+    def.grants = None;
+    def.may_adjust = None;
     crate::shadow::inherit(def, enforced)
 }
 
