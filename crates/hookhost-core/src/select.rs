@@ -356,7 +356,7 @@ fn select_with(
     if let Some(file) = command_line.spec {
         add_spec(&mut selected.plan, Origin::CommandLine, file, true)?;
     }
-    crate::shadow::attach(&mut selected.plan, &shadows);
+    crate::shadow::attach(&mut selected.plan, &shadows, sources.registry);
     if !selected.plan.is_empty() {
         selected.plan.generation = sources.registry.and_then(|r| r.generation()).cloned();
     }

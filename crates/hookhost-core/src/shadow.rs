@@ -22,6 +22,7 @@ use hookhost_exec::{Exit, Outcome};
 use hookhost_hooks::diff::Change;
 use hookhost_hooks::grants::{Access, Grants};
 use hookhost_hooks::hook::{Hook, HookKind};
+use hookhost_hooks::registry::Registry;
 
 use crate::events::{self, Event};
 use crate::plan::{ContainerPlan, PlannedHook};
@@ -40,17 +41,24 @@ pub struct PlannedShadow {
 }
 
 /// Puts each shadow of `shadows` (registry entries) under the WASM hooks of `plan` it shadows,
-/// with the grants and `--may-adjust` of the hook as planned.
-pub fn attach(plan: &mut ContainerPlan, shadows: &[Hook]) {
+/// with the grants and `--may-adjust` of the hook as planned, and the arguments its selection
+/// appended (`NAME:["--strict"]`): the same inputs. Reads the registered entry of each hook
+/// that has shadows (for its own arguments); none when there are no shadows.
+pub fn attach(plan: &mut ContainerPlan, shadows: &[Hook], registry: Option<&Registry>) {
+    if shadows.is_empty() {
+        return;
+    }
     for planned in plan.stages.values_mut().flatten() {
         if planned.spec.kind != HookKind::Wasm {
             continue;
         }
-        for shadow in shadows {
-            let Some(of) = shadow.shadow.as_ref().filter(|s| s.of == planned.name) else {
-                continue;
-            };
-            let mut hook = PlannedHook::registered(shadow, &[]);
+        let mine = shadows
+            .iter()
+            .filter_map(|s| Some((s, s.shadow.as_ref().filter(|o| o.of == planned.name)?)));
+        let mut extra = None;
+        for (shadow, of) in mine {
+            let extra = extra.get_or_insert_with(|| selection_args(planned, registry));
+            let mut hook = PlannedHook::registered(shadow, extra);
             hook.spec.grants = planned.spec.grants.clone();
             hook.spec.may_adjust = planned.spec.may_adjust.clone();
             hook.spec.on_failure = None;
@@ -59,6 +67,17 @@ pub fn attach(plan: &mut ContainerPlan, shadows: &[Hook]) {
                 budget_ms: of.budget_ms(),
             });
         }
+    }
+}
+
+/// The arguments a selection appended to `planned`'s registered ones.
+fn selection_args(planned: &PlannedHook, registry: Option<&Registry>) -> Vec<String> {
+    let registered = registry.and_then(|r| r.get(&planned.name).ok());
+    match registered {
+        Some(hook) if planned.spec.args.starts_with(&hook.spec.args) => {
+            planned.spec.args[hook.spec.args.len()..].to_vec()
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -307,9 +326,13 @@ fn judge<T: Edits>(
             ..
         })
         | Err(ExecError::CompileAtStage { .. }) => {
+            let timeout = shadow.hook.spec.timeout;
+            let limit = match timeout.saturating_mul(1000) < shadow.budget_ms {
+                true => format!("its timeout of {timeout} s"),
+                false => format!("its budget of {} ms", shadow.budget_ms),
+            };
             let reason = format!(
-                "stopped at its budget of {} ms: {}",
-                shadow.budget_ms,
+                "stopped at {limit}: {}",
                 crate::error_chain(result.as_ref().unwrap_err())
             );
             return record(shadow, Verdict::Skipped, Some(reason));
@@ -490,6 +513,45 @@ impl AgreementStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registered WASM hook `name` with `extra` keys.
+    fn registered(name: &str, extra: Value) -> Hook {
+        let mut doc = serde_json::json!({
+            "Name": name, "Stages": ["prestart"], "Kind": "wasm", "Path": "/m.wasm",
+            "Args": [name], "Env": [], "Timeout": 5, "Digest": "ab",
+            "Grants": {"env": ["HOME"]}, "Created": "2026-12-01T00:00:00Z",
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            doc[key] = value.clone();
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn a_shadow_is_planned_under_its_hook_with_its_grants_and_the_selections_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let policy = registered("policy", serde_json::json!({}));
+        registry.create(&policy).unwrap();
+        let shadow = registered(
+            "v2",
+            serde_json::json!({"Grants": {}, "Shadow": {"Of": "policy", "BudgetMs": 70}}),
+        );
+        let other = registered("other", serde_json::json!({"Shadow": {"Of": "nope"}}));
+        let mut plan = ContainerPlan::default();
+        plan.push_registered(&policy, &["--strict".to_string()]);
+        attach(&mut plan, &[shadow, other], Some(&registry));
+        let planned = &plan.stages[&hookhost_types::Stage::Prestart][0];
+        let [shadow] = planned.shadows.as_slice() else {
+            panic!("{planned:?}")
+        };
+        assert_eq!(shadow.budget_ms, 70);
+        assert_eq!(shadow.hook.spec.args, ["v2", "--strict"]);
+        assert_eq!(shadow.hook.spec.grants, policy.spec.grants);
+        // The plan file carries it, and reads it back.
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(serde_json::from_value::<ContainerPlan>(json).unwrap(), plan);
+    }
 
     #[test]
     fn the_same_edits_in_another_order_have_the_same_digest() {
