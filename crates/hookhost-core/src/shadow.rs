@@ -548,6 +548,10 @@ mod tests {
         assert_eq!(shadow.budget_ms, 70);
         assert_eq!(shadow.hook.spec.args, ["v2", "--strict"]);
         assert_eq!(shadow.hook.spec.grants, policy.spec.grants);
+        // The runtime waits for the budget too.
+        let hooks = &plan.stages[&hookhost_types::Stage::Prestart];
+        let slack = crate::bundle::TIMEOUT_SLACK_SECS;
+        assert_eq!(crate::bundle::outer_timeout(hooks), Some(5 + 1 + slack));
         // The plan file carries it, and reads it back.
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(serde_json::from_value::<ContainerPlan>(json).unwrap(), plan);

@@ -108,7 +108,9 @@ pub fn export(
     exe: &Path,
     root: &Path,
 ) -> Result<ExportReport, BridgeError> {
-    let (hooks, errors) = registry.global_hooks()?;
+    let (entries, errors) = registry.global_entries()?;
+    let (hooks, shadows): (Vec<Hook>, Vec<Hook>) =
+        entries.into_iter().partition(|h| h.shadow.is_none());
     let mut report = ExportReport {
         errors,
         ..ExportReport::default()
@@ -116,7 +118,7 @@ pub fn export(
     for hook in &hooks {
         let when = hook.when.as_ref().expect("global hooks have conditions");
         for &stage in &hook.stages {
-            let oci = match exported_hook(hook, stage, exe, root, dir) {
+            let oci = match exported_hook(hook, &shadows, registry, stage, exe, root, dir) {
                 Ok(oci) => oci,
                 Err(skip) => {
                     report.skipped.push(skip);
@@ -150,6 +152,8 @@ pub const PLAN_DIR: &str = ".hookhost";
 /// (the plan file written here), or the native hook itself at startContainer.
 fn exported_hook(
     hook: &Hook,
+    shadows: &[Hook],
+    registry: &Registry,
     stage: Stage,
     exe: &Path,
     root: &Path,
@@ -181,6 +185,7 @@ fn exported_hook(
     }
     let mut plan = ContainerPlan::default();
     plan.push_registered(hook, &[]);
+    hookhost_core::shadow::attach(&mut plan, shadows, Some(registry));
     plan.stages.retain(|s, _| *s == stage);
     let file = PlanFile {
         root: root.to_path_buf(),
