@@ -228,7 +228,7 @@ fn bad_shadows_are_refused_with_clear_errors() {
     host.ok(&["create", "native", "/bin/true"]);
     host.ok(&["create", "--shadow-of", "policy", "v2", noop]);
     let before = host.snapshot();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["create", "--shadow-of", "nope", "x", noop],
             "cannot shadow nope: no such hook: nope",
@@ -271,6 +271,10 @@ fn bad_shadows_are_refused_with_clear_errors() {
         ),
         (&["rm", "policy"], "hook policy has shadow hooks (v2)"),
         (&["promote", "policy"], "policy is not a shadow hook"),
+        (
+            &["create", "--replace", "policy", "/bin/true"],
+            "policy is a native hook: shadows run only beside WASM hooks",
+        ),
         (
             &["create", "--shadow-budget", "10", "x", noop],
             "--shadow-of",

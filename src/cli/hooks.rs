@@ -343,6 +343,9 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let enforced = args.shadow.enforced(&registry, &mut def)?;
     let hook = build(cli, def, &registry, &args.verify, args.accept_grants)?;
     let hook = args.shadow.make(hook, enforced.as_ref())?;
+    if args.replace {
+        hookhost_hooks::shadow::check_replacement(&registry, &hook)?;
+    }
     match args.replace {
         true => registry.put(&hook)?,
         false => registry.create(&hook)?,
@@ -362,6 +365,7 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     let mut hook = build(cli, def, &registry, &args.verify, false)?;
     // A shadow stays one (what it takes from its enforced hook is taken again at each run).
     hook.shadow = old.shadow.clone();
+    hookhost_hooks::shadow::check_replacement(&registry, &hook)?;
     registry.put(&hook)?;
     println!("{}", hook.name);
     match hookhost_hooks::apply::diff(&old, &hook) {

@@ -140,6 +140,15 @@ pub fn check_enforced(hook: &Hook) -> Result<(), ShadowError> {
     Ok(())
 }
 
+/// A new definition of a hook that has shadows (`update`, `create --replace`) must still be
+/// one they can shadow: WASM, and no shadow itself.
+pub fn check_replacement(registry: &Registry, hook: &Hook) -> Result<(), ShadowError> {
+    if registry.shadows_of(&hook.name)?.is_empty() {
+        return Ok(());
+    }
+    check_enforced(hook)
+}
+
 /// Gives a shadow's definition what it takes from `enforced`; refuses a definition that sets
 /// any of it itself.
 pub fn inherit(def: &mut Definition, enforced: &Hook) -> Result<(), ShadowError> {
