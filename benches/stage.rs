@@ -12,7 +12,9 @@
 //!    1, and `hookhost ls` of 10,000 hooks;
 //! 5. a hook as users write it (`examples/sdk-minimal`: the guest SDK reads and parses the
 //!    state; ~180 KB of WASM against the noop's few bytes): its stage vs exec of `/bin/true`
-//!    and vs the noop's stage, and ten distinct such modules in one stage vs ten execs.
+//!    and vs the noop's stage, and ten distinct such modules in one stage vs ten execs;
+//! 6. a shadow hook's cost: a stage of a WASM hook with a shadow vs the same hook followed by
+//!    a second, ordinary WASM hook (at most one extra WASM run on the stage: ratio ≤ ~1).
 
 use std::io::Write;
 use std::path::Path;
@@ -193,6 +195,7 @@ fn main() {
         ("wasm stage", w),
         ("10 x /bin/true", t),
     );
+    shadow_cost(dir.path(), rounds);
     registry_scale(dir.path(), rounds, hooks);
     sdk_hooks(dir.path(), &root, rounds, &wasm_plan);
 }
@@ -254,6 +257,41 @@ fn distinct(module: &[u8], i: usize) -> Vec<u8> {
     out.extend(name);
     out.extend(payload);
     out
+}
+
+/// A distinct trivial module (its own digest and compiled code), registered as `name` at
+/// createRuntime with `extra` flags.
+fn distinct_wasm(dir: &Path, root: &Path, name: &str, extra: &[&str]) {
+    let wat = format!(
+        r#"(module (memory (export "memory") 1) (func (export "_start")) (global (export "{name}") i32 (i32.const 0)))"#
+    );
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::write(&wasm, wat::parse_str(wat).unwrap()).unwrap();
+    let mut args = vec!["create"];
+    args.extend(extra);
+    args.extend([name, wasm.to_str().unwrap()]);
+    create(root, &args);
+}
+
+/// 6: a hook with a shadow against the hook and a second hook, in one registry.
+fn shadow_cost(dir: &Path, rounds: usize) {
+    let root = dir.join("shadowed");
+    let at = ["--type", "createRuntime"];
+    distinct_wasm(dir, &root, "enforced", &at);
+    distinct_wasm(dir, &root, "second", &at);
+    distinct_wasm(dir, &root, "candidate", &["--shadow-of", "enforced"]);
+    let shadowed = plan_for(&root, &["enforced"]);
+    let two = plan_for(&root, &["enforced", "second"]);
+    let (s, t) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &shadowed)),
+        || run_once(&mut stage(&root, &two)),
+    );
+    report(
+        "6. stage: a WASM hook with a shadow vs the hook and a second WASM hook",
+        ("with shadow", s),
+        ("two hooks", t),
+    );
 }
 
 const TEN: usize = 10;

@@ -51,6 +51,8 @@ pub struct CreateArgs {
     accept_grants: bool,
     #[command(flatten)]
     verify: super::oci::VerifyFlags,
+    #[command(flatten)]
+    shadow: super::shadow::ShadowFlags,
     /// Name of the hook: [a-zA-Z0-9][a-zA-Z0-9_.-]*
     name: String,
     /// Path of the executable or WebAssembly module (a relative one is resolved against the
@@ -335,10 +337,15 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> anyhow::Result<ExitCode> {
         // Before the module is compiled and stored: a taken name changes nothing.
         registry.check_free(&args.name)?;
     }
-    let def = args
+    let mut def = args
         .flags
         .definition(&args.name, program_path(&args.path)?)?;
+    let enforced = args.shadow.enforced(&registry, &mut def)?;
     let hook = build(cli, def, &registry, &args.verify, args.accept_grants)?;
+    let hook = args.shadow.make(hook, enforced.as_ref())?;
+    if args.replace {
+        hookhost_hooks::shadow::check_replacement(&registry, &hook)?;
+    }
     match args.replace {
         true => registry.put(&hook)?,
         false => registry.create(&hook)?,
@@ -355,7 +362,10 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
         def.path = program_path(path)?;
     }
     let def = args.flags.overlay(def)?;
-    let hook = build(cli, def, &registry, &args.verify, false)?;
+    let mut hook = build(cli, def, &registry, &args.verify, false)?;
+    // A shadow stays one (what it takes from its enforced hook is taken again at each run).
+    hook.shadow = old.shadow.clone();
+    hookhost_hooks::shadow::check_replacement(&registry, &hook)?;
     registry.put(&hook)?;
     println!("{}", hook.name);
     match hookhost_hooks::apply::diff(&old, &hook) {
@@ -497,9 +507,13 @@ fn print_table(hooks: &[Hook]) {
         "ARGS".into(),
     ]];
     for hook in hooks {
+        let kind = match &hook.shadow {
+            Some(shadow) => format!("shadow of {}", shadow.of),
+            None => hook.type_label(),
+        };
         rows.push([
             hook.name.clone(),
-            hook.type_label(),
+            kind,
             hook.spec.path.display().to_string(),
             hook.spec.args.join(" "),
         ]);

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::metrics::{Metrics, Stats};
+use hookhost_core::shadow::AgreementStats;
 use hookhost_hooks::paths::Paths;
 
 use super::{Cli, parse};
@@ -33,10 +34,22 @@ pub struct MetricsArgs {
     since: Option<DateTime<Utc>>,
 }
 
-/// Runs, failures and durations per hook and stage, from the audit trail.
+/// Runs, failures and durations per hook and stage, from the audit trail; and how each shadow
+/// hook agreed with the hook it shadows.
+///
+/// The table ends with the shadows' agreement when the trail holds shadow runs: per shadow, its
+/// runs, those with the enforced run's verdict, with its edits (precreate), those that differed
+/// in either, those skipped (over its budget, or too close to the caller's deadline), and those
+/// it refused that the enforced hook let through. `--shadows` shows only that, as a table or
+/// JSON.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  hookhost stats\n  hookhost stats --since 1h")]
+#[command(
+    after_help = "Examples:\n  hookhost stats\n  hookhost stats --since 1h\n  hookhost stats --shadows --format json"
+)]
 pub struct StatsArgs {
+    /// Only the shadow hooks' agreement with the hooks they shadow
+    #[arg(long)]
+    shadows: bool,
     /// Only runs since this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)
     #[arg(long, value_parser = parse::since, value_name = "TIME")]
     since: Option<DateTime<Utc>>,
@@ -87,7 +100,16 @@ pub fn metrics(cli: &Cli, args: &MetricsArgs) -> anyhow::Result<ExitCode> {
 
 pub fn stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let mut stats = Stats::default();
-    each_event(cli, args.since, |e| stats.add(e))?;
+    let mut agreement = AgreementStats::default();
+    each_event(cli, args.since, |e| {
+        stats.add(e);
+        agreement.add(e);
+    })?;
+    let shadows = agreement.rows();
+    if args.shadows {
+        super::shadow::print_agreement(&shadows, matches!(args.format, StatsFormat::Json))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows = stats.rows();
     match args.format {
         StatsFormat::Json => {
@@ -120,6 +142,10 @@ pub fn stats(cli: &Cli, args: &StatsArgs) -> anyhow::Result<ExitCode> {
                     r.p95,
                     r.max
                 );
+            }
+            if !shadows.is_empty() {
+                println!();
+                super::shadow::print_agreement(&shadows, false)?;
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod plugin;
 mod progress;
 pub mod recompile;
 pub mod runtime;
+mod shadow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,7 @@ enum Command {
     Ls(hooks::LsArgs),
     #[command(alias = "remove")]
     Rm(hooks::RmArgs),
+    Promote(shadow::PromoteArgs),
     Apply(apply::ApplyArgs),
     Push(oci::PushArgs),
     Pull(oci::PullArgs),
@@ -166,6 +168,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => hooks::inspect(cli, args),
         Command::Ls(args) => hooks::ls(cli, args),
         Command::Rm(args) => hooks::rm(cli, args),
+        Command::Promote(args) => shadow::promote(cli, args),
         Command::Apply(args) => apply::apply(cli, args),
         Command::Push(args) => oci::push(cli, args),
         Command::Pull(args) => oci::pull(cli, args),

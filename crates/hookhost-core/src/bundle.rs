@@ -519,13 +519,15 @@ fn legacy_plan(entry: &Value) -> Option<LegacyStagePlan> {
     }
 }
 
-/// The OCI timeout of hookhost's own entry: every hook's timeout plus slack, capped so that it
-/// stays a valid positive `int` for every runtime (`hook::oci_timeout_secs`); none when one of
-/// the hooks has none.
+/// The OCI timeout of hookhost's own entry: every hook's timeout and every shadow's budget
+/// (rounded up to seconds) plus slack, capped so that it stays a valid positive `int` for every
+/// runtime (`hook::oci_timeout_secs`); none when one of the hooks has none.
 pub fn outer_timeout(hooks: &[PlannedHook]) -> Option<u64> {
     let timeouts: Option<Vec<u64>> = hooks.iter().map(PlannedHook::timeout).collect();
+    let shadows = hooks.iter().flat_map(|h| &h.shadows);
+    let budgets = shadows.map(|s| s.budget_ms.div_ceil(1000));
     Some(hookhost_hooks::hook::oci_timeout_secs(
-        timeouts?,
+        timeouts?.into_iter().chain(budgets),
         TIMEOUT_SLACK_SECS,
     ))
 }

@@ -168,6 +168,7 @@ fn event(audit: &Audit, by: (String, HookKind), cdi: CdiRecord, error: Option<St
         needs: None,
         stderr: None,
         cdi: Some(cdi),
+        shadow: None,
     }
 }
 

@@ -103,6 +103,10 @@ pub struct Event {
     /// annotations did), and this what it brought.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdi: Option<CdiRecord>,
+    /// Not a run of an enforced hook but of a shadow (see [`crate::shadow`]): what it decided,
+    /// and whether it agreed with the hook it shadows. Nothing of it was enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::shadow::ShadowRecord>,
 }
 
 /// A CDI device applied to a container: its name, the spec file that defines it, and its edits
@@ -236,6 +240,7 @@ impl Event {
             stderr,
             cdi,
             generation,
+            shadow,
         } = self;
         let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let container = match container.is_empty() {
@@ -279,6 +284,9 @@ impl Event {
                 text_field(&cdi.spec.to_string_lossy()),
                 text_field(&cdi.edits.join("; "))
             ));
+        }
+        if let Some(shadow) = shadow {
+            line.push_str(&shadow.text());
         }
         line
     }
@@ -528,6 +536,7 @@ mod tests {
             needs: None,
             stderr: None,
             cdi: None,
+            shadow: None,
         }
     }
 

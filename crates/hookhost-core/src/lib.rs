@@ -24,6 +24,7 @@ pub mod prepare;
 pub mod run;
 pub mod runtime_log;
 pub mod select;
+pub mod shadow;
 pub mod spec_file;
 pub mod stage;
 pub mod trial;

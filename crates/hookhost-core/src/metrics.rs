@@ -57,7 +57,8 @@ fn kind_label(kind: HookKind) -> &'static str {
 impl Metrics {
     /// Counts one hook run (a CDI record is none).
     pub fn add(&mut self, event: &Event) {
-        if event.cdi.is_some() {
+        // A shadow's run is counted by `hookhost stats`' agreement table, not as a hook run.
+        if event.cdi.is_some() || event.shadow.is_some() {
             return;
         }
         // A refused precreate edit exited 0 but failed: it is counted as what it was.
@@ -271,7 +272,7 @@ struct Group {
 
 impl Stats {
     pub fn add(&mut self, event: &Event) {
-        if event.cdi.is_some() {
+        if event.cdi.is_some() || event.shadow.is_some() {
             return;
         }
         let group = self
@@ -344,6 +345,7 @@ mod tests {
             needs: None,
             stderr: None,
             cdi: None,
+            shadow: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use hookhost_hooks::diff::{Change, Field};
 
 /// Who last set each field in one chain of precreate hooks, to find conflicts.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Owners(HashMap<Field, String>);
 
 /// A later hook changed what an earlier one set.

@@ -38,6 +38,10 @@ pub struct PlannedHook {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub no_timeout: bool,
+    /// Shadow hooks that run after it on the same input, without effect on the container
+    /// (see [`crate::shadow`]).
+    #[serde(rename = "Shadows", default, skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<crate::shadow::PlannedShadow>,
 }
 
 impl PlannedHook {
@@ -55,6 +59,7 @@ impl PlannedHook {
             name: hook.name.clone(),
             spec,
             no_timeout: false,
+            shadows: Vec::new(),
         }
     }
 
@@ -88,6 +93,7 @@ impl PlannedHook {
                 may_adjust: None,
             },
             no_timeout: timeout.is_none(),
+            shadows: Vec::new(),
         }
     }
 
@@ -522,6 +528,7 @@ mod tests {
             when: None,
             created: chrono::Utc::now(),
             source: None,
+            shadow: None,
         };
         registry.create(&hook).unwrap();
         let hostile =

@@ -107,10 +107,23 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
             generation: at.generation,
         };
         let current = &edited.doc;
-        let checked = run_recorded(hook, &ctx, &trail, &mut edited.report, |out| {
-            on_disk.as_ref().map_or(Ok(()), OnDisk::unchanged)?;
-            check_output(hook, current, out, &mut owners)
-        });
+        // Shadows are checked against the owners as they were before the hook, and change them
+        // not.
+        let owners_before = owners.clone();
+        let shadow_check = |shadow: &PlannedHook, out: &Outcome| {
+            check_output(shadow, current, out, &mut owners_before.clone())
+        };
+        let checked = run_recorded(
+            hook,
+            &ctx,
+            &trail,
+            &mut edited.report,
+            |out| {
+                on_disk.as_ref().map_or(Ok(()), OnDisk::unchanged)?;
+                check_output(hook, current, out, &mut owners)
+            },
+            &shadow_check,
+        );
         // Whatever a hook did to config.json on disk, the file is the proposed one again.
         on_disk.as_ref().map_or(Ok(()), OnDisk::restore)?;
         let checked = checked?;

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::bundle::{BundleConfig, InjectError};
 use crate::plan::{ContainerPlan, Item, PlanError, PlannedHook};
 use crate::spec_file::{SpecError, SpecFile};
-use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Stage};
+use hookhost_hooks::hook::{DEFAULT_TIMEOUT_SECS, Hook, Stage};
 use hookhost_hooks::hooksd::{self, HooksdHook};
 use hookhost_hooks::registry::{Registry, RegistryError};
 use hookhost_hooks::when::ContainerFacts;
@@ -130,6 +130,11 @@ pub enum SelectionError {
     Syntax(#[from] PlanError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(
+        "{name} is a shadow of {of}: it runs beside {of} wherever {of} runs, never on its own \
+         (select {of}, or make {name} the enforced hook with `hookhost promote {name}`)"
+    )]
+    Shadow { name: String, of: String },
 }
 
 /// What the selection reads besides the container's config.
@@ -272,9 +277,9 @@ fn select_with(
     taken: Option<EnvSelection>,
 ) -> Result<Selected, SelectError> {
     let mut selected = Selected::default();
-    let global = match sources.registry {
+    let (global, shadows) = match sources.registry {
         Some(registry) => global_hooks(&mut selected, registry)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     if global.is_empty()
         && sources.hooks_dirs.is_empty()
@@ -351,6 +356,7 @@ fn select_with(
     if let Some(file) = command_line.spec {
         add_spec(&mut selected.plan, Origin::CommandLine, file, true)?;
     }
+    crate::shadow::attach(&mut selected.plan, &shadows, sources.registry);
     if !selected.plan.is_empty() {
         selected.plan.generation = sources.registry.and_then(|r| r.generation()).cloned();
     }
@@ -393,6 +399,12 @@ pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerP
                 let hook = registry
                     .get(&selection.name)
                     .map_err(|e| refused(e.into()))?;
+                if let Some(shadow) = &hook.shadow {
+                    return Err(refused(SelectionError::Shadow {
+                        name: hook.name.clone(),
+                        of: shadow.of.clone(),
+                    }));
+                }
                 plan.push_registered(&hook, &selection.extra_args);
             }
         }
@@ -400,18 +412,19 @@ pub fn items(origin: Origin, text: &str, sources: &Sources) -> Result<ContainerP
     Ok(plan)
 }
 
-/// The registry's global hooks; entries that cannot be used become warnings.
+/// The registry's global hooks and its shadows (both in `global/`); entries that cannot be
+/// used become warnings.
 fn global_hooks(
     selected: &mut Selected,
     registry: &Registry,
-) -> Result<Vec<hookhost_hooks::hook::Hook>, SelectError> {
-    let (hooks, errors) = registry.global_hooks()?;
+) -> Result<(Vec<Hook>, Vec<Hook>), SelectError> {
+    let (hooks, errors) = registry.global_entries()?;
     selected.warnings.extend(
         errors
             .iter()
             .map(|e| format!("global hook skipped: {}", crate::error_chain(e))),
     );
-    Ok(hooks)
+    Ok(hooks.into_iter().partition(|h| h.shadow.is_none()))
 }
 
 fn add_hooksd(

@@ -111,7 +111,7 @@ pub fn run(
     trail.check(stage, hooks)?;
     let mut report = StageReport::default();
     for hook in hooks {
-        run_recorded(hook, &ctx, &trail, &mut report, |_| Ok(()))?;
+        run_recorded(hook, &ctx, &trail, &mut report, |_| Ok(()), &|_, _| Ok(()))?;
     }
     // The runtime discards a succeeding hook's stderr: warnings also go to its log.
     if let Some(log) = &plan.runtime_log {
@@ -160,12 +160,16 @@ struct Failed {
 /// Runs one hook, checks a successful run with `check`, records the run in the audit trail
 /// and applies the hook's failure policy: `Some` with what `check` made of a success, `None`
 /// for a failure the container goes on without, and the refusal at a fatal stage.
-pub(crate) fn run_recorded<T>(
+///
+/// Then runs the hook's shadows, if it has any, on the same input: `shadow_check` checks their
+/// output as `check` did the hook's, without effect (see [`crate::shadow`]).
+pub(crate) fn run_recorded<T: crate::shadow::Edits>(
     hook: &PlannedHook,
     ctx: &RunContext,
     trail: &Trail,
     report: &mut StageReport,
     check: impl FnOnce(&Outcome) -> Result<T, Rejected>,
+    shadow_check: &dyn Fn(&PlannedHook, &Outcome) -> Result<T, Rejected>,
 ) -> Result<Option<T>, StageError> {
     let stage = ctx.stage;
     let started = Instant::now();
@@ -208,6 +212,14 @@ pub(crate) fn run_recorded<T>(
         }
         Err(e) => report.warnings.push(crate::error_chain(&e)),
         Ok(()) => {}
+    }
+    if !hook.shadows.is_empty() {
+        let refused = failure.as_ref().is_some_and(|f| f.refused);
+        let seen = crate::shadow::Seen {
+            verdict: crate::shadow::verdict_of(&result, checked.is_some(), refused),
+            edits: checked.as_ref().and_then(|c| c.edits()).map(|(_, d)| d),
+        };
+        crate::shadow::run_all(hook, ctx, &seen, &event, trail, report, shadow_check);
     }
     let Some(failed) = failure else {
         return Ok(checked);
@@ -283,6 +295,7 @@ fn event(
             .ok()
             .and_then(|out| events::stderr_tail(&out.stderr)),
         cdi: None,
+        shadow: None,
     }
 }
 

@@ -72,6 +72,12 @@ pub enum ApplyError {
          keep: remove it (`hookhost rm NAME`), or apply with --prune to leave it out"
     )]
     Unreadable(#[source] RegistryError),
+    #[error("shadow hook {name}")]
+    Shadow {
+        name: String,
+        #[source]
+        source: Box<crate::shadow::ShadowError>,
+    },
 }
 
 /// Fetches a hook's program from somewhere other than a local file (an `oci://` reference),
@@ -123,6 +129,10 @@ struct Entry {
     #[serde(default)]
     #[allow(dead_code)]
     source: Option<crate::hook::Source>,
+    /// A shadow hook: the hook it shadows and its budget (see [`crate::shadow`]). Its
+    /// `Stages`, `Grants` and `MayAdjust`, when given, must be the enforced hook's.
+    #[serde(default)]
+    shadow: Option<crate::shadow::ShadowOf>,
     /// The generation inspect found it in; ignored.
     #[serde(default)]
     #[allow(dead_code)]
@@ -223,8 +233,27 @@ pub fn apply_document(
     // Every entry is built and checked without writing anything first: a bad entry anywhere
     // in the file leaves the registry as it was, modules and cache included.
     let mut changes = Vec::new();
-    for ((index, entry), got) in entries.iter().zip(&fetched) {
-        let hook = build(entry, *index, file, registry, got.clone(), true)?;
+    // Shadows last: each is built with what it takes from its enforced hook.
+    let mut dry = BTreeMap::new();
+    let order = entries.iter().zip(&fetched).enumerate();
+    let (shadows, plain): (Vec<_>, Vec<_>) = order.partition(|(_, ((_, e), _))| e.shadow.is_some());
+    let mut built_dry: Vec<Option<Hook>> = vec![None; entries.len()];
+    for (at, ((index, entry), got)) in plain.into_iter().chain(shadows) {
+        let enforced = enforced_of(entry, &dry, registry, &entries, options.prune)?;
+        let hook = build(
+            entry,
+            *index,
+            file,
+            registry,
+            got.clone(),
+            enforced.as_ref(),
+            true,
+        )?;
+        dry.insert(hook.name.clone(), hook.clone());
+        built_dry[at] = Some(hook);
+    }
+    for ((_, entry), hook) in entries.iter().zip(built_dry) {
+        let hook = hook.expect("every entry was built");
         let action = match registry.get(&entry.name) {
             Ok(old) => diff(&old, &hook),
             Err(RegistryError::NotFound(_)) => Action::Create,
@@ -256,7 +285,8 @@ pub fn apply_document(
     let mut built = BTreeMap::new();
     for (((index, entry), change), got) in entries.iter().zip(&changes).zip(fetched) {
         if matches!(change.action, Action::Create | Action::Update(_)) {
-            let hook = build(entry, *index, file, registry, got, false)?;
+            let enforced = enforced_of(entry, &dry, registry, &entries, options.prune)?;
+            let hook = build(entry, *index, file, registry, got, enforced.as_ref(), false)?;
             built.insert(hook.name.clone(), hook);
         }
     }
@@ -301,7 +331,61 @@ fn next_set(
         return Err(ApplyError::Raced(gone.to_string()));
     }
     set.extend(built);
+    check_shadows(&set)?;
     Ok((set.into_values().collect(), changed))
+}
+
+/// Every shadow of the new set beside a hook of the set it may shadow, and no hook it would
+/// leave shadowing nothing.
+fn check_shadows(set: &BTreeMap<String, Hook>) -> Result<(), ApplyError> {
+    for hook in set.values() {
+        let Some(of) = &hook.shadow else { continue };
+        let found = set
+            .get(&of.of)
+            .ok_or_else(|| RegistryError::NotFound(of.of.clone()))
+            .map_err(|source| crate::shadow::ShadowError::Enforced {
+                enforced: of.of.clone(),
+                source,
+            })
+            .and_then(crate::shadow::check_enforced);
+        found.map_err(|source| ApplyError::Shadow {
+            name: hook.name.clone(),
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
+
+/// The hook `entry` shadows, if it is a shadow: built from the file (`dry`), else registered
+/// (unless `prune` removes it), and checked.
+fn enforced_of(
+    entry: &Entry,
+    dry: &BTreeMap<String, Hook>,
+    registry: &Registry,
+    entries: &[(usize, Entry)],
+    prune: bool,
+) -> Result<Option<Hook>, ApplyError> {
+    let Some(of) = &entry.shadow else {
+        return Ok(None);
+    };
+    let shadow_err = |source| ApplyError::Shadow {
+        name: entry.name.clone(),
+        source: Box::new(source),
+    };
+    let listed = entries.iter().any(|(_, e)| e.name == of.of);
+    let enforced = match dry.get(&of.of) {
+        Some(hook) => hook.clone(),
+        None if listed || prune => {
+            let source = RegistryError::NotFound(of.of.clone());
+            return Err(shadow_err(crate::shadow::ShadowError::Enforced {
+                enforced: of.of.clone(),
+                source,
+            }));
+        }
+        None => crate::shadow::enforced(registry, &entry.name, &of.of).map_err(shadow_err)?,
+    };
+    crate::shadow::check_enforced(&enforced).map_err(shadow_err)?;
+    Ok(Some(enforced))
 }
 
 /// Parses the whole file: a JSON array of entries, each named in errors by its index and name.
@@ -342,6 +426,7 @@ fn build(
     file: &Path,
     registry: &Registry,
     fetched: Option<Fetched>,
+    enforced: Option<&Hook>,
     dry_run: bool,
 ) -> Result<Hook, ApplyError> {
     let bad = |name: &str, reason: String| ApplyError::Entry {
@@ -372,13 +457,23 @@ fn build(
         when: entry.when.clone(),
         pin: false,
     };
-    let def = pin_if_digest(def, entry.digest.as_deref(), entry.kind)
+    let mut def = pin_if_digest(def, entry.digest.as_deref(), entry.kind)
         .map_err(|reason| bad(&name, reason))?;
+    let shadow_err = |source| ApplyError::Shadow {
+        name: name.clone(),
+        source: Box::new(source),
+    };
+    if let Some(enforced) = enforced {
+        shadow_fields(&mut def, enforced).map_err(shadow_err)?;
+    }
     let define_error = |source| ApplyError::Define {
         name: name.clone(),
         source,
     };
-    let hook = define::build_from(def, fetched, registry, !dry_run).map_err(define_error)?;
+    let mut hook = define::build_from(def, fetched, registry, !dry_run).map_err(define_error)?;
+    if let (Some(enforced), Some(of)) = (enforced, &entry.shadow) {
+        hook = crate::shadow::make(hook, enforced, of.budget_ms).map_err(shadow_err)?;
+    }
     if let Some(kind) = entry.kind.filter(|k| *k != hook.spec.kind) {
         return Err(bad(
             &name,
@@ -404,6 +499,17 @@ fn build(
         ));
     }
     Ok(hook)
+}
+
+/// A shadow's entry as inspect prints it carries the stages, grants and `MayAdjust` it took
+/// from its enforced hook when it was registered, which may have changed since: they are
+/// replaced by the enforced hook's, as each run takes them ([`crate::shadow::inherit`] refuses
+/// `When` and `OnFailure`).
+fn shadow_fields(def: &mut Definition, enforced: &Hook) -> Result<(), crate::shadow::ShadowError> {
+    def.stages.clear();
+    def.grants = None;
+    def.may_adjust = None;
+    crate::shadow::inherit(def, enforced)
 }
 
 /// `Stages`, else `Type` (`prestart,poststop`); both must agree when both are given.

@@ -283,6 +283,7 @@ fn build_program(
         when: def.when,
         created: chrono::Utc::now(),
         source,
+        shadow: None,
     })
 }
 

@@ -262,7 +262,7 @@ fn write_generation(dir: &Path, hooks: &[Hook], record: &Record) -> Result<(), G
         mkdir(&sub)?;
     }
     for hook in hooks {
-        let file = match hook.when.is_some() {
+        let file = match hook.in_global_dir() {
             true => paths.global_hook_file(&hook.name),
             false => paths.hook_file(&hook.name),
         };

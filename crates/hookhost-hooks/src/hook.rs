@@ -368,6 +368,10 @@ pub struct Hook {
     /// Where the module came from when it was not a local file (an OCI registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// A shadow hook: the enforced hook it runs beside, never selected on its own (see
+    /// [`crate::shadow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::shadow::ShadowOf>,
 }
 
 /// The provenance of a module pulled from an OCI registry, as resolved at registration: the
@@ -403,6 +407,12 @@ pub struct Signer {
 }
 
 impl Hook {
+    /// Whether its entry is in `global/`: a global hook (with `when` conditions), or a shadow,
+    /// which every container's selection must see beside the hook it shadows.
+    pub fn in_global_dir(&self) -> bool {
+        self.when.is_some() || self.shadow.is_some()
+    }
+
     /// The stages as the seed's `Type` column shows them: `prestart` or `prestart,poststop`.
     pub fn type_label(&self) -> String {
         self.stages
@@ -466,6 +476,7 @@ pub(crate) fn sample(name: &str) -> Hook {
         when: None,
         created: chrono::Utc::now(),
         source: None,
+        shadow: None,
     }
 }
 

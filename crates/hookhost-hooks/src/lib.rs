@@ -30,6 +30,7 @@ pub mod re2;
 pub mod recompile;
 pub mod registry;
 pub mod scaffold;
+pub mod shadow;
 pub mod when;
 
 pub use hookhost_exec as exec;

@@ -57,6 +57,11 @@ pub enum RegistryError {
         #[source]
         source: Box<RegistryError>,
     },
+    #[error(
+        "hook {name} has shadow hooks ({}): promote one (`hookhost promote SHADOW`) or remove \
+         them (`hookhost rm SHADOW`) first", shadows.join(", ")
+    )]
+    HasShadows { name: String, shadows: Vec<String> },
     #[error(transparent)]
     Untrusted(#[from] fsutil::Untrusted),
     #[error(transparent)]
@@ -194,7 +199,7 @@ impl Registry {
 
     /// The writers' lock, for a write into this handle's generation: refused when an apply
     /// switched to another one since the handle was opened.
-    fn lock(&self) -> Result<WriteLock, RegistryError> {
+    pub(crate) fn lock(&self) -> Result<WriteLock, RegistryError> {
         let lock = self.lock_root()?;
         if let Some(pinned) = &self.generation {
             crate::generation::check_current(self.paths.root(), pinned)?;
@@ -252,7 +257,7 @@ impl Registry {
             let global_entry = fs::read(&file)
                 .ok()
                 .and_then(|bytes| parse_entry(&file, &bytes).ok())
-                .is_some_and(|hook| hook.when.is_some());
+                .is_some_and(|hook| hook.in_global_dir());
             if global_entry {
                 let to = self.paths.global_hook_file(&name);
                 fs::rename(&file, &to).map_err(io_err("move", &file))?;
@@ -289,7 +294,7 @@ impl Registry {
         if plain.exists() || global.exists() {
             return Err(RegistryError::AlreadyExists(hook.name.clone()));
         }
-        let file = if hook.when.is_some() { global } else { plain };
+        let file = if hook.in_global_dir() { global } else { plain };
         write_entry(hook, &file)
     }
 
@@ -300,7 +305,7 @@ impl Registry {
         let _lock = self.lock()?;
         let plain = self.paths.hook_file(&hook.name);
         let global = self.paths.global_hook_file(&hook.name);
-        let (file, other) = match hook.when.is_some() {
+        let (file, other) = match hook.in_global_dir() {
             true => (global, plain),
             false => (plain, global),
         };
@@ -344,13 +349,13 @@ impl Registry {
             .read_to_end(&mut bytes)
             .map_err(io_err("read", file))?;
         let hook = parse_entry(file, &bytes)?;
-        if self.old_layout || global == hook.when.is_some() {
+        if self.old_layout || global == hook.in_global_dir() {
             return Ok(hook);
         }
         let problem = if global {
-            "is in global/ but has no `When` conditions"
+            "is in global/ but has no `When` conditions and shadows no hook"
         } else {
-            "has `When` conditions but is not in global/"
+            "has `When` conditions or shadows a hook but is not in global/"
         };
         Err(RegistryError::Misplaced {
             file: file.to_path_buf(),
@@ -412,9 +417,17 @@ impl Registry {
 
     /// Removes a hook. Containers created before keep their snapshot. A corrupt entry can be
     /// removed too: that is how a user repairs it.
+    /// A hook that has shadows is refused (see [`crate::shadow`]): they would shadow nothing.
     pub fn remove(&self, name: &str) -> Result<(), RegistryError> {
         hook::validate_name(name)?;
         let _lock = self.lock()?;
+        let shadows = self.shadow_names_of(name)?;
+        if !shadows.is_empty() {
+            return Err(RegistryError::HasShadows {
+                name: name.to_string(),
+                shadows,
+            });
+        }
         for file in [
             self.paths.hook_file(name),
             self.paths.global_hook_file(name),
@@ -436,6 +449,14 @@ impl Registry {
     /// costs the same whatever the number of other hooks. Fails on a registry of the old
     /// layout that cannot be upgraded: its global hooks cannot be told apart reliably.
     pub fn global_hooks(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
+        let (mut hooks, errors) = self.global_entries()?;
+        hooks.retain(|hook| hook.shadow.is_none());
+        Ok((hooks, errors))
+    }
+
+    /// Every entry of `global/`: the global hooks and the shadows (see [`crate::shadow`]),
+    /// sorted by name, and the entries that could not be read.
+    pub fn global_entries(&self) -> Result<(Vec<Hook>, Vec<RegistryError>), RegistryError> {
         if has_old_layout(&self.paths) {
             self.lock().map_err(|e| RegistryError::NotUpgraded {
                 root: self.paths.root().to_path_buf(),
@@ -526,7 +547,7 @@ fn remove_old_temps(dir: &Path, age: Duration) {
 }
 
 /// Writes `hook`'s entry to `file`, atomically and owner-only.
-fn write_entry(hook: &Hook, file: &Path) -> Result<(), RegistryError> {
+pub(crate) fn write_entry(hook: &Hook, file: &Path) -> Result<(), RegistryError> {
     fsutil::write_atomic(file, &entry_bytes(hook), 0o600).map_err(io_err("write", file))
 }
 

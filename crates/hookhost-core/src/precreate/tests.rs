@@ -245,3 +245,85 @@ fn output_past_the_limit_is_refused() {
     let err = refusal(s.run(&[big]));
     assert!(err.contains("larger than 16777216 bytes"), "{err}");
 }
+
+/// `hook` with `shadow` as its shadow (at run time a shadow may be any hook: the registry
+/// holds only WASM ones), with a budget of `budget_ms`.
+fn shadowed(mut hook: PlannedHook, shadow: PlannedHook, budget_ms: u64) -> PlannedHook {
+    hook.shadows.push(crate::shadow::PlannedShadow {
+        hook: shadow,
+        budget_ms,
+    });
+    hook
+}
+
+/// A shadow's edits and refusal are recorded with how they compare, never applied or enforced.
+#[test]
+fn a_shadows_edits_and_refusals_are_recorded_never_applied() {
+    use crate::shadow::Verdict;
+    let s = Setup::new();
+    let dir = s.dir.path();
+    let gpu = hook(dir, "gpu", &add_env("GPU_VISIBLE=0"), &["env=GPU_*"]);
+    let other = hook(dir, "gpu-v2", &add_env("GPU_VISIBLE=1"), &["env=GPU_*"]);
+    let same = hook(dir, "gpu-v3", &add_env("GPU_VISIBLE=0"), &["env=GPU_*"]);
+    let refuses = hook(dir, "gpu-v4", "echo no GPU for you >&2; exit 1", &[]);
+    let mut gpu = shadowed(gpu, other, 5000);
+    gpu = shadowed(gpu, same, 5000);
+    gpu = shadowed(gpu, refuses, 5000);
+    let edited = s.run(&[gpu]).unwrap();
+    assert_eq!(
+        edited.doc["process"]["env"],
+        json!(["GPU_VISIBLE=0", "PATH=/bin"])
+    );
+    let events = s.events();
+    let records: Vec<_> = events.iter().filter_map(|e| e.shadow.clone()).collect();
+    assert_eq!(events.len(), 4);
+    assert!(events[0].shadow.is_none());
+    let [other, same, refuses] = records.as_slice() else {
+        panic!("{records:?}")
+    };
+    assert_eq!(other.verdict, Verdict::Accepted);
+    assert!(other.same_verdict && !other.same_edits, "{other:?}");
+    assert_eq!(other.edits, ["added env GPU_VISIBLE"]);
+    assert_ne!(other.edits_digest, other.enforced_edits_digest);
+    assert!(same.same_verdict && same.same_edits, "{same:?}");
+    assert_eq!(refuses.verdict, Verdict::Refused);
+    assert!(!refuses.same_verdict);
+    assert!(
+        refuses
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no GPU for you")
+    );
+    assert!(events.iter().all(|e| e.error.is_none()), "{events:?}");
+}
+
+/// Under a deadline (the NRI plugin's), a shadow whose budget the time left cannot cover is
+/// skipped, with the reason, and the enforced hook is not held up.
+#[test]
+fn a_shadow_the_deadline_cannot_cover_is_skipped() {
+    use crate::shadow::Verdict;
+    let s = Setup::new();
+    let dir = s.dir.path();
+    let policy = hook(dir, "policy", "exit 0", &[]);
+    let candidate = hook(dir, "policy-v2", "exit 0", &[]);
+    let at = Precreate {
+        root: &s.root,
+        events_max_size: events::DEFAULT_MAX_SIZE,
+        container: "c1",
+        bundle: None,
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(5)),
+        generation: None,
+    };
+    let hooks = [shadowed(policy, candidate, 10_000)];
+    run_chain(&proposed(), &hooks, &at).unwrap();
+    let events = s.events();
+    let record = events[1].shadow.as_ref().unwrap();
+    assert_eq!(record.verdict, Verdict::Skipped);
+    let reason = record.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("before the caller's deadline, less than its budget of 10000 ms"),
+        "{reason}"
+    );
+    assert_eq!(events[1].exit, None);
+}

@@ -113,7 +113,9 @@ pub struct ExportTo<'a> {
 
 /// Writes the hooks.d files of every global hook into `dir` and removes stale ones.
 pub fn export(registry: &Registry, dir: &Path, to: ExportTo) -> Result<ExportReport, BridgeError> {
-    let (hooks, errors) = registry.global_hooks()?;
+    let (entries, errors) = registry.global_entries()?;
+    let (hooks, shadows): (Vec<Hook>, Vec<Hook>) =
+        entries.into_iter().partition(|h| h.shadow.is_none());
     let mut report = ExportReport {
         errors,
         ..ExportReport::default()
@@ -121,7 +123,7 @@ pub fn export(registry: &Registry, dir: &Path, to: ExportTo) -> Result<ExportRep
     for hook in &hooks {
         let when = hook.when.as_ref().expect("global hooks have conditions");
         for &stage in &hook.stages {
-            let oci = match exported_hook(hook, stage, to, dir) {
+            let oci = match exported_hook(hook, &shadows, registry, stage, to, dir) {
                 Ok(oci) => oci,
                 Err(skip) => {
                     report.skipped.push(skip);
@@ -153,7 +155,14 @@ pub const PLAN_DIR: &str = ".hookhost";
 
 /// The OCI hook Podman runs: `hookhost stage STAGE --plan DIR/.hookhost/SHA.json --sha256 SHA`
 /// (the plan file written here), or the native hook itself at startContainer.
-fn exported_hook(hook: &Hook, stage: Stage, to: ExportTo, dir: &Path) -> Result<OciHook, Skipped> {
+fn exported_hook(
+    hook: &Hook,
+    shadows: &[Hook],
+    registry: &Registry,
+    stage: Stage,
+    to: ExportTo,
+    dir: &Path,
+) -> Result<OciHook, Skipped> {
     let spec = &hook.spec;
     let mut oci = OciHook::default();
     if stage == Stage::StartRuntime {
@@ -180,6 +189,7 @@ fn exported_hook(hook: &Hook, stage: Stage, to: ExportTo, dir: &Path) -> Result<
     }
     let mut plan = ContainerPlan::default();
     plan.push_registered(hook, &[]);
+    hookhost_core::shadow::attach(&mut plan, shadows, Some(registry));
     plan.stages.retain(|s, _| *s == stage);
     let file = PlanFile {
         root: to.root.to_path_buf(),
