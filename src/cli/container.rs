@@ -149,6 +149,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         exe,
         root,
         events_max_size,
+        replay: cli.settings.replay_settings(),
         runtime_log: None,
         at_start: false,
         absolute_plan: false,

@@ -91,6 +91,7 @@ pub fn record(audit: &Audit, brought: &[Brought]) -> Result<(), EventsError> {
             .clone()
             .unwrap_or((String::new(), HookKind::Native));
         let event = Event {
+            id: events::new_id(),
             time: Utc::now(),
             container: audit.container.to_string(),
             stage: Stage::Precreate,

@@ -13,6 +13,7 @@ use hookhost_types::{Stage, StageCall, State, StateError};
 use crate::bundle::{PlanLoadError, load_plan};
 use crate::events::{self, Event, Failure};
 use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
+use crate::replay::Record;
 use crate::run::{self, ExecError, RunContext};
 use hookhost_hooks::hook::OnFailure;
 use hookhost_hooks::paths::Paths;
@@ -36,6 +37,19 @@ pub enum StageError {
         stage: Stage,
         #[source]
         source: events::EventsError,
+    },
+    /// A fatal stage whose WASM run cannot be recorded for replay: refused rather than run
+    /// unrecorded.
+    #[error(
+        "container refused: the run of hook {hook} ({stage}) cannot be recorded for replay \
+         (free space in, or fix the permissions of, the state directory, or turn records off \
+         with \"replay\": {{\"enabled\": false}} in hookhost's config file)"
+    )]
+    Unreplayable {
+        hook: String,
+        stage: Stage,
+        #[source]
+        source: crate::replay::ReplayError,
     },
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
@@ -104,6 +118,7 @@ pub fn run(
     let trail = Trail {
         file: &events_file,
         max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+        replay: crate::replay::Recording::new(&plan.root, plan.replay.unwrap_or_default()),
     };
     trail.check(stage, hooks)?;
     let mut report = StageReport::default();
@@ -123,6 +138,8 @@ pub fn run(
 pub(crate) struct Trail<'a> {
     pub file: &'a std::path::Path,
     pub max_size: u64,
+    /// Where WASM runs' replay records go.
+    pub replay: crate::replay::Recording,
 }
 
 impl Trail<'_> {
@@ -166,7 +183,7 @@ pub(crate) fn run_recorded<T>(
 ) -> Result<Option<T>, StageError> {
     let stage = ctx.stage;
     let started = Instant::now();
-    let result = run::run(hook, ctx);
+    let (result, given) = run::run_captured(hook, ctx, trail.replay.capture());
     let took = started.elapsed();
     tracing::debug!(container = %ctx.state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
     report.ran += 1;
@@ -205,6 +222,22 @@ pub(crate) fn run_recorded<T>(
         }
         Err(e) => report.warnings.push(crate::error_chain(&e)),
         Ok(()) => {}
+    }
+    if let Some(given) = given.filter(|_| trail.replay.settings.enabled) {
+        let keep = trail.replay.settings.keep_env_values;
+        let record = Record::new(&event, ctx.state_json, &given, &result, keep);
+        match trail.replay.append(&record) {
+            Err(source) if stage.is_fatal() => {
+                let hook = hook.name.clone();
+                return Err(StageError::Unreplayable {
+                    hook,
+                    stage,
+                    source,
+                });
+            }
+            Err(e) => report.warnings.push(crate::error_chain(&e)),
+            Ok(()) => {}
+        }
     }
     let Some(failed) = failure else {
         return Ok(checked);
@@ -254,6 +287,7 @@ fn event(
     };
     let (pod, name) = events::kubernetes_names(&ctx.state.annotations);
     Event {
+        id: events::new_id(),
         time: Utc::now(),
         pod,
         name,

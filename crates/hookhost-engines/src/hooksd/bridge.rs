@@ -185,6 +185,7 @@ fn exported_hook(
     let file = PlanFile {
         root: root.to_path_buf(),
         events_max_size: None,
+        replay: None,
         runtime_log: None,
         plan,
     };
