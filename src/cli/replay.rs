@@ -31,7 +31,11 @@ use super::{Cli, parse};
     hookhost replay --hook policy --since 24h --with ./policy-v2.wasm --fail-on-difference")]
 pub struct ReplayArgs {
     /// The event id of the run to replay (`hookhost events` shows it)
-    #[arg(value_name = "EVENT-ID", required_unless_present = "hook", conflicts_with = "hook")]
+    #[arg(
+        value_name = "EVENT-ID",
+        required_unless_present = "hook",
+        conflicts_with = "hook"
+    )]
     id: Option<String>,
     /// Replay every recorded run of this hook (with --with: a candidate)
     #[arg(long, value_name = "NAME")]
@@ -100,7 +104,10 @@ fn print_replayed(replayed: &Replayed) {
         text_field(&record.container)
     );
     match replayed.identical() {
-        true => println!("identical (exit, output and fuel {})", replayed.ending.fuel_used),
+        true => println!(
+            "identical (exit, output and fuel {})",
+            replayed.ending.fuel_used
+        ),
         false => {
             println!("different:");
             for difference in &replayed.differences {

@@ -614,8 +614,14 @@ mod tests {
         let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
         let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
-        assert!(ids.windows(2).all(|w| w[0][..13] <= w[1][..13]), "time-ordered");
-        assert!(ids.iter().all(|id| id.len() == 21 && id.chars().all(|c| c.is_ascii_hexdigit())));
+        assert!(
+            ids.windows(2).all(|w| w[0][..13] <= w[1][..13]),
+            "time-ordered"
+        );
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 21 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        );
         let mut e = event("c", 100);
         e.id = ids[0].clone();
         assert_eq!(serde_json::to_value(&e).unwrap()["id"], ids[0]);

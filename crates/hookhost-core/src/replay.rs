@@ -329,8 +329,9 @@ impl Recording {
             for file in &mut slim.tape.files {
                 file.content = None;
             }
-            slim.inexact
-                .push("the record was larger than replay.maxSize allows: no file content kept".into());
+            slim.inexact.push(
+                "the record was larger than replay.maxSize allows: no file content kept".into(),
+            );
             line = serde_json::to_vec(&slim).expect("a record serialises");
         }
         line.push(b'\n');
@@ -507,7 +508,11 @@ fn edits(input: &[u8], ending: &Ending) -> Vec<String> {
 
 /// Runs `record` again with `module` (default: the recorded one) in a scratch sandbox, and
 /// compares.
-pub fn replay(root: &Path, record: &Record, module: Option<&Module>) -> Result<Replayed, ReplayError> {
+pub fn replay(
+    root: &Path,
+    record: &Record,
+    module: Option<&Module>,
+) -> Result<Replayed, ReplayError> {
     let recorded = Module::registered(root, &record.module);
     let module = module.unwrap_or(&recorded);
     let scratch = tempfile::tempdir().map_err(|source| ReplayError::Sandbox {
@@ -635,8 +640,15 @@ fn sandbox(scratch: &Path, record: &Record) -> io::Result<Vec<Preopen>> {
 /// empty (noted in `inexact`).
 fn env_values(root: &Path, record: &Record, inexact: &mut Vec<String>) -> Vec<(String, String)> {
     let mut known: Vec<(String, String)> = vec![(STAGE_ENV.into(), record.stage.as_str().into())];
-    if let Ok(hook) = hookhost_hooks::registry::Registry::open(root).and_then(|r| r.get(&record.hook)) {
-        known.extend(hook.spec.env.iter().map(|pair| hookhost_exec::split_env(pair)));
+    if let Ok(hook) =
+        hookhost_hooks::registry::Registry::open(root).and_then(|r| r.get(&record.hook))
+    {
+        known.extend(
+            hook.spec
+                .env
+                .iter()
+                .map(|pair| hookhost_exec::split_env(pair)),
+        );
     }
     record
         .env

@@ -49,7 +49,7 @@ pub enum StageError {
         hook: String,
         stage: Stage,
         #[source]
-        source: crate::replay::ReplayError,
+        source: Box<crate::replay::ReplayError>,
     },
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
@@ -232,7 +232,7 @@ pub(crate) fn run_recorded<T>(
                 return Err(StageError::Unreplayable {
                     hook,
                     stage,
-                    source,
+                    source: Box::new(source),
                 });
             }
             Err(e) => report.warnings.push(crate::error_chain(&e)),

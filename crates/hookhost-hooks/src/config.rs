@@ -179,7 +179,10 @@ impl Default for ReplaySettings {
 
 impl ReplayConfig {
     fn validate(&self) -> Result<(), String> {
-        for (key, size) in [("maxSize", &self.max_size), ("maxFileSize", &self.max_file_size)] {
+        for (key, size) in [
+            ("maxSize", &self.max_size),
+            ("maxFileSize", &self.max_file_size),
+        ] {
             if let Some(size) = size {
                 hookhost_exec::limits::parse_size(size)
                     .map_err(|e| format!("replay.{key}: {e}"))?;

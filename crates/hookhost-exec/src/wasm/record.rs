@@ -286,7 +286,9 @@ pub(super) fn after_open(
     }
     let Some(data) = memory(caller) else { return };
     let (at, len) = (path.0 as u32 as usize, path.1 as u32 as usize);
-    let Some(name) = data.get(at..at + len).map(|b| String::from_utf8_lossy(b).into_owned())
+    let Some(name) = data
+        .get(at..at + len)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
     else {
         return;
     };
@@ -295,10 +297,7 @@ pub(super) fn after_open(
         return;
     };
     let fd = u32::from_le_bytes(fd.try_into().expect("4 bytes"));
-    caller
-        .data_mut()
-        .recorder
-        .opened(dir as u32, &name, fd);
+    caller.data_mut().recorder.opened(dir as u32, &name, fd);
 }
 
 /// Adds the clock and random wrappers to `linker`.
@@ -345,7 +344,8 @@ pub(super) fn shadow(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                 };
                 if errno == 0 && caller.data().recorder.recording() {
                     let at = buf as u32 as usize;
-                    let bytes = memory(&mut caller).and_then(|m| m.get(at..at + size).map(<[u8]>::to_vec));
+                    let bytes =
+                        memory(&mut caller).and_then(|m| m.get(at..at + size).map(<[u8]>::to_vec));
                     if let Some(bytes) = bytes {
                         caller.data_mut().recorder.random.extend_from_slice(&bytes);
                     }
