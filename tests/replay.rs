@@ -388,3 +388,29 @@ fn records_can_be_turned_off() {
         "{err}"
     );
 }
+
+/// `hookhost try --replay ID` gives a hook a recorded run's input: the recorded hook by
+/// default, or a file defined on the command line, which then decides on that input.
+#[test]
+fn try_replay_gives_a_hook_the_recorded_input() {
+    let host = Host::new();
+    let runc = Runc::new();
+    let work = tempfile::tempdir().unwrap();
+    let lenient = probe(work.path(), "lenient", "pass", false, false);
+    let strict = probe(work.path(), "strict", "pass", false, true);
+    let bundle = run_once(&host, &runc, "gate", &lenient, None);
+    call_stage(&bundle, "createRuntime", "flagged", "!");
+    let runs = events(&host, "gate");
+    let flagged = runs.iter().find(|e| e["container"] == "flagged").unwrap();
+    let id = flagged["id"].as_str().unwrap();
+
+    let recorded = host.ok(&["try", "--replay", id]);
+    assert!(recorded.contains("pass"), "{recorded}");
+    let out = host.run(&["try", s(&strict), "--type", "createRuntime", "--replay", id]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let missing = host.fails(&["try", "--replay", "nope"]);
+    assert!(
+        missing.contains("no replay record of event nope"),
+        "{missing}"
+    );
+}
