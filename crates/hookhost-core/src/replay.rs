@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,6 +78,15 @@ pub enum ReplayError {
         id: String,
         #[source]
         source: WasmError,
+    },
+    #[error(
+        "the replay record of event {id} takes {size} bytes, more than half of replay.maxSize \
+         ({max_size} bytes) allows: raise replay.maxSize in hookhost's config file"
+    )]
+    TooLarge {
+        id: String,
+        size: u64,
+        max_size: u64,
     },
     #[error("cannot read the candidate module {}", path.display())]
     Candidate {
@@ -151,6 +161,17 @@ pub struct Ending {
 }
 
 impl Ending {
+    /// A run stopped by `stop` (a limit, a trap, or what kept it from running).
+    fn stopped(stop: String, fuel_used: u64) -> Ending {
+        Ending {
+            exit: None,
+            stop: Some(stop),
+            stdout: Bytes::Text(String::new()),
+            stderr: Bytes::Text(String::new()),
+            fuel_used,
+        }
+    }
+
     /// `allowed` (exit 0) or `refused` (anything else), as a container sees it.
     pub fn verdict(&self) -> &'static str {
         match (self.exit, &self.stop) {
@@ -219,16 +240,13 @@ impl Record {
                 stderr: Bytes::new(&out.stderr),
                 fuel_used: out.fuel_used.unwrap_or_default(),
             },
-            Err(error) => Ending {
-                exit: None,
-                stop: Some(match error {
+            Err(error) => Ending::stopped(
+                match error {
                     ExecError::WasmStopped { stop, .. } => stop.to_string(),
                     other => crate::error_chain(other),
-                }),
-                stdout: Bytes::Text(String::new()),
-                stderr: Bytes::Text(String::new()),
-                fuel_used: given.stopped_fuel.unwrap_or_default(),
-            },
+                },
+                given.stopped_fuel.unwrap_or_default(),
+            ),
         };
         let tape = given.tape.clone().unwrap_or_default();
         let mut inexact = tape.inexact.clone();
@@ -336,13 +354,15 @@ impl Recording {
         }
         line.push(b'\n');
         if line.len() as u64 > half {
-            return Ok(());
+            return Err(ReplayError::TooLarge {
+                id: record.id.clone(),
+                size: line.len() as u64,
+                max_size: self.settings.max_size,
+            });
         }
         events::append_line(&self.file, &line, half).map_err(|(action, e)| io(action)(e))
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 /// The records' file of the registry at `root`.
 pub fn records_file(root: &Path) -> PathBuf {
@@ -551,13 +571,7 @@ pub fn replay(
         },
         Err(WasmError::Stopped {
             stop, fuel_used, ..
-        }) => Ending {
-            exit: None,
-            stop: Some(stop.to_string()),
-            stdout: Bytes::Text(String::new()),
-            stderr: Bytes::Text(String::new()),
-            fuel_used,
-        },
+        }) => Ending::stopped(stop.to_string(), fuel_used),
         Err(source) => {
             return Err(ReplayError::Run {
                 id: record.id.clone(),
@@ -799,6 +813,8 @@ mod tests {
         let (listed, corrupt) = list(dir.path(), "h", None).unwrap();
         assert!(listed.len() > 10 && listed.len() < 40, "{}", listed.len());
         assert_eq!(corrupt, 0);
+        let err = recording.append(&record("huge", 64 * 1024)).unwrap_err();
+        assert!(err.to_string().contains("raise replay.maxSize"), "{err}");
     }
 
     /// A record line that does not parse is an error naming its event.
