@@ -414,3 +414,26 @@ fn try_replay_gives_a_hook_the_recorded_input() {
         "{missing}"
     );
 }
+
+/// A run that cannot be recorded for replay (the records' directory is a file) refuses the
+/// container at a fatal stage, saying why and how to turn records off.
+#[test]
+fn a_run_that_cannot_be_recorded_refuses_the_container() {
+    let host = Host::new();
+    let runc = Runc::new();
+    let work = tempfile::tempdir().unwrap();
+    let module = probe(work.path(), "closed", "shut", false, false);
+    host.ok(&["create", "--type", "createRuntime", "closed", s(&module)]);
+    fs::write(host.root().join("replay"), "not a directory").unwrap();
+    let bundle = Bundle::new("echo ran");
+    host.inject(&bundle, &["closed"]);
+    let out = runc.run(&bundle, &unique("closed"));
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("ran"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the run of hook closed (createRuntime) cannot be recorded for replay"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("turn records off"), "{stderr}");
+}

@@ -201,6 +201,8 @@ pub struct Record {
     pub grants: Vec<Grant>,
     pub limits: WasmLimits,
     pub timeout_ms: u64,
+    /// How much of its stdout and of its stderr was kept (at precreate: a whole config).
+    pub output_limit: usize,
     pub ending: Ending,
     /// `refused` when the run exited 0 but what it returned was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +280,7 @@ impl Record {
                 .collect(),
             limits: given.limits.clone(),
             timeout_ms: u64::try_from(given.timeout.as_millis()).unwrap_or(u64::MAX),
+            output_limit: given.output_limit,
             ending,
             verdict: event.verdict,
             tape,
@@ -557,7 +560,7 @@ pub fn replay(
         limits: &record.limits,
         timeout,
         compile: CompileLimits::default(),
-        output_limit: hookhost_exec::OUTPUT_LIMIT,
+        output_limit: record.output_limit,
     };
     let (result, tape) = wasm::run_captured(&invocation, Capture::Replay(record.tape.clone()));
     inexact.extend(tape.into_iter().flat_map(|t| t.inexact));
@@ -765,6 +768,7 @@ mod tests {
             grants: vec![],
             limits: WasmLimits::default(),
             timeout_ms: 1000,
+            output_limit: 1024,
             ending: Ending {
                 exit: Some(0),
                 stop: None,
@@ -834,6 +838,23 @@ mod tests {
         assert_eq!(err.to_string(), "the replay record of event bad is corrupt");
         assert_eq!(find(dir.path(), "good").unwrap().id, "good");
         assert_eq!(list(dir.path(), "h", None).unwrap().1, 1);
+    }
+
+    /// A precreate run's edits are the config fields its output changed, as `try` shows
+    /// them; a run whose output is no config (other stages) edits nothing.
+    #[test]
+    fn edits_are_the_fields_a_precreate_output_changed() {
+        let input = br#"{"process":{"env":["A=1"]}}"#;
+        let mut ending = record("e", 0).ending;
+        ending.stdout = Bytes::new(br#"{"process":{"env":["A=1","GPU=0"]}}"#);
+        let changed = edits(input, &ending);
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert!(
+            changed[0].starts_with("+ ") && changed[0].contains("GPU"),
+            "{changed:?}"
+        );
+        ending.stdout = Bytes::new(b"not a config");
+        assert!(edits(input, &ending).is_empty());
     }
 
     impl Record {

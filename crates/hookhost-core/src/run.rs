@@ -146,6 +146,8 @@ pub struct WasmRun {
     pub preopens: Vec<Preopen>,
     pub limits: WasmLimits,
     pub timeout: Duration,
+    /// How much of its stdout and of its stderr was kept.
+    pub output_limit: usize,
     /// What it read besides (recording only).
     pub tape: Option<Tape>,
     /// The fuel it had used when a limit or a trap stopped it.
@@ -302,6 +304,7 @@ fn wasm_hook(
         preopens: resolved.preopens.clone(),
         limits: limits.clone(),
         timeout,
+        output_limit: ctx.output_limit,
         tape,
         stopped_fuel: match &result {
             Err(WasmError::Stopped { fuel_used, .. }) => Some(*fuel_used),

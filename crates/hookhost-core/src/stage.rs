@@ -223,21 +223,8 @@ pub(crate) fn run_recorded<T>(
         Err(e) => report.warnings.push(crate::error_chain(&e)),
         Ok(()) => {}
     }
-    if let Some(given) = given.filter(|_| trail.replay.settings.enabled) {
-        let keep = trail.replay.settings.keep_env_values;
-        let record = Record::new(&event, ctx.state_json, &given, &result, keep);
-        match trail.replay.append(&record) {
-            Err(source) if stage.is_fatal() => {
-                let hook = hook.name.clone();
-                return Err(StageError::Unreplayable {
-                    hook,
-                    stage,
-                    source: Box::new(source),
-                });
-            }
-            Err(e) => report.warnings.push(crate::error_chain(&e)),
-            Ok(()) => {}
-        }
+    if let Some(given) = given {
+        record_replay(trail, &event, ctx, &given, &result, report)?;
     }
     let Some(failed) = failure else {
         return Ok(checked);
@@ -253,6 +240,42 @@ pub(crate) fn run_recorded<T>(
         OnFailure::Ignore => {}
     }
     Ok(None)
+}
+
+/// Appends a WASM run's replay record beside its event (when records are on): a fatal stage
+/// refuses a run it cannot record, as it does one whose event it cannot write; elsewhere that
+/// is a warning.
+fn record_replay(
+    trail: &Trail,
+    event: &Event,
+    ctx: &RunContext,
+    given: &run::WasmRun,
+    result: &Result<Outcome, ExecError>,
+    report: &mut StageReport,
+) -> Result<(), StageError> {
+    let settings = trail.replay.settings;
+    if !settings.enabled {
+        return Ok(());
+    }
+    let record = Record::new(
+        event,
+        ctx.state_json,
+        given,
+        result,
+        settings.keep_env_values,
+    );
+    match trail.replay.append(&record) {
+        Err(source) if ctx.stage.is_fatal() => Err(StageError::Unreplayable {
+            hook: event.hook.clone(),
+            stage: ctx.stage,
+            source: Box::new(source),
+        }),
+        Err(e) => {
+            report.warnings.push(crate::error_chain(&e));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `None` when the hook succeeded, else the reason with the hook's own output.
