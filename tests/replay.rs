@@ -343,6 +343,18 @@ fn replay_since_with_lists_exactly_the_runs_whose_verdict_changed() {
     let mut failing = args.to_vec();
     failing.push("--fail-on-difference");
     assert!(!host.run(&failing).status.success());
+    // The candidate from a real OCI registry, as a rollout would name it.
+    let registry = common::oci::Registry::start();
+    registry.oras_push("policy:v2", &strict);
+    let reference = registry.oci("policy:v2");
+    let pulled = host.ok(&["replay", "--hook", "policy", "--with", &reference]);
+    assert!(
+        pulled.starts_with(&format!(
+            "hook policy: 101 recorded runs, {} agree",
+            101 - changed.len()
+        )),
+        "{pulled}"
+    );
     let same = host.ok(&[
         "replay",
         "--hook",

@@ -19,7 +19,8 @@ use super::{Cli, parse};
 /// granted files it opened. `hookhost replay EVENT-ID` runs it again in a scratch sandbox (its
 /// granted directories rebuilt from the record; the real files are never touched) and reports
 /// `identical` (same exit, same output, same fuel used) or the differences. `--with` runs a
-/// candidate module (a file, or a registered hook's name) on the same inputs instead.
+/// candidate module (a file, an `oci://` reference, or a registered hook's name) on the same
+/// inputs instead.
 ///
 /// With `--hook NAME`, every recorded run of NAME (since `--since`) is run with the candidate:
 /// a table of agreements and the first runs whose verdict or edits differ.
@@ -43,8 +44,9 @@ pub struct ReplayArgs {
     /// With --hook: only runs since this time (RFC 3339) or this long ago (30s, 10m, 2h, 1d)
     #[arg(long, value_parser = parse::since, value_name = "TIME", requires = "hook")]
     since: Option<DateTime<Utc>>,
-    /// The candidate module: a file (any path with a `/`) or a registered hook's name
-    #[arg(long = "with", value_name = "PATH|NAME")]
+    /// The candidate module: a file (any path with a `/`), an oci://REF, or a registered
+    /// hook's name
+    #[arg(long = "with", value_name = "PATH|oci://REF|NAME")]
     with: Option<String>,
     /// Exit with status 1 when any run differs
     #[arg(long)]
@@ -80,8 +82,16 @@ pub fn replay(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `--with`: a module file (compiled into a scratch cache), or a registered hook's module.
+/// `--with`: an `oci://` reference (pulled, and verified under the config file's signature
+/// policy) or a module file, compiled into a scratch cache; or a registered hook's module.
 fn candidate(cli: &Cli, root: &Path, with: &str) -> anyhow::Result<Module> {
+    if let Some(fetched) = super::oci::fetch(cli, Path::new(with)) {
+        let fetched = fetched
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("cannot pull the candidate {with}"))?;
+        let limits = cli.settings.compile_limits();
+        return Ok(Module::bytes(&fetched.bytes, Path::new(with), &limits)?);
+    }
     if with.contains('/') {
         let limits = cli.settings.compile_limits();
         return Ok(Module::file(&PathBuf::from(with), &limits)?);

@@ -466,21 +466,35 @@ impl Module {
 
     /// A module file, compiled (under `limits`) into a scratch cache.
     pub fn file(path: &Path, limits: &CompileLimits) -> Result<Module, ReplayError> {
-        let candidate = |source| ReplayError::Candidate {
+        let bytes = std::fs::read(path).map_err(|source| ReplayError::Candidate {
             path: path.to_path_buf(),
+            source,
+        })?;
+        Module::bytes(&bytes, path, limits)
+    }
+
+    /// A module's bytes (a file's, or pulled from `origin`), kept and compiled (under
+    /// `limits`) in a scratch directory.
+    pub fn bytes(
+        bytes: &[u8],
+        origin: &Path,
+        limits: &CompileLimits,
+    ) -> Result<Module, ReplayError> {
+        let candidate = |source| ReplayError::Candidate {
+            path: origin.to_path_buf(),
             source,
         };
         let scratch = tempfile::tempdir().map_err(candidate)?;
-        let cache_dir = scratch.path().to_path_buf();
-        let bytes = std::fs::read(path).map_err(candidate)?;
-        let digest = wasm::precompile(&bytes, &cache_dir, limits).map_err(|source| {
-            ReplayError::Compile {
-                path: path.to_path_buf(),
+        let cache_dir = scratch.path().join("cache");
+        let path = scratch.path().join("module.wasm");
+        std::fs::write(&path, bytes).map_err(candidate)?;
+        let digest =
+            wasm::precompile(bytes, &cache_dir, limits).map_err(|source| ReplayError::Compile {
+                path: origin.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Module {
-            path: path.to_path_buf(),
+            path,
             digest,
             cache_dir,
             _scratch: Some(std::sync::Arc::new(scratch)),
