@@ -449,3 +449,37 @@ fn a_run_that_cannot_be_recorded_refuses_the_container() {
     );
     assert!(stderr.contains("turn records off"), "{stderr}");
 }
+
+/// A real precreate WASM hook (the gpu-env example, a Rust guest) shapes a container's
+/// config.json through `inject`; its run replays identically, and a candidate that edits
+/// nothing (the noop example) is reported with the edits before and after.
+#[test]
+fn a_precreate_run_replays_identically_and_a_candidate_shows_its_edits() {
+    let host = Host::new();
+    let driver = tempfile::tempdir().unwrap();
+    let grants = "env=GPU_*,mounts=/opt/gpu/**:from={driver}/**,devices=/dev/gpu*";
+    host.gpu_env("gpu", grants, driver.path(), &[]);
+    let bundle = Bundle::new("true");
+    host.inject(&bundle, &["gpu"]);
+    let env = bundle.config()["process"]["env"].to_string();
+    assert!(env.contains("GPU_VISIBLE"), "{env}");
+
+    let id = only_id(&host, "gpu");
+    let replayed = host.ok(&["replay", &id]);
+    assert!(
+        replayed.contains("\nidentical (exit, output and fuel "),
+        "{replayed}"
+    );
+    let noop = common::example_wasm("noop");
+    let said = host.ok(&["replay", "--hook", "gpu", "--with", s(&noop)]);
+    let mut lines = said.lines();
+    assert_eq!(
+        lines.next(),
+        Some("hook gpu: 1 recorded runs, 0 agree, 1 differ"),
+        "{said}"
+    );
+    let row: Vec<&str> = lines.nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[2..4], ["allowed", "allowed"], "{said}");
+    assert!(row[4].contains("GPU_VISIBLE"), "edits before: {said}");
+    assert_eq!(row[5], "-", "edits after: {said}");
+}
