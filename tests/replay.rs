@@ -482,4 +482,34 @@ fn a_precreate_run_replays_identically_and_a_candidate_shows_its_edits() {
     assert_eq!(row[2..4], ["allowed", "allowed"], "{said}");
     assert!(row[4].contains("GPU_VISIBLE"), "edits before: {said}");
     assert_eq!(row[5], "-", "edits after: {said}");
+
+    // A candidate that adds an environment variable outside the hook's grants (env=GPU_*)
+    // exits 0, and is refused as the container's chain would refuse it.
+    let mut config = bundle.config();
+    config["process"]["env"] = serde_json::json!(["EVIL=1"]);
+    let work = tempfile::tempdir().unwrap();
+    let evil = printer(work.path(), "evil", &config.to_string());
+    let said = host.ok(&["replay", "--hook", "gpu", "--with", s(&evil), "--show", "1"]);
+    let row: Vec<&str> = said.lines().nth(2).unwrap().split('\t').collect();
+    assert_eq!(row[2..4], ["allowed", "refused"], "{said}");
+    assert!(row[5].contains("EVIL=1"), "{said}");
+}
+
+/// A WASI command that prints `text` and exits 0.
+fn printer(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let escaped: String = text.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 1024) "{escaped}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = text.len()
+    );
+    let out = dir.join(format!("{name}.wasm"));
+    fs::write(&out, wat::parse_str(&wat).unwrap()).unwrap();
+    out
 }

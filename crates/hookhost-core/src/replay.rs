@@ -36,6 +36,7 @@ use hookhost_hooks::paths::Paths;
 use hookhost_types::STAGE_ENV;
 
 use crate::events::{self, Event};
+use crate::plan::PlannedHook;
 use crate::run::{ExecError, WasmRun};
 
 /// The records' directory under the registry root.
@@ -43,6 +44,9 @@ const DIR: &str = "replay";
 
 /// The records' file in it.
 const FILE: &str = "records.jsonl";
+
+/// The verdict of a run the container went on with.
+pub const ALLOWED: &str = "allowed";
 
 /// The version of the record format.
 const VERSION: u32 = 1;
@@ -172,11 +176,11 @@ impl Ending {
         }
     }
 
-    /// `allowed` (exit 0) or `refused` (anything else), as a container sees it.
+    /// [`ALLOWED`] (exit 0) or `refused` (anything else), as a container sees it.
     pub fn verdict(&self) -> &'static str {
         match (self.exit, &self.stop) {
-            (Some(0), None) => "allowed",
-            _ => "refused",
+            (Some(0), None) => ALLOWED,
+            _ => events::Verdict::Refused.as_str(),
         }
     }
 }
@@ -735,6 +739,33 @@ impl Regression {
     }
 }
 
+/// The verdicts before and after a replay. A precreate run's output is checked again against
+/// the grants of `registered` (the hook as registered now), as a container's chain checks it;
+/// without it (the hook was removed) both verdicts are by exit alone.
+fn verdicts(replayed: &Replayed, registered: Option<&PlannedHook>) -> (String, String) {
+    let record = &replayed.record;
+    let ending = &replayed.ending;
+    let Some(hook) = registered.filter(|_| record.stage == Stage::Precreate) else {
+        return (record.ending.verdict().into(), ending.verdict().into());
+    };
+    let before: Option<Value> = serde_json::from_slice(&record.input.to_vec()).ok();
+    let out = hookhost_exec::Outcome {
+        exit: hookhost_exec::Exit::Code(0),
+        stdout: ending.stdout.to_vec(),
+        stderr: ending.stderr.to_vec(),
+        truncated: false,
+        duration: Duration::ZERO,
+        fuel_used: Some(ending.fuel_used),
+    };
+    let refused = ending.verdict() == ALLOWED
+        && before.is_none_or(|before| crate::precreate::check_one(hook, &before, &out).is_err());
+    let after = match refused {
+        true => events::Verdict::Refused.as_str(),
+        false => ending.verdict(),
+    };
+    (record.verdict().into(), after.into())
+}
+
 /// Runs every recorded run of `hook` since `since` with `module`.
 pub fn regress(
     root: &Path,
@@ -743,16 +774,14 @@ pub fn regress(
     module: Option<&Module>,
 ) -> Result<Regression, ReplayError> {
     let (records, corrupt) = list(root, hook, since)?;
+    let registered = hookhost_hooks::registry::Registry::open(root)
+        .and_then(|r| r.get(hook))
+        .ok()
+        .map(|h| PlannedHook::registered(&h, &[]));
     let mut runs = Vec::with_capacity(records.len());
     for record in &records {
         let replayed = replay(root, record, module)?;
-        // A refusal of the output (a precreate edit outside its grants) is not decided again:
-        // the verdict after is the candidate's own.
-        let before = match record.verdict {
-            Some(_) => record.ending.verdict(),
-            None => record.verdict(),
-        };
-        let verdicts = (before.to_string(), replayed.ending.verdict().to_string());
+        let verdicts = verdicts(&replayed, registered.as_ref());
         let edits = replayed.edits();
         runs.push(Comparison {
             replayed,
