@@ -14,7 +14,9 @@
 //!    state; ~180 KB of WASM against the noop's few bytes): its stage vs exec of `/bin/true`
 //!    and vs the noop's stage, and ten distinct such modules in one stage vs ten execs;
 //! 6. a shadow hook's cost: a stage of a WASM hook with a shadow vs the same hook followed by
-//!    a second, ordinary WASM hook (at most one extra WASM run on the stage: ratio ≤ ~1).
+//!    a second, ordinary WASM hook (at most one extra WASM run on the stage: ratio ≤ ~1);
+//! 7. the stage with one WASM hook with its replay record written vs with records turned off
+//!    (`"replay": {"enabled": false}`): what recording costs (issue 23's target: ≤ 5%).
 
 use std::io::Write;
 use std::path::Path;
@@ -103,14 +105,21 @@ fn create(root: &Path, args: &[&str]) {
 /// The stage call hookhost writes into config.json for registered hooks injected together
 /// (after `stage`), its plan file made absolute: the bundle lives beside the registry root.
 fn plan_for(root: &Path, names: &[&str]) -> Vec<String> {
-    let bundle = root.with_file_name(format!("bundle-{}", names.join("-")));
+    plan_with(root, names, &[])
+}
+
+/// [`plan_for`], injected with hookhost's `global` flags first (`--config FILE`).
+fn plan_with(root: &Path, names: &[&str], global: &[&str]) -> Vec<String> {
+    let configured = if global.is_empty() { "" } else { "-configured" };
+    let bundle = root.with_file_name(format!("bundle-{}{configured}", names.join("-")));
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
         bundle.join("config.json"),
         r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
     )
     .unwrap();
-    let mut inject = vec!["inject", "--bundle", bundle.to_str().unwrap()];
+    let mut inject = global.to_vec();
+    inject.extend(["inject", "--bundle", bundle.to_str().unwrap()]);
     for name in names {
         inject.extend(["--add-hook", name]);
     }
@@ -197,6 +206,23 @@ fn main() {
     );
     shadow_cost(dir.path(), rounds);
     registry_scale(dir.path(), rounds, hooks);
+    let config = dir.path().join("no-replay.json");
+    std::fs::write(&config, r#"{"replay": {"enabled": false}}"#).unwrap();
+    let unrecorded = plan_with(&root, &["wasm"], &["--config", config.to_str().unwrap()]);
+    let (on, off) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &wasm_plan)),
+        || run_once(&mut stage(&root, &unrecorded)),
+    );
+    report(
+        "7. stage with a WASM hook: replay record written vs records off",
+        ("recorded", on),
+        ("off", off),
+    );
+    assert!(
+        root.join("replay/records.jsonl").exists(),
+        "the recorded stage wrote records"
+    );
     sdk_hooks(dir.path(), &root, rounds, &wasm_plan);
 }
 

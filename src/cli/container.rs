@@ -114,13 +114,23 @@ pub struct EventsArgs {
 #[command(
     after_help = "Examples:\n  hookhost try ./target/wasm32-wasip1/release/motd.wasm --type createContainer --allow-rootfs=rw --keep\n  \
     hookhost try deny-privileged --stage createRuntime --bundle ./mycontainer\n  \
-    hookhost try 'myFirstHook:[\"/tmp/b\"]'\n  runc state mycontainer | hookhost try audit --state -"
+    hookhost try 'myFirstHook:[\"/tmp/b\"]'\n  runc state mycontainer | hookhost try audit --state -\n  \
+    hookhost try --replay 0061a2f3b4c5d0012a300   # the recorded run's input, its hook\n  \
+    hookhost try ./policy-v2.wasm --type createRuntime --replay 0061a2f3b4c5d0012a300"
 )]
 pub struct TryArgs {
     /// The hook (registered NAME, or a file PATH containing a `/`), with optional extra
     /// arguments
-    #[arg(value_name = "NAME|PATH[:JSON-ARGS]")]
-    hook: String,
+    #[arg(
+        value_name = "NAME|PATH[:JSON-ARGS]",
+        required_unless_present = "replay"
+    )]
+    hook: Option<String>,
+    /// Give it the input of a recorded WASM run (`hookhost events` shows the ids): its OCI
+    /// state, or at precreate its config.json; the hook defaults to the recorded one and the
+    /// stage to the recorded stage
+    #[arg(long, value_name = "EVENT-ID", conflicts_with_all = ["state", "bundle"])]
+    replay: Option<String>,
     /// OCI state JSON to feed it: a file, or - for stdin [default: a sample state]
     #[arg(long, value_name = "FILE|-")]
     state: Option<PathBuf>,
@@ -149,6 +159,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         exe,
         root,
         events_max_size,
+        replay: cli.settings.replay_settings(),
         runtime_log: None,
         at_start: false,
         absolute_plan: false,
@@ -276,6 +287,15 @@ fn run_precreate(source: &PlanSource) -> anyhow::Result<ExitCode> {
 }
 
 pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
+    let recorded = match &args.replay {
+        Some(id) => Some(hookhost_core::replay::find(&cli.root(), id)?),
+        None => None,
+    };
+    let named = args
+        .hook
+        .clone()
+        .or(recorded.as_ref().map(|r| r.hook.clone()));
+    let named = named.context("give the hook to try")?;
     let state = match &args.state {
         Some(path) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
@@ -290,10 +310,10 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
     };
     // A file is defined here and tried from a scratch registry; a name from the real one.
     let (registry, root, scratch, hook, stage);
-    if args.hook.contains('/') {
-        let (path, extra) = match args.hook.find(":[") {
-            Some(at) => args.hook.split_at(at),
-            None => (args.hook.as_str(), ""),
+    if named.contains('/') {
+        let (path, extra) = match named.find(":[") {
+            Some(at) => named.split_at(at),
+            None => (named.as_str(), ""),
         };
         let path = std::path::absolute(path).with_context(|| format!("cannot resolve {path}"))?;
         let def = args.flags.definition("try", path)?;
@@ -309,7 +329,7 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
             "{} is a registered hook: it runs with what it was registered with. Flags other \
              than --stage define a file to try (a path with a `/`, such as ./hook.wasm); to \
              change the hook, `hookhost update {0} …`",
-            args.hook.split(':').next().unwrap_or_default()
+            named.split(':').next().unwrap_or_default()
         );
         let stages = super::hooks::parse_stages(&args.flags.stages)?;
         anyhow::ensure!(
@@ -318,12 +338,12 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         );
         stage = stages.first().copied();
         let opened = cli.registry()?;
-        if let Ok(found) = opened.get(args.hook.split(':').next().unwrap_or_default()) {
+        if let Ok(found) = opened.get(named.split(':').next().unwrap_or_default()) {
             super::hooks::warn_drift([&found]);
         }
         registry = Some(opened);
         root = std::path::absolute(cli.root())?;
-        hook = args.hook.clone();
+        hook = named.clone();
         scratch = None;
     }
     let sources = Sources {
@@ -335,12 +355,20 @@ pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {
         env_selects: true,
         cdi_spec_dirs: &cli.settings.cdi_spec_dirs,
     };
-    let request = trial::Request {
+    let mut request = trial::Request {
         hook: &hook,
         stage,
         state,
         bundle: args.bundle.as_deref(),
+        config: None,
     };
+    if let Some(record) = &recorded {
+        request.stage = request.stage.or(Some(record.stage));
+        match record.stage {
+            Stage::Precreate => request.config = Some(record.input.to_vec()),
+            _ => request.state = Some(record.input.to_vec()),
+        }
+    }
     let mut tried = trial::try_hook(&sources, &request)?;
     let code = print_tried(&tried);
     if let Some(dir) = tried.sample.take() {

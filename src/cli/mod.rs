@@ -15,6 +15,7 @@ mod parse;
 pub mod plugin;
 mod progress;
 pub mod recompile;
+mod replay;
 pub mod runtime;
 mod shadow;
 
@@ -89,6 +90,7 @@ enum Command {
     Events(container::EventsArgs),
     Metrics(metrics::MetricsArgs),
     Stats(metrics::StatsArgs),
+    Replay(Box<replay::ReplayArgs>),
     New(new::NewArgs),
     Run(docker::RunArgs),
     /// Register hookhost with Docker: the runtime in daemon.json, or the `docker hook` plugin
@@ -179,6 +181,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => container::events(cli, args),
         Command::Metrics(args) => metrics::metrics(cli, args),
         Command::Stats(args) => metrics::stats(cli, args),
+        Command::Replay(args) => replay::replay(cli, args),
         Command::New(args) => new::new(args),
         Command::Run(args) => docker::run(cli, args),
         Command::Install(command) => docker::install(cli, command),

@@ -121,6 +121,8 @@ pub struct SelfCall {
     pub root: PathBuf,
     /// The audit trail's bound (the config's `eventsMaxSize`); none: the default.
     pub events_max_size: Option<u64>,
+    /// The replay records' settings (the config's `replay`); none: the defaults.
+    pub replay: Option<hookhost_hooks::config::ReplaySettings>,
     /// The runtime's log file, when there is one (the wrapper's `create` call names it).
     pub runtime_log: Option<crate::runtime_log::RuntimeLog>,
     /// Whether the runtime wrapper injects at a `create` call, and so runs the
@@ -284,6 +286,7 @@ impl BundleConfig {
                 let file = found.get_or_insert_with(|| PlanFile {
                     root: legacy.root.clone(),
                     events_max_size: None,
+                    replay: None,
                     runtime_log: None,
                     cdi_spec_dirs: Vec::new(),
                     plan: ContainerPlan::default(),
@@ -316,6 +319,7 @@ impl BundleConfig {
         let file = PlanFile {
             root: call.root.clone(),
             events_max_size: call.events_max_size,
+            replay: call.replay,
             runtime_log: call.runtime_log.clone(),
             cdi_spec_dirs: Vec::new(),
             plan: combined,
@@ -599,6 +603,7 @@ mod tests {
             exe: "/usr/bin/hookhost".into(),
             root: dir.join("root"),
             events_max_size: None,
+            replay: None,
             runtime_log: None,
             at_start: false,
             absolute_plan: false,

@@ -150,6 +150,7 @@ fn event(audit: &Audit, by: (String, HookKind), cdi: CdiRecord, error: Option<St
     let (pod, name) = events::kubernetes_names(&annotations);
     let (hook, kind) = by;
     Event {
+        id: events::new_id(),
         time: Utc::now(),
         container: audit.container.to_string(),
         stage: Stage::Precreate,

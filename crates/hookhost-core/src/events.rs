@@ -57,6 +57,10 @@ pub enum EventsError {
 /// One hook run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The run's stable id ([`new_id`]): what `hookhost replay` takes. Empty in events written
+    /// before ids existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub time: DateTime<Utc>,
     pub container: String,
     pub stage: Stage,
@@ -222,6 +226,7 @@ impl Event {
         // Every field named, so that a new one must be given a place here (or skipped) at
         // compile time, and cannot reach a text view unescaped.
         let Event {
+            id,
             time,
             container,
             stage,
@@ -256,6 +261,9 @@ impl Event {
             text_field(hook),
             text_field(&kind.to_string()),
         );
+        if !id.is_empty() {
+            line.push_str(&format!(" id={}", text_field(id)));
+        }
         if let Some(pod) = pod {
             line.push_str(&format!(" pod={}", text_field(pod)));
         }
@@ -319,18 +327,42 @@ pub fn append(file: &Path, event: &Event, max_size: u64) -> Result<(), EventsErr
     }
     let mut line = serde_json::to_vec(&event).expect("an event serialises");
     line.push(b'\n');
-    let mut out = open_for_append(file).map_err(io("open"))?;
-    let size = out.metadata().map_err(io("read"))?.len();
+    append_line(file, &line, max_size).map_err(|(action, source)| io(action)(source))
+}
+
+/// Appends one whole `line` to a bounded, rotated JSON-lines file (the audit trail, the replay
+/// records), rotating it first when the line would take it past `max_size`.
+pub(crate) fn append_line(
+    file: &Path,
+    line: &[u8],
+    max_size: u64,
+) -> Result<(), (&'static str, io::Error)> {
+    let mut out = open_for_append(file).map_err(|e| ("open", e))?;
+    let size = out.metadata().map_err(|e| ("read", e))?.len();
     if size > 0 && size + line.len() as u64 > max_size {
-        out = rotate(file, line.len() as u64, max_size).map_err(io("rotate"))?;
+        out = rotate(file, line.len() as u64, max_size).map_err(|e| ("rotate", e))?;
     }
-    out.write_all(&line).map_err(io("append to"))
+    out.write_all(line).map_err(|e| ("append to", e))
+}
+
+/// A new event id: unique, short (21 hex digits) and sortable by time — the microseconds since
+/// the epoch, then the process id and a per-process counter, so that two runs in the same
+/// microsecond (in one process or two) get different ids.
+pub fn new_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let micros = Utc::now().timestamp_micros().max(0) as u64;
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff;
+    let pid = std::process::id() & 0xff_ffff;
+    format!("{micros:013x}{pid:06x}{count:02x}")
 }
 
 /// Renames a full `file` to its `.1` generation, unless another writer just did, and returns
 /// the file to append to.
 fn rotate(file: &Path, line: u64, max_size: u64) -> io::Result<File> {
-    let lock = open_for_append(&file.with_extension("jsonl.lock"))?;
+    let mut lock = file.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = open_for_append(Path::new(&lock))?;
     nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| io::Error::from(errno))
         .and_then(|_held| {
@@ -518,6 +550,7 @@ mod tests {
 
     fn event(container: &str, secs: i64) -> Event {
         Event {
+            id: String::new(),
             time: DateTime::from_timestamp(secs, 0).unwrap(),
             container: container.into(),
             stage: Stage::Prestart,
@@ -581,6 +614,35 @@ mod tests {
             }),
             1
         );
+    }
+
+    /// Every run gets a short, unique, time-ordered id, shown in JSON and in the text view;
+    /// lines written before ids existed still read.
+    #[test]
+    fn events_have_stable_ids_and_old_lines_still_read() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert!(
+            ids.windows(2).all(|w| w[0][..13] <= w[1][..13]),
+            "time-ordered"
+        );
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 21 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        );
+        let mut e = event("c", 100);
+        e.id = ids[0].clone();
+        assert_eq!(serde_json::to_value(&e).unwrap()["id"], ids[0]);
+        let line = e.text_line();
+        assert!(line.ends_with(&format!("1.5ms id={}", ids[0])), "{line}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.jsonl");
+        let old = r#"{"time":"1970-01-01T00:01:40Z","container":"c","stage":"prestart","hook":"h","kind":"native","exit":0,"duration_ms":1.5}"#;
+        std::fs::write(&file, format!("{old}\n")).unwrap();
+        append(&file, &e, DEFAULT_MAX_SIZE).unwrap();
+        let seen = all(&file);
+        assert_eq!(seen, vec![event("c", 100), e]);
     }
 
     /// A run's stderr is kept to its last 4 KiB, escaped, cut on a character boundary.

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod precreate;
 pub mod prepare;
+pub mod replay;
 pub mod run;
 pub mod runtime_log;
 pub mod select;

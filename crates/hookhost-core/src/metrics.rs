@@ -321,6 +321,7 @@ mod tests {
 
     fn event(hook: &str, stage: Stage, ms: f64, failure: Option<Failure>) -> Event {
         Event {
+            id: String::new(),
             time: chrono::Utc::now(),
             container: "c".into(),
             stage,

@@ -66,6 +66,8 @@ pub struct Trail<'a> {
     pub root: &'a Path,
     /// The config file's `eventsMaxSize`, if set.
     pub events_max_size: Option<u64>,
+    /// The config file's `replay`, if set.
+    pub replay: Option<hookhost_hooks::config::ReplaySettings>,
 }
 
 /// What the pipeline decided for a container.
@@ -116,6 +118,7 @@ pub fn plan(
         let at = Precreate {
             root: trail.root,
             events_max_size: trail.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+            replay: trail.replay.unwrap_or_default(),
             container: container.id.unwrap_or_default(),
             bundle: container.bundle,
             deadline: container.deadline,

@@ -186,6 +186,9 @@ pub struct PlanFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub events_max_size: Option<u64>,
+    /// The replay records' settings (the config's `replay`); none: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<hookhost_hooks::config::ReplaySettings>,
     /// The runtime's log file, when the wrapper saw one: stage warnings (a failing poststop
     /// hook, a run that could not be recorded, an `--on-failure warn` hook) go there, since the
     /// runtime discards a succeeding hook's stderr.
@@ -252,6 +255,7 @@ impl LegacyStagePlan {
         PlanFile {
             root: self.root,
             events_max_size: None,
+            replay: None,
             runtime_log: None,
             cdi_spec_dirs: Vec::new(),
             plan,
@@ -446,6 +450,7 @@ mod tests {
         let file = PlanFile {
             root: "/var/lib/hookhost".into(),
             events_max_size: Some(1 << 20),
+            replay: None,
             runtime_log: None,
             cdi_spec_dirs: Vec::new(),
             plan: native(vec!["x".into()], vec!["SECRET=1".into()]),
@@ -455,6 +460,7 @@ mod tests {
         let huge = PlanFile {
             root: "/r".into(),
             events_max_size: None,
+            replay: None,
             runtime_log: None,
             cdi_spec_dirs: Vec::new(),
             plan: native(vec!["a".repeat(MAX_PLAN_BYTES)], vec![]),

@@ -42,6 +42,8 @@ pub struct Precreate<'a> {
     pub root: &'a Path,
     /// The config file's `eventsMaxSize`.
     pub events_max_size: u64,
+    /// The config file's `replay` (or the defaults).
+    pub replay: hookhost_hooks::config::ReplaySettings,
     /// The container's id when the caller knows it (the runtime wrapper does; Podman's
     /// protocol does not say), for the audit trail.
     pub container: &'a str,
@@ -75,6 +77,7 @@ pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<E
     let trail = Trail {
         file: &events_file,
         max_size: at.events_max_size,
+        replay: crate::replay::Recording::new(at.root, at.replay),
     };
     trail.check(Stage::Precreate, hooks)?;
     // The config's annotations, so that the audit trail names a Kubernetes pod and container.
@@ -334,6 +337,7 @@ pub fn run_call(
     let at = Precreate {
         root: &plan.root,
         events_max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+        replay: plan.replay.unwrap_or_default(),
         container: "",
         bundle: None,
         deadline: None,

@@ -46,6 +46,7 @@ pub fn prepare(
     let trail = Trail {
         root: &call.root,
         events_max_size: call.events_max_size,
+        replay: call.replay,
     };
     let container = Container {
         bundle: Some(bundle),

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use hookhost_exec::fs::{self as hfs, Untrusted};
 use hookhost_exec::limits::WasmLimits;
 use hookhost_exec::native::{self, NativeCommand, NativeError};
-use hookhost_exec::wasm::{self, CompileLimits, CompileStop, Stop, WasmError, WasmInvocation};
+use hookhost_exec::wasm::{
+    self, Capture, CompileLimits, CompileStop, Preopen, Stop, Tape, WasmError, WasmInvocation,
+};
 use hookhost_exec::{Exit, Outcome, pick_output, split_env};
 use hookhost_types::{STAGE_ENV, Stage, State};
 use thiserror::Error;
@@ -131,9 +133,42 @@ pub struct RunContext<'a> {
 
 /// Runs one hook to its end (or its limit).
 pub fn run(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+    run_captured(hook, ctx, Capture::Off).0
+}
+
+/// What a WASM run was given, and what it read besides (its replay record's inputs).
+#[derive(Debug, Clone)]
+pub struct WasmRun {
+    /// The module's sha256.
+    pub digest: String,
+    pub args: Vec<String>,
+    /// The guest's entire environment.
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+    pub limits: WasmLimits,
+    pub timeout: Duration,
+    /// How much of its stdout and of its stderr was kept.
+    pub output_limit: usize,
+    /// What it read besides (recording only).
+    pub tape: Option<Tape>,
+    /// The fuel it had used when a limit or a trap stopped it.
+    pub stopped_fuel: Option<u64>,
+}
+
+/// [`run`], with a WASM hook's run captured as `capture` says (native hooks: never), and
+/// what the WASM run was given once it was set up.
+pub fn run_captured(
+    hook: &PlannedHook,
+    ctx: &RunContext,
+    capture: Capture,
+) -> (Result<Outcome, ExecError>, Option<WasmRun>) {
     match hook.spec.kind {
-        HookKind::Native => native_hook(hook, ctx),
-        HookKind::Wasm => wasm_hook(hook, ctx),
+        HookKind::Native => (native_hook(hook, ctx), None),
+        HookKind::Wasm => {
+            let mut given = None;
+            let result = wasm_hook(hook, ctx, capture, &mut given);
+            (result, given)
+        }
     }
 }
 
@@ -211,8 +246,14 @@ fn verify_pinned(path: &Path, digest: &str) -> Result<(), ExecError> {
     Ok(())
 }
 
-/// Runs a WASM hook with the grants its registration fixed, resolved against this container.
-fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError> {
+/// Runs a WASM hook with the grants its registration fixed, resolved against this container;
+/// `given` gets what it was given once that is known.
+fn wasm_hook(
+    hook: &PlannedHook,
+    ctx: &RunContext,
+    capture: Capture,
+    given: &mut Option<WasmRun>,
+) -> Result<Outcome, ExecError> {
     let spec = &hook.spec;
     let digest = spec.digest.as_deref().ok_or(ExecError::NoDigest)?;
     let grants = spec.grants.clone().unwrap_or_default();
@@ -243,7 +284,23 @@ fn wasm_hook(hook: &PlannedHook, ctx: &RunContext) -> Result<Outcome, ExecError>
         output_limit: ctx.output_limit,
     };
     let started = Instant::now();
-    let out = wasm::run(&invocation)?;
+    let timeout = invocation.timeout;
+    let (result, tape) = wasm::run_captured(&invocation, capture);
+    *given = Some(WasmRun {
+        digest: digest.to_string(),
+        args: spec.args.clone(),
+        env,
+        preopens: resolved.preopens.clone(),
+        limits: limits.clone(),
+        timeout,
+        output_limit: ctx.output_limit,
+        tape,
+        stopped_fuel: match &result {
+            Err(WasmError::Stopped { fuel_used, .. }) => Some(*fuel_used),
+            _ => None,
+        },
+    });
+    let out = result?;
     Ok(Outcome {
         exit: Exit::Code(out.exit_code),
         stdout: out.stdout,

@@ -13,6 +13,7 @@ use hookhost_types::{Stage, StageCall, State, StateError};
 use crate::bundle::{PlanLoadError, load_plan};
 use crate::events::{self, Event, Failure};
 use crate::plan::{LegacyStagePlan, PlanFile, PlannedHook};
+use crate::replay::Record;
 use crate::run::{self, ExecError, RunContext};
 use hookhost_hooks::hook::OnFailure;
 use hookhost_hooks::paths::Paths;
@@ -40,6 +41,19 @@ pub enum StageError {
     /// The CDI devices a precreate hook requested (`hookhost stage precreate`).
     #[error(transparent)]
     Cdi(#[from] hookhost_hooks::cdi::CdiError),
+    /// A fatal stage whose WASM run cannot be recorded for replay: refused rather than run
+    /// unrecorded.
+    #[error(
+        "container refused: the run of hook {hook} ({stage}) cannot be recorded for replay \
+         (free space in, or fix the permissions of, the state directory, or turn records off \
+         with \"replay\": {{\"enabled\": false}} in hookhost's config file)"
+    )]
+    Unreplayable {
+        hook: String,
+        stage: Stage,
+        #[source]
+        source: Box<crate::replay::ReplayError>,
+    },
     #[error("hook {name} ({stage}): {reason}")]
     HookFailed {
         name: String,
@@ -107,6 +121,7 @@ pub fn run(
     let trail = Trail {
         file: &events_file,
         max_size: plan.events_max_size.unwrap_or(events::DEFAULT_MAX_SIZE),
+        replay: crate::replay::Recording::new(&plan.root, plan.replay.unwrap_or_default()),
     };
     trail.check(stage, hooks)?;
     let mut report = StageReport::default();
@@ -126,6 +141,8 @@ pub fn run(
 pub(crate) struct Trail<'a> {
     pub file: &'a std::path::Path,
     pub max_size: u64,
+    /// Where WASM runs' replay records go.
+    pub replay: crate::replay::Recording,
 }
 
 impl Trail<'_> {
@@ -173,7 +190,7 @@ pub(crate) fn run_recorded<T: crate::shadow::Edits>(
 ) -> Result<Option<T>, StageError> {
     let stage = ctx.stage;
     let started = Instant::now();
-    let result = run::run(hook, ctx);
+    let (result, given) = run::run_captured(hook, ctx, trail.replay.capture());
     let took = started.elapsed();
     tracing::debug!(container = %ctx.state.id, %stage, hook = %hook.name, ?took, ok = result.is_ok(), "hook ran");
     report.ran += 1;
@@ -213,6 +230,9 @@ pub(crate) fn run_recorded<T: crate::shadow::Edits>(
         Err(e) => report.warnings.push(crate::error_chain(&e)),
         Ok(()) => {}
     }
+    if let Some(given) = given {
+        record_replay(trail, &event, ctx, &given, &result, report)?;
+    }
     if !hook.shadows.is_empty() {
         let refused = failure.as_ref().is_some_and(|f| f.refused);
         let seen = crate::shadow::Seen {
@@ -235,6 +255,42 @@ pub(crate) fn run_recorded<T: crate::shadow::Edits>(
         OnFailure::Ignore => {}
     }
     Ok(None)
+}
+
+/// Appends a WASM run's replay record beside its event (when records are on): a fatal stage
+/// refuses a run it cannot record, as it does one whose event it cannot write; elsewhere that
+/// is a warning.
+fn record_replay(
+    trail: &Trail,
+    event: &Event,
+    ctx: &RunContext,
+    given: &run::WasmRun,
+    result: &Result<Outcome, ExecError>,
+    report: &mut StageReport,
+) -> Result<(), StageError> {
+    let settings = trail.replay.settings;
+    if !settings.enabled {
+        return Ok(());
+    }
+    let record = Record::new(
+        event,
+        ctx.state_json,
+        given,
+        result,
+        settings.keep_env_values,
+    );
+    match trail.replay.append(&record) {
+        Err(source) if ctx.stage.is_fatal() => Err(StageError::Unreplayable {
+            hook: event.hook.clone(),
+            stage: ctx.stage,
+            source: Box::new(source),
+        }),
+        Err(e) => {
+            report.warnings.push(crate::error_chain(&e));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `None` when the hook succeeded, else the reason with the hook's own output.
@@ -269,6 +325,7 @@ fn event(
     };
     let (pod, name) = events::kubernetes_names(&ctx.state.annotations);
     Event {
+        id: events::new_id(),
         time: Utc::now(),
         pod,
         name,

@@ -51,6 +51,8 @@ pub enum TrialError {
     Bundle(PathBuf, #[source] std::io::Error),
     #[error("cannot make a scratch registry to try {}", .0.display())]
     Scratch(PathBuf, #[source] std::io::Error),
+    #[error("the config.json given is not JSON")]
+    GivenConfig(#[source] serde_json::Error),
     #[error(transparent)]
     Define(#[from] DefineError),
     #[error(transparent)]
@@ -128,6 +130,9 @@ pub struct Request<'a> {
     pub state: Option<Vec<u8>>,
     /// The bundle whose config.json (precreate) or directory (grants) it sees.
     pub bundle: Option<&'a Path>,
+    /// A precreate hook's config.json, given rather than read from a bundle (a recorded run's
+    /// input: `hookhost try --replay`).
+    pub config: Option<Vec<u8>>,
 }
 
 /// A tried hook, and what it did.
@@ -266,6 +271,11 @@ fn try_precreate(
     if request.state.is_some() {
         return Err(TrialError::StateForPrecreate);
     }
+    if let Some(given) = &request.config {
+        let doc = serde_json::from_slice(given).map_err(TrialError::GivenConfig)?;
+        let config = BundleConfig::from_doc(PathBuf::from("config.json"), doc)?;
+        return run_precreate(hook, config, PathBuf::new(), None, root);
+    }
     let sample = match request.bundle {
         Some(_) => None,
         None => Some(bundle::sample_bundle().map_err(TrialError::Sample)?),
@@ -274,6 +284,17 @@ fn try_precreate(
     let given = given.expect("a bundle was given or made");
     let dir = std::path::absolute(given).map_err(|e| TrialError::Bundle(given.to_path_buf(), e))?;
     let config = BundleConfig::load(&dir)?;
+    run_precreate(hook, config, dir, sample, root)
+}
+
+/// Runs a precreate hook on `config` (of the bundle `dir`) and checks its result.
+fn run_precreate(
+    hook: PlannedHook,
+    config: BundleConfig,
+    dir: PathBuf,
+    sample: Option<TempDir>,
+    root: &Path,
+) -> Result<Tried, TrialError> {
     let input = serde_json::to_vec(&config.doc).expect("a JSON value serialises");
     let state = State {
         id: TRY_ID.into(),

@@ -30,6 +30,7 @@ mod cache;
 pub mod compile;
 mod engine;
 mod pipe;
+pub mod record;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 #[cfg(test)]
@@ -50,6 +51,7 @@ use crate::limits::{WasmLimits, format_size};
 use crate::native::NativeError;
 pub use compile::{CompileLimits, CompileStop};
 use pipe::BoundedPipe;
+pub use record::{Capture, FileRead, Tape};
 
 /// Fuel units between two yields of running guest code to the executor (a fraction of a
 /// millisecond of guest work), which bounds how late the wall-clock timeout can fire.
@@ -260,6 +262,35 @@ pub fn remove_foreign_artifacts(cache_dir: &Path) -> std::io::Result<usize> {
 /// Runs the hook to completion or until a limit stops it. A module whose artifact is missing
 /// or stale is compiled first, under `inv.compile`; the run gets what is left of its timeout.
 pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
+    run_captured(inv, Capture::Off).0
+}
+
+/// [`run`], recording what the guest read besides its explicit inputs (clocks, random
+/// numbers, granted files) or feeding back a recorded [`Tape`] ([`record`]). The tape is
+/// returned when recording (also when the guest was stopped), and when replaying ran past it.
+pub fn run_captured(
+    inv: &WasmInvocation<'_>,
+    capture: Capture,
+) -> (Result<WasmOutcome, WasmError>, Option<Tape>) {
+    let grants = inv
+        .preopens
+        .iter()
+        .map(|p| record::Grant {
+            host: p.host.clone(),
+            guest: p.guest.clone(),
+        })
+        .collect();
+    let recorder = record::Recorder::new(capture, grants);
+    let mut tape = None;
+    let result = run_with(inv, recorder, &mut tape);
+    (result, tape)
+}
+
+fn run_with(
+    inv: &WasmInvocation<'_>,
+    recorder: record::Recorder,
+    tape: &mut Option<Tape>,
+) -> Result<WasmOutcome, WasmError> {
     let started = std::time::Instant::now();
     let engine = engine::runtime()?;
     let pre = instance_pre(inv)?;
@@ -268,7 +299,7 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
     let stdout = BoundedPipe::new(inv.output_limit);
     let stderr = BoundedPipe::new(inv.output_limit);
     let wasi = wasi_context(inv, &stdout, &stderr)?;
-    let mut store = new_store(engine, wasi, inv.limits)?;
+    let mut store = new_store(engine, wasi, inv.limits, recorder)?;
 
     // A guest that timed out may leave blocking filesystem tasks behind: nobody waits for them
     // (the executor is never shut down), they end on their own.
@@ -283,6 +314,7 @@ pub fn run(inv: &WasmInvocation<'_>) -> Result<WasmOutcome, WasmError> {
 
     let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);
     let ending = classify(result, &store, inv);
+    *tape = std::mem::take(&mut store.data_mut().recorder).finish();
     let (stdout, out_cut) = stdout.take();
     let (stderr, err_cut) = stderr.take();
     match ending {
@@ -361,6 +393,7 @@ struct Host {
     wasi: WasiP1Ctx,
     memory: MemoryGuard,
     budget: budget::WriteBudget,
+    recorder: record::Recorder,
 }
 
 /// One memory budget for the whole instance: every linear memory (multi-memory is on, so a
@@ -446,7 +479,11 @@ fn wasi_linker() -> Result<&'static Linker<Host>, WasmError> {
     static LINKER: OnceLock<Result<Linker<Host>, String>> = OnceLock::new();
     let base = wasi_base()?;
     LINKER
-        .get_or_init(|| budget::shadow(base).map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            budget::shadow(base)
+                .and_then(|mut linker| record::shadow(&mut linker).map(|()| linker))
+                .map_err(|e| format!("{e:#}"))
+        })
         .as_ref()
         .map_err(|reason| WasmError::Engine(reason.clone()))
 }
@@ -540,6 +577,7 @@ fn new_store(
     engine: &Engine,
     wasi: WasiP1Ctx,
     limits: &WasmLimits,
+    recorder: record::Recorder,
 ) -> Result<Store<Host>, WasmError> {
     let memory = MemoryGuard {
         limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
@@ -553,6 +591,7 @@ fn new_store(
             wasi,
             memory,
             budget,
+            recorder,
         },
     );
     store.limiter(|host| &mut host.memory);

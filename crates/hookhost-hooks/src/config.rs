@@ -16,7 +16,8 @@
 //!   "verifyKeys": ["/etc/hookhost/cosign.pub"],
 //!   "requireSignatures": true,
 //!   "compileCpuTime": 10,
-//!   "compileMemory": "512MiB"
+//!   "compileMemory": "512MiB",
+//!   "replay": {"enabled": true, "maxSize": "256MiB", "keepEnvValues": false, "maxFileSize": "1MiB"}
 //! }
 //! ```
 //!
@@ -123,6 +124,88 @@ pub struct Config {
     /// The NRI plugin's settings (`hookhost nri`).
     #[serde(default, skip_serializing_if = "NriSettings::is_default")]
     pub nri: NriSettings,
+    /// The replay records of WASM hook runs (`hookhost replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayConfig>,
+}
+
+/// `"replay": {…}` in the config file: every key optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Whether WASM hook runs are recorded. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The bound of all records together, a size such as `256MiB` (oldest dropped first).
+    /// Default: 256 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<String>,
+    /// Whether the values of a hook's environment are kept (they can hold secrets); else only
+    /// their names and sha256. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_env_values: Option<bool>,
+    /// The most of one granted file's content kept (its digest is kept whatever its size).
+    /// Default: 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<String>,
+}
+
+/// What the replay records are, resolved from [`ReplayConfig`] (carried in plan files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaySettings {
+    pub enabled: bool,
+    pub max_size: u64,
+    pub keep_env_values: bool,
+    pub max_file_size: u64,
+}
+
+/// The default bound of all replay records together.
+pub const DEFAULT_REPLAY_MAX_SIZE: u64 = 256 << 20;
+
+/// The default bound of one granted file's content in a replay record.
+pub const DEFAULT_REPLAY_MAX_FILE_SIZE: u64 = 1 << 20;
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        ReplaySettings {
+            enabled: true,
+            max_size: DEFAULT_REPLAY_MAX_SIZE,
+            keep_env_values: false,
+            max_file_size: DEFAULT_REPLAY_MAX_FILE_SIZE,
+        }
+    }
+}
+
+impl ReplayConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (key, size) in [
+            ("maxSize", &self.max_size),
+            ("maxFileSize", &self.max_file_size),
+        ] {
+            if let Some(size) = size {
+                hookhost_exec::limits::parse_size(size)
+                    .map_err(|e| format!("replay.{key}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings (validated when read).
+    pub fn settings(&self) -> ReplaySettings {
+        let defaults = ReplaySettings::default();
+        let size = |s: &Option<String>, default| {
+            s.as_deref()
+                .and_then(|s| hookhost_exec::limits::parse_size(s).ok())
+                .unwrap_or(default)
+        };
+        ReplaySettings {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            max_size: size(&self.max_size, defaults.max_size),
+            keep_env_values: self.keep_env_values.unwrap_or(defaults.keep_env_values),
+            max_file_size: size(&self.max_file_size, defaults.max_file_size),
+        }
+    }
 }
 
 /// NRI's default request timeout (containerd's `plugin_request_timeout`).
@@ -264,6 +347,9 @@ impl Config {
         if let Some(size) = &self.events_max_size {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("eventsMaxSize: {e}"))?;
         }
+        if let Some(replay) = &self.replay {
+            replay.validate()?;
+        }
         if let Some(size) = &self.compile_memory {
             hookhost_exec::limits::parse_size(size).map_err(|e| format!("compileMemory: {e}"))?;
         }
@@ -298,6 +384,12 @@ impl Config {
         self.events_max_size
             .as_deref()
             .and_then(|size| hookhost_exec::limits::parse_size(size).ok())
+    }
+
+    /// The replay records' settings, when the file has a `"replay"` section (else the
+    /// defaults apply).
+    pub fn replay_settings(&self) -> Option<ReplaySettings> {
+        self.replay.as_ref().map(ReplayConfig::settings)
     }
 
     /// Whether `HOOKHOST_HOOKS` in the process environment selects hooks (default true).
@@ -370,6 +462,40 @@ mod tests {
             Path::new("/x"),
             "HOOKHOST_ROOT wins"
         );
+    }
+
+    /// `replay` defaults to recording, 256 MiB in all, 1 MiB of a file, no env values; each key
+    /// can be set, and a bad size or an unknown key is named.
+    #[test]
+    fn replay_settings_default_and_are_read() {
+        assert_eq!(Config::default().replay_settings(), None);
+        let defaults = ReplaySettings::default();
+        assert!(defaults.enabled && !defaults.keep_env_values);
+        assert_eq!(defaults.max_size, 256 << 20);
+        assert_eq!(defaults.max_file_size, 1 << 20);
+        let c = Config::parse(
+            r#"{"replay":{"enabled":false,"maxSize":"1MiB","keepEnvValues":true,"maxFileSize":"4KiB"}}"#,
+        )
+        .unwrap();
+        let expected = ReplaySettings {
+            enabled: false,
+            max_size: 1 << 20,
+            keep_env_values: true,
+            max_file_size: 4096,
+        };
+        assert_eq!(c.replay_settings(), Some(expected));
+        let partial = Config::parse(r#"{"replay":{"enabled":false}}"#).unwrap();
+        assert_eq!(
+            partial.replay_settings(),
+            Some(ReplaySettings {
+                enabled: false,
+                ..defaults
+            })
+        );
+        let bad = Config::parse(r#"{"replay":{"maxSize":"lots"}}"#).unwrap_err();
+        assert!(bad.contains("replay.maxSize"), "{bad}");
+        let typo = Config::parse(r#"{"replay":{"maxsize":"1MiB"}}"#).unwrap_err();
+        assert!(typo.contains("unknown field `maxsize`"), "{typo}");
     }
 
     #[test]

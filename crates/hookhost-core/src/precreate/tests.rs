@@ -52,6 +52,7 @@ impl Setup {
         let at = Precreate {
             root: &self.root,
             events_max_size: events::DEFAULT_MAX_SIZE,
+            replay: Default::default(),
             container: "c1",
             bundle: None,
             deadline: None,

@@ -194,6 +194,7 @@ fn exported_hook(
     let file = PlanFile {
         root: to.root.to_path_buf(),
         events_max_size: None,
+        replay: None,
         runtime_log: None,
         cdi_spec_dirs: to.cdi_spec_dirs.to_vec(),
         plan,

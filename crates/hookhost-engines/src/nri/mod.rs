@@ -161,6 +161,7 @@ impl Settings {
         let trail = Trail {
             root: &self.root,
             events_max_size: self.config.events_max_size(),
+            replay: self.config.replay_settings(),
         };
         let described = Described {
             id: Some(&container.id),
@@ -182,6 +183,7 @@ impl Settings {
                 exe: self.self_exe.clone(),
                 root: self.root.clone(),
                 events_max_size: self.config.events_max_size(),
+                replay: self.config.replay_settings(),
                 runtime_log: None,
                 at_start: false,
                 absolute_plan: true,

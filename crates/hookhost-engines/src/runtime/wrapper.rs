@@ -120,6 +120,7 @@ impl Wrapper {
             exe: self.self_exe.clone(),
             root: self.root.clone(),
             events_max_size: self.config.events_max_size(),
+            replay: self.config.replay_settings(),
             runtime_log,
             at_start,
             absolute_plan: false,

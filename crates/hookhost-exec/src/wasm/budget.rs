@@ -24,7 +24,7 @@ use wiggle::GuestMemory;
 use super::Host;
 
 /// The WASI preview-1 module name.
-const WASI: &str = "wasi_snapshot_preview1";
+pub(super) const WASI: &str = "wasi_snapshot_preview1";
 
 /// WASI errno `badf`: what a refused `fd_renumber` returns.
 const ERRNO_BADF: i32 = 8;
@@ -188,10 +188,12 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
                 if oflags & OFLAGS_CREAT != 0 {
                     caller.data_mut().budget.take_file()?;
                 }
-                forward!(
+                let errno = forward!(
                     caller, path_open, fd, dirflags, path, len, oflags, base, inheriting, fdflags,
                     opened
-                )
+                )?;
+                super::record::after_open(&mut caller, errno, fd, (path, len), opened);
+                Ok(errno)
             })
         },
     )?;
@@ -206,7 +208,7 @@ pub(super) fn shadow(base: &Linker<Host>) -> wasmtime::Result<Linker<Host>> {
 
 /// The guest's memory and the store's data, as wasmtime-wasi's glue takes them (with the
 /// store's budget for host-side copies handed to the WASI context, as that glue does).
-fn memory_and_host<'a>(
+pub(super) fn memory_and_host<'a>(
     caller: &'a mut Caller<'_, Host>,
 ) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
