@@ -363,6 +363,8 @@ fn shadow_event(
 ) -> Event {
     let out = result.and_then(|r| r.as_ref().ok());
     Event {
+        // Its own id: an event id names one run (`hookhost replay` finds its record by it).
+        id: events::new_id(),
         time: chrono::Utc::now(),
         hook: shadow.hook.name.clone(),
         kind: shadow.hook.spec.kind,

@@ -274,7 +274,7 @@ fn try_precreate(
     if let Some(given) = &request.config {
         let doc = serde_json::from_slice(given).map_err(TrialError::GivenConfig)?;
         let config = BundleConfig::from_doc(PathBuf::from("config.json"), doc)?;
-        return run_precreate(hook, config, PathBuf::new(), None, root);
+        return run_precreate(hook, config, PathBuf::new(), None, sources);
     }
     let sample = match request.bundle {
         Some(_) => None,
@@ -284,7 +284,7 @@ fn try_precreate(
     let given = given.expect("a bundle was given or made");
     let dir = std::path::absolute(given).map_err(|e| TrialError::Bundle(given.to_path_buf(), e))?;
     let config = BundleConfig::load(&dir)?;
-    run_precreate(hook, config, dir, sample, root)
+    run_precreate(hook, config, dir, sample, sources)
 }
 
 /// Runs a precreate hook on `config` (of the bundle `dir`) and checks its result.
@@ -293,7 +293,7 @@ fn run_precreate(
     config: BundleConfig,
     dir: PathBuf,
     sample: Option<TempDir>,
-    root: &Path,
+    sources: &Sources,
 ) -> Result<Tried, TrialError> {
     let input = serde_json::to_vec(&config.doc).expect("a JSON value serialises");
     let state = State {

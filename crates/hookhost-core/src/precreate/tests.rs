@@ -315,12 +315,17 @@ fn a_shadow_the_deadline_cannot_cover_is_skipped() {
         bundle: None,
         deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(5)),
         generation: None,
+        replay: Default::default(),
     };
     let hooks = [shadowed(policy, candidate, 10_000)];
     run_chain(&proposed(), &hooks, &at).unwrap();
     let events = s.events();
     let record = events[1].shadow.as_ref().unwrap();
     assert_eq!(record.verdict, Verdict::Skipped);
+    assert_ne!(
+        events[0].id, events[1].id,
+        "a shadow's run has an id of its own"
+    );
     let reason = record.reason.as_deref().unwrap();
     assert!(
         reason.contains("before the caller's deadline, less than its budget of 10000 ms"),
