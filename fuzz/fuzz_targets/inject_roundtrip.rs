@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         // start annotation).
         at_start: false,
         events_max_size: None,
+        replay: None,
         runtime_log: None,
         absolute_plan: false,
     };
