@@ -58,33 +58,22 @@ fn run_once(cmd: &mut Command) -> Duration {
     took
 }
 
-/// Median times of `a` and `b`, measured alternately.
+/// The samples of `a` and `b`, measured alternately after a warm-up.
 fn compare(
     rounds: usize,
     mut a: impl FnMut() -> Duration,
     mut b: impl FnMut() -> Duration,
-) -> (Duration, Duration) {
+) -> (Vec<Duration>, Vec<Duration>) {
     for _ in 0..10 {
         a();
         b();
     }
-    let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        sa.push(a());
-        sb.push(b());
-    }
-    (median(sa), median(sb))
+    (0..rounds).map(|_| (a(), b())).unzip()
 }
 
-fn report(what: &str, a: (&str, Duration), b: (&str, Duration)) {
-    let ratio = a.1.as_secs_f64() / b.1.as_secs_f64();
-    println!(
-        "{what}: {} {:.3} ms, {} {:.3} ms, ratio {ratio:.2}x",
-        a.0,
-        a.1.as_secs_f64() * 1e3,
-        b.0,
-        b.1.as_secs_f64() * 1e3
-    );
+/// Prints the medians of the two sides, their ratio and spread, each side named.
+fn report(what: &str, a: (&str, Vec<Duration>), b: (&str, Vec<Duration>)) {
+    support::report(&format!("{what} ({} vs {})", a.0, b.0), a.1, b.1);
 }
 
 fn hookhost(root: &Path, args: &[&str]) -> Command {
@@ -389,12 +378,16 @@ fn registry_scale(dir: &Path, rounds: usize, hooks: usize) {
         ("large", l),
         ("1", s),
     );
-    let ls: Vec<Duration> = (0..15)
+    let mut ls: Vec<Duration> = (0..15)
         .map(|_| run_once(&mut hookhost(&large, &["ls"])))
         .collect();
+    ls.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "4c. ls of {hooks} hooks: {:.1} ms (median of 15)",
-        median(ls).as_secs_f64() * 1e3
+        "4c. ls of {hooks} hooks: {:.1} ms (median of 15, quartiles {:.1}–{:.1} ms)",
+        ms(median(ls.clone())),
+        ms(ls[15 / 4]),
+        ms(ls[15 * 3 / 4])
     );
 }
 

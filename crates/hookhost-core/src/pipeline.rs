@@ -124,7 +124,8 @@ pub fn plan(
             deadline: container.deadline,
             generation: selected.plan.generation.as_ref().map(|g| g.id.as_str()),
         };
-        let edited = precreate::run_chain(&config.doc, &precreate, &at)?;
+        // The state directory was checked above, for these hooks too.
+        let edited = precreate::run_checked(&config.doc, &precreate, &at)?;
         planned
             .warnings
             .extend(edited.report.warnings.iter().cloned());

@@ -74,12 +74,27 @@ impl Edited {
 /// runs when they could not be recorded (precreate is a fatal stage).
 pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<Edited, StageError> {
     let events_file = Paths::new(at.root).events_file();
-    let trail = Trail {
-        file: &events_file,
+    trail(&events_file, at).check(Stage::Precreate, hooks)?;
+    run_checked(doc, hooks, at)
+}
+
+fn trail<'a>(events_file: &'a Path, at: &Precreate) -> Trail<'a> {
+    Trail {
+        file: events_file,
         max_size: at.events_max_size,
         replay: crate::replay::Recording::new(at.root, at.replay),
-    };
-    trail.check(Stage::Precreate, hooks)?;
+    }
+}
+
+/// [`run_chain`] for a caller that has already checked that the runs can be recorded (the
+/// pipeline checks the state directory once for every hook of a container).
+pub(crate) fn run_checked(
+    doc: &Value,
+    hooks: &[PlannedHook],
+    at: &Precreate,
+) -> Result<Edited, StageError> {
+    let events_file = Paths::new(at.root).events_file();
+    let trail = trail(&events_file, at);
     // The config's annotations, so that the audit trail names a Kubernetes pod and container.
     let annotations = doc.get("annotations").and_then(Value::as_object);
     let state = State {

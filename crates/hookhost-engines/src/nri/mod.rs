@@ -42,6 +42,16 @@ pub struct NriHooks {
     runtime: Mutex<(String, String)>,
 }
 
+/// The events the plugin asks the runtime for: those it acts on. The runtime waits for every
+/// subscribed plugin's answer to every event of every container (a round trip each: measured
+/// here, subscribing to all of them costs a CRI create+start ~3.5 ms), so nothing else.
+const SUBSCRIBED: [Event; 2] = [
+    // Select and run the container's hooks, and answer with their adjustment.
+    Event::CREATE_CONTAINER,
+    // Remove the container's plan directory.
+    Event::REMOVE_CONTAINER,
+];
+
 /// What the worker needs to prepare a container.
 #[derive(Debug)]
 struct Settings {
@@ -224,7 +234,7 @@ impl Handler for NriHooks {
             budget_ms = budget,
             "configured"
         );
-        Ok(Events::KNOWN)
+        Ok(Events::of(&SUBSCRIBED))
     }
 
     fn create_container(
@@ -288,5 +298,40 @@ fn remove_plan(dir: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!("cannot remove {}: {e}", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subscribed event holds each container's creation up by a round trip: the plugin
+    /// asks for what it acts on, not [`Events::KNOWN`].
+    #[test]
+    fn the_plugin_subscribes_only_to_the_events_it_acts_on() {
+        let root = tempfile::tempdir().unwrap();
+        let nri = NriHooks::new(
+            Config::default(),
+            root.path().to_path_buf(),
+            PathBuf::from("/usr/local/bin/hookhost"),
+            "hookhost".into(),
+        );
+        let events = nri.configure(&ConfigureRequest::default()).unwrap();
+        for event in [Event::CREATE_CONTAINER, Event::REMOVE_CONTAINER] {
+            assert!(events.contains(event), "{event:?} is not subscribed");
+        }
+        for event in [
+            Event::RUN_POD_SANDBOX,
+            Event::STOP_POD_SANDBOX,
+            Event::REMOVE_POD_SANDBOX,
+            Event::POST_CREATE_CONTAINER,
+            Event::START_CONTAINER,
+            Event::POST_START_CONTAINER,
+            Event::UPDATE_CONTAINER,
+            Event::POST_UPDATE_CONTAINER,
+            Event::STOP_CONTAINER,
+        ] {
+            assert!(!events.contains(event), "{event:?} is subscribed");
+        }
     }
 }
