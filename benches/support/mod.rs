@@ -40,15 +40,22 @@ pub fn timed(cmd: &mut Command) -> Duration {
     took
 }
 
+/// The first and third quartiles of `samples`.
+pub fn quartiles(samples: &[Duration]) -> (Duration, Duration) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    (sorted[n / 4], sorted[n * 3 / 4])
+}
+
 /// Prints the medians of `a` and `b`, their ratio, and each one's quartiles (the spread).
 pub fn report(what: &str, a: Vec<Duration>, b: Vec<Duration>) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let quartiles = |mut samples: Vec<Duration>| {
-        samples.sort();
-        let n = samples.len();
-        format!("{:.2}–{:.2}", ms(samples[n / 4]), ms(samples[n * 3 / 4]))
+    let quartiles = |samples: &[Duration]| {
+        let (low, high) = quartiles(samples);
+        format!("{:.2}–{:.2}", ms(low), ms(high))
     };
-    let (qa, qb) = (quartiles(a.clone()), quartiles(b.clone()));
+    let (qa, qb) = (quartiles(&a), quartiles(&b));
     let (ma, mb) = (median(a), median(b));
     println!(
         "{what}: {:.2} ms vs {:.2} ms, ratio {:.3}x (quartiles {qa} vs {qb} ms)",

@@ -74,16 +74,9 @@ impl Edited {
 /// runs when they could not be recorded (precreate is a fatal stage).
 pub fn run_chain(doc: &Value, hooks: &[PlannedHook], at: &Precreate) -> Result<Edited, StageError> {
     let events_file = Paths::new(at.root).events_file();
-    trail(&events_file, at).check(Stage::Precreate, hooks)?;
-    run_checked(doc, hooks, at)
-}
-
-fn trail<'a>(events_file: &'a Path, at: &Precreate) -> Trail<'a> {
-    Trail {
-        file: events_file,
-        max_size: at.events_max_size,
-        replay: crate::replay::Recording::new(at.root, at.replay),
-    }
+    let trail = trail(&events_file, at);
+    trail.check(Stage::Precreate, hooks)?;
+    run_on(doc, hooks, at, &trail)
 }
 
 /// [`run_chain`] for a caller that has already checked that the runs can be recorded (the
@@ -94,7 +87,23 @@ pub(crate) fn run_checked(
     at: &Precreate,
 ) -> Result<Edited, StageError> {
     let events_file = Paths::new(at.root).events_file();
-    let trail = trail(&events_file, at);
+    run_on(doc, hooks, at, &trail(&events_file, at))
+}
+
+fn trail<'a>(events_file: &'a Path, at: &Precreate) -> Trail<'a> {
+    Trail {
+        file: events_file,
+        max_size: at.events_max_size,
+        replay: crate::replay::Recording::new(at.root, at.replay),
+    }
+}
+
+fn run_on(
+    doc: &Value,
+    hooks: &[PlannedHook],
+    at: &Precreate,
+    trail: &Trail,
+) -> Result<Edited, StageError> {
     // The config's annotations, so that the audit trail names a Kubernetes pod and container.
     let annotations = doc.get("annotations").and_then(Value::as_object);
     let state = State {
@@ -134,7 +143,7 @@ pub(crate) fn run_checked(
         let checked = run_recorded(
             hook,
             &ctx,
-            &trail,
+            trail,
             &mut edited.report,
             |out| {
                 on_disk.as_ref().map_or(Ok(()), OnDisk::unchanged)?;
