@@ -190,7 +190,42 @@ pub(crate) fn check_state_dir(root: &Path) -> Result<(), PrepareError> {
         root: root.to_path_buf(),
         reason,
     };
-    fsutil::create_dir_all(root, 0o700).map_err(|e| refuse(format!("cannot create it: {e}")))?;
-    events::check_recordable(&Paths::new(root).events_file())
-        .map_err(|e| refuse(crate::error_chain(&e)))
+    let file = Paths::new(root).events_file();
+    // The root is made when the events file cannot be opened for want of it (not checked
+    // for every container).
+    match events::check_recordable(&file) {
+        Err(events::EventsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            fsutil::create_dir_all(root, 0o700)
+                .map_err(|e| refuse(format!("cannot create it: {e}")))?;
+            events::check_recordable(&file)
+        }
+        checked => checked,
+    }
+    .map_err(|e| refuse(crate::error_chain(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The state directory is made (0700, parents too) when missing, checked when present,
+    /// and one that cannot be made is the refusal, naming it.
+    #[test]
+    fn the_state_dir_is_made_when_missing_and_refused_when_it_cannot_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/b/root");
+        check_state_dir(&root).unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
+        assert!(Paths::new(&root).events_file().is_file());
+        check_state_dir(&root).unwrap();
+
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "").unwrap();
+        let refused = check_state_dir(&file.join("root")).unwrap_err().to_string();
+        assert!(refused.contains("plain-file/root"), "{refused}");
+    }
 }

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -339,14 +338,6 @@ impl Recording {
                 source,
             }
         };
-        let dir = self.file.parent().unwrap_or(Path::new("/"));
-        if !dir.is_dir() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io("create"))?;
-        }
         let half = (self.settings.max_size / 2).max(1);
         let mut line = serde_json::to_vec(record).expect("a record serialises");
         if line.len() as u64 >= half {
@@ -367,7 +358,16 @@ impl Recording {
                 max_size: self.settings.max_size,
             });
         }
-        events::append_line(&self.file, &line, half).map_err(|(action, e)| io(action)(e))
+        // The records' directory is made by the first append (not checked on every one).
+        match events::append_line(&self.file, &line, half) {
+            Err(("open", e)) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = self.file.parent().unwrap_or(Path::new("/"));
+                hookhost_exec::fs::create_dir_all(dir, 0o700).map_err(io("create"))?;
+                events::append_line(&self.file, &line, half)
+            }
+            appended => appended,
+        }
+        .map_err(|(action, e)| io(action)(e))
     }
 }
 

@@ -107,6 +107,84 @@ pub struct Registry {
     nri_budget: Option<std::time::Duration>,
     /// The generation whose entries this handle reads (see [`crate::generation`]).
     generation: Option<std::sync::Arc<crate::generation::Pinned>>,
+    /// Entries parsed by earlier handles of a long-lived process (see [`EntryCache`]).
+    entry_cache: Option<std::sync::Arc<EntryCache>>,
+}
+
+/// The entries a long-lived reader (the NRI plugin, which opens the registry for each
+/// container) has parsed, each kept with the identity of the file it was read from: device,
+/// inode, size, and modification and change times to the nanosecond. An entry is read and
+/// parsed again when any of them differ; registry writes replace entries by rename (a new
+/// inode), and a change of owner or mode changes the change time, so the trust check is never
+/// skipped for a changed file. A file changed less than [`EntryCache::SETTLE`] ago is not kept:
+/// file times advance in clock ticks, so a same-size rewrite within one tick of the last change
+/// would look unchanged. Bounded: emptied when it reaches [`EntryCache::MAX`] entries.
+#[derive(Debug, Default)]
+pub struct EntryCache {
+    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, (FileId, Hook)>>,
+}
+
+/// What tells one version of an entry file from another (see [`EntryCache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId([i64; 7]);
+
+impl FileId {
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.size() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ])
+    }
+}
+
+impl EntryCache {
+    /// The most entries kept.
+    pub const MAX: usize = 4096;
+    /// How long after its last change an entry file is first kept.
+    pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// The entry `file` parsed earlier, when `meta` (the file's own, not a symlink's) says it
+    /// is unchanged since.
+    fn get(&self, file: &Path, meta: &fs::Metadata) -> Option<Hook> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (id, hook) = entries.get(file)?;
+        (*id == FileId::of(meta)).then(|| hook.clone())
+    }
+
+    fn put(&self, file: &Path, meta: &fs::Metadata, hook: &Hook) {
+        use std::os::unix::fs::MetadataExt;
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        let settled = std::time::SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age >= Self::SETTLE);
+        if !settled {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= Self::MAX {
+            entries.clear();
+        }
+        entries.insert(file.to_path_buf(), (FileId::of(meta), hook.clone()));
+    }
+
+    /// How many entries are kept.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Held while writing; released on drop.
@@ -156,6 +234,7 @@ impl Registry {
             compile_limits: CompileLimits::default(),
             nri_budget: None,
             generation: generation.map(std::sync::Arc::new),
+            entry_cache: None,
         };
         if old_layout {
             // A reader that cannot take the lock still reads every entry.
@@ -184,6 +263,13 @@ impl Registry {
     /// plugin's, see [`crate::config::NriSettings::budget`]).
     pub fn with_nri_budget(mut self, budget: Option<std::time::Duration>) -> Self {
         self.nri_budget = budget;
+        self
+    }
+
+    /// The registry, reusing the entries `cache` holds when their files are unchanged (see
+    /// [`EntryCache`]) and adding those it reads.
+    pub fn with_entry_cache(mut self, cache: std::sync::Arc<EntryCache>) -> Self {
+        self.entry_cache = Some(cache);
         self
     }
 
@@ -333,6 +419,54 @@ impl Registry {
 
     /// Reads the entry `file` of hook `name`, stored in `global/` or not.
     fn read_entry(&self, name: &str, file: &Path, global: bool) -> Result<Hook, RegistryError> {
+        let hook = match self.entry_cache.as_deref() {
+            Some(cache) => self.read_cached(cache, name, file)?,
+            None => self.read_file(name, file)?.0,
+        };
+        if self.old_layout || global == hook.in_global_dir() {
+            return Ok(hook);
+        }
+        let problem = if global {
+            "is in global/ but has no `When` conditions and shadows no hook"
+        } else {
+            "has `When` conditions or shadows a hook but is not in global/"
+        };
+        Err(RegistryError::Misplaced {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+            problem,
+        })
+    }
+
+    /// [`Registry::read_file`] through `cache`: an unchanged entry file (itself, not a symlink
+    /// to one) is checked for trust on its metadata and not read again.
+    fn read_cached(
+        &self,
+        cache: &EntryCache,
+        name: &str,
+        file: &Path,
+    ) -> Result<Hook, RegistryError> {
+        match fs::symlink_metadata(file) {
+            Ok(meta) if meta.is_file() => {
+                if let Some(hook) = cache.get(file, &meta) {
+                    fsutil::check_trusted_meta(file, &meta)?;
+                    return Ok(hook);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(name.to_string()));
+            }
+            _ => {}
+        }
+        let (hook, meta) = self.read_file(name, file)?;
+        if !fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+            cache.put(file, &meta, &hook);
+        }
+        Ok(hook)
+    }
+
+    /// Reads and parses the entry `file` of hook `name`, with the metadata of the file read.
+    fn read_file(&self, name: &str, file: &Path) -> Result<(Hook, fs::Metadata), RegistryError> {
         let mut handle = match File::open(file) {
             Ok(handle) => handle,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -348,20 +482,7 @@ impl Registry {
         handle
             .read_to_end(&mut bytes)
             .map_err(io_err("read", file))?;
-        let hook = parse_entry(file, &bytes)?;
-        if self.old_layout || global == hook.in_global_dir() {
-            return Ok(hook);
-        }
-        let problem = if global {
-            "is in global/ but has no `When` conditions and shadows no hook"
-        } else {
-            "has `When` conditions or shadows a hook but is not in global/"
-        };
-        Err(RegistryError::Misplaced {
-            file: file.to_path_buf(),
-            name: name.to_string(),
-            problem,
-        })
+        Ok((parse_entry(file, &bytes)?, meta))
     }
 
     /// Every hook, sorted by name, and the entries that could not be read (each names its
@@ -603,6 +724,91 @@ mod tests {
             source: None,
             ..sample(name)
         }
+    }
+
+    /// A long-lived reader's cache never serves an entry whose file changed: rewritten in place
+    /// to the same size just after it was written (before it settled) or later, replaced by a
+    /// write (a new inode), or made writable by others (refused as an uncached read is).
+    #[test]
+    fn the_entry_cache_serves_only_unchanged_trusted_files() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = std::sync::Arc::new(EntryCache::default());
+        let open = || {
+            Registry::open(dir.path())
+                .unwrap()
+                .with_entry_cache(cache.clone())
+        };
+        let rewrite = |from: u64, to: u64| {
+            let file = open().paths().hook_file("a");
+            let text = fs::read_to_string(&file).unwrap();
+            let new = text.replace(
+                &format!("\"Timeout\": {from}"),
+                &format!("\"Timeout\": {to}"),
+            );
+            assert_ne!(new, text, "the entry names its timeout: {text}");
+            let mut handle = fs::OpenOptions::new().write(true).open(&file).unwrap();
+            handle.write_all(new.as_bytes()).unwrap();
+        };
+        open().create(&sample("a")).unwrap();
+        assert_eq!(open().get("a").unwrap().spec.timeout, 5);
+        assert!(cache.is_empty(), "a file changed just now is not kept");
+        // Same size, same inode, likely the same clock tick as the write before it.
+        rewrite(5, 7);
+        assert_eq!(open().get("a").unwrap().spec.timeout, 7);
+
+        std::thread::sleep(EntryCache::SETTLE + std::time::Duration::from_millis(50));
+        assert_eq!(open().get("a").unwrap().spec.timeout, 7);
+        assert_eq!(cache.len(), 1, "a settled entry is kept");
+        assert_eq!(open().get("a").unwrap().spec.timeout, 7);
+        rewrite(7, 8);
+        assert_eq!(open().get("a").unwrap().spec.timeout, 8);
+
+        // Replaced as `rm` + `create` replace it.
+        open().remove("a").unwrap();
+        assert!(matches!(open().get("a"), Err(RegistryError::NotFound(_))));
+        let mut six = sample("a");
+        six.spec.timeout = 6;
+        open().create(&six).unwrap();
+        assert_eq!(open().get("a").unwrap().spec.timeout, 6);
+
+        // Made writable by other users: refused, cached or not.
+        std::thread::sleep(EntryCache::SETTLE + std::time::Duration::from_millis(50));
+        assert_eq!(open().get("a").unwrap().spec.timeout, 6);
+        let file = open().paths().hook_file("a");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o602)).unwrap();
+        let refused = open().get("a").unwrap_err();
+        assert!(
+            matches!(refused, RegistryError::Untrusted(_)),
+            "{refused:?}"
+        );
+        let uncached = Registry::open(dir.path()).unwrap().get("a").unwrap_err();
+        assert_eq!(refused.to_string(), uncached.to_string());
+    }
+
+    /// An entry that is a symlink is read through it every time: the cache keys on the entry
+    /// file's own identity, which a symlink's target does not share.
+    #[test]
+    fn the_entry_cache_keeps_no_symlinked_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = std::sync::Arc::new(EntryCache::default());
+        let reg = Registry::open(dir.path())
+            .unwrap()
+            .with_entry_cache(cache.clone());
+        reg.create(&sample("a")).unwrap();
+        let file = reg.paths().hook_file("a");
+        let target = dir.path().join("a-target.json");
+        fs::rename(&file, &target).unwrap();
+        std::os::unix::fs::symlink(&target, &file).unwrap();
+        std::thread::sleep(EntryCache::SETTLE + std::time::Duration::from_millis(50));
+        assert_eq!(reg.get("a").unwrap().name, "a");
+        assert!(cache.is_empty(), "a settled symlinked entry is not kept");
+        // A settled plain entry is, so the emptiness above is the symlink's doing.
+        reg.create(&sample("b")).unwrap();
+        std::thread::sleep(EntryCache::SETTLE + std::time::Duration::from_millis(50));
+        assert_eq!(reg.get("b").unwrap().name, "b");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use hookhost_core::bundle::{BundleConfig, SelfCall};
 use hookhost_core::pipeline::{self, Container as Described, PrepareError, Trail};
 use hookhost_core::select::{CommandLine, Sources};
 use hookhost_hooks::config::Config;
-use hookhost_hooks::registry::Registry;
+use hookhost_hooks::registry::{EntryCache, Registry};
 use hookhost_nri::api::{
     ConfigureRequest, Container, CreateContainerResponse, Event, Events, PodSandbox,
 };
@@ -62,6 +62,8 @@ struct Settings {
     self_exe: PathBuf,
     /// The plugin's name (the prepared marker carries it).
     name: String,
+    /// The registry entries read for earlier containers, read again only when changed.
+    entries: Arc<EntryCache>,
 }
 
 /// One container to prepare, and where its answer goes.
@@ -84,6 +86,7 @@ impl NriHooks {
             root,
             self_exe,
             name,
+            entries: Arc::default(),
         });
         let (jobs, queue) = mpsc::channel();
         let worker = settings.clone();
@@ -164,7 +167,11 @@ impl Settings {
         let mut config = BundleConfig::from_doc(dir.join("config.json"), doc.clone())
             .map_err(|e| hookhost_hooks::error_chain(&e))?;
         let registry = match self.root.join("hooks").is_dir() {
-            true => Some(Registry::open(&self.root).map_err(|e| hookhost_hooks::error_chain(&e))?),
+            true => Some(
+                Registry::open(&self.root)
+                    .map_err(|e| hookhost_hooks::error_chain(&e))?
+                    .with_entry_cache(self.entries.clone()),
+            ),
             false => None,
         };
         let sources = Sources::configured(registry.as_ref(), &self.root, &self.config);
