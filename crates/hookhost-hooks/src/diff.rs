@@ -188,6 +188,11 @@ pub(crate) fn member_text(entry: &Value, member: &str) -> String {
 /// pointer. Reordering the entries of a list (env, mounts, devices) is a change of the first
 /// entry that moved.
 pub fn diff(before: &Value, after: &Value) -> Vec<Change> {
+    // Most documents come back unchanged (every container the NRI plugin prepares without a
+    // precreate edit); equal JSON — objects compared as maps, arrays in order — has no change.
+    if before == after {
+        return Vec::new();
+    }
     let mut changes = Vec::new();
     for keyed in &KEYED {
         diff_keyed(keyed, before, after, &mut changes);
