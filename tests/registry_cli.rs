@@ -43,6 +43,37 @@ fn seed_commands_create_inspect_ls_rm() {
     assert_eq!(host.ok(&["ls", "-q"]), "");
 }
 
+/// `ls`'s table shows a path or argument with spaces, newlines or terminal escapes quoted, as
+/// every text view does (`events::text_field`): one row per hook, nothing a registered value
+/// can forge or send to the terminal, and the arguments' boundaries visible.
+#[test]
+fn ls_quotes_paths_and_args_that_would_break_its_rows() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("my hook");
+    fs::write(&exe, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = exe.to_str().unwrap();
+    host.ok(&[
+        "create",
+        "--args",
+        r#"["hook", "two words", "a\nb\u001b[2J"]"#,
+        "odd",
+        exe,
+    ]);
+    let table = host.ok(&["ls"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    let row = table.lines().nth(1).unwrap();
+    assert!(row.starts_with("odd "), "{row}");
+    assert!(row.contains(&format!("{exe:?}")), "{row}");
+    assert!(
+        row.ends_with(r#"hook "two words" "a\nb\u{1b}[2J""#),
+        "{row}"
+    );
+}
+
 #[test]
 fn list_values_in_every_seed_spelling_agree() {
     let host = Host::new();

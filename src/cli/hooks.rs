@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{Cli, report};
+use hookhost_core::events::text_field;
 use hookhost_core::exec::limits::{self, WasmLimits};
 use hookhost_hooks::apply::Action;
 use hookhost_hooks::define::{self, Definition};
@@ -511,11 +512,14 @@ fn print_table(hooks: &[Hook]) {
             Some(shadow) => format!("shadow of {}", shadow.of),
             None => hook.type_label(),
         };
+        // Paths and arguments quoted as every text view quotes a value (spaces, newlines,
+        // escapes): one row per hook, and each argument's boundaries visible.
+        let args: Vec<_> = hook.spec.args.iter().map(|a| text_field(a)).collect();
         rows.push([
             hook.name.clone(),
             kind,
-            hook.spec.path.display().to_string(),
-            hook.spec.args.join(" "),
+            text_field(&hook.spec.path.to_string_lossy()).into_owned(),
+            args.join(" "),
         ]);
     }
     let widths: Vec<usize> = (0..3)
