@@ -253,6 +253,8 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
+    // A stage is one short process: its WASM runs are left to its exit to tear down.
+    hookhost_exec::wasm::defer_teardown();
     if source.stage() == Stage::Precreate {
         return run_precreate(source);
     }

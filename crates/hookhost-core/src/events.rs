@@ -8,6 +8,7 @@
 //! hook cannot grow it at will either.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -337,12 +338,69 @@ pub(crate) fn append_line(
     line: &[u8],
     max_size: u64,
 ) -> Result<(), (&'static str, io::Error)> {
-    let mut out = open_for_append(file).map_err(|e| ("open", e))?;
-    let size = out.metadata().map_err(|e| ("read", e))?.len();
-    if size > 0 && size + line.len() as u64 > max_size {
-        out = rotate(file, line.len() as u64, max_size).map_err(|e| ("rotate", e))?;
-    }
-    out.write_all(line).map_err(|e| ("append to", e))
+    with_appender(file, |out, size| {
+        if size > 0 && size + line.len() as u64 > max_size {
+            *out = rotate(file, line.len() as u64, max_size).map_err(|e| ("rotate", e))?;
+        }
+        out.write_all(line).map_err(|e| ("append to", e))
+    })
+}
+
+/// The files a long-lived process keeps open for appending (see [`keep_files_open`]).
+static KEPT: std::sync::OnceLock<std::sync::Mutex<HashMap<PathBuf, File>>> =
+    std::sync::OnceLock::new();
+
+/// The most files kept open; past it, they are all closed and kept again as they are used.
+const MAX_KEPT: usize = 16;
+
+/// For a long-lived process (the NRI plugin, which records runs for every container): from now
+/// on, the files events and replay records are appended to stay open between appends, instead
+/// of being opened and closed for each line. Before each use a kept file is checked to be the
+/// one its path names (device and inode): one that a rotation (by this process or another)
+/// renamed, or that was removed, is closed and the path opened again — created if missing —
+/// so that lines always go where readers look for them.
+pub fn keep_files_open() {
+    KEPT.get_or_init(Default::default);
+}
+
+/// Calls `with` on `path` opened for appending (created if missing, mode 0600) and its size:
+/// the file kept open when it is still the one `path` names (see [`keep_files_open`]), else a
+/// file opened now. What `with` puts in place of the file (a rotation's new one) is kept.
+fn with_appender<T>(
+    path: &Path,
+    with: impl FnOnce(&mut File, u64) -> Result<T, (&'static str, io::Error)>,
+) -> Result<T, (&'static str, io::Error)> {
+    let Some(kept) = KEPT.get() else {
+        let mut file = open_for_append(path).map_err(|e| ("open", e))?;
+        let size = file.metadata().map_err(|e| ("read", e))?.len();
+        return with(&mut file, size);
+    };
+    let mut kept = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let named = std::fs::metadata(path).ok();
+    let size = match (kept.get(path), named) {
+        (Some(file), Some(named)) => file
+            .metadata()
+            .ok()
+            .filter(|own| (own.dev(), own.ino()) == (named.dev(), named.ino()))
+            .map(|own| own.len()),
+        _ => None,
+    };
+    let size = match size {
+        Some(size) => size,
+        None => {
+            kept.remove(path);
+            let file = open_for_append(path).map_err(|e| ("open", e))?;
+            let size = file.metadata().map_err(|e| ("read", e))?.len();
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            kept.insert(path.to_path_buf(), file);
+            size
+        }
+    };
+    with(kept.get_mut(path).expect("kept just above"), size)
 }
 
 /// A new event id: unique, short (21 hex digits) and sortable by time — the microseconds since
@@ -406,7 +464,7 @@ fn io_error(action: &'static str, file: &Path) -> impl FnOnce(io::Error) -> Even
 /// Checks that events can be appended to `file` (creating it if needed) and that its file
 /// system has room for them, without writing any.
 pub fn check_recordable(file: &Path) -> Result<(), EventsError> {
-    open_for_append(file).map_err(io_error("open", file))?;
+    with_appender(file, |_, _| Ok(())).map_err(|(action, e)| io_error(action, file)(e))?;
     let dir = file.parent().unwrap_or(Path::new("/"));
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| io_error("check", file)(e.into()))?;
     let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;

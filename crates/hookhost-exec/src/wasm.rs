@@ -315,6 +315,7 @@ fn run_with(
     let fuel_used = inv.limits.fuel - store.get_fuel().unwrap_or(0);
     let ending = classify(result, &store, inv);
     *tape = std::mem::take(&mut store.data_mut().recorder).finish();
+    retire(store);
     let (stdout, out_cut) = stdout.take();
     let (stderr, err_cut) = stderr.take();
     match ending {
@@ -331,6 +332,51 @@ fn run_with(
             stderr,
             fuel_used,
         }),
+    }
+}
+
+/// Stores of finished runs whose teardown waits (see [`defer_teardown`]).
+static RETIRED: Mutex<Vec<Store<Host>>> = Mutex::new(Vec::new());
+/// Whether finished runs' stores go to [`RETIRED`] instead of being torn down at once.
+static DEFER_TEARDOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The most stores kept waiting for their teardown in a process without a pool (with one,
+/// half the pool); past it, a run's store is torn down at once.
+pub const MAX_RETIRED: usize = 64;
+
+/// From now on, a finished run's store (its instance, linear memory and stack: with the
+/// pooling allocator, a slot to decommit; without, a reservation to unmap — most of a trivial
+/// run's time) is not torn down when the run ends but kept until [`teardown_retired`], up to
+/// [`MAX_RETIRED`] of them (half the pool in a pooled process): what the run returns is complete without it. The NRI plugin tears
+/// them down after answering the runtime; a one-shot stage process never does, leaving them
+/// to its exit, which frees the whole address space at once.
+pub fn defer_teardown() {
+    DEFER_TEARDOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Tears down the stores of the runs that ended since the last call (see [`defer_teardown`]).
+pub fn teardown_retired() {
+    let retired = std::mem::take(&mut *RETIRED.lock().unwrap_or_else(PoisonError::into_inner));
+    drop(retired);
+}
+
+/// How many finished runs' stores wait for their teardown.
+pub fn retired() -> usize {
+    RETIRED.lock().unwrap_or_else(PoisonError::into_inner).len()
+}
+
+/// Ends a finished run's store: now, or later when teardown is deferred.
+fn retire(store: Store<Host>) {
+    if !DEFER_TEARDOWN.load(std::sync::atomic::Ordering::Relaxed) {
+        return drop(store);
+    }
+    let mut retired = RETIRED.lock().unwrap_or_else(PoisonError::into_inner);
+    match retired.len() < engine::retired_limit() {
+        true => retired.push(store),
+        false => {
+            drop(retired);
+            drop(store);
+        }
     }
 }
 

@@ -80,6 +80,10 @@ impl NriHooks {
     /// and pre-linked after their first run ([`hookhost_exec::wasm::keep_loaded`]).
     pub fn new(config: Config, root: PathBuf, self_exe: PathBuf, name: String) -> NriHooks {
         hookhost_exec::wasm::keep_loaded();
+        // The worker tears each container's runs down after answering (see `work`).
+        hookhost_exec::wasm::defer_teardown();
+        // The audit trail and replay records are appended for every hooked container.
+        hookhost_core::events::keep_files_open();
         let budget = config.nri.budget_for(config.nri.request_timeout_ms());
         let settings = Arc::new(Settings {
             config,
@@ -132,6 +136,7 @@ impl NriHooks {
 
 /// The worker: prepares each container in turn. One whose turn comes after its hooks' time is
 /// up (an earlier container's hooks still ran) is refused unprepared; a panic is a refusal.
+/// What a preparation leaves to tear down is torn down after its answer is sent.
 fn work(settings: &Settings, queue: mpsc::Receiver<Job>) {
     for job in queue {
         let result = match Instant::now() < job.hooks_until {
@@ -146,6 +151,9 @@ fn work(settings: &Settings, queue: mpsc::Receiver<Job>) {
             ),
         };
         let _ = job.reply.send(result);
+        // The runtime has its answer: now the container's WASM runs are torn down (with the
+        // pool, their slots decommitted), which took most of a trivial run's time.
+        hookhost_exec::wasm::teardown_retired();
     }
 }
 

@@ -56,16 +56,31 @@ fn pool() -> PoolingAllocationConfig {
         .max_tables_per_module(POOL_PER_MODULE)
         .total_tables(POOL_INSTANCES * POOL_PER_MODULE)
         .table_elements(POOL_TABLE_ELEMENTS)
-        .max_core_instance_size(POOL_INSTANCE_SIZE);
+        .max_core_instance_size(POOL_INSTANCE_SIZE)
+        // A table's first bytes are zeroed for the next instance instead of decommitted: a
+        // Rust guest's table is one page, and an `madvise` per run is a system call and, with
+        // the plugin's threads on other CPUs, a TLB flush on each of them.
+        .table_keep_resident(POOL_TABLE_RESIDENT);
     pool
 }
 
 /// Instances alive at once in a pooled process.
 const POOL_INSTANCES: u32 = 16;
+
+/// How many finished runs' stores may wait for their teardown ([`super::defer_teardown`]): in
+/// a pooled process, half the pool, so that the waiting ones never take the slots a run needs.
+pub(crate) fn retired_limit() -> usize {
+    match POOLED.load(Ordering::Relaxed) {
+        true => POOL_INSTANCES as usize / 2,
+        false => super::MAX_RETIRED,
+    }
+}
 /// Linear memories, and tables, one module may define.
 const POOL_PER_MODULE: u32 = 8;
 /// Elements one table may hold (each is a reserved pointer, virtual memory only).
 const POOL_TABLE_ELEMENTS: usize = 1 << 20;
+/// Bytes of each table zeroed rather than decommitted when its instance ends.
+const POOL_TABLE_RESIDENT: usize = 16 << 10;
 /// Bytes of one instance's `VMContext` (wasmtime's default is 1 MiB).
 const POOL_INSTANCE_SIZE: usize = 16 << 20;
 
