@@ -6,31 +6,20 @@
 use std::path::Path;
 
 use hookhost_core::events::{self, Event};
-use hookhost_hooks::hook::{HookKind, Stage};
 
+/// A run's event, as a stage writes it.
 fn event(container: &str) -> Event {
-    Event {
-        id: events::new_id(),
-        time: chrono::Utc::now(),
-        container: container.into(),
-        stage: Stage::Prestart,
-        hook: "h".into(),
-        kind: HookKind::Wasm,
-        exit: Some(0),
-        duration_ms: 1.0,
-        error: None,
-        failure: None,
-        fuel_used: None,
-        on_failure: None,
-        pod: None,
-        generation: None,
-        name: None,
-        verdict: None,
-        needs: None,
-        stderr: None,
-        cdi: None,
-        shadow: None,
-    }
+    serde_json::from_value(serde_json::json!({
+        "id": events::new_id(),
+        "time": "2026-12-06T04:09:34.5Z",
+        "container": container,
+        "stage": "createRuntime",
+        "hook": "h",
+        "kind": "wasm",
+        "exit": 0,
+        "duration_ms": 1.0,
+    }))
+    .expect("an event")
 }
 
 /// The containers of the events in `file`, in order.
