@@ -3,9 +3,9 @@
 //! ttrpc service calls it, without containerd. Two handlers, each on its own registry holding
 //! the `noop` example module registered `--type precreate`: global (`--when-always`: it runs
 //! for every container, recorded in the audit trail) on one, selected by nothing on the other.
-//! Interleaved (2,000 rounds), medians; then again with all the bench's threads on one CPU. The handler keeps modules loaded after their first run
-//! (`wasm::keep_loaded`) and registry entries parsed while their files are unchanged
-//! (`EntryCache`), as `hookhost nri` does.
+//! Interleaved (2,000 rounds), medians; then again with all the bench's threads on one CPU.
+//! The handler keeps modules loaded after their first run (`wasm::keep_loaded`) and registry
+//! entries parsed while their files are unchanged (`EntryCache`), as `hookhost nri` does.
 //!
 //! `scripts/cargo-static.sh bench --bench nri` measures the shipped, static build.
 

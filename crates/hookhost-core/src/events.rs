@@ -378,15 +378,11 @@ fn with_appender<T>(
     let mut kept = kept
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let named = std::fs::metadata(path).ok();
-    let size = match (kept.get(path), named) {
-        (Some(file), Some(named)) => file
-            .metadata()
-            .ok()
-            .filter(|own| (own.dev(), own.ino()) == (named.dev(), named.ino()))
-            .map(|own| own.len()),
-        _ => None,
-    };
+    let size = kept.get(path).and_then(|file| {
+        let named = std::fs::metadata(path).ok()?;
+        let own = file.metadata().ok()?;
+        ((own.dev(), own.ino()) == (named.dev(), named.ino())).then_some(own.len())
+    });
     let size = match size {
         Some(size) => size,
         None => {

@@ -347,9 +347,10 @@ pub const MAX_RETIRED: usize = 64;
 /// From now on, a finished run's store (its instance, linear memory and stack: with the
 /// pooling allocator, a slot to decommit; without, a reservation to unmap — most of a trivial
 /// run's time) is not torn down when the run ends but kept until [`teardown_retired`], up to
-/// [`MAX_RETIRED`] of them (half the pool in a pooled process): what the run returns is complete without it. The NRI plugin tears
-/// them down after answering the runtime; a one-shot stage process never does, leaving them
-/// to its exit, which frees the whole address space at once.
+/// [`MAX_RETIRED`] of them (half the pool in a pooled process): what the run returns is
+/// complete without it. The NRI plugin tears them down after answering the runtime; a one-shot
+/// stage process never does, leaving them to its exit, which frees the whole address space at
+/// once.
 pub fn defer_teardown() {
     DEFER_TEARDOWN.store(true, std::sync::atomic::Ordering::Relaxed);
 }

@@ -446,20 +446,24 @@ impl Registry {
         name: &str,
         file: &Path,
     ) -> Result<Hook, RegistryError> {
-        match fs::symlink_metadata(file) {
+        // Only a plain file is kept: a symlink's target does not share its identity. Should the
+        // path be swapped for a symlink after this, the next lookup sees the symlink's own
+        // metadata, which matches nothing kept.
+        let plain = match fs::symlink_metadata(file) {
             Ok(meta) if meta.is_file() => {
                 if let Some(hook) = cache.get(file, &meta) {
                     fsutil::check_trusted_meta(file, &meta)?;
                     return Ok(hook);
                 }
+                true
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(RegistryError::NotFound(name.to_string()));
             }
-            _ => {}
-        }
+            _ => false,
+        };
         let (hook, meta) = self.read_file(name, file)?;
-        if !fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+        if plain {
             cache.put(file, &meta, &hook);
         }
         Ok(hook)

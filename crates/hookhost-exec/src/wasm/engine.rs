@@ -58,8 +58,8 @@ fn pool() -> PoolingAllocationConfig {
         .table_elements(POOL_TABLE_ELEMENTS)
         .max_core_instance_size(POOL_INSTANCE_SIZE)
         // A table's first bytes are zeroed for the next instance instead of decommitted: a
-        // Rust guest's table is one page, and an `madvise` per run is a system call and, with
-        // the plugin's threads on other CPUs, a TLB flush on each of them.
+        // Rust guest's table is one page, and zeroing it costs less than the `madvise` (a
+        // system call, with its TLB flush) each run paid for it.
         .table_keep_resident(POOL_TABLE_RESIDENT);
     pool
 }
@@ -75,6 +75,7 @@ pub(crate) fn retired_limit() -> usize {
         false => super::MAX_RETIRED,
     }
 }
+
 /// Linear memories, and tables, one module may define.
 const POOL_PER_MODULE: u32 = 8;
 /// Elements one table may hold (each is a reserved pointer, virtual memory only).
