@@ -335,8 +335,9 @@ fn run_with(
     }
 }
 
-/// Stores of finished runs whose teardown waits (see [`defer_teardown`]).
-static RETIRED: Mutex<Vec<Store<Host>>> = Mutex::new(Vec::new());
+/// Stores of finished runs whose teardown waits (see [`defer_teardown`]), and the memory and
+/// table bytes they hold.
+static RETIRED: Mutex<(Vec<Store<Host>>, usize)> = Mutex::new((Vec::new(), 0));
 /// Whether finished runs' stores go to [`RETIRED`] instead of being torn down at once.
 static DEFER_TEARDOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -344,10 +345,16 @@ static DEFER_TEARDOWN: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// half the pool); past it, a run's store is torn down at once.
 pub const MAX_RETIRED: usize = 64;
 
+/// The most memory and table bytes (as each run's memory limit counts them) the waiting
+/// stores may hold together: a run holding more is torn down at once, so that deferring never
+/// makes a process hold several hooks' memory limits where it held one before.
+pub const MAX_RETIRED_BYTES: usize = 32 << 20;
+
 /// From now on, a finished run's store (its instance, linear memory and stack: with the
 /// pooling allocator, a slot to decommit; without, a reservation to unmap — most of a trivial
 /// run's time) is not torn down when the run ends but kept until [`teardown_retired`], up to
-/// [`MAX_RETIRED`] of them (half the pool in a pooled process): what the run returns is
+/// [`MAX_RETIRED`] of them (half the pool in a pooled process) holding at most
+/// [`MAX_RETIRED_BYTES`] together: what the run returns is
 /// complete without it. The NRI plugin tears them down after answering the runtime; a one-shot
 /// stage process never does, leaving them to its exit, which frees the whole address space at
 /// once.
@@ -363,7 +370,11 @@ pub fn teardown_retired() {
 
 /// How many finished runs' stores wait for their teardown.
 pub fn retired() -> usize {
-    RETIRED.lock().unwrap_or_else(PoisonError::into_inner).len()
+    RETIRED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .0
+        .len()
 }
 
 /// Ends a finished run's store: now, or later when teardown is deferred.
@@ -371,9 +382,14 @@ fn retire(store: Store<Host>) {
     if !DEFER_TEARDOWN.load(std::sync::atomic::Ordering::Relaxed) {
         return drop(store);
     }
+    let bytes = store.data().memory.used;
     let mut retired = RETIRED.lock().unwrap_or_else(PoisonError::into_inner);
-    match retired.len() < engine::retired_limit() {
-        true => retired.push(store),
+    let (stores, held) = &mut *retired;
+    match stores.len() < engine::retired_limit() && *held + bytes <= MAX_RETIRED_BYTES {
+        true => {
+            stores.push(store);
+            *held += bytes;
+        }
         false => {
             drop(retired);
             drop(store);
