@@ -18,4 +18,15 @@ fn main() {
     if linux && !static_crt && std::env::var_os("HOOKHOST_PIE").is_none() {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+    println!("cargo:rerun-if-changed=build/symbol-order.txt");
+    let x86_64_gnu = std::env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu");
+    if x86_64_gnu && static_crt {
+        let order = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+            .join("build/symbol-order.txt");
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
 }
