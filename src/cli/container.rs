@@ -253,8 +253,10 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
-    // A stage is one short process: its WASM runs are left to its exit to tear down.
+    // A stage is one short process: its WASM runs are left to its exit to tear down, and the
+    // directories its hooks' files are checked in are walked up once, not once a file.
     hookhost_exec::wasm::defer_teardown();
+    hookhost_exec::fs::remember_trusted_dirs();
     if source.stage() == Stage::Precreate {
         return run_precreate(source);
     }

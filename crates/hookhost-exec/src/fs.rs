@@ -108,20 +108,88 @@ pub fn check_trusted_meta(path: &Path, meta: &Metadata) -> Result<(), Untrusted>
 }
 
 /// [`check_trusted_meta`] on what `path` resolves to (symlinks followed) and on every directory
-/// above it, up to `/`.
+/// above it, up to `/`. After [`remember_trusted_dirs`], a path directly in a directory this
+/// thread already found trusted is checked by its own `lstat` alone (unless it is a symlink).
 pub fn check_trusted_path(path: &Path) -> Result<(), Untrusted> {
     let unreadable = |p: &Path, e: io::Error| Untrusted::Unreadable {
         path: p.to_path_buf(),
         reason: e.to_string(),
     };
+    if let Some(checked) = check_in_trusted_dir(path) {
+        return checked;
+    }
     let path = fs::canonicalize(path).map_err(|e| unreadable(path, e))?;
     let mut current = Some(path.as_path());
+    let mut dirs = Vec::new();
     while let Some(p) = current {
         let meta = fs::metadata(p).map_err(|e| unreadable(p, e))?;
         check_trusted_meta(p, &meta)?;
+        if meta.is_dir() {
+            dirs.push(p.to_path_buf());
+        }
         current = p.parent();
     }
+    TRUSTED_DIRS.with_borrow_mut(|known| {
+        if let Some(known) = known {
+            known.extend(dirs);
+        }
+    });
     Ok(())
+}
+
+thread_local! {
+    /// The directories (resolved, so each names itself) this thread found trusted with every
+    /// directory above them, once [`remember_trusted_dirs`] was called on it.
+    static TRUSTED_DIRS: std::cell::RefCell<Option<std::collections::HashSet<PathBuf>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// From now on, this thread's trust checks remember the directories they found trusted: a
+/// remembered directory is not checked again, and a path directly in one neither resolves nor
+/// walks up again but is checked by one `lstat` of its own (a symlink is still followed and
+/// checked all the way up). For a short-lived process that checks many files in the same few
+/// directories within milliseconds (`hookhost stage`: each hook's module and the compile
+/// cache, ~25 system calls a hook): a directory that was trusted can only become untrusted by
+/// its owner's hand (root or the current user), not a change this check guards against.
+/// Long-lived callers (the NRI plugin) never call this, and check every path in full each time.
+pub fn remember_trusted_dirs() {
+    TRUSTED_DIRS.with_borrow_mut(|known| {
+        known.get_or_insert_with(Default::default);
+    });
+}
+
+/// The check of `path` when it names a plain entry of a directory this thread remembers as
+/// trusted (`None`: check it in full). Only a path spelled without `.`, `..` or a trailing
+/// slash, so that it names exactly that entry of that directory.
+fn check_in_trusted_dir(path: &Path) -> Option<Result<(), Untrusted>> {
+    use std::path::Component;
+    let plain = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let dir = path.parent().filter(|_| plain)?;
+    let (itself, in_known) = TRUSTED_DIRS
+        .with_borrow(|known| known.as_ref().map(|k| (k.contains(path), k.contains(dir))))?;
+    if itself {
+        return Some(Ok(()));
+    }
+    if !in_known {
+        return None;
+    }
+    let meta = fs::symlink_metadata(path).ok()?;
+    if meta.file_type().is_symlink() {
+        return None;
+    }
+    let checked = check_trusted_meta(path, &meta);
+    if checked.is_ok() && meta.is_dir() {
+        TRUSTED_DIRS.with_borrow_mut(|known| {
+            if let Some(known) = known {
+                known.insert(path.to_path_buf());
+            }
+        });
+    }
+    Some(checked)
 }
 
 /// [`check_trusted_path`] for an entry of a directory that already passed it: the entry's
@@ -217,5 +285,51 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+    }
+
+    /// After `remember_trusted_dirs`, a file in a directory already found trusted is checked
+    /// by its own metadata alone: still refused when writable by others, a symlink still
+    /// followed all the way, and the directory itself not looked at again (the last check
+    /// shows it: a directory made writable afterwards is what a thread without the memory
+    /// refuses).
+    #[test]
+    fn remembered_directories_skip_the_walk_but_never_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = fs::canonicalize(dir.path()).unwrap().join("trusted");
+        let open = trusted.with_file_name("open");
+        for d in [&trusted, &open] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::set_permissions(&open, Permissions::from_mode(0o777)).unwrap();
+        let write = |path: &Path, mode| {
+            fs::write(path, "x").unwrap();
+            fs::set_permissions(path, Permissions::from_mode(mode)).unwrap();
+        };
+        let (first, second, writable) = (
+            trusted.join("first"),
+            trusted.join("second"),
+            trusted.join("writable"),
+        );
+        write(&first, 0o600);
+        write(&second, 0o600);
+        write(&writable, 0o666);
+        write(&open.join("target"), 0o600);
+        let link = trusted.join("link");
+        std::os::unix::fs::symlink(open.join("target"), &link).unwrap();
+
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                remember_trusted_dirs();
+                check_trusted_path(&first).unwrap();
+                let err = check_trusted_path(&writable).unwrap_err().to_string();
+                assert!(err.contains("other users"), "{err}");
+                let err = check_trusted_path(&link).unwrap_err().to_string();
+                assert!(err.contains(&open.display().to_string()), "{err}");
+                fs::set_permissions(&trusted, Permissions::from_mode(0o777)).unwrap();
+                check_trusted_path(&second).unwrap();
+            });
+        });
+        let err = check_trusted_path(&second).unwrap_err().to_string();
+        assert!(err.contains(&trusted.display().to_string()), "{err}");
     }
 }
