@@ -25,7 +25,8 @@ hookhost="$(scripts/cargo-static.sh --print-bin-dir release)/hookhost"
 wasm="${CARGO_TARGET_DIR:-target}/wasm32-wasip1/release/sdk-minimal.wasm"
 
 work="$(mktemp -d /tmp/hookhost-order.XXXXXX)"
-trap 'kill "$holder" 2>/dev/null || true; rm -rf "$work"' EXIT
+holder=""
+trap '[ -z "$holder" ] || kill "$holder" 2>/dev/null || true; rm -rf "$work"' EXIT
 export HOOKHOST_ROOT="$work/root"
 for i in $(seq 0 9); do
     # Ten distinct modules: the SDK hook with a custom section of its own each.

@@ -224,17 +224,9 @@ impl Registry {
             if old_layout && dir == global && !dir.is_dir() {
                 continue;
             }
-            // In the root just checked: the directory itself (or, if a symlink, its target). An
-            // existing one (the usual case) takes one `lstat`, not a `mkdir` that fails, a
-            // `stat` and an `lstat`.
-            match fs::symlink_metadata(&dir) {
-                Ok(meta) if meta.is_dir() => fsutil::check_trusted_meta(&dir, &meta)?,
-                _ => {
-                    fsutil::create_dir_all(&dir, 0o700)
-                        .map_err(io_err("create directory", &dir))?;
-                    fsutil::check_trusted_entry(&dir)?;
-                }
-            }
+            fsutil::create_dir_all(&dir, 0o700).map_err(io_err("create directory", &dir))?;
+            // In the root just checked: the directory itself (or, if a symlink, its target).
+            fsutil::check_trusted_entry(&dir)?;
         }
         let mut registry = Registry {
             paths,

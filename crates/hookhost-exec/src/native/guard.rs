@@ -99,9 +99,8 @@ impl Guard {
                 result => break result.is_ok(),
             }
         };
-        if let Some(stack) = self.stack.take()
-            && !reaped
-        {
+        let stack = self.stack.take();
+        if !reaped {
             std::mem::forget(stack);
         }
     }
