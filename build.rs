@@ -21,8 +21,14 @@ fn main() {
     println!("cargo:rerun-if-changed=build/symbol-order.txt");
     let x86_64_gnu = std::env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu");
     if x86_64_gnu && static_crt {
-        let order = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        // Linked from a copy in OUT_DIR: a build cache shared by clones at other paths (CI's)
+        // reruns this script only when the list's mtime is newer than its last run, and would
+        // otherwise keep naming a clone that may be gone.
+        let list = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
             .join("build/symbol-order.txt");
+        let order =
+            std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("symbol-order.txt");
+        std::fs::copy(&list, &order).expect("build/symbol-order.txt is readable");
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
             order.display()

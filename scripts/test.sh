@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
-# Built as shipped (static, non-PIE: scripts/cargo-static.sh), so the tests run that executable.
+# Built as shipped (static, non-PIE: scripts/cargo-static.sh), so the tests run that executable,
+# with the stage executable beside it (scripts/build-stage.sh), which the engine tests' containers
+# then run at every stage.
+scripts/cargo-static.sh test --workspace --all-targets --no-run "$@"
+scripts/build-stage.sh dev
 scripts/cargo-static.sh test --workspace --all-targets "$@"
 scripts/cargo-static.sh test --workspace --doc
 # The engine test files again, their runc and Podman now today's (tests/common/forky.rs); the

@@ -1,6 +1,6 @@
 //! `inject`, `stage`, `events`: hooks attached to containers.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use super::{Cli, parse};
 use hookhost_core::bundle::SelfCall;
 use hookhost_core::events::{self, Event, Filter};
 use hookhost_core::exec::Outcome;
-use hookhost_core::plan::{LegacyStagePlan, PlannedHook};
+use hookhost_core::plan::PlannedHook;
 use hookhost_core::prepare::{PrepareError, prepare};
 use hookhost_core::select::{CommandLine, Sources};
 use hookhost_core::spec_file::SpecFile;
@@ -213,20 +213,6 @@ pub fn inject(cli: &Cli, args: &InjectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `hookhost stage STAGE --plan FILE --sha256 HEX` exactly as `inject` writes it (or an older
-/// hookhost's `--plan JSON`), without clap; `None` for anything else (which then goes through
-/// the full parser and its error messages).
-pub fn stage_fast_path(argv: &[String]) -> Option<ExitCode> {
-    let source = match StageCall::from_argv(argv) {
-        Some(call) => PlanSource::File(call),
-        None => {
-            let legacy = LegacyStagePlan::from_argv(argv)?;
-            PlanSource::Legacy(argv[2].parse().ok()?, legacy)
-        }
-    };
-    Some(super::finish(run_stage(&source)))
-}
-
 pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
     let source = match &args.sha256 {
         Some(sha256) => {
@@ -249,45 +235,7 @@ pub fn stage(args: &StageArgs) -> anyhow::Result<ExitCode> {
             PlanSource::Legacy(args.stage, legacy)
         }
     };
-    run_stage(&source)
-}
-
-fn run_stage(source: &PlanSource) -> anyhow::Result<ExitCode> {
-    // A stage is one short process: its WASM runs are left to its exit to tear down, and the
-    // directories its hooks' files are checked in are walked up once, not once a file.
-    hookhost_exec::wasm::defer_teardown();
-    hookhost_exec::fs::remember_trusted_dirs();
-    if source.stage() == Stage::Precreate {
-        return run_precreate(source);
-    }
-    let mut state = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut state)
-        .context("cannot read the container state from stdin")?;
-    let report = hookhost_core::stage::run_call(source, &state)?;
-    for warning in &report.warnings {
-        eprintln!("Warning: {warning}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Podman's precreate protocol: config.json on stdin, the edited document on stdout.
-fn run_precreate(source: &PlanSource) -> anyhow::Result<ExitCode> {
-    let PlanSource::File(call) = source else {
-        anyhow::bail!("a precreate stage call needs --plan FILE --sha256 HEX");
-    };
-    let mut config = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut config)
-        .context("cannot read the proposed config.json from stdin")?;
-    let (edited, report) = hookhost_core::precreate::run_call(call, &config)?;
-    for warning in &report.warnings {
-        eprintln!("Warning: {warning}");
-    }
-    std::io::stdout()
-        .write_all(&edited)
-        .context("cannot write the edited config.json to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    hookhost_stage::run(&source)
 }
 
 pub fn try_hook(cli: &Cli, args: &TryArgs) -> anyhow::Result<ExitCode> {

@@ -132,7 +132,7 @@ impl Cli {
 pub fn main(argv: Vec<String>) -> ExitCode {
     // The runtime calls `hookhost stage STAGE --plan JSON` on every container start: skip
     // building the whole clap command tree on that hot path.
-    if let Some(code) = container::stage_fast_path(&argv) {
+    if let Some(code) = hookhost_stage::main(&argv) {
         return code;
     }
     let argv =
@@ -154,13 +154,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
 
 /// The exit status of a command, its error printed.
 fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            report(&err);
-            ExitCode::FAILURE
-        }
-    }
+    hookhost_stage::finish(result)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -197,7 +191,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// Prints an error the way Docker does: one line, the whole cause chain.
 pub fn report(err: &anyhow::Error) {
-    eprintln!("Error: {}", chain_text(err));
+    hookhost_stage::report(err)
 }
 
 /// The error and its causes on one line (`hookhost_core::error_chain`).

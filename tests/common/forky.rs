@@ -149,14 +149,21 @@ fn in_root(cmd: &Command) -> Command {
 }
 
 /// The hookhost under test at a path `stack` can run it from: itself on Debian 12; on forky, a
-/// hard link (else a copy) in `dir`, which must be under the temp dir.
+/// hard link (else a copy) in `dir`, which must be under the temp dir, with the stage
+/// executable beside it when the build has one.
 pub fn visible_binary(stack: Stack, dir: &Path) -> PathBuf {
     if stack == Stack::Debian12 {
         return PathBuf::from(HOOKHOST);
     }
     let bin = dir.join("hookhost");
-    if fs::hard_link(HOOKHOST, &bin).is_err() {
-        fs::copy(HOOKHOST, &bin).unwrap();
+    let stage = Path::new(HOOKHOST).with_file_name("hookhost-stage");
+    for (from, to) in [
+        (Path::new(HOOKHOST), bin.clone()),
+        (&stage, dir.join("hookhost-stage")),
+    ] {
+        if from.exists() && fs::hard_link(from, &to).is_err() {
+            fs::copy(from, &to).unwrap();
+        }
     }
     bin
 }

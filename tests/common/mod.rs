@@ -27,6 +27,18 @@ const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "sleep", "touch", "grep", "top", "id", "env", "true", "false", "ip",
 ];
 
+/// The stage executable beside the hookhost under test: built by `scripts/build-stage.sh dev`,
+/// which scripts/test.sh runs before the tests, so that every engine test's containers run it.
+pub fn stage_exe() -> PathBuf {
+    let exe = Path::new(HOOKHOST).with_file_name("hookhost-stage");
+    assert!(
+        exe.is_file(),
+        "{} is missing: build it with `scripts/build-stage.sh dev` (scripts/test.sh does)",
+        exe.display()
+    );
+    exe
+}
+
 /// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
 /// run, so a silent skip would hide a broken setup.
 pub fn require(tool: &str) {
@@ -72,6 +84,25 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let bin = forky::visible_binary(stack, dir.path());
         Host { dir, bin }
+    }
+
+    /// A hookhost installed in a directory of its own, `dir/bin`: `hookhost` alone, or with
+    /// the stage executable beside it ([`stage_exe`]).
+    pub fn installed(with_stage: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin_dir = dir.path().join("bin");
+        fs::create_dir(&bin_dir).unwrap();
+        let bin = bin_dir.join("hookhost");
+        fs::copy(HOOKHOST, &bin).unwrap();
+        if with_stage {
+            fs::copy(stage_exe(), bin_dir.join("hookhost-stage")).unwrap();
+        }
+        Host { dir, bin }
+    }
+
+    /// The hookhost executable it runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn root(&self) -> PathBuf {

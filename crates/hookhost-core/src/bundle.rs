@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hookhost_types::{START_ANNOTATION, Stage, StageCall, StartCalls};
+use hookhost_types::{STAGE_EXECUTABLE, START_ANNOTATION, Stage, StageCall, StartCalls};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
@@ -132,6 +132,17 @@ pub struct SelfCall {
     /// Whether the entries name the plan file by its absolute path: the NRI plugin keeps it in
     /// the state directory, since the runtime's bundle is not known when it is written.
     pub absolute_plan: bool,
+}
+
+/// What a stage entry runs for hookhost's executable `hookhost`: the stage executable
+/// installed beside it ([`STAGE_EXECUTABLE`], which starts in a fraction of hookhost's time),
+/// else `hookhost` itself. The entry's `args` are the same either way.
+pub fn stage_executable(hookhost: &Path) -> PathBuf {
+    let beside = hookhost.with_file_name(STAGE_EXECUTABLE);
+    match beside.is_file() {
+        true => beside,
+        false => hookhost.to_path_buf(),
+    }
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -355,7 +366,7 @@ impl BundleConfig {
             }
             let entry = with_timeout(
                 json!({
-                    "path": call.exe,
+                    "path": stage_executable(&call.exe),
                     "args": stage_call.to_args(),
                 }),
                 outer_timeout(hooks),

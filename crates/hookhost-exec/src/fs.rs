@@ -37,6 +37,33 @@ pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, bytes, mode)
 }
 
+/// Swaps two paths atomically (`renameat2` with `RENAME_EXCHANGE`). Called as the system
+/// call itself, which every libc hookhost links has: glibc's wrapper is not in musl's.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let path = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
+    };
+    let (a, b) = (path(a)?, path(b)?);
+    // SAFETY: both are NUL-terminated strings alive for the call; the kernel reads nothing else.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    match done {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

@@ -361,9 +361,7 @@ fn link_entry_dirs(paths: &Paths) -> Result<(), GenerationError> {
 
 /// Swaps two paths atomically (renameat2 RENAME_EXCHANGE).
 fn exchange(a: &Path, b: &Path) -> Result<(), GenerationError> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
-        .map_err(|e| io_err("exchange with the link", b)(io::Error::from(e)))
+    fsutil::exchange(a, b).map_err(io_err("exchange with the link", b))
 }
 
 /// Removes the generations older than the one before `current` that no registry handle holds.

@@ -26,7 +26,15 @@ pub struct StageCall {
     pub sha256: String,
 }
 
-const ARGV0: &str = "hookhost";
+/// The file name of hookhost's executable, and argv0 of its entries.
+pub const HOOKHOST_EXECUTABLE: &str = "hookhost";
+
+/// The file name of the stage executable, which entries name instead of hookhost's when it is
+/// installed beside it: a small program that runs `hookhost stage` calls only
+/// (crates/hookhost-stage). Its argv0 stays [`HOOKHOST_EXECUTABLE`].
+pub const STAGE_EXECUTABLE: &str = "hookhost-stage";
+
+const ARGV0: &str = HOOKHOST_EXECUTABLE;
 const COMMAND: &str = "stage";
 const PLAN_FLAG: &str = "--plan";
 const SHA_FLAG: &str = "--sha256";

@@ -203,7 +203,7 @@ fn exported_hook(
         name: hook.name.clone(),
         source: Box::new(source),
     })?;
-    oci.set_path(to.exe.to_path_buf());
+    oci.set_path(bundle::stage_executable(to.exe));
     oci.set_args(Some(call.to_args()));
     let hooks = &file.plan.stages[&stage];
     oci.set_timeout(bundle::outer_timeout(hooks).map(|t| t as i64));

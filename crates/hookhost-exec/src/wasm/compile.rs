@@ -26,15 +26,15 @@
 //! [`compile_in_this_process`] instead (no bound).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
-use wasmtime::Module;
 
-use super::{WasmError, engine};
+use super::WasmError;
 use crate::limits::format_size;
 use crate::native::{self, NativeCommand, NativeError};
 use crate::{Exit, Outcome};
@@ -134,6 +134,31 @@ pub fn compile_in_this_process() {
     IN_THIS_PROCESS.store(true, Ordering::Relaxed);
 }
 
+/// The file name of the executable, beside this process's own, that is re-executed as the
+/// compiler child instead of this process's image.
+static COMPILER_BESIDE: OnceLock<&'static str> = OnceLock::new();
+
+/// Compile with the executable named `file_name` in this executable's directory (which must
+/// answer [`CHILD_COMMAND`]) instead of re-executing this process's image: for an executable
+/// built without the `compiler` feature, installed beside the hookhost that has it. Where it
+/// is is looked up only when a module must be compiled. wasmtime refuses an artifact of
+/// another version when it is loaded, and the cache takes that for a miss. The first call wins.
+pub fn use_compiler_beside(file_name: &'static str) {
+    let _ = COMPILER_BESIDE.set(file_name);
+}
+
+/// The executable the compiler child runs.
+fn compiler_executable() -> Result<PathBuf, WasmError> {
+    match COMPILER_BESIDE.get() {
+        None => Ok(PathBuf::from(SELF_EXE)),
+        Some(name) => std::env::current_exe()
+            .map(|me| me.with_file_name(name))
+            .map_err(|e| {
+                WasmError::CompilerFailed(format!("cannot find this executable's directory: {e}"))
+            }),
+    }
+}
+
 /// Validates and compiles `bytes` under `limits`; returns the artifact.
 pub(crate) fn compile(bytes: &[u8], limits: &CompileLimits) -> Result<Vec<u8>, WasmError> {
     if IN_THIS_PROCESS.load(Ordering::Relaxed) {
@@ -145,8 +170,9 @@ pub(crate) fn compile(bytes: &[u8], limits: &CompileLimits) -> Result<Vec<u8>, W
         limits.memory.to_string(),
         limits.cpu_secs.unwrap_or(0).to_string(),
     ];
+    let exe = compiler_executable()?;
     let child = NativeCommand {
-        path: Path::new(SELF_EXE),
+        path: &exe,
         args: &args,
         env: &[],
         timeout: limits.wall,
@@ -200,12 +226,24 @@ fn ran_out_of_memory(stderr: &str) -> bool {
     .any(|sign| stderr.contains(sign))
 }
 
+#[cfg(feature = "compiler")]
 fn compile_here(bytes: &[u8]) -> Result<Vec<u8>, WasmError> {
+    use super::engine;
+    use wasmtime::Module;
     let compiler = engine::compiler()?;
     Module::validate(compiler, bytes).map_err(|e| WasmError::InvalidModule(format!("{e:#}")))?;
     compiler
         .precompile_module(bytes)
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
+}
+
+/// A build without Cranelift compiles nothing itself: its modules are compiled by the child
+/// named by [`use_compiler_beside`].
+#[cfg(not(feature = "compiler"))]
+fn compile_here(_bytes: &[u8]) -> Result<Vec<u8>, WasmError> {
+    Err(WasmError::CompilerFailed(
+        "this executable was built without a compiler (the `compiler` feature)".to_string(),
+    ))
 }
 
 /// The compiler child (`hookhost __compile-wasm MEMORY_BYTES CPU_SECONDS`, 0 seconds for no

@@ -26,6 +26,7 @@ use super::WasmError;
 /// changes, so artifacts of the old settings are not even looked at.
 const SETTINGS: &str = "consume_fuel";
 
+#[cfg(feature = "compiler")]
 static COMPILER: OnceLock<Result<Engine, String>> = OnceLock::new();
 static RUNTIME: OnceLock<Result<Engine, String>> = OnceLock::new();
 static FINGERPRINT: OnceLock<String> = OnceLock::new();
@@ -102,6 +103,8 @@ fn build(
 ) -> Result<&'static Engine, WasmError> {
     cell.get_or_init(|| {
         let mut config = config();
+        // A build without the `compiler` feature has no compiler to turn off.
+        #[cfg(feature = "compiler")]
         config.enable_compiler(compiler);
         if !compiler && POOLED.load(Ordering::Relaxed) {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
@@ -113,6 +116,7 @@ fn build(
 }
 
 /// The engine that compiles modules into artifacts.
+#[cfg(feature = "compiler")]
 pub(crate) fn compiler() -> Result<&'static Engine, WasmError> {
     build(&COMPILER, true)
 }

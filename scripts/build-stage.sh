@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the stage executable, hookhost-stage (crates/hookhost-stage), and puts it beside the
+# hookhost that scripts/cargo-static.sh builds for the same profile:
+#
+#   scripts/build-stage.sh release    # -> $CARGO_TARGET_DIR/<triple>/release/hookhost-stage
+#   scripts/build-stage.sh dev        # beside the test build's hookhost (…/debug/)
+#
+# What the runtime executes at each stage is this small program when it lies beside hookhost
+# (`inject`, the wrapper, the NRI plugin and hooks.d exports name it then): only the stage path,
+# no CLI, OCI client or Cranelift, linked statically against musl, whose start-up does not probe
+# the CPU as glibc's does (each `cpuid` traps to the hypervisor on a VM), and with the talc
+# allocator over large blocks instead of musl's, which maps and unmaps memory for every few
+# allocations. README, "Benchmarks", has the figures. Where there is no musl target for this
+# machine, nothing is built: hookhost then names itself and runs `hookhost stage`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:?usage: $0 PROFILE (release, dev, demo, …)}"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+case "$host" in
+    *-unknown-linux-gnu) musl="${host%-gnu}-musl" ;;
+    *) echo "build-stage: no musl target for $host; hookhost runs its stages itself" >&2; exit 0 ;;
+esac
+if ! rustup target list --installed | grep -qx "$musl"; then
+    echo "build-stage: adding the $musl target"
+    rustup target add "$musl"
+fi
+# Non-PIE, as the glibc build: no relocation of itself at every start.
+cargo build -q --profile "$profile" -p hookhost-stage --target "$musl" \
+    --config "target.$musl.rustflags=['-C', 'relocation-model=static']"
+case "$profile" in
+    dev) dir=debug ;;
+    *) dir="$profile" ;;
+esac
+target="${CARGO_TARGET_DIR:-target}"
+bin_dir="$(scripts/cargo-static.sh --print-bin-dir "$dir")"
+mkdir -p "$bin_dir"
+install -m 0755 "$target/$musl/$dir/hookhost-stage" "$bin_dir/hookhost-stage"
