@@ -1,11 +1,14 @@
 //! Benchmarks (not tests): the cost of hookhost on a container's path.
 //!
-//! `scripts/cargo-static.sh bench --bench stage` (the shipped, static build; plain `cargo bench`
-//! measures a dynamically linked one) prints median wall-clock times of fresh processes, A and B
+//! `scripts/build-stage.sh release && scripts/cargo-static.sh bench --bench stage` (the shipped,
+//! static build, with the stage executable beside hookhost; plain `cargo bench` measures a
+//! dynamically linked one) runs each stage as the runtime does, the executable its config.json
+//! entry names, and prints median wall-clock times of fresh processes, A and B
 //! interleaved in the same run so that machine noise hits both alike, and their ratio:
 //!
 //! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
-//! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`);
+//! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`), and (2b)
+//!    that native stage vs exec of `/bin/true`: what hookhost and its guard add to a hook;
 //! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
 //!    pays for ten native hooks): what each further WASM hook of a stage costs;
 //! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
@@ -92,7 +95,7 @@ fn create(root: &Path, args: &[&str]) {
 }
 
 /// The stage call hookhost writes into config.json for registered hooks injected together
-/// (after `stage`), its plan file made absolute: the bundle lives beside the registry root.
+/// (its executable, then the arguments after argv0), its plan file made absolute: the bundle lives beside the registry root.
 fn plan_for(root: &Path, names: &[&str]) -> Vec<String> {
     plan_with(root, names, &[])
 }
@@ -124,17 +127,36 @@ fn plan_with(root: &Path, names: &[&str], global: &[&str]) -> Vec<String> {
         .clone();
     let mut args: Vec<String> = serde_json::from_value(entry["args"].clone()).unwrap();
     args[4] = bundle.join(&args[4]).to_string_lossy().into_owned();
-    args.split_off(2)
+    // The executable in place of argv0, which is hookhost's name whatever runs.
+    args[0] = entry["path"].as_str().unwrap().to_string();
+    args
 }
 
+/// What the runtime executes for a stage entry [`plan_with`] read: its executable (the stage
+/// executable beside hookhost, if there is one) with argv0 `hookhost`.
 fn stage(root: &Path, call: &[String]) -> Command {
-    let mut cmd = hookhost(root, &["stage"]);
-    cmd.args(call);
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(&call[0]);
+    cmd.arg0("hookhost")
+        .args(&call[1..])
+        .env("HOOKHOST_ROOT", root);
     cmd
 }
 
 fn main() {
     support::as_read_from_disk(Path::new(HOOKHOST));
+    // What the shipped build's containers run at each stage (scripts/build-stage.sh puts it
+    // there): the figures are of it, so a full run refuses to measure without it.
+    let stage_exe = Path::new(HOOKHOST).with_file_name("hookhost-stage");
+    let has_stage_exe = stage_exe.is_file();
+    assert!(
+        has_stage_exe || scale().0 < 300,
+        "{} is missing: `scripts/build-stage.sh release` builds it",
+        stage_exe.display()
+    );
+    if has_stage_exe {
+        support::as_read_from_disk(&stage_exe);
+    }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let wasm = dir.path().join("noop.wasm");
@@ -163,6 +185,14 @@ fn main() {
         "hookhost under test: {HOOKHOST} ({}, read back from disk)",
         support::linkage(Path::new(HOOKHOST))
     );
+    match has_stage_exe {
+        true => println!(
+            "stages run: {} ({}, read back from disk)",
+            stage_exe.display(),
+            support::linkage(&stage_exe)
+        ),
+        false => println!("stages run: `hookhost stage` (no hookhost-stage beside it)"),
+    }
     let (w, t) = compare(
         rounds,
         || run_once(&mut stage(&root, &wasm_plan)),
@@ -182,6 +212,16 @@ fn main() {
         "2. stage: WASM hook vs native hook",
         ("wasm", w),
         ("native", n),
+    );
+    let (n, t) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &native_plan)),
+        || run_once(&mut Command::new("/bin/true")),
+    );
+    report(
+        "2b. stage with a native hook (/bin/true) vs exec /bin/true",
+        ("native stage", n),
+        ("/bin/true", t),
     );
     let (w, t) = compare(
         rounds,

@@ -24,7 +24,7 @@ use super::WasmError;
 
 /// Names the settings of [`config`] in the cache fingerprint: change it whenever `config`
 /// changes, so artifacts of the old settings are not even looked at.
-const SETTINGS: &str = "consume_fuel";
+const SETTINGS: &str = "consume_fuel,no_native_unwind_info";
 
 #[cfg(feature = "compiler")]
 static COMPILER: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -91,6 +91,11 @@ fn config() -> Config {
     let mut config = Config::new();
     // Deterministic compute budget per run.
     config.consume_fuel(true);
+    // No `.eh_frame` for the system's unwinder in artifacts. wasmtime captures its own
+    // backtraces without it, and it only serves outside stack walkers (a profiler, a debugger);
+    // registering it costs every module load, and with the LLVM unwinder of the stage
+    // executable (musl) it parses every function's entry at once.
+    config.native_unwind_info(false);
     // The wall-clock bound needs no epochs: guests yield to the async executor on fuel.
     // Linear memory is capped per store by the limiter; keep Wasmtime's other defaults, which
     // are the same as the `wasmtime run` CLI's.

@@ -377,6 +377,23 @@ fn hooks_run_on_an_engine_without_a_compiler() {
     );
 }
 
+/// Artifacts carry no `.eh_frame` for the system's unwinder: registering it was paid at every
+/// module load (with the stage executable's LLVM unwinder, by parsing every entry at once).
+#[test]
+fn artifacts_carry_no_native_unwind_info() {
+    let bytes = wat::parse_str(fixture!("echo")).unwrap();
+    let artifact = engine::compiler()
+        .unwrap()
+        .precompile_module(&bytes)
+        .unwrap();
+    let named = |name: &[u8]| artifact.windows(name.len()).any(|w| w == name);
+    assert!(
+        named(b".text"),
+        "the artifact's section names are where looked for"
+    );
+    assert!(!named(b".eh_frame"), "the artifact has unwind info");
+}
+
 fn limited(memory: u64) -> Params {
     Params {
         limits: WasmLimits {
