@@ -56,10 +56,12 @@ pub fn report(err: &anyhow::Error) {
 
 /// Runs one stage: the container's state (or, at precreate, its proposed config.json) on stdin.
 pub fn run(source: &PlanSource) -> anyhow::Result<ExitCode> {
-    // A stage is one short process: its WASM runs are left to its exit to tear down, and the
-    // directories its hooks' files are checked in are walked up once, not once a file.
+    // A stage is one short process: its WASM runs are left to its exit to tear down, the
+    // directories its hooks' files are checked in are walked up once, not once a file, and
+    // the audit trail and replay records stay open from one hook's lines to the next's.
     hookhost_exec::wasm::defer_teardown();
     hookhost_exec::fs::remember_trusted_dirs();
+    hookhost_core::events::keep_files_open();
     if source.stage() == Stage::Precreate {
         return run_precreate(source);
     }
