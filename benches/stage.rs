@@ -8,7 +8,8 @@
 //!
 //! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
 //! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`), and (2b)
-//!    that native stage vs exec of `/bin/true`: what hookhost and its guard add to a hook;
+//!    that native stage vs exec of `/bin/true` and (2c) vs static busybox's `env /bin/true`, the
+//!    least a program that runs another costs: what hookhost and its guard add to a hook;
 //! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
 //!    pays for ten native hooks): what each further WASM hook of a stage costs;
 //! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
@@ -222,6 +223,18 @@ fn main() {
         "2b. stage with a native hook (/bin/true) vs exec /bin/true",
         ("native stage", n),
         ("/bin/true", t),
+    );
+    // A native stage is two execs, hookhost's and the hook's: no program that runs another
+    // costs less than one that only execs it.
+    let (n, f) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &native_plan)),
+        || run_once(Command::new("/bin/busybox").args(["env", "/bin/true"])),
+    );
+    report(
+        "2c. stage with a native hook vs static busybox `env /bin/true` (the exec floor)",
+        ("native stage", n),
+        ("busybox env", f),
     );
     let (w, t) = compare(
         rounds,
