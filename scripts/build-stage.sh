@@ -20,6 +20,11 @@ case "$host" in
     *-unknown-linux-gnu) musl="${host%-gnu}-musl" ;;
     *) echo "build-stage: no musl target for $host; hookhost runs its stages itself" >&2; exit 0 ;;
 esac
+# wasmtime compiles a small C helper, with the musl target's C compiler.
+if ! command -v "${musl%%-unknown*}-linux-musl-gcc" >/dev/null && ! command -v musl-gcc >/dev/null; then
+    echo "build-stage: no C compiler for $musl (musl-gcc; on Debian: apt-get install musl-tools)" >&2
+    exit 1
+fi
 if ! rustup target list --installed | grep -qx "$musl"; then
     echo "build-stage: adding the $musl target"
     rustup target add "$musl"

@@ -7,7 +7,9 @@ set -euo pipefail
 
 need="${1:-test}"
 demo_packages=(runc busybox-static)
-test_packages=(crun docker.io podman containerd iproute2 procps prometheus python3-grpcio python3-grpc-tools docker-registry debootstrap)
+# musl-tools: the C compiler for the musl target, which wasmtime's small C helper needs when
+# scripts/build-stage.sh builds the stage executable.
+test_packages=(crun docker.io podman containerd iproute2 procps prometheus python3-grpcio python3-grpc-tools docker-registry debootstrap musl-tools)
 
 apt_install() {
     local pkg missing=() sudo_cmd=()
