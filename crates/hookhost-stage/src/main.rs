@@ -15,8 +15,9 @@ use talc::sync::TalcLock;
 
 /// talc over 8 MiB blocks from the system allocator: musl's own maps and unmaps memory for
 /// every few allocations of a stage (66 `mmap` and 29 `munmap` calls in one WASM stage, against
-/// 12 and 2 with talc), which cost more than musl's start-up saves over glibc's. A spin lock:
-/// the stage allocates on one thread.
+/// 12 and 2 with talc), which cost more than musl's start-up saves over glibc's. A spin lock,
+/// correct under contention and cheapest without it: a stage allocates on its main thread,
+/// and a WASM hook's blocking file calls on a helper thread only while the main one waits.
 #[global_allocator]
 static ALLOCATOR: TalcLock<
     spinning_top::RawSpinlock,
