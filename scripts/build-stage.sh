@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 profile="${1:?usage: $0 PROFILE (release, dev, demo, …)}"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 case "$host" in
-    *-unknown-linux-gnu) musl="${host%-gnu}-musl" ;;
+    x86_64-unknown-linux-gnu | aarch64-unknown-linux-gnu) musl="${host%-gnu}-musl" ;;
     *) echo "build-stage: no musl target for $host; hookhost runs its stages itself" >&2; exit 0 ;;
 esac
 # wasmtime compiles a small C helper, with the musl target's C compiler.

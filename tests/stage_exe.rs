@@ -76,6 +76,29 @@ fn containers_run_the_stage_executable_installed_beside_hookhost() {
     // doubled, although it names another executable than the hookhost that injects.
     host.inject(&bundle, &["rec"]);
     assert_eq!(entries(&bundle).len(), 1, "{:?}", entries(&bundle));
+
+    // The stage executable runs the stage itself: with hookhost gone, the hook still runs.
+    fs::remove_file(host.bin()).unwrap();
+    fs::remove_file(bundle.rootfs().join("marker")).unwrap();
+    assert_eq!(run_ok(&runc, &bundle).trim(), "ran at createRuntime");
+}
+
+/// A stage executable that is not executable, or that others could have written, is not
+/// named: containers run what root runs.
+#[test]
+fn an_unusable_stage_executable_is_not_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::installed(true);
+    let beside = host.bin().with_file_name("hookhost-stage");
+    let named_with = |mode: u32| {
+        fs::set_permissions(&beside, fs::Permissions::from_mode(mode)).unwrap();
+        let bundle = Bundle::new("true");
+        host.inject(&bundle, &["/bin/true"]);
+        entries(&bundle)[0].0.clone()
+    };
+    assert_eq!(named_with(0o644), host.bin().display().to_string());
+    assert_eq!(named_with(0o757), host.bin().display().to_string());
+    assert_eq!(named_with(0o755), beside.display().to_string());
 }
 
 #[test]

@@ -14,7 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hookhost_types::{STAGE_EXECUTABLE, START_ANNOTATION, Stage, StageCall, StartCalls};
+use hookhost_types::{
+    HOOKHOST_EXECUTABLE, STAGE_EXECUTABLE, START_ANNOTATION, Stage, StageCall, StartCalls,
+};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
@@ -136,10 +138,19 @@ pub struct SelfCall {
 
 /// What a stage entry runs for hookhost's executable `hookhost`: the stage executable
 /// installed beside it ([`STAGE_EXECUTABLE`], which starts in a fraction of hookhost's time),
-/// else `hookhost` itself. The entry's `args` are the same either way.
+/// else `hookhost` itself. The entry's `args` are the same either way. Only beside an
+/// executable named [`HOOKHOST_EXECUTABLE`] (the one the stage executable hands other calls
+/// and compiling to; not the NRI plugin's copy under another name), and only an executable
+/// file that passes the trust check every hook file passes: else containers would run, as
+/// root, what anyone could have put there.
 pub fn stage_executable(hookhost: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let beside = hookhost.with_file_name(STAGE_EXECUTABLE);
-    match beside.is_file() {
+    let usable = hookhost.file_name() == Some(HOOKHOST_EXECUTABLE.as_ref())
+        && std::fs::metadata(&beside)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        && hookhost_exec::fs::check_trusted_path(&beside).is_ok();
+    match usable {
         true => beside,
         false => hookhost.to_path_buf(),
     }

@@ -33,7 +33,8 @@ mod pipe;
 pub mod record;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
-#[cfg(test)]
+// They compile modules: with the compiler only.
+#[cfg(all(test, feature = "compiler"))]
 mod tests;
 
 use std::collections::HashMap;

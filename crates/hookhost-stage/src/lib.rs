@@ -5,7 +5,7 @@
 //! - the `hookhost-stage` executable (`src/main.rs`) is [`main`] alone: a small static program
 //!   without the CLI, the OCI registry client or Cranelift, which `inject`, the runtime wrapper,
 //!   the NRI plugin and hooks.d exports name in config.json when it is installed beside
-//!   `hookhost` ([`hookhost_types::call::STAGE_EXECUTABLE`]). A stage is a fresh process on every
+//!   `hookhost` ([`hookhost_types::STAGE_EXECUTABLE`]). A stage is a fresh process on every
 //!   container start, and most of its time was the start of a 30 MB program.
 //!
 //! Errors and warnings are printed here, as the CLI prints them: `Error: …` with its causes on

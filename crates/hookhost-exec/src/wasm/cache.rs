@@ -225,7 +225,9 @@ fn compile_and_store(
     // The cache is an optimisation: failing to write it must not fail the run.
     let _ = store(&artifact, entry);
     // SAFETY: `artifact` was produced just now by the compiler engine of this very executable
-    // (in this process or in its compiler child), whose settings the runtime engine shares.
+    // (in this process or in its compiler child) or of the trusted hookhost the stage
+    // executable was installed with; wasmtime checks its version and settings against the
+    // runtime engine's and refuses a mismatch.
     unsafe { Module::deserialize(engine::runtime()?, &artifact) }
         .map_err(|e| WasmError::InvalidModule(format!("{e:#}")))
 }

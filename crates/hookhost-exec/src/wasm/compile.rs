@@ -4,7 +4,9 @@
 //! size: a 140 KB module of 20,000 nested loops took 65 s and 245 MB (quadratic). Fuel,
 //! the hook's timeout and its memory limit bound only the guest's run, so hookhost compiles in
 //! a **child process**: the running executable itself (`/proc/self/exe`, the very build that
-//! will load the artifact, even when an upgrade has replaced the file since) re-executed with
+//! will load the artifact, even when an upgrade has replaced the file since; for the stage
+//! executable, which has no compiler, the trusted `hookhost` installed beside it, whose
+//! artifact wasmtime refuses at load if its version or settings differ) re-executed with
 //! [`CHILD_COMMAND`] and an empty environment. Before reading anything the child sets its own
 //! `RLIMIT_DATA` (heap and every private writable mapping, not the executable's text) to the
 //! memory bound and `RLIMIT_CPU` to the CPU-time bound; then it reads the module on stdin,
@@ -147,16 +149,21 @@ pub fn use_compiler_beside(file_name: &'static str) {
     let _ = COMPILER_BESIDE.set(file_name);
 }
 
-/// The executable the compiler child runs.
+/// The executable the compiler child runs: this process's image, or the one beside it,
+/// which must pass the trust check every hook file passes (its artifact is loaded as code).
 fn compiler_executable() -> Result<PathBuf, WasmError> {
-    match COMPILER_BESIDE.get() {
-        None => Ok(PathBuf::from(SELF_EXE)),
-        Some(name) => std::env::current_exe()
-            .map(|me| me.with_file_name(name))
-            .map_err(|e| {
-                WasmError::CompilerFailed(format!("cannot find this executable's directory: {e}"))
-            }),
-    }
+    let Some(name) = COMPILER_BESIDE.get() else {
+        return Ok(PathBuf::from(SELF_EXE));
+    };
+    let exe = std::env::current_exe()
+        .map(|me| me.with_file_name(name))
+        .map_err(|e| {
+            WasmError::CompilerFailed(format!("cannot find this executable's directory: {e}"))
+        })?;
+    crate::fs::check_trusted_path(&exe).map_err(|e| {
+        WasmError::CompilerFailed(format!("the compiler {} is not used: {e}", exe.display()))
+    })?;
+    Ok(exe)
 }
 
 /// Validates and compiles `bytes` under `limits`; returns the artifact.
