@@ -138,7 +138,7 @@ fn plan_with(root: &Path, names: &[&str], global: &[&str]) -> Vec<String> {
 fn stage(root: &Path, call: &[String]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(&call[0]);
-    cmd.arg0("hookhost")
+    cmd.arg0(hookhost_types::HOOKHOST_EXECUTABLE)
         .args(&call[1..])
         .env("HOOKHOST_ROOT", root);
     cmd

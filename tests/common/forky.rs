@@ -155,11 +155,11 @@ pub fn visible_binary(stack: Stack, dir: &Path) -> PathBuf {
     if stack == Stack::Debian12 {
         return PathBuf::from(HOOKHOST);
     }
-    let bin = dir.join("hookhost");
-    let stage = Path::new(HOOKHOST).with_file_name("hookhost-stage");
+    let bin = dir.join(hookhost_types::HOOKHOST_EXECUTABLE);
+    let stage = Path::new(HOOKHOST).with_file_name(hookhost_types::STAGE_EXECUTABLE);
     for (from, to) in [
         (Path::new(HOOKHOST), bin.clone()),
-        (&stage, dir.join("hookhost-stage")),
+        (&stage, dir.join(hookhost_types::STAGE_EXECUTABLE)),
     ] {
         if from.exists() && fs::hard_link(from, &to).is_err() {
             fs::copy(from, &to).unwrap();

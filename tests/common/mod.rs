@@ -30,7 +30,7 @@ const APPLETS: &[&str] = &[
 /// The stage executable beside the hookhost under test: built by `scripts/build-stage.sh dev`,
 /// which scripts/test.sh runs before the tests, so that every engine test's containers run it.
 pub fn stage_exe() -> PathBuf {
-    let exe = Path::new(HOOKHOST).with_file_name("hookhost-stage");
+    let exe = Path::new(HOOKHOST).with_file_name(hookhost_types::STAGE_EXECUTABLE);
     assert!(
         exe.is_file(),
         "{} is missing: build it with `scripts/build-stage.sh dev` (scripts/test.sh does)",
@@ -95,7 +95,7 @@ impl Host {
         let bin = bin_dir.join("hookhost");
         fs::copy(HOOKHOST, &bin).unwrap();
         if with_stage {
-            fs::copy(stage_exe(), bin_dir.join("hookhost-stage")).unwrap();
+            fs::copy(stage_exe(), bin_dir.join(hookhost_types::STAGE_EXECUTABLE)).unwrap();
         }
         Host { dir, bin }
     }

@@ -347,6 +347,8 @@ impl BundleConfig {
             plan: combined,
         };
         let (path, sha256) = write_plan(&file, self.bundle_dir())?;
+        // Looked for once, when the first entry is written.
+        let exe = std::cell::OnceCell::new();
         let mut at_start = Vec::new();
         for stage in Stage::ALL {
             let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
@@ -377,7 +379,7 @@ impl BundleConfig {
             }
             let entry = with_timeout(
                 json!({
-                    "path": stage_executable(&call.exe),
+                    "path": exe.get_or_init(|| stage_executable(&call.exe)),
                     "args": stage_call.to_args(),
                 }),
                 outer_timeout(hooks),

@@ -354,7 +354,8 @@ static KEPT: std::sync::OnceLock<std::sync::Mutex<HashMap<PathBuf, File>>> =
 const MAX_KEPT: usize = 16;
 
 /// For a long-lived process (the NRI plugin, which records runs for every container), and a
-/// stage (a line or two for each of its hooks): from now on, the files events and replay records are appended to stay open between appends, instead
+/// stage (a line or two for each of its hooks): from now on, the files events and replay
+/// records are appended to stay open between appends, instead
 /// of being opened and closed for each line. Before each use a kept file is checked to be the
 /// one its path names (device and inode): one that a rotation (by this process or another)
 /// renamed, or that was removed, is closed and the path opened again — created if missing —
