@@ -21,8 +21,9 @@ fn main() {
     let rounds = support::rounds(HOOKHOST, 150);
     let host = Host::new();
     host.noop_precreate(false);
-    let wrapper = host.dir.path().join("hookhost-runtime");
-    std::os::unix::fs::symlink(HOOKHOST, &wrapper).unwrap();
+    // The small runtime wrapper beside hookhost, as installed (scripts/build-stage.sh).
+    let wrapper = host.dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
+    std::os::unix::fs::symlink(common::runtime_exe(), &wrapper).unwrap();
     let noop_runtime = host.dir.path().join("noop.json");
     std::fs::write(&noop_runtime, r#"{"runtime": "/bin/true"}"#).unwrap();
     let plain = Bundle::new("true");

@@ -9,6 +9,8 @@
 //!   comparison (busybox-static's `env /bin/true`, which only execs); and the wrapper against
 //!   that floor (target ≤ 1.1×).
 //!
+//! The wrapper is the small `hookhost-runtime` executable built beside hookhost, as installed
+//! (`scripts/build-stage.sh release` first; the bench refuses to run without it).
 //! `scripts/cargo-static.sh bench --bench wrapper` measures the shipped, static build.
 
 #[path = "../tests/common/mod.rs"]
@@ -26,8 +28,9 @@ fn main() {
     let rounds = support::rounds(HOOKHOST, 150);
     let host = Host::new();
     host.ok(&["ls"]); // an (empty) registry for the wrapper to read
-    let wrapper = host.dir.path().join("hookhost-runtime");
-    std::os::unix::fs::symlink(HOOKHOST, &wrapper).unwrap();
+    // The small runtime wrapper beside hookhost, as installed (scripts/build-stage.sh).
+    let wrapper = host.dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
+    std::os::unix::fs::symlink(common::runtime_exe(), &wrapper).unwrap();
     let bundle = Bundle::new("true");
     let runc_root = tempfile::tempdir().unwrap();
     let run = |program: &std::path::Path| {

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Builds the stage executable, hookhost-stage (crates/hookhost-stage), and puts it beside the
-# hookhost that scripts/cargo-static.sh builds for the same profile:
+# Builds hookhost's two small executables (crates/hookhost-stage), the stage executable
+# hookhost-stage and the runtime wrapper hookhost-runtime, and puts them beside the hookhost
+# that scripts/cargo-static.sh builds for the same profile:
 #
-#   scripts/build-stage.sh release    # -> $CARGO_TARGET_DIR/<triple>/release/hookhost-stage
+#   scripts/build-stage.sh release    # -> $CARGO_TARGET_DIR/<triple>/release/hookhost-{stage,runtime}
 #   scripts/build-stage.sh dev        # beside the test build's hookhost (…/debug/)
 #
-# What the runtime executes at each stage is this small program when it lies beside hookhost
-# (`inject`, the wrapper, the NRI plugin and hooks.d exports name it then): only the stage path,
-# no CLI, OCI client or Cranelift, linked statically against musl, whose start-up does not probe
+# What the runtime executes at each stage is hookhost-stage when it lies beside hookhost
+# (`inject`, the wrapper, the NRI plugin and hooks.d exports name it then), and what engines run
+# as their runtime is hookhost-runtime (`hookhost install docker` names it then). Each is one
+# path only: no CLI, OCI client or Cranelift, linked statically against musl, whose start-up does not probe
 # the CPU as glibc's does (each `cpuid` traps to the hypervisor on a VM), and with the talc
 # allocator over large blocks instead of musl's, which maps and unmaps memory for every few
 # allocations. README, "Benchmarks", has the figures. Where there is no musl target for this
-# machine, nothing is built: hookhost then names itself and runs `hookhost stage`.
+# machine, nothing is built: hookhost then names itself and runs `hookhost stage`, and
+# hookhost-runtime is a link to hookhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:?usage: $0 PROFILE (release, dev, demo, …)}"
@@ -39,4 +42,8 @@ esac
 target="${CARGO_TARGET_DIR:-target}"
 bin_dir="$(scripts/cargo-static.sh --print-bin-dir "$dir")"
 mkdir -p "$bin_dir"
-install -m 0755 "$target/$musl/$dir/hookhost-stage" "$bin_dir/hookhost-stage"
+for exe in hookhost-stage hookhost-runtime; do
+    # A file, not a link: a link left by `hookhost install docker` would otherwise be followed.
+    rm -f "$bin_dir/$exe"
+    install -m 0755 "$target/$musl/$dir/$exe" "$bin_dir/$exe"
+done

@@ -21,10 +21,13 @@ fn main() -> ExitCode {
     {
         return cli::recompile::compile_child(&lossy(argv[2..].to_vec()));
     }
+    const THIS: hookhost_runtime::Hookhost = hookhost_runtime::Hookhost::ThisExecutable;
     match name.as_str() {
-        "hookhost-runtime" => cli::runtime::main(argv[1..].to_vec()),
+        hookhost_types::RUNTIME_EXECUTABLE => hookhost_runtime::main(argv[1..].to_vec(), THIS),
         "docker-hook" => cli::plugin::main(lossy(argv)),
-        _ if argv.get(1).is_some_and(|a| a == "runtime") => cli::runtime::main(argv[2..].to_vec()),
+        _ if argv.get(1).is_some_and(|a| a == "runtime") => {
+            hookhost_runtime::main(argv[2..].to_vec(), THIS)
+        }
         _ => cli::main(lossy(argv)),
     }
 }

@@ -1,8 +1,14 @@
-//! The stage executable (crates/hookhost-stage, built by scripts/build-stage.sh): named in
-//! config.json when it is installed beside hookhost, run by real runc at every stage, and
-//! invisible otherwise — without it hookhost runs its stages itself, what is not a stage call
-//! is hookhost's to answer, and a module without an artifact is compiled by the hookhost beside
-//! it. Needs root, runc and busybox-static.
+//! hookhost's small executables (crates/hookhost-stage, built by scripts/build-stage.sh).
+//!
+//! The stage executable: named in config.json when it is installed beside hookhost, run by
+//! real runc at every stage, and invisible otherwise — without it hookhost runs its stages
+//! itself, what is not a stage call is hookhost's to answer, and a module without an artifact
+//! is compiled by the hookhost beside it.
+//!
+//! The runtime wrapper `hookhost-runtime`: what `hookhost install docker` registers when it is
+//! installed beside hookhost, a wrapper of runc that needs no hookhost to run (the engine tests
+//! all run it: `common::engines::Wrapper`), with hookhost's own answers and errors, and the
+//! hookhost beside it as its compiler. Needs root, runc and busybox-static.
 
 mod common;
 
@@ -11,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Bundle, Host, Runc, succeeded, text, unique};
+use hookhost_types::RUNTIME_EXECUTABLE;
 
 /// Each stage entry's `path` and `args[0]` in the bundle's config.json.
 fn entries(bundle: &Bundle) -> Vec<(String, String)> {
@@ -208,6 +215,188 @@ fn a_module_without_an_artifact_is_compiled_by_the_hookhost_beside_it() {
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("wasmnoop"), "{stderr}");
+    assert!(
+        stderr.contains(&host.bin().display().to_string()),
+        "{stderr}"
+    );
+}
+
+/// `hookhost install docker` registers the small runtime wrapper installed beside hookhost,
+/// and links `hookhost-runtime` to hookhost only where there is none.
+#[test]
+fn install_docker_registers_the_runtime_wrapper_beside_hookhost() {
+    let registered = |host: &Host| {
+        let daemon_json = host.dir.path().join("daemon.json");
+        host.ok(&[
+            "install",
+            "docker",
+            "--daemon-json",
+            daemon_json.to_str().unwrap(),
+        ]);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(&daemon_json).unwrap()).unwrap();
+        PathBuf::from(doc["runtimes"]["hookhost"]["path"].as_str().unwrap())
+    };
+    let host = Host::installed(true);
+    let beside = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    assert_eq!(registered(&host), beside);
+    assert!(
+        !beside.is_symlink(),
+        "the small wrapper is kept, not replaced"
+    );
+    assert_eq!(
+        fs::read(&beside).unwrap(),
+        fs::read(common::runtime_exe()).unwrap()
+    );
+
+    let host = Host::installed(false);
+    let link = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    assert_eq!(registered(&host), link);
+    assert_eq!(fs::read_link(&link).unwrap(), host.bin());
+}
+
+/// `hookhost-runtime ARGS…` as an engine runs it: the hooks come from the registry under
+/// `host`'s root, and the real runtime is `runtime`.
+fn wrapper_call(host: &Host, exe: &Path, runtime: &str, args: &[&str]) -> std::process::Output {
+    let config = host.dir.path().join("wrapper.json");
+    fs::write(&config, format!(r#"{{"runtime": "{runtime}"}}"#)).unwrap();
+    Command::new(exe)
+        .env("HOOKHOST_ROOT", host.root())
+        .env("HOOKHOST_CONFIG", &config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_runtime_wrapper_beside_hookhost_wraps_runc_without_it() {
+    common::require("runc");
+    let host = Host::installed(true);
+    let wrapper = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    let bundle = Bundle::new("cat /marker");
+    let script = host.script(
+        "rec.sh",
+        &format!(
+            "echo \"ran at $HOOKHOST_STAGE\" > {}",
+            bundle.rootfs().join("marker").display()
+        ),
+    );
+    let script = script.to_str().unwrap();
+    host.ok(&["create", "--type", "createRuntime", "rec", script]);
+    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "rec"}));
+    let runc_root = tempfile::tempdir().unwrap();
+    let run = || {
+        let id = unique("small-wrapper");
+        let root = runc_root.path().to_str().unwrap();
+        let args = ["--root", root, "run", "--bundle", bundle.path_str(), &id];
+        succeeded(&wrapper_call(&host, &wrapper, "runc", &args))
+    };
+    assert_eq!(run().trim(), "ran at createRuntime");
+    assert_eq!(
+        entries(&bundle),
+        [(
+            host.bin()
+                .with_file_name("hookhost-stage")
+                .display()
+                .to_string(),
+            "hookhost".to_string()
+        )],
+        "the wrapper names the stage executable too"
+    );
+    // The wrapper injects and runs runc itself: with hookhost gone, the hook still runs.
+    fs::remove_file(host.bin()).unwrap();
+    fs::remove_file(bundle.rootfs().join("marker")).unwrap();
+    assert_eq!(run().trim(), "ran at createRuntime");
+}
+
+/// The small wrapper's answers and errors are hookhost's under that name, byte for byte.
+#[test]
+fn the_runtime_wrapper_answers_as_hookhost_does() {
+    let host = Host::installed(true);
+    let small = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    let as_hookhost = host.dir.path().join("link").join(RUNTIME_EXECUTABLE);
+    fs::create_dir(as_hookhost.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(host.bin(), &as_hookhost).unwrap();
+    let log = host.dir.path().join("log.json");
+    let log_args = ["--log", log.to_str().unwrap(), "--log-format", "json"];
+    let runtime_is_self = small.to_str().unwrap().to_string();
+    for (runtime, args) in [
+        ("/bin/echo", &["--root", "/r", "state", "x"][..]),
+        ("/does/not/exist", &["state", "x"]),
+        ("runc", &["create", "--bundle", "/does/not/exist", "x"]),
+        ("runc", &["run", "--bundle", "/tmp", "bad/id"]),
+        (runtime_is_self.as_str(), &["state", "x"]),
+        (
+            "runc",
+            &[&log_args[..], &["create", "--bundle", "/nope", "y"]].concat(),
+        ),
+    ] {
+        // Self is the wrapper called: each executable as its own runtime.
+        let resolve = |exe: &Path| match runtime == runtime_is_self {
+            true => exe.to_str().unwrap().to_string(),
+            false => runtime.to_string(),
+        };
+        let _ = fs::remove_file(&log);
+        let ours = wrapper_call(&host, &small, &resolve(&small), args);
+        let our_log = fs::read_to_string(&log).unwrap_or_default();
+        let _ = fs::remove_file(&log);
+        let full = wrapper_call(&host, &as_hookhost, &resolve(&as_hookhost), args);
+        let full_log = fs::read_to_string(&log).unwrap_or_default();
+        let mask = |s: String, exe: &Path| s.replace(exe.to_str().unwrap(), "WRAPPER");
+        let (ours_err, full_err) = (
+            mask(text(&ours.stderr), &small),
+            mask(text(&full.stderr), &as_hookhost),
+        );
+        assert_eq!(
+            (ours.status.code(), text(&ours.stdout), ours_err),
+            (full.status.code(), text(&full.stdout), full_err),
+            "hookhost-runtime {args:?} with runtime {runtime}"
+        );
+        // The log lines carry a time; their messages must match.
+        let message = |log: &str| -> Vec<String> {
+            log.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["msg"].to_string())
+                .collect()
+        };
+        assert_eq!(message(&our_log), message(&full_log), "{args:?}");
+    }
+}
+
+#[test]
+fn a_precreate_module_without_an_artifact_is_compiled_by_the_hookhost_beside_the_wrapper() {
+    let host = Host::installed(true);
+    let wrapper = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    host.noop_precreate(false);
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "noop"}));
+    let compiled = artifacts(&host.root());
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    let run = || {
+        let args = [
+            "run",
+            "--bundle",
+            bundle.path_str(),
+            &unique("small-wrapper"),
+        ];
+        wrapper_call(&host, &wrapper, "/bin/true", &args)
+    };
+    fs::remove_file(&compiled[0]).unwrap();
+    succeeded(&run());
+    assert_eq!(
+        artifacts(&host.root()),
+        compiled,
+        "compiled and cached again"
+    );
+    let events = host.ok(&["events"]);
+    assert!(events.contains("precreate noop (wasm) exit=0"), "{events}");
+
+    // No hookhost to compile with: the create fails and says why (fail closed).
+    fs::remove_file(&compiled[0]).unwrap();
+    fs::remove_file(host.bin()).unwrap();
+    let out = run();
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("noop"), "{stderr}");
     assert!(
         stderr.contains(&host.bin().display().to_string()),
         "{stderr}"

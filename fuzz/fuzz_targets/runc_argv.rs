@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use hookhost_engines::runtime::argv::RuncCall;
+use hookhost_runtime::argv::RuncCall;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -12,6 +12,7 @@ use hookhost_engines::docker::RUNTIME_NAME;
 use hookhost_engines::docker::daemon_json;
 use hookhost_engines::docker::run::RunRequest;
 use hookhost_hooks::registry::RegistryError;
+use hookhost_types::RUNTIME_EXECUTABLE;
 
 /// Run a container with hooks: `docker run --runtime hookhost` plus the hook selection.
 ///
@@ -61,7 +62,8 @@ pub struct InstallDockerArgs {
     /// dockerd's configuration file
     #[arg(long, default_value = "/etc/docker/daemon.json", value_name = "FILE")]
     daemon_json: PathBuf,
-    /// The runtime wrapper [default: hookhost-runtime next to this executable, linked if missing]
+    /// The runtime wrapper [default: hookhost-runtime next to this executable: the small one
+    /// installed there, else a link to hookhost, made if missing]
     #[arg(long, value_name = "PATH")]
     runtime_path: Option<PathBuf>,
     /// The runtime's name for `docker run --runtime`
@@ -148,7 +150,7 @@ pub fn install(_cli: &Cli, command: &InstallCommand) -> anyhow::Result<ExitCode>
 fn install_docker(args: &InstallDockerArgs) -> anyhow::Result<ExitCode> {
     let runtime = match &args.runtime_path {
         Some(path) => std::path::absolute(path)?,
-        None => self_link("hookhost-runtime")?,
+        None => runtime_beside()?,
     };
     let done = daemon_json::install_runtime(&args.daemon_json, &args.name, &runtime)?;
     if !done.changed {
@@ -193,6 +195,17 @@ fn install_plugin(args: &InstallPluginArgs) -> anyhow::Result<ExitCode> {
     let link = link_to_self(&dir.join("docker-hook"))?;
     println!("installed {}: try `docker hook ls`", link.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runtime wrapper beside this executable: the small `hookhost-runtime` installed there
+/// (scripts/build-stage.sh), else a `hookhost-runtime` link to hookhost, made when missing.
+fn runtime_beside() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
+    let small = hookhost_core::bundle::small_executable(&exe, RUNTIME_EXECUTABLE);
+    match small == exe {
+        true => self_link(RUNTIME_EXECUTABLE),
+        false => Ok(small),
+    }
 }
 
 /// `NAME` next to this executable, linked to it when missing.

@@ -183,7 +183,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Import(command) => hooksd::import(cli, command),
         Command::Nri(args) => nri::nri(cli, args),
         Command::Cdi(command) => cdi::cdi(cli, command),
-        Command::Runtime(args) => Ok(runtime::main(args.args.clone())),
+        Command::Runtime(args) => Ok(hookhost_runtime::main(
+            args.args.clone(),
+            hookhost_runtime::Hookhost::ThisExecutable,
+        )),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }
@@ -192,11 +195,6 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// Prints an error the way Docker does: one line, the whole cause chain.
 pub fn report(err: &anyhow::Error) {
     hookhost_stage::report(err)
-}
-
-/// The error and its causes on one line (`hookhost_core::error_chain`).
-pub fn chain_text(err: &anyhow::Error) -> String {
-    hookhost_core::error_chain(err.as_ref())
 }
 
 fn init_tracing(level: &str) {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::forky::{Stack, visible_binary};
-use super::{Bundle, Host, Runc, text};
+use super::{Bundle, HOOKHOST, Host, Runc, text};
 
 /// PATH for the system's own tools.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -105,7 +105,8 @@ pub fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A temp dir holding `hookhost-runtime` → the hookhost under test, and hookhost's config file.
+/// A temp dir holding `hookhost-runtime`, the small runtime wrapper built beside the hookhost
+/// under test ([`runtime_exe`](super::runtime_exe)), and hookhost's config file.
 pub struct Wrapper {
     pub dir: TempDir,
     /// Where the wrapper and the runtime it execs run.
@@ -120,8 +121,14 @@ impl Wrapper {
 
     pub fn on(stack: Stack, config: &Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bin = visible_binary(stack, dir.path());
-        symlink(bin, dir.path().join("hookhost-runtime")).unwrap();
+        let small = super::runtime_exe();
+        let link = dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
+        // On forky, visible_binary links it into the dir, beside the hookhost it runs there.
+        if visible_binary(stack, dir.path()) != Path::new(HOOKHOST) {
+            assert!(link.is_file(), "{} was not linked", link.display());
+        } else {
+            symlink(small, &link).unwrap();
+        }
         let wrapper = Wrapper { dir, stack };
         wrapper.set_config(config);
         wrapper
@@ -132,7 +139,7 @@ impl Wrapper {
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("hookhost-runtime")
+        self.dir.path().join(hookhost_types::RUNTIME_EXECUTABLE)
     }
 
     pub fn config(&self) -> PathBuf {

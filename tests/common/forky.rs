@@ -149,21 +149,28 @@ fn in_root(cmd: &Command) -> Command {
 }
 
 /// The hookhost under test at a path `stack` can run it from: itself on Debian 12; on forky, a
-/// hard link (else a copy) in `dir`, which must be under the temp dir, with the stage
-/// executable beside it when the build has one.
+/// hard link (else a copy) in `dir`, which must be under the temp dir, with the small
+/// executables beside it when the build has them.
 pub fn visible_binary(stack: Stack, dir: &Path) -> PathBuf {
     if stack == Stack::Debian12 {
         return PathBuf::from(HOOKHOST);
     }
     let bin = dir.join(hookhost_types::HOOKHOST_EXECUTABLE);
-    let stage = Path::new(HOOKHOST).with_file_name(hookhost_types::STAGE_EXECUTABLE);
-    for (from, to) in [
-        (Path::new(HOOKHOST), bin.clone()),
-        (&stage, dir.join(hookhost_types::STAGE_EXECUTABLE)),
+    fs_link_or_copy(Path::new(HOOKHOST), &bin);
+    for small in [
+        hookhost_types::STAGE_EXECUTABLE,
+        hookhost_types::RUNTIME_EXECUTABLE,
     ] {
-        if from.exists() && fs::hard_link(from, &to).is_err() {
-            fs::copy(from, &to).unwrap();
+        let from = Path::new(HOOKHOST).with_file_name(small);
+        if from.exists() {
+            fs_link_or_copy(&from, &dir.join(small));
         }
     }
     bin
+}
+
+fn fs_link_or_copy(from: &Path, to: &Path) {
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).unwrap();
+    }
 }

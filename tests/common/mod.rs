@@ -30,7 +30,17 @@ const APPLETS: &[&str] = &[
 /// The stage executable beside the hookhost under test: built by `scripts/build-stage.sh dev`,
 /// which scripts/test.sh runs before the tests, so that every engine test's containers run it.
 pub fn stage_exe() -> PathBuf {
-    let exe = Path::new(HOOKHOST).with_file_name(hookhost_types::STAGE_EXECUTABLE);
+    small_exe(hookhost_types::STAGE_EXECUTABLE)
+}
+
+/// The small runtime wrapper beside the hookhost under test (built with the stage executable),
+/// which every engine test's runtime calls go through.
+pub fn runtime_exe() -> PathBuf {
+    small_exe(hookhost_types::RUNTIME_EXECUTABLE)
+}
+
+fn small_exe(name: &str) -> PathBuf {
+    let exe = Path::new(HOOKHOST).with_file_name(name);
     assert!(
         exe.is_file(),
         "{} is missing: build it with `scripts/build-stage.sh dev` (scripts/test.sh does)",
@@ -87,15 +97,20 @@ impl Host {
     }
 
     /// A hookhost installed in a directory of its own, `dir/bin`: `hookhost` alone, or with
-    /// the stage executable beside it ([`stage_exe`]).
-    pub fn installed(with_stage: bool) -> Self {
+    /// the small executables beside it ([`stage_exe`], [`runtime_exe`]).
+    pub fn installed(with_small: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin_dir = dir.path().join("bin");
         fs::create_dir(&bin_dir).unwrap();
         let bin = bin_dir.join("hookhost");
         fs::copy(HOOKHOST, &bin).unwrap();
-        if with_stage {
+        if with_small {
             fs::copy(stage_exe(), bin_dir.join(hookhost_types::STAGE_EXECUTABLE)).unwrap();
+            fs::copy(
+                runtime_exe(),
+                bin_dir.join(hookhost_types::RUNTIME_EXECUTABLE),
+            )
+            .unwrap();
         }
         Host { dir, bin }
     }

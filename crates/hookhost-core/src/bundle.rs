@@ -138,14 +138,20 @@ pub struct SelfCall {
 
 /// What a stage entry runs for hookhost's executable `hookhost`: the stage executable
 /// installed beside it ([`STAGE_EXECUTABLE`], which starts in a fraction of hookhost's time),
-/// else `hookhost` itself. The entry's `args` are the same either way. Only beside an
-/// executable named [`HOOKHOST_EXECUTABLE`] (the one the stage executable hands other calls
-/// and compiling to; not the NRI plugin's copy under another name), and only an executable
-/// file that passes the trust check every hook file passes: else containers would run, as
-/// root, what anyone could have put there.
+/// else `hookhost` itself. The entry's `args` are the same either way.
 pub fn stage_executable(hookhost: &Path) -> PathBuf {
+    small_executable(hookhost, STAGE_EXECUTABLE)
+}
+
+/// hookhost's small executable `name` installed beside `hookhost` (scripts/build-stage.sh:
+/// the stage executable, the runtime wrapper), else `hookhost` itself, which does what each of
+/// them does under its name. Only beside an executable named [`HOOKHOST_EXECUTABLE`] (the one
+/// they hand other calls and compiling to; not the NRI plugin's copy under another name), and
+/// only an executable file that passes the trust check every hook file passes: else
+/// containers would run, as root, what anyone could have put there.
+pub fn small_executable(hookhost: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let beside = hookhost.with_file_name(STAGE_EXECUTABLE);
+    let beside = hookhost.with_file_name(name);
     let usable = hookhost.file_name() == Some(HOOKHOST_EXECUTABLE.as_ref())
         && std::fs::metadata(&beside)
             .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)

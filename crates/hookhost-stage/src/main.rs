@@ -10,23 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hookhost_types::{HOOKHOST_EXECUTABLE, STAGE_EXECUTABLE};
-use talc::source::GlobalAllocSource;
-use talc::sync::TalcLock;
 
-/// talc over 8 MiB blocks from the system allocator: musl's own maps and unmaps memory for
-/// every few allocations of a stage (66 `mmap` and 29 `munmap` calls in one WASM stage, against
-/// 12 and 2 with talc), which cost more than musl's start-up saves over glibc's. A spin lock,
-/// correct under contention and cheapest without it: a stage allocates on its main thread,
-/// and a WASM hook's blocking file calls on a helper thread only while the main one waits.
 #[global_allocator]
-static ALLOCATOR: TalcLock<
-    spinning_top::RawSpinlock,
-    GlobalAllocSource<std::alloc::System>,
-    talc::DefaultBinning,
-> = TalcLock::new(GlobalAllocSource::with_block_size(
-    std::alloc::System,
-    8 << 20,
-));
+static ALLOCATOR: hookhost_stage::Allocator = hookhost_stage::allocator();
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();

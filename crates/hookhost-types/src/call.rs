@@ -34,6 +34,11 @@ pub const HOOKHOST_EXECUTABLE: &str = "hookhost";
 /// (crates/hookhost-stage). Its argv0 stays [`HOOKHOST_EXECUTABLE`].
 pub const STAGE_EXECUTABLE: &str = "hookhost-stage";
 
+/// The file name of the runc-compatible runtime wrapper that engines are given: hookhost
+/// itself under this name, or the small static executable of that name installed beside it
+/// (crates/hookhost-stage).
+pub const RUNTIME_EXECUTABLE: &str = "hookhost-runtime";
+
 const ARGV0: &str = HOOKHOST_EXECUTABLE;
 const COMMAND: &str = "stage";
 const PLAN_FLAG: &str = "--plan";

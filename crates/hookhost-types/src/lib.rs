@@ -12,7 +12,10 @@ mod kind;
 mod stage;
 mod state;
 
-pub use call::{HOOKHOST_EXECUTABLE, STAGE_EXECUTABLE, START_ANNOTATION, StageCall, StartCalls};
+pub use call::{
+    HOOKHOST_EXECUTABLE, RUNTIME_EXECUTABLE, STAGE_EXECUTABLE, START_ANNOTATION, StageCall,
+    StartCalls,
+};
 pub use contract::{
     BUNDLE_GUEST, CDI_ANNOTATION_PREFIX, CDI_SDK_ANNOTATION, ROOTFS_GUEST, STAGE_ENV,
 };

@@ -61,17 +61,36 @@ pub struct Wrapper {
     pub config: Config,
     /// The registry root hooks are read from and stage runs are recorded under.
     pub root: PathBuf,
-    /// hookhost's own executable, written into config.json as the stage hook.
+    /// This process's executable, which the real runtime must never be.
     pub self_exe: PathBuf,
+    /// hookhost's executable, written into config.json as the stage hook.
+    pub hookhost: PathBuf,
+}
+
+/// Where the hookhost whose stage calls the wrapper writes is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hookhost {
+    /// This executable: hookhost run under the wrapper's name.
+    ThisExecutable,
+    /// The executable of this name beside this one: the small wrapper runs no stage calls.
+    Beside(&'static str),
 }
 
 impl Wrapper {
-    pub fn new(config: Config, root_override: Option<PathBuf>) -> Result<Wrapper, WrapperError> {
+    pub fn new(
+        config: Config,
+        root_override: Option<PathBuf>,
+        hookhost: Hookhost,
+    ) -> Result<Wrapper, WrapperError> {
         let self_exe = std::env::current_exe().map_err(WrapperError::SelfExe)?;
         let root = config.registry_root(root_override);
         Ok(Wrapper {
             config,
             root: std::path::absolute(&root).unwrap_or(root),
+            hookhost: match hookhost {
+                Hookhost::ThisExecutable => self_exe.clone(),
+                Hookhost::Beside(name) => self_exe.with_file_name(name),
+            },
             self_exe,
         })
     }
@@ -117,7 +136,7 @@ impl Wrapper {
         };
         let sources = Sources::configured(registry.as_ref(), &self.root, &self.config);
         let call = SelfCall {
-            exe: self.self_exe.clone(),
+            exe: self.hookhost.clone(),
             root: self.root.clone(),
             events_max_size: self.config.events_max_size(),
             replay: self.config.replay_settings(),
