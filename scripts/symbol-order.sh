@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes build/symbol-order.txt: the functions of the shipped hookhost executable that a
 # container start runs, which the linker then places together (build.rs passes the file to
-# lld as --symbol-ordering-file for the static x86-64 build).
+# lld as --symbol-ordering-file for the static x86-64 build); with `small`, the same for the
+# small executables hookhost-stage and hookhost-runtime (build/small-symbol-order.txt, which
+# crates/hookhost-stage/build.rs passes for the x86-64 musl build).
 #
-#   scripts/symbol-order.sh [ROUNDS]     # default 600; needs perf and python3
+#   scripts/symbol-order.sh [small] [ROUNDS]     # default 600; needs perf and python3
 #
 # Why: `hookhost stage` and `hookhost-runtime` are fresh processes at every container start,
 # and each first touch of a 64 KiB window of a cached executable is a page fault (~2.4 µs
@@ -14,14 +16,30 @@
 # How: builds the shipped executable, registers the SDK example as a WASM hook and /bin/true
 # as a native one, then samples (perf, cpu-clock at the highest rate allowed) ROUNDS runs each
 # of a stage with the WASM hook, a stage with the native hook, a stage with ten WASM hooks and
-# a `run` through the wrapper with a no-op runtime, and lists every function a sample fell in.
+# a `run` through the wrapper with a no-op runtime, and lists every function a sample fell in,
+# and every function and data object whose first touch was a page fault (each is sampled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+small=""
+if [ "${1:-}" = small ]; then
+    small=1
+    shift
+fi
 rounds="${1:-600}"
 command -v perf >/dev/null || { echo "symbol-order.sh: needs perf (Debian: linux-perf)" >&2; exit 1; }
 scripts/cargo-static.sh build --release -q --bin hookhost
 cargo build --release -q --target wasm32-wasip1 -p sdk-minimal
 hookhost="$(scripts/cargo-static.sh --print-bin-dir release)/hookhost"
+# What runs the stages and the wrapper, and the list written.
+stage="$hookhost"
+runtime="$hookhost"
+list=build/symbol-order.txt
+if [ -n "$small" ]; then
+    scripts/build-stage.sh release
+    stage="$(dirname "$hookhost")/hookhost-stage"
+    runtime="$(dirname "$hookhost")/hookhost-runtime"
+    list=build/small-symbol-order.txt
+fi
 wasm="${CARGO_TARGET_DIR:-target}/wasm32-wasip1/release/sdk-minimal.wasm"
 
 work="$(mktemp -d /tmp/hookhost-order.XXXXXX)"
@@ -55,36 +73,51 @@ holder=$!
 echo "{\"ociVersion\":\"1.0.2\",\"id\":\"order\",\"status\":\"creating\",\"pid\":$holder,\"bundle\":\"$work/bundle-sdk\"}" >"$work/state.json"
 echo '{"runtime": "/bin/true"}' >"$work/noop.json"
 mkdir -p "$work/wrapper/bundle"
-ln -s "$(realpath "$hookhost")" "$work/wrapper/hookhost-runtime"
+ln -s "$(realpath "$runtime")" "$work/wrapper/hookhost-runtime"
 echo '{"ociVersion":"1.0.2","process":{"args":["true"]},"root":{"path":"rootfs"}}' >"$work/wrapper/bundle/config.json"
 
 rate="$(cat /proc/sys/kernel/perf_event_max_sample_rate)"
 # shellcheck disable=SC2086 # the stage calls are word lists
-perf record -q -e cpu-clock -F "$rate" -o "$work/perf.data" -- sh -c "
+perf record -q -e "cpu-clock/freq=$rate/" -e page-faults/period=1/ -d -o "$work/perf.data" -- sh -c "
     for i in \$(seq $rounds); do
-        '$hookhost' $sdk <'$work/state.json'
-        '$hookhost' $native <'$work/state.json'
-        '$hookhost' $ten <'$work/state.json'
+        '$stage' $sdk <'$work/state.json'
+        '$stage' $native <'$work/state.json'
+        '$stage' $ten <'$work/state.json'
         HOOKHOST_CONFIG='$work/noop.json' '$work/wrapper/hookhost-runtime' --root '$work/runc' run --bundle '$work/wrapper/bundle' order
     done >/dev/null"
-perf script -i "$work/perf.data" -F comm,ip 2>/dev/null | awk '$1 == "hookhost" || $1 == "hookhost-runtim" { print $2 }' >"$work/ips"
-nm -S --defined-only -n --no-demangle "$hookhost" >"$work/symbols"
-python3 - "$work/symbols" "$work/ips" build/symbol-order.txt <<'EOF'
+# Each sample's process name (perf keeps 15 characters), instruction and data address.
+perf script -i "$work/perf.data" -F comm,ip,addr 2>/dev/null >"$work/samples"
+nm -S --defined-only -n --no-demangle "$stage" >"$work/stage.symbols"
+nm -S --defined-only -n --no-demangle "$runtime" >"$work/runtime.symbols"
+python3 - "$work/samples" "$list" "$(basename "$stage" | cut -c1-15)" "$work/stage.symbols" \
+    "hookhost-runtim" "$work/runtime.symbols" <<'EOF'
 import bisect, sys
-symbols = []
-for line in open(sys.argv[1]):
-    fields = line.split(None, 3)
-    if len(fields) == 4:
-        symbols.append((int(fields[0], 16), max(int(fields[1], 16), 1), fields[3].strip()))
-starts = [s[0] for s in symbols]
-hot = set()
-for line in open(sys.argv[2]):
-    ip = int(line, 16)
-    i = bisect.bisect_right(starts, ip) - 1
-    if i >= 0 and ip < symbols[i][0] + symbols[i][1]:
-        hot.add(i)
-with open(sys.argv[3], "w") as out:
+samples, out_path, programs = sys.argv[1], sys.argv[2], sys.argv[3:]
+tables = {}
+for comm, path in zip(programs[::2], programs[1::2]):
+    symbols = []
+    for line in open(path):
+        fields = line.split(None, 3)
+        if len(fields) == 4:
+            symbols.append((int(fields[0], 16), max(int(fields[1], 16), 1), fields[3].strip()))
+    tables[comm] = (symbols, [s[0] for s in symbols], set())
+for line in open(samples):
+    fields = line.split()
+    if len(fields) < 2 or fields[0] not in tables:
+        continue
+    symbols, starts, hot = tables[fields[0]]
+    for value in fields[1:]:
+        address = int(value, 16)
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and address < symbols[i][0] + symbols[i][1]:
+            hot.add(i)
+names, size = [], 0
+for symbols, _, hot in tables.values():
     for i in sorted(hot):
-        out.write(symbols[i][2] + "\n")
-print(f"symbol-order.sh: {len(hot)} functions, {sum(symbols[i][1] for i in hot)} bytes -> {sys.argv[3]}")
+        if symbols[i][2] not in names:
+            names.append(symbols[i][2])
+            size += symbols[i][1]
+with open(out_path, "w") as out:
+    out.writelines(name + "\n" for name in names)
+print(f"symbol-order.sh: {len(names)} symbols, {size} bytes -> {out_path}")
 EOF
