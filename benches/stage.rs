@@ -8,8 +8,11 @@
 //!
 //! 1. `hookhost stage` with one trivial precompiled WASM hook vs exec of `/bin/true`;
 //! 2. the same stage with the WASM hook vs the equivalent native hook (`/bin/true`), and (2b)
-//!    that native stage vs exec of `/bin/true` and (2c) vs static busybox's `env /bin/true`, the
-//!    least a program that runs another costs: what hookhost and its guard add to a hook;
+//!    that native stage vs exec of `/bin/true` and (2c) vs static busybox's `env /bin/true`, a
+//!    program that only execs another; (2d) a native stage's process structure alone, in C
+//!    (`support/stage_floor.c`: the guard, the hook spawned into its group with pipes for its
+//!    stdio, the group killed, both reaped), vs exec of `/bin/true`, and (2e) the native stage
+//!    vs that: what hookhost's own work adds to the least its structure costs;
 //! 3. a stage of ten different trivial WASM hooks vs ten execs of `/bin/true` (what a runtime
 //!    pays for ten native hooks): what each further WASM hook of a stage costs;
 //! 4. registry size: `hookhost stage` and `hookhost inspect` with 10,000 hooks registered vs
@@ -144,6 +147,25 @@ fn stage(root: &Path, call: &[String]) -> Command {
     cmd
 }
 
+/// `support/stage_floor.c` built as a static program in `dir`: with musl's C compiler where
+/// there is one (as the stage executable is linked), else the system's.
+fn stage_floor(dir: &Path) -> std::path::PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/support/stage_floor.c");
+    let exe = dir.join("stage_floor");
+    for compiler in ["musl-gcc", "cc"] {
+        let built = Command::new(compiler)
+            .args(["-O2", "-static", "-o"])
+            .arg(&exe)
+            .arg(&source)
+            .status();
+        if built.is_ok_and(|s| s.success()) {
+            println!("2d's C program built with {compiler}");
+            return exe;
+        }
+    }
+    panic!("cannot build {}: needs musl-gcc or cc", source.display());
+}
+
 fn main() {
     support::as_read_from_disk(Path::new(HOOKHOST));
     // What the shipped build's containers run at each stage (scripts/build-stage.sh puts it
@@ -235,6 +257,27 @@ fn main() {
         "2c. stage with a native hook vs static busybox `env /bin/true` (the exec floor)",
         ("native stage", n),
         ("busybox env", f),
+    );
+    let floor = stage_floor(dir.path());
+    let (f, t) = compare(
+        rounds,
+        || run_once(Command::new(&floor).arg("/bin/true")),
+        || run_once(&mut Command::new("/bin/true")),
+    );
+    report(
+        "2d. a native stage's process structure in C (guard, hook in its group, stdio pipes) vs exec /bin/true",
+        ("C structure", f),
+        ("/bin/true", t),
+    );
+    let (n, f) = compare(
+        rounds,
+        || run_once(&mut stage(&root, &native_plan)),
+        || run_once(Command::new(&floor).arg("/bin/true")),
+    );
+    report(
+        "2e. stage with a native hook vs that C structure",
+        ("native stage", n),
+        ("C structure", f),
     );
     let (w, t) = compare(
         rounds,

@@ -43,7 +43,7 @@ pub struct Guard {
     pid: Pid,
     /// The write end of the guard's pipe; closing it without writing arms the kill.
     line: Option<OwnedFd>,
-    /// The guard's stack (a shared-memory guard's), freed once the guard was reaped.
+    /// The guard's stack (a shared-memory guard's), given back once the guard was reaped.
     stack: Option<raw::Stack>,
 }
 
@@ -90,8 +90,9 @@ impl Guard {
         self.reap();
     }
 
-    /// Waits for the guard to end. Its stack is freed only when it surely has: a guard that
-    /// could not be waited for (someone else reaped it) keeps its stack for the process's life.
+    /// Waits for the guard to end. Its stack is given back only when it surely has: a guard
+    /// that could not be waited for (someone else reaped it) keeps its stack for the process's
+    /// life.
     fn reap(&mut self) {
         let reaped = loop {
             match waitpid(self.pid, None) {
@@ -99,9 +100,8 @@ impl Guard {
                 result => break result.is_ok(),
             }
         };
-        let stack = self.stack.take();
-        if !reaped {
-            std::mem::forget(stack);
+        if let (true, Some(stack)) = (reaped, self.stack.take()) {
+            raw::give_back(stack);
         }
     }
 }
@@ -146,33 +146,48 @@ mod raw {
     use std::io;
     use std::os::fd::RawFd;
     use std::ptr::NonNull;
+    use std::sync::{Mutex, PoisonError};
 
     use nix::unistd::Pid;
 
     /// The guard's stack: it calls one small function.
     const STACK_SIZE: usize = 64 << 10;
 
-    /// A private anonymous mapping the guard runs on.
+    /// How many stacks of reaped guards are kept for the next guards.
+    const MAX_SPARE: usize = 8;
+
+    /// A private anonymous mapping the guard runs on; never unmapped while a guard may run on
+    /// it (a stack is only given back once its guard was reaped).
     #[derive(Debug)]
     pub struct Stack(NonNull<libc::c_void>);
 
-    // SAFETY: the mapping is owned by the Guard and only unmapped by its owner.
+    // SAFETY: the mapping is owned by one Guard at a time, or by the spare list.
     unsafe impl Send for Stack {}
     unsafe impl Sync for Stack {}
 
-    impl Drop for Stack {
-        fn drop(&mut self) {
+    /// Stacks of reaped guards, for the next ones. Unmapping a stack right after its guard ran
+    /// on another CPU costs a TLB shootdown there (an interprocessor interrupt, which traps to
+    /// the hypervisor on a VM), and a new mapping costs a system call and a fault; a stage
+    /// process leaves its one stack to its exit, and the NRI plugin reuses a few.
+    static SPARE: Mutex<Vec<Stack>> = Mutex::new(Vec::new());
+
+    /// Keeps the stack of a reaped guard for the next guard, or unmaps it.
+    pub fn give_back(stack: Stack) {
+        let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < MAX_SPARE {
+            spare.push(stack);
+        } else {
             // SAFETY: the mapping made in `spawn`, whose guard has been reaped.
-            unsafe { libc::munmap(self.0.as_ptr(), STACK_SIZE) };
+            unsafe { libc::munmap(stack.0.as_ptr(), STACK_SIZE) };
         }
     }
 
-    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
-        super::guard_main(arg as usize as RawFd)
-    }
-
-    /// Starts the guard sharing this process's memory, on a stack of its own.
-    pub fn spawn(line: RawFd) -> io::Result<(Pid, Option<Stack>)> {
+    /// A spare stack, else a new mapping.
+    fn take() -> io::Result<Stack> {
+        let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        if let Some(stack) = spare {
+            return Ok(stack);
+        }
         // SAFETY: a fresh anonymous mapping, checked below.
         let base = unsafe {
             libc::mmap(
@@ -187,7 +202,19 @@ mod raw {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let stack = Stack(NonNull::new(base).ok_or_else(io::Error::last_os_error)?);
+        Ok(Stack(
+            NonNull::new(base).ok_or_else(io::Error::last_os_error)?,
+        ))
+    }
+
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        super::guard_main(arg as usize as RawFd)
+    }
+
+    /// Starts the guard sharing this process's memory, on a stack of its own.
+    pub fn spawn(line: RawFd) -> io::Result<(Pid, Option<Stack>)> {
+        let stack = take()?;
+        let base = stack.0.as_ptr();
         // SAFETY: `entry` runs on the new stack (its top, as the ABI wants) and only makes raw
         // system calls; the stack lives until the guard is reaped (`Guard::reap`).
         let pid = unsafe {
@@ -199,7 +226,9 @@ mod raw {
             )
         };
         if pid < 0 {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            give_back(stack);
+            return Err(err);
         }
         Ok((Pid::from_raw(pid), Some(stack)))
     }
@@ -282,6 +311,10 @@ mod raw {
     /// No stack of its own: a forked guard runs on its copy of the parent's.
     #[derive(Debug)]
     pub enum Stack {}
+
+    pub fn give_back(stack: Stack) {
+        match stack {}
+    }
 
     pub fn spawn(line: RawFd) -> io::Result<(Pid, Option<Stack>)> {
         // SAFETY: the child runs only async-signal-safe calls (`guard_main`) and `_exit`s.
