@@ -402,3 +402,50 @@ fn a_precreate_module_without_an_artifact_is_compiled_by_the_hookhost_beside_the
         "{stderr}"
     );
 }
+
+/// The small wrapper's entries name the hookhost beside it only when no stage executable is
+/// usable, and only a hookhost that passes the trust check: else the create is refused with a
+/// message that names it, and runc never sees the bundle.
+#[test]
+fn the_runtime_wrapper_refuses_a_create_it_has_no_stage_runner_for() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require("runc");
+    let host = Host::installed(true);
+    let wrapper = host.bin().with_file_name(RUNTIME_EXECUTABLE);
+    host.ok(&["create", "--type", "createRuntime", "t", "/bin/true"]);
+    let bundle = Bundle::new("true");
+    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "t"}));
+    fs::remove_file(host.bin().with_file_name("hookhost-stage")).unwrap();
+    let runc_root = tempfile::tempdir().unwrap();
+    let root = runc_root.path().to_str().unwrap();
+    let run = |id: &str| {
+        let args = ["--root", root, "run", "--bundle", bundle.path_str(), id];
+        wrapper_call(&host, &wrapper, "runc", &args)
+    };
+    succeeded(&run(&unique("small-wrapper")));
+    assert_eq!(
+        entries(&bundle),
+        [(host.bin().display().to_string(), "hookhost".to_string())]
+    );
+
+    let refused = |why: &str| {
+        let id = unique("small-wrapper");
+        let out = run(&id);
+        assert!(!out.status.success(), "{why}: {}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no stage runner for the entries")
+                && stderr.contains(&host.bin().display().to_string()),
+            "{why}: {stderr}"
+        );
+        let state = Command::new("runc")
+            .args(["--root", root, "state", &id])
+            .output()
+            .unwrap();
+        assert!(!state.status.success(), "{why}: runc made the container");
+    };
+    fs::set_permissions(host.bin(), fs::Permissions::from_mode(0o757)).unwrap();
+    refused("a hookhost others can write");
+    fs::remove_file(host.bin()).unwrap();
+    refused("no hookhost");
+}

@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
         replay: None,
         runtime_log: None,
         absolute_plan: false,
+        check_exe: false,
     };
     if config.inject(&plan(), &call).is_err() {
         return;

@@ -163,6 +163,7 @@ pub fn self_call(cli: &Cli) -> anyhow::Result<SelfCall> {
         runtime_log: None,
         at_start: false,
         absolute_plan: false,
+        check_exe: false,
     })
 }
 

@@ -68,6 +68,15 @@ pub enum InjectError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Existing(#[from] PlanLoadError),
+    #[error(
+        "no stage runner for the entries: {} (the hookhost beside the runtime wrapper) cannot be \
+         used, and no usable {STAGE_EXECUTABLE} is beside it", exe.display()
+    )]
+    NoStageRunner {
+        exe: PathBuf,
+        #[source]
+        source: fsutil::Untrusted,
+    },
 }
 
 /// Why a stage (or a second injection) could not read the plan a bundle's entries name.
@@ -134,6 +143,12 @@ pub struct SelfCall {
     /// Whether the entries name the plan file by its absolute path: the NRI plugin keeps it in
     /// the state directory, since the runtime's bundle is not known when it is written.
     pub absolute_plan: bool,
+    /// Whether `exe` is not the running program but a file beside it (the small runtime
+    /// wrapper names the `hookhost` beside it): an entry names it only once it passed the
+    /// trust check hook files pass, so that a missing or writable one refuses the container
+    /// here, with a message, instead of failing it at its first stage or running as root what
+    /// anyone could have put there.
+    pub check_exe: bool,
 }
 
 /// What a stage entry runs for hookhost's executable `hookhost`: the stage executable
@@ -160,6 +175,21 @@ pub fn small_executable(hookhost: &Path, name: &str) -> PathBuf {
         true => beside,
         false => hookhost.to_path_buf(),
     }
+}
+
+/// What the entries of `call` run: [`stage_executable`]; `call.exe` itself only once it passed
+/// the trust check when [`SelfCall::check_exe`] says so.
+fn entry_executable(call: &SelfCall) -> Result<PathBuf, InjectError> {
+    let exe = stage_executable(&call.exe);
+    if call.check_exe && exe == call.exe {
+        hookhost_exec::fs::check_trusted_path(&exe).map_err(|source| {
+            InjectError::NoStageRunner {
+                exe: exe.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(exe)
 }
 
 /// Reads the plan file `call` names, for a container whose bundle is `bundle`: a file owned by
@@ -354,7 +384,7 @@ impl BundleConfig {
         };
         let (path, sha256) = write_plan(&file, self.bundle_dir())?;
         // Looked for once, when the first entry is written.
-        let exe = std::cell::OnceCell::new();
+        let mut exe = None;
         let mut at_start = Vec::new();
         for stage in Stage::ALL {
             let hooks = file.plan.stages.get(&stage).map_or(&[][..], Vec::as_slice);
@@ -385,7 +415,10 @@ impl BundleConfig {
             }
             let entry = with_timeout(
                 json!({
-                    "path": exe.get_or_init(|| stage_executable(&call.exe)),
+                    "path": match &exe {
+                        Some(exe) => exe,
+                        None => exe.insert(entry_executable(call)?),
+                    },
                     "args": stage_call.to_args(),
                 }),
                 outer_timeout(hooks),
@@ -637,6 +670,7 @@ mod tests {
             runtime_log: None,
             at_start: false,
             absolute_plan: false,
+            check_exe: false,
         };
         let mut config = BundleConfig::load(dir).unwrap();
         config.inject(&plan, &call).unwrap();

@@ -143,6 +143,7 @@ impl Wrapper {
             runtime_log,
             at_start,
             absolute_plan: false,
+            check_exe: self.hookhost != self.self_exe,
         };
         Ok(prepare(
             bundle,

@@ -212,6 +212,7 @@ impl Settings {
                 runtime_log: None,
                 at_start: false,
                 absolute_plan: true,
+                check_exe: false,
             };
             config
                 .inject(&planned.plan, &call)
