@@ -43,7 +43,7 @@ target="${CARGO_TARGET_DIR:-target}"
 bin_dir="$(scripts/cargo-static.sh --print-bin-dir "$dir")"
 mkdir -p "$bin_dir"
 for exe in hookhost-stage hookhost-runtime; do
-    # A file, not a link: a link left by `hookhost install docker` would otherwise be followed.
+    # A file, not a link (`hookhost install docker` may have left a link to hookhost there).
     rm -f "$bin_dir/$exe"
     install -m 0755 "$target/$musl/$dir/$exe" "$bin_dir/$exe"
 done

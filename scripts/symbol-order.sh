@@ -21,11 +21,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 small=""
-if [ "${1:-}" = small ]; then
-    small=1
-    shift
-fi
-rounds="${1:-600}"
+rounds=600
+for arg in "$@"; do
+    case "$arg" in
+        small) small=1 ;;
+        *[!0-9]* | "") echo "usage: $0 [small] [ROUNDS]" >&2; exit 2 ;;
+        *) rounds="$arg" ;;
+    esac
+done
 command -v perf >/dev/null || { echo "symbol-order.sh: needs perf (Debian: linux-perf)" >&2; exit 1; }
 scripts/cargo-static.sh build --release -q --bin hookhost
 cargo build --release -q --target wasm32-wasip1 -p sdk-minimal

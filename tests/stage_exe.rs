@@ -36,8 +36,22 @@ fn entries(bundle: &Bundle) -> Vec<(String, String)> {
 }
 
 /// A native createRuntime hook `rec` that writes its stage into the container's rootfs, and
-/// a bundle whose container prints what it wrote.
+/// a bundle whose container prints what it wrote, `rec` injected.
 fn recording(host: &Host) -> Bundle {
+    let bundle = recording_bundle(host);
+    host.inject(&bundle, &["rec"]);
+    bundle
+}
+
+/// The same, `rec` selected by the bundle's annotation (for the runtime wrapper).
+fn selecting_recording(host: &Host) -> Bundle {
+    let bundle = recording_bundle(host);
+    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "rec"}));
+    bundle
+}
+
+/// `rec` registered, and the bundle it writes into; nothing selected.
+fn recording_bundle(host: &Host) -> Bundle {
     let bundle = Bundle::new("cat /marker");
     let marker = bundle.rootfs().join("marker");
     let script = host.script(
@@ -51,7 +65,6 @@ fn recording(host: &Host) -> Bundle {
         "rec",
         script.to_str().unwrap(),
     ]);
-    host.inject(&bundle, &["rec"]);
     bundle
 }
 
@@ -126,11 +139,11 @@ fn what_is_not_a_stage_call_is_answered_by_hookhost_beside_it() {
     let host = Host::installed(true);
     let stage = host.bin().with_file_name("hookhost-stage");
     let run = |exe: &Path, args: &[&str]| {
-        Command::new(exe)
-            .env("HOOKHOST_ROOT", host.root())
-            .args(args)
-            .output()
-            .unwrap()
+        common::output_of(
+            Command::new(exe)
+                .env("HOOKHOST_ROOT", host.root())
+                .args(args),
+        )
     };
     for args in [
         &["--version"][..],
@@ -260,12 +273,12 @@ fn install_docker_registers_the_runtime_wrapper_beside_hookhost() {
 fn wrapper_call(host: &Host, exe: &Path, runtime: &str, args: &[&str]) -> std::process::Output {
     let config = host.dir.path().join("wrapper.json");
     fs::write(&config, format!(r#"{{"runtime": "{runtime}"}}"#)).unwrap();
-    Command::new(exe)
-        .env("HOOKHOST_ROOT", host.root())
-        .env("HOOKHOST_CONFIG", &config)
-        .args(args)
-        .output()
-        .unwrap()
+    common::output_of(
+        Command::new(exe)
+            .env("HOOKHOST_ROOT", host.root())
+            .env("HOOKHOST_CONFIG", &config)
+            .args(args),
+    )
 }
 
 #[test]
@@ -273,17 +286,7 @@ fn the_runtime_wrapper_beside_hookhost_wraps_runc_without_it() {
     common::require("runc");
     let host = Host::installed(true);
     let wrapper = host.bin().with_file_name(RUNTIME_EXECUTABLE);
-    let bundle = Bundle::new("cat /marker");
-    let script = host.script(
-        "rec.sh",
-        &format!(
-            "echo \"ran at $HOOKHOST_STAGE\" > {}",
-            bundle.rootfs().join("marker").display()
-        ),
-    );
-    let script = script.to_str().unwrap();
-    host.ok(&["create", "--type", "createRuntime", "rec", script]);
-    bundle.edit(|c| c["annotations"] = serde_json::json!({"io.hookhost.hooks": "rec"}));
+    let bundle = selecting_recording(&host);
     let runc_root = tempfile::tempdir().unwrap();
     let run = || {
         let id = unique("small-wrapper");
@@ -312,6 +315,7 @@ fn the_runtime_wrapper_beside_hookhost_wraps_runc_without_it() {
 /// The small wrapper's answers and errors are hookhost's under that name, byte for byte.
 #[test]
 fn the_runtime_wrapper_answers_as_hookhost_does() {
+    common::require("runc");
     let host = Host::installed(true);
     let small = host.bin().with_file_name(RUNTIME_EXECUTABLE);
     let as_hookhost = host.dir.path().join("link").join(RUNTIME_EXECUTABLE);
@@ -320,7 +324,9 @@ fn the_runtime_wrapper_answers_as_hookhost_does() {
     let log = host.dir.path().join("log.json");
     let log_args = ["--log", log.to_str().unwrap(), "--log-format", "json"];
     let runtime_is_self = small.to_str().unwrap().to_string();
+    let runtime_is_hookhost = host.bin().to_str().unwrap().to_string();
     for (runtime, args) in [
+        (runtime_is_hookhost.as_str(), &["state", "x"][..]),
         ("/bin/echo", &["--root", "/r", "state", "x"][..]),
         ("/does/not/exist", &["state", "x"]),
         ("runc", &["create", "--bundle", "/does/not/exist", "x"]),
@@ -359,6 +365,9 @@ fn the_runtime_wrapper_answers_as_hookhost_does() {
                 .collect()
         };
         assert_eq!(message(&our_log), message(&full_log), "{args:?}");
+        if args.contains(&"--log") {
+            assert!(!our_log.is_empty(), "{args:?}: nothing logged");
+        }
     }
 }
 
@@ -448,4 +457,26 @@ fn the_runtime_wrapper_refuses_a_create_it_has_no_stage_runner_for() {
     refused("a hookhost others can write");
     fs::remove_file(host.bin()).unwrap();
     refused("no hookhost");
+}
+
+/// `hookhost` under the wrapper's name (the install where there is no musl target) still
+/// wraps runc: the engine tests run the small wrapper, so this is its check with a container.
+#[test]
+fn hookhost_under_the_wrapper_name_still_wraps_runc() {
+    common::require("runc");
+    let host = Host::installed(false);
+    let link = host.dir.path().join("link").join(RUNTIME_EXECUTABLE);
+    fs::create_dir(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(host.bin(), &link).unwrap();
+    let bundle = selecting_recording(&host);
+    let runc_root = tempfile::tempdir().unwrap();
+    let id = unique("glibc-wrapper");
+    let root = runc_root.path().to_str().unwrap();
+    let args = ["--root", root, "run", "--bundle", bundle.path_str(), &id];
+    let out = succeeded(&wrapper_call(&host, &link, "runc", &args));
+    assert_eq!(out.trim(), "ran at createRuntime");
+    assert_eq!(
+        entries(&bundle),
+        [(host.bin().display().to_string(), "hookhost".to_string())]
+    );
 }

@@ -49,6 +49,21 @@ fn small_exe(name: &str) -> PathBuf {
     exe
 }
 
+/// `cmd`'s output, whatever its status. An executable a test has just copied (as
+/// [`Host::installed`] does) may still be open for writing in a child that another test's
+/// thread forked during the copy, until that child execs: `ETXTBSY`, retried for a while.
+pub fn output_of(cmd: &mut Command) -> Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            result => return result.unwrap(),
+        }
+    }
+    panic!("{cmd:?}: executable busy for 2 s")
+}
+
 /// Fails loudly when a test that needs root or a system tool cannot run: in CI these must all
 /// run, so a silent skip would hide a broken setup.
 pub fn require(tool: &str) {
@@ -133,7 +148,7 @@ impl Host {
 
     /// Runs hookhost with `args`; returns the output whatever the status.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
+        output_of(self.cmd().args(args))
     }
 
     /// Runs hookhost and panics with its stderr if it fails.

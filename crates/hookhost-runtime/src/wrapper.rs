@@ -72,7 +72,8 @@ pub struct Wrapper {
 pub enum Hookhost {
     /// This executable: hookhost run under the wrapper's name.
     ThisExecutable,
-    /// The executable of this name beside this one: the small wrapper runs no stage calls.
+    /// The executable of this name beside this one: the small wrapper, whose stage entries
+    /// name that hookhost (it runs the hooks around `start` itself).
     Beside(&'static str),
 }
 
@@ -95,9 +96,11 @@ impl Wrapper {
         })
     }
 
-    /// The real runtime: the configured one, else `runc`, then `crun`, on PATH — never hookhost.
+    /// The real runtime: the configured one, else `runc`, then `crun`, on PATH — never hookhost
+    /// (this executable, nor the hookhost beside the small wrapper).
     pub fn runtime(&self) -> Result<PathBuf, WrapperError> {
-        resolve_runtime(self.config.runtime.as_deref(), &self.self_exe)
+        let selves = [self.self_exe.as_path(), self.hookhost.as_path()];
+        resolve_runtime(self.config.runtime.as_deref(), &selves)
     }
 
     /// Injects the container's hooks into its bundle when `call` creates a container.
@@ -205,7 +208,7 @@ pub fn exec(runtime: &Path, args: &[OsString]) -> WrapperError {
 /// Finds the real runtime. `configured` may be a path or a name looked up on PATH.
 pub fn resolve_runtime(
     configured: Option<&Path>,
-    self_exe: &Path,
+    selves: &[&Path],
 ) -> Result<PathBuf, WrapperError> {
     let candidates: Vec<PathBuf> = match configured {
         Some(path) => vec![path.to_path_buf()],
@@ -213,7 +216,7 @@ pub fn resolve_runtime(
     };
     for candidate in &candidates {
         for found in locate(candidate) {
-            if !is_same_file(&found, self_exe) {
+            if !selves.iter().any(|me| is_same_file(&found, me)) {
                 return Ok(found);
             }
             if configured.is_some() {
@@ -298,17 +301,19 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let link = dir.path().join("hookhost-runtime");
         symlink(&me, &link).unwrap();
-        let err = resolve_runtime(Some(&link), &me).unwrap_err().to_string();
+        let err = resolve_runtime(Some(&link), &[&me])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is hookhost itself"), "{err}");
         let missing = dir.path().join("nope");
-        let err = resolve_runtime(Some(&missing), &me)
+        let err = resolve_runtime(Some(&missing), &[&me])
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("no OCI runtime found") && err.contains("nope"),
             "{err}"
         );
-        let sh = resolve_runtime(Some(Path::new("sh")), &me).unwrap();
+        let sh = resolve_runtime(Some(Path::new("sh")), &[&me]).unwrap();
         assert!(sh.is_absolute(), "{sh:?}");
     }
 }
