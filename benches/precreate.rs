@@ -22,8 +22,7 @@ fn main() {
     let host = Host::new();
     host.noop_precreate(false);
     // The small runtime wrapper beside hookhost, as installed (scripts/build-stage.sh).
-    let wrapper = host.dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
-    std::os::unix::fs::symlink(common::runtime_exe(), &wrapper).unwrap();
+    let wrapper = common::link_runtime_exe(host.dir.path());
     let noop_runtime = host.dir.path().join("noop.json");
     std::fs::write(&noop_runtime, r#"{"runtime": "/bin/true"}"#).unwrap();
     let plain = Bundle::new("true");

@@ -29,8 +29,7 @@ fn main() {
     let host = Host::new();
     host.ok(&["ls"]); // an (empty) registry for the wrapper to read
     // The small runtime wrapper beside hookhost, as installed (scripts/build-stage.sh).
-    let wrapper = host.dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
-    std::os::unix::fs::symlink(common::runtime_exe(), &wrapper).unwrap();
+    let wrapper = common::link_runtime_exe(host.dir.path());
     let bundle = Bundle::new("true");
     let runc_root = tempfile::tempdir().unwrap();
     let run = |program: &std::path::Path| {

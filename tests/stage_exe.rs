@@ -14,7 +14,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{Bundle, Host, Runc, succeeded, text, unique};
 use hookhost_types::RUNTIME_EXECUTABLE;
@@ -66,6 +66,15 @@ fn recording_bundle(host: &Host) -> Bundle {
         script.to_str().unwrap(),
     ]);
     bundle
+}
+
+/// Asserts that `out` failed (`what`) and that its stderr names each of `names`.
+fn failed_naming(out: &Output, what: &str, names: &[&str]) {
+    assert!(!out.status.success(), "{what}: {}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    for name in names {
+        assert!(stderr.contains(name), "{what}: {name:?} not in {stderr}");
+    }
 }
 
 fn run_ok(runc: &Runc, bundle: &Bundle) -> String {
@@ -225,13 +234,8 @@ fn a_module_without_an_artifact_is_compiled_by_the_hookhost_beside_it() {
     }
     fs::remove_file(host.bin()).unwrap();
     let out = runc.run(&bundle, &unique("stage-exe"));
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("wasmnoop"), "{stderr}");
-    assert!(
-        stderr.contains(&host.bin().display().to_string()),
-        "{stderr}"
-    );
+    let path = host.bin().display().to_string();
+    failed_naming(&out, "no compiler", &["wasmnoop", &path]);
 }
 
 /// `hookhost install docker` registers the small runtime wrapper installed beside hookhost,
@@ -402,14 +406,8 @@ fn a_precreate_module_without_an_artifact_is_compiled_by_the_hookhost_beside_the
     // No hookhost to compile with: the create fails and says why (fail closed).
     fs::remove_file(&compiled[0]).unwrap();
     fs::remove_file(host.bin()).unwrap();
-    let out = run();
-    assert!(!out.status.success(), "{}", text(&out.stdout));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("noop"), "{stderr}");
-    assert!(
-        stderr.contains(&host.bin().display().to_string()),
-        "{stderr}"
-    );
+    let path = host.bin().display().to_string();
+    failed_naming(&run(), "no compiler", &["noop", &path]);
 }
 
 /// The small wrapper's entries name the hookhost beside it only when no stage executable is
@@ -439,14 +437,8 @@ fn the_runtime_wrapper_refuses_a_create_it_has_no_stage_runner_for() {
 
     let refused = |why: &str| {
         let id = unique("small-wrapper");
-        let out = run(&id);
-        assert!(!out.status.success(), "{why}: {}", text(&out.stdout));
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains("no stage runner for the entries")
-                && stderr.contains(&host.bin().display().to_string()),
-            "{why}: {stderr}"
-        );
+        let path = host.bin().display().to_string();
+        failed_naming(&run(&id), why, &["no stage runner for the entries", &path]);
         let state = Command::new("runc")
             .args(["--root", root, "state", &id])
             .output()

@@ -203,18 +203,9 @@ fn runtime_beside() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
     let small = hookhost_core::bundle::small_executable(&exe, RUNTIME_EXECUTABLE);
     match small == exe {
-        true => self_link(RUNTIME_EXECUTABLE),
+        true => link_to_self(&exe.with_file_name(RUNTIME_EXECUTABLE)),
         false => Ok(small),
     }
-}
-
-/// `NAME` next to this executable, linked to it when missing.
-fn self_link(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find hookhost's own executable")?;
-    let dir = exe
-        .parent()
-        .context("hookhost's executable has no directory")?;
-    link_to_self(&dir.join(name))
 }
 
 /// Makes `link` a symlink to this executable unless it already is one (or is this executable).

@@ -3,7 +3,6 @@
 //! bounded waits, stopping a daemon.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -121,13 +120,12 @@ impl Wrapper {
 
     pub fn on(stack: Stack, config: &Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let small = super::runtime_exe();
-        let link = dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
         // On forky, visible_binary links it into the dir, beside the hookhost it runs there.
         if visible_binary(stack, dir.path()) != Path::new(HOOKHOST) {
+            let link = dir.path().join(hookhost_types::RUNTIME_EXECUTABLE);
             assert!(link.is_file(), "{} was not linked", link.display());
         } else {
-            symlink(small, &link).unwrap();
+            super::link_runtime_exe(dir.path());
         }
         let wrapper = Wrapper { dir, stack };
         wrapper.set_config(config);

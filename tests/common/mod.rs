@@ -39,6 +39,13 @@ pub fn runtime_exe() -> PathBuf {
     small_exe(hookhost_types::RUNTIME_EXECUTABLE)
 }
 
+/// `dir/hookhost-runtime`, a link to [`runtime_exe`]: the wrapper as engines are given it.
+pub fn link_runtime_exe(dir: &Path) -> PathBuf {
+    let link = dir.join(hookhost_types::RUNTIME_EXECUTABLE);
+    symlink(runtime_exe(), &link).unwrap();
+    link
+}
+
 fn small_exe(name: &str) -> PathBuf {
     let exe = Path::new(HOOKHOST).with_file_name(name);
     assert!(

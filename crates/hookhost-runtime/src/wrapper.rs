@@ -17,6 +17,7 @@ use hookhost_core::prepare::{Container, PrepareError, prepare};
 use hookhost_core::select::{CommandLine, Sources};
 use hookhost_hooks::config::Config;
 use hookhost_hooks::registry::{Registry, RegistryError};
+use hookhost_types::HOOKHOST_EXECUTABLE;
 
 /// The runtimes tried, in order, when the config file names none.
 pub const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];
@@ -72,9 +73,9 @@ pub struct Wrapper {
 pub enum Hookhost {
     /// This executable: hookhost run under the wrapper's name.
     ThisExecutable,
-    /// The executable of this name beside this one: the small wrapper, whose stage entries
+    /// The [`HOOKHOST_EXECUTABLE`] beside this one: the small wrapper, whose stage entries
     /// name that hookhost (it runs the hooks around `start` itself).
-    Beside(&'static str),
+    Beside,
 }
 
 impl Wrapper {
@@ -90,7 +91,7 @@ impl Wrapper {
             root: std::path::absolute(&root).unwrap_or(root),
             hookhost: match hookhost {
                 Hookhost::ThisExecutable => self_exe.clone(),
-                Hookhost::Beside(name) => self_exe.with_file_name(name),
+                Hookhost::Beside => self_exe.with_file_name(HOOKHOST_EXECUTABLE),
             },
             self_exe,
         })
@@ -99,8 +100,12 @@ impl Wrapper {
     /// The real runtime: the configured one, else `runc`, then `crun`, on PATH — never hookhost
     /// (this executable, nor the hookhost beside the small wrapper).
     pub fn runtime(&self) -> Result<PathBuf, WrapperError> {
-        let selves = [self.self_exe.as_path(), self.hookhost.as_path()];
-        resolve_runtime(self.config.runtime.as_deref(), &selves)
+        let both = [self.self_exe.as_path(), self.hookhost.as_path()];
+        let selves = match self.hookhost == self.self_exe {
+            true => &both[..1],
+            false => &both[..],
+        };
+        resolve_runtime(self.config.runtime.as_deref(), selves)
     }
 
     /// Injects the container's hooks into its bundle when `call` creates a container.
@@ -214,9 +219,10 @@ pub fn resolve_runtime(
         Some(path) => vec![path.to_path_buf()],
         None => DEFAULT_RUNTIMES.iter().map(PathBuf::from).collect(),
     };
+    let selves: Vec<_> = selves.iter().filter_map(|me| file_id(me)).collect();
     for candidate in &candidates {
         for found in locate(candidate) {
-            if !selves.iter().any(|me| is_same_file(&found, me)) {
+            if !file_id(&found).is_some_and(|id| selves.contains(&id)) {
                 return Ok(found);
             }
             if configured.is_some() {
@@ -261,12 +267,9 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// Whether `a` and `b` are one file (through symlinks, and hard links too).
-fn is_same_file(a: &Path, b: &Path) -> bool {
+fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]

@@ -16,5 +16,5 @@ static ALLOCATOR: hookhost_stage::Allocator = hookhost_stage::allocator();
 fn main() -> ExitCode {
     hookhost_exec::wasm::compile::use_compiler_beside(HOOKHOST_EXECUTABLE);
     let args = std::env::args_os().skip(1).collect();
-    hookhost_runtime::main(args, Hookhost::Beside(HOOKHOST_EXECUTABLE))
+    hookhost_runtime::main(args, Hookhost::Beside)
 }
